@@ -1,0 +1,55 @@
+"""Per-sample random draws from an explicit CPU ``torch.Generator``.
+
+Every draw in spineaug goes through these helpers, so parameters are small ``(B, ...)`` CPU tensors: the same seed
+gives the same parameters whatever device the data lives on, and deciding which samples fire needs no device sync.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float) -> Tensor:
+    """Draw ``U(low, high)`` values of the given shape (float32, CPU)."""
+    return torch.rand(shape, generator=generator) * (high - low) + low
+
+
+def log_uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float) -> Tensor:
+    """Draw values whose logarithm is uniform on ``[log low, log high]`` (low > 0)."""
+    return torch.exp(uniform(generator, shape, math.log(low), math.log(high)))
+
+
+def bernoulli(generator: torch.Generator, shape: tuple[int, ...], p: float) -> Tensor:
+    """Draw boolean coin flips that are ``True`` with probability ``p``."""
+    return torch.rand(shape, generator=generator) < p
+
+
+def bg_contrast(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float) -> Tensor:
+    """Draw nnU-Net's "BGContrast" factors: half the time ``U(low, 1)``, otherwise ``U(1, high)``.
+
+    Ranges that do not straddle 1 fall back to ``U(low, high)``, as in batchgeneratorsv2.
+    """
+    if not low < 1.0 < high:
+        return uniform(generator, shape, low, high)
+    below = bernoulli(generator, shape, 0.5)
+    u = torch.rand(shape, generator=generator)
+    return torch.where(below, low + u * (1.0 - low), 1.0 + u * (high - 1.0))
+
+
+def randint(generator: torch.Generator, shape: tuple[int, ...], high: Tensor | int) -> Tensor:
+    """Draw integers uniformly from ``[0, high)``; ``high`` may be a tensor broadcastable to ``shape``."""
+    high = torch.as_tensor(high)
+    return torch.floor(torch.rand(shape, generator=generator) * high).long().clamp_max(high - 1)
+
+
+def choice(generator: torch.Generator, shape: tuple[int, ...], n: int) -> Tensor:
+    """Draw indices uniformly from ``range(n)``."""
+    return randint(generator, shape, n)
+
+
+def seeds(generator: torch.Generator, shape: tuple[int, ...]) -> Tensor:
+    """Draw 63-bit integer seeds for dense fields that are generated later, on the data's device."""
+    return torch.randint(0, 2**62, shape, generator=generator, dtype=torch.int64)

@@ -1,0 +1,227 @@
+"""``Pipeline``: an ordered, validated list of random transforms, with presets and JSON/YAML configs."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spineaug.batch import Batch
+from spineaug.transforms import TRANSFORMS
+from spineaug.transforms.base import ConfigError, RandomTransform
+from spineaug.transforms.spatial import GeometricTransform, Placement, RandomSpatial, resample
+
+_TOP_LEVEL_KEYS = {"seed", "transforms", "description"}
+
+
+def presets() -> list[str]:
+    """Names of the bundled presets (``Pipeline.from_preset`` accepts each)."""
+    folder = resources.files("spineaug.presets")
+    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def load_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """Read a config from a dict, a ``.json`` file or a ``.yaml``/``.yml`` file (no validation yet)."""
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping with a 'transforms' list, got {type(data).__name__}")
+    return data
+
+
+def build_transform(entry: dict[str, Any], where: str = "transform") -> RandomTransform:
+    """Build one transform from a config entry ``{"name": ..., **params}``."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: each transform entry must be a mapping with a 'name', got {entry!r}")
+    params = dict(entry)
+    name = params.pop("name", None)
+    if name is None:
+        raise ConfigError(f"{where}: missing 'name' (one of {sorted(TRANSFORMS)})")
+    if name not in TRANSFORMS:
+        raise ConfigError(f"{where}: unknown transform name {name!r}; known names: {sorted(TRANSFORMS)}")
+    try:
+        return TRANSFORMS[name](**params)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} ({name}): {exc}") from None
+
+
+def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
+    if not isinstance(image, Tensor):
+        raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
+    if image.ndim != 5:
+        raise ValueError(f"image must be 5-D (B, C, D, H, W), got shape {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise TypeError(f"image must be floating point, got dtype {image.dtype}")
+    if image.shape[0] == 0:
+        raise ValueError("image is an empty batch (B = 0)")
+    if 0 in image.shape[1:]:
+        raise ValueError(f"image has an empty channel or spatial dimension: shape {tuple(image.shape)}")
+    if label is not None:
+        if not isinstance(label, Tensor):
+            raise TypeError(f"label must be a torch.Tensor or None, got {type(label).__name__}")
+        if label.is_floating_point() or label.is_complex() or label.dtype == torch.bool:
+            raise TypeError(f"label must be an integer label map, got dtype {label.dtype}")
+        if label.ndim != 5 or label.shape[1] != 1:
+            raise ValueError(f"label must be (B, 1, D, H, W), got shape {tuple(label.shape)}")
+        if label.shape[0] != image.shape[0] or label.shape[2:] != image.shape[2:]:
+            raise ValueError(
+                f"label shape {tuple(label.shape)} does not match image shape {tuple(image.shape)} "
+                "(batch and spatial dimensions must agree)"
+            )
+        if label.device != image.device:
+            raise ValueError(f"label is on {label.device} but image is on {image.device}")
+    if finite and not bool(torch.isfinite(image).all()):
+        raise ValueError("image contains NaN or Inf values")
+
+
+def _check_generator(generator: Any) -> torch.Generator:
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if generator.device.type != "cpu":
+        raise ValueError(
+            f"generator must be a CPU torch.Generator (parameters are drawn on the host), got one on {generator.device}"
+        )
+    return generator
+
+
+class Pipeline(nn.Module):
+    """An ordered list of random transforms applied to batched 3-D volumes.
+
+    Geometric entries (Spatial, Affine, Flip) are composed into one sampling grid and applied first, with a single
+    resampling of the image (trilinear) and of the label (nearest neighbour); the other entries follow in list
+    order. Each sample draws its own parameters from one explicit CPU ``torch.Generator``.
+
+    Args:
+        transforms: The transforms, in order.
+        seed: Seed of the pipeline's own generator (used when a call passes none); ``None`` seeds it randomly.
+        check_finite: Reject images containing NaN/Inf. This check reads the whole image and synchronises with
+            the device once per call; switch it off in a training loop whose data you trust.
+
+    Example:
+        >>> import torch, spineaug
+        >>> aug = spineaug.Pipeline.from_preset("nnunet")
+        >>> img, lbl = aug(torch.randn(2, 1, 32, 32, 32), torch.zeros(2, 1, 32, 32, 32, dtype=torch.long))
+    """
+
+    def __init__(self, *transforms: RandomTransform, seed: int | None = None, check_finite: bool = True) -> None:
+        super().__init__()
+        for i, t in enumerate(transforms):
+            if not isinstance(t, RandomTransform):
+                raise TypeError(f"transforms[{i}] must be a spineaug transform, got {type(t).__name__}")
+        spatial = [t for t in transforms if isinstance(t, RandomSpatial)]
+        if len(spatial) > 1:
+            raise ConfigError("at most one 'Spatial' entry is allowed (it sets the output patch and the padding)")
+        self.transforms = nn.ModuleList(transforms)
+        self.seed = seed
+        self.check_finite = check_finite
+        self.generator = torch.Generator()
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(seed)
+
+    @classmethod
+    def from_config(cls, source: str | Path | dict[str, Any], **kwargs: Any) -> Pipeline:
+        """Build a pipeline from a config dict or a JSON/YAML file; every key and value is validated."""
+        data = load_config(source)
+        unknown = set(data) - _TOP_LEVEL_KEYS
+        if unknown:
+            raise ConfigError(f"unknown top-level config key(s) {sorted(unknown)}; allowed: {sorted(_TOP_LEVEL_KEYS)}")
+        entries = data.get("transforms", [])
+        if not isinstance(entries, list):
+            raise ConfigError(f"'transforms' must be a list of entries, got {type(entries).__name__}")
+        seed = data.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ConfigError(f"'seed' must be an integer or null, got {seed!r}")
+        transforms = [build_transform(e, f"transforms[{i}]") for i, e in enumerate(entries)]
+        kwargs.setdefault("seed", seed)
+        return cls(*transforms, **kwargs)
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs: Any) -> Pipeline:
+        """Build a bundled preset (see :func:`presets`)."""
+        names = presets()
+        if name not in names:
+            raise ValueError(f"unknown preset {name!r}; available presets: {names}")
+        text = resources.files("spineaug.presets").joinpath(f"{name}.json").read_text()
+        return cls.from_config(json.loads(text), **kwargs)
+
+    def config(self) -> dict[str, Any]:
+        """Return a config dict that rebuilds this pipeline."""
+        return {"seed": self.seed, "transforms": [t.config() for t in self.transforms]}
+
+    def forward(
+        self,
+        image: Tensor,
+        label: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        params: list[Any] | None = None,
+        return_params: bool = False,
+    ):
+        """Augment a batch.
+
+        Args:
+            image: Images, (B, C, D, H, W), floating point.
+            label: Label maps, (B, 1, D, H, W), integer, or ``None``.
+            generator: CPU generator to draw from; defaults to the pipeline's own (seeded) generator.
+            params: Parameters returned by an earlier call with ``return_params=True``: replays it exactly.
+            return_params: Also return the drawn parameters (one entry per transform, in application order).
+
+        Returns:
+            ``(image, label)``, or ``(image, label, params)`` with ``return_params``. The caller's tensors are not
+            modified; output dtype and device equal the input's.
+        """
+        _check_inputs(image, label, self.check_finite)
+        generator = self.generator if generator is None else _check_generator(generator)
+        for t in self.transforms:
+            if t.requires_label and label is None:
+                raise ValueError(f"transform {t.name!r} needs a label map: call the pipeline with a label")
+        ordered = [t for t in self.transforms if t.geometric] + [t for t in self.transforms if not t.geometric]
+        if params is not None and len(params) != len(ordered):
+            raise ValueError(f"params has {len(params)} entries but the pipeline has {len(ordered)} transforms")
+        batch = Batch(image, label)
+        drawn: list[Any] = []
+        n_geometric = sum(t.geometric for t in self.transforms)
+        geometric_params = []
+        for i, t in enumerate(ordered[:n_geometric]):
+            p = params[i] if params is not None else t.sample_params(batch, generator)
+            geometric_params.append(p)
+        if ordered[:n_geometric]:
+            batch = self._resample(batch, ordered[:n_geometric], geometric_params)
+        drawn.extend(geometric_params)
+        for i, t in enumerate(ordered[n_geometric:], start=n_geometric):
+            p = params[i] if params is not None else t.sample_params(batch, generator)
+            batch = t.apply(batch, p)
+            drawn.append(p)
+        if return_params:
+            return batch.image, batch.label, drawn
+        return batch.image, batch.label
+
+    @staticmethod
+    def _resample(batch: Batch, transforms: list[GeometricTransform], params: list[Any]) -> Batch:
+        placement = None
+        for t, p in zip(transforms, params):
+            if isinstance(t, RandomSpatial):
+                placement = t.placement(p, batch)
+        if placement is None:
+            placement = Placement.whole(batch)
+        warps = [t.warp(p, batch) for t, p in zip(transforms, params)]
+        return resample(batch, warps, placement)

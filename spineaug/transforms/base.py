@@ -1,0 +1,286 @@
+"""Base classes of random transforms: draw per-sample parameters, then apply them to the whole batch at once.
+
+A transform's constructor is validated by pydantic from its type annotations, so the same checks and messages serve
+Python callers and JSON/YAML configs: a bad value raises a ``ValueError`` that names the argument.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+import torch
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, validate_call
+from torch import Tensor, nn
+
+from spineaug import _sampling as sample
+from spineaug.batch import Batch
+from spineaug.functional import intensity as FI
+
+
+def _ordered(value: tuple[float, float]) -> tuple[float, float]:
+    low, high = value
+    if low > high:
+        raise ValueError(f"range low {low} is above high {high}")
+    return value
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+"""A probability in [0, 1]."""
+Range = Annotated[tuple[float, float], AfterValidator(_ordered)]
+"""A ``(low, high)`` interval with ``low <= high``."""
+NonNegativeRange = Annotated[
+    tuple[Annotated[float, Field(ge=0.0)], Annotated[float, Field(ge=0.0)]], AfterValidator(_ordered)
+]
+"""A ``(low, high)`` interval of non-negative values."""
+PositiveRange = Annotated[tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]], AfterValidator(_ordered)]
+"""A ``(low, high)`` interval of positive values."""
+Axes = Annotated[tuple[Annotated[int, Field(ge=0, le=2)], ...], AfterValidator(lambda a: _unique(a))]
+"""Spatial axes: 0 (D), 1 (H), 2 (W), each at most once."""
+
+
+def _unique(axes: tuple[int, ...]) -> tuple[int, ...]:
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axes must not repeat, got {list(axes)}")
+    return axes
+
+
+class ConfigError(ValueError):
+    """A transform or pipeline configuration is invalid; the message names the offending key."""
+
+
+def _format_validation_error(owner: str, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(arguments)"
+        got = item.get("input")
+        lines.append(f"{owner}: {where}: {item['msg']} (got {got!r})")
+    return "\n".join(lines)
+
+
+def _validated_init(init):
+    checked = validate_call(init, config=ConfigDict(arbitrary_types_allowed=True, strict=False))
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        allowed = [k for k in signature.parameters if k != "self"]
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{type(self).__name__}: unknown key(s) {unknown}; allowed: {allowed}")
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{type(self).__name__}: {exc}") from None
+        try:
+            checked(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise ConfigError(_format_validation_error(type(self).__name__, exc)) from None
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
+
+    return wrapper
+
+
+class RandomTransform(nn.Module):
+    """A random augmentation: ``sample_params`` draws, ``apply`` is deterministic given the draw.
+
+    Subclasses set ``name`` (their config key), implement ``sample_params`` and ``apply``, and annotate their
+    constructor arguments with the validated types of this module.
+
+    Parameters are small CPU tensors with a leading batch dimension drawn from an explicit CPU generator; a sample
+    whose coin flip said "no" holds neutral parameters (or a ``False`` gate) and comes out unchanged.
+    """
+
+    name: ClassVar[str] = ""
+    geometric: ClassVar[bool] = False
+    requires_label: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _validated_init(cls.__dict__["__init__"])
+
+    def __init__(self, p: Probability = 1.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def config(self) -> dict[str, Any]:
+        """Return the config entry that rebuilds this transform."""
+        return {"name": self.name, **{k: _plain(v) for k, v in self._init_args.items()}}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._init_args.items())
+
+    def sample_params(self, batch: Batch, generator: torch.Generator) -> Any:
+        """Draw this transform's parameters for every sample of ``batch``."""
+        raise NotImplementedError
+
+    def apply(self, batch: Batch, params: Any) -> Batch:
+        """Apply drawn parameters to the whole batch; deterministic, no host synchronisation."""
+        raise NotImplementedError
+
+    def forward(self, batch: Batch, generator: torch.Generator | None = None, params: Any = None) -> Batch:
+        """Draw parameters (unless given) and apply them."""
+        if self.requires_label and batch.label is None:
+            raise ValueError(f"{self.name} needs a label map: call it with label=...")
+        if params is None:
+            if generator is None:
+                raise ValueError(f"{self.name}: pass generator= (a CPU torch.Generator) or params=")
+            params = self.sample_params(batch, generator)
+        return self.apply(batch, params)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    return value
+
+
+@dataclass(frozen=True)
+class Warp:
+    """A per-sample sampling map ``r -> matrix @ r + shift`` in voxels, relative to the patch/volume centres.
+
+    Attributes:
+        matrix: (B, 3, 3), acting on (d, h, w) offsets from the output centre.
+        shift: (B, 3) input voxels.
+    """
+
+    matrix: Tensor
+    shift: Tensor
+
+    def then(self, inner: Warp) -> Warp:
+        """Compose with a sampling map applied before this one on the output side: ``self(inner(r))``."""
+        return Warp(self.matrix @ inner.matrix, (self.matrix @ inner.shift[..., None])[..., 0] + self.shift)
+
+    @staticmethod
+    def identity(batch_size: int) -> Warp:
+        """The identity map for ``batch_size`` samples."""
+        return Warp(torch.eye(3).expand(batch_size, 3, 3).clone(), torch.zeros(batch_size, 3))
+
+
+def subset_apply(x: Tensor, gate: Tensor, fn) -> Tensor:
+    """Run ``fn`` only on the samples whose gate fired and put them back; the rest pass through unchanged.
+
+    ``gate`` is a (B,) bool CPU tensor, so choosing the subset is host work and causes no device synchronisation.
+    ``fn`` receives the selected rows (and the selected row indices as a CPU tensor) and returns rows like them.
+    """
+    gate = gate.to("cpu")
+    if not bool(gate.any()):
+        return x
+    if bool(gate.all()):
+        return fn(x, torch.arange(x.shape[0]))
+    idx = gate.nonzero().flatten()
+    idx_dev = idx.to(x.device, non_blocking=True)
+    rows = fn(x.index_select(0, idx_dev), idx)
+    return x.index_copy(0, idx_dev, rows.to(x.dtype))
+
+
+class RegionOptions(BaseModel, frozen=True, extra="forbid"):
+    """Where an intensity transform acts, relative to the label map (CATALOG.md section 1.4, with the fixes).
+
+    Per sample: with ``a ~ Bern(p_inside)`` and ``o ~ Bern(p_outside)``, the transform is kept only inside the
+    region when ``a and not o``, only outside when ``o and not a``, everywhere otherwise. The region is the set of
+    foreground label values, each kept independently with probability ``label_subset_p`` (1 = all of them).
+
+    Attributes:
+        p_inside: Probability of "inside the region only".
+        p_outside: Probability of "outside the region only".
+        label_subset_p: Probability that each foreground label value belongs to the region.
+        max_label: Largest label value that can be part of a region.
+    """
+
+    p_inside: Probability = 0.0
+    p_outside: Probability = 0.0
+    label_subset_p: Probability = 1.0
+    max_label: Annotated[int, Field(ge=1, le=65535)] = 255
+
+
+@dataclass(frozen=True)
+class IntensityParams:
+    """Parameters of an :class:`IntensityTransform`: the shared mechanics plus the transform's own values."""
+
+    gate: Tensor  # (B,) bool: the transform fires for this sample
+    alpha: Tensor  # (B,) weight of the ORIGINAL image when blending; 0 = pure transform
+    region_mode: Tensor  # (B,) long: 0 everywhere, 1 inside the region, 2 outside
+    keep: Tensor | None  # (B, max_label + 1) bool region lookup table, or None without region options
+    values: dict[str, Tensor]  # the transform's own parameters, each (B, ...)
+
+
+def _rows(t: Tensor, idx: Tensor, n: int) -> Tensor:
+    return t.index_select(0, idx) if t.ndim > 0 and t.shape[0] == n else t
+
+
+class IntensityTransform(RandomTransform):
+    """An appearance transform: changes image intensities only, never the label.
+
+    Subclasses implement ``draw`` (their own per-sample values) and ``transform`` (the pure operation on the
+    samples that fire). The base class handles, in this order for every transform: gate ``p`` -> ``transform`` ->
+    blend with the original (``mix_prob``) -> ``retain_stats`` -> label region -> per-sample NaN/Inf fallback to the
+    input. Only the samples whose gate fired are computed; which ones is known on the host (CPU parameters), so
+    this costs no device synchronisation.
+    """
+
+    def __init__(
+        self,
+        p: Probability = 1.0,
+        *,
+        retain_stats: bool = False,
+        mix_prob: Probability = 0.0,
+        region: RegionOptions | None = None,
+    ) -> None:
+        super().__init__(p=p)
+        self.retain_stats = retain_stats
+        self.mix_prob = mix_prob
+        self.region = region
+
+    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        """Draw this transform's own per-sample values, each a CPU tensor with leading dimension B."""
+        return {}
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        """Apply to the selected samples ``x`` (B', C, D, H, W) with their values (B', ...); pure."""
+        raise NotImplementedError
+
+    def sample_params(self, batch: Batch, generator: torch.Generator) -> IntensityParams:
+        n = batch.size
+        gate = sample.bernoulli(generator, (n,), self.p)
+        mixing = sample.bernoulli(generator, (n,), self.mix_prob)
+        alpha = torch.where(mixing, torch.rand((n,), generator=generator), torch.zeros(()))
+        mode = torch.zeros(n, dtype=torch.long)
+        keep = None
+        if self.region is not None:
+            inside = sample.bernoulli(generator, (n,), self.region.p_inside)
+            outside = sample.bernoulli(generator, (n,), self.region.p_outside)
+            mode = torch.where(inside & ~outside, FI.REGION_INSIDE, torch.where(outside & ~inside, FI.REGION_OUTSIDE, 0))
+            keep = sample.bernoulli(generator, (n, self.region.max_label + 1), self.region.label_subset_p)
+            keep[:, 0] = False
+        return IntensityParams(gate=gate, alpha=alpha, region_mode=mode, keep=keep, values=self.draw(batch, generator))
+
+    def apply(self, batch: Batch, params: IntensityParams) -> Batch:
+        n = batch.size
+        uses_region = params.keep is not None and bool((params.region_mode != FI.REGION_ALL).any())
+        if uses_region and batch.label is None:
+            raise ValueError(f"{self.name}: region options need a label map")
+        mixes = bool((params.alpha > 0).any())
+
+        def run(x: Tensor, idx: Tensor) -> Tensor:
+            idx_dev = idx.to(x.device, non_blocking=True)
+            values = {k: _rows(v, idx, n) for k, v in params.values.items()}
+            label = None if batch.label is None else batch.label.index_select(0, idx_dev)
+            y = self.transform(x, values, label)
+            if mixes:
+                y = FI.blend(x, y, params.alpha.index_select(0, idx))
+            if self.retain_stats:
+                y = FI.restore_stats(y, x)
+            if uses_region:
+                mask = FI.region_mask(label, params.keep.index_select(0, idx))
+                y = FI.restrict_to_region(x, y, mask, params.region_mode.index_select(0, idx))
+            return FI.keep_finite(y.to(x.dtype), x)
+
+        return batch.replace(image=subset_apply(batch.image, params.gate, run))
