@@ -20,7 +20,7 @@ _TOP_LEVEL_KEYS = {"seed", "transforms", "description"}
 
 def presets() -> list[str]:
     """Names of the bundled presets (``Pipeline.from_preset`` accepts each)."""
-    folder = resources.files("spineaug.presets")
+    folder = resources.files("spineaug").joinpath("presets")
     return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
@@ -160,7 +160,7 @@ class Pipeline(nn.Module):
         names = presets()
         if name not in names:
             raise ValueError(f"unknown preset {name!r}; available presets: {names}")
-        text = resources.files("spineaug.presets").joinpath(f"{name}.json").read_text()
+        text = resources.files("spineaug").joinpath("presets").joinpath(f"{name}.json").read_text()
         return cls.from_config(json.loads(text), **kwargs)
 
     def config(self) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""Pipeline API: presets, configs, validation errors and the input contract."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import spineaug
+from spineaug import ConfigError
+from tests.conftest import make_batch
+
+
+def test_public_api():
+    assert "none" in spineaug.presets()
+    assert {"Spatial", "Affine", "Flip", "Gamma"} <= set(spineaug.TRANSFORMS)
+    aug = spineaug.Pipeline.from_preset("none")
+    assert isinstance(aug, torch.nn.Module)
+    image, label = make_batch()
+    out, lab = aug(image, label, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, image) and torch.equal(lab, label)
+
+
+def test_config_from_json_and_yaml_files(tmp_path):
+    config = {"seed": 3, "transforms": [{"name": "Flip", "p": 0.5, "axes": [0]}, {"name": "Gamma", "p": 0.3}]}
+    (tmp_path / "a.json").write_text(json.dumps(config))
+    (tmp_path / "a.yaml").write_text("seed: 3\ntransforms:\n  - {name: Flip, p: 0.5, axes: [0]}\n  - {name: Gamma, p: 0.3}\n")
+    a = spineaug.Pipeline.from_config(tmp_path / "a.json")
+    b = spineaug.Pipeline.from_config(str(tmp_path / "a.yaml"))
+    assert a.config() == b.config()
+    image, label = make_batch()
+    assert torch.equal(a(image, label)[0], b(image, label)[0])  # same seed, same draws
+
+
+def test_config_round_trips():
+    aug = spineaug.Pipeline.from_config(
+        {"transforms": [{"name": "Spatial", "patch_size": [8, 8, 8], "p_rotation": 0.2}, {"name": "Flip"}]}
+    )
+    again = spineaug.Pipeline.from_config(json.loads(json.dumps(aug.config())))
+    assert again.config() == aug.config()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"transforms": [{"name": "Spatal"}]}, "unknown transform name 'Spatal'"),
+        ({"transforms": [{"p": 0.5}]}, "missing 'name'"),
+        ({"transforms": [{"name": "Flip", "prob": 0.5}]}, "unknown key(s) ['prob']"),
+        ({"transforms": [{"name": "Flip", "p": 1.5}]}, "p: Input should be less than or equal to 1"),
+        ({"transforms": [{"name": "Gamma", "p": -0.1}]}, "p: Input should be greater than or equal to 0"),
+        ({"transforms": [{"name": "Spatial", "scale": [1.4, 0.7]}]}, "scale: Value error, range low 1.4 is above high 0.7"),
+        ({"transforms": [{"name": "Spatial", "scale": [-1, 2]}]}, "scale.0"),
+        ({"transforms": [{"name": "Spatial", "patch_size": [8, 0, 8]}]}, "patch_size.1"),
+        ({"transforms": [{"name": "Flip", "axes": [3]}]}, "axes.0"),
+        ({"transforms": [{"name": "Flip", "axes": [0, 0]}]}, "axes must not repeat"),
+        ({"transforms": [{"name": "Spatial", "pad_mode": "wrap"}]}, "pad_mode"),
+        ({"transforms": [{"name": "Gamma", "gamma": "big"}]}, "gamma"),
+        ({"transforms": [{"name": "Spatial"}, {"name": "Spatial"}]}, "at most one 'Spatial'"),
+        ({"transform": []}, "unknown top-level config key(s) ['transform']"),
+        ({"transforms": {"name": "Flip"}}, "'transforms' must be a list"),
+        ({"seed": "x", "transforms": []}, "'seed' must be an integer"),
+    ],
+)
+def test_bad_configs_name_the_problem(config, message):
+    with pytest.raises(ConfigError) as info:
+        spineaug.Pipeline.from_config(config)
+    assert message in str(info.value)
+
+
+def test_bad_config_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        spineaug.Pipeline.from_config(tmp_path / "missing.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="broken.json: not valid JSON"):
+        spineaug.Pipeline.from_config(tmp_path / "broken.json")
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        spineaug.Pipeline.from_preset("nope")
+
+
+def test_direct_construction_is_validated_too():
+    from spineaug.transforms import RandomFlip, RandomSpatial
+
+    with pytest.raises(ConfigError, match="p: Input should be less than or equal to 1"):
+        RandomFlip(p=2)
+    with pytest.raises(ConfigError, match="rotation_deg"):
+        RandomSpatial(rotation_deg=(30, -30))
+    with pytest.raises(TypeError, match="transforms\\[0\\] must be a spineaug transform"):
+        spineaug.Pipeline(torch.nn.Identity())
+
+
+GOOD_IMAGE, GOOD_LABEL = make_batch()
+
+
+@pytest.mark.parametrize(
+    ("image", "label", "error", "message"),
+    [
+        (GOOD_IMAGE[0], None, ValueError, "image must be 5-D"),
+        (GOOD_IMAGE.numpy(), None, TypeError, "image must be a torch.Tensor"),
+        (GOOD_IMAGE.long(), None, TypeError, "image must be floating point"),
+        (GOOD_IMAGE[:0], None, ValueError, "empty batch"),
+        (GOOD_IMAGE, GOOD_LABEL.float(), TypeError, "label must be an integer label map"),
+        (GOOD_IMAGE, GOOD_LABEL > 0, TypeError, "label must be an integer label map"),
+        (GOOD_IMAGE, GOOD_LABEL[:1], ValueError, "does not match image shape"),
+        (GOOD_IMAGE, GOOD_LABEL[..., :-1], ValueError, "does not match image shape"),
+        (GOOD_IMAGE, GOOD_LABEL[:, 0], ValueError, "label must be (B, 1, D, H, W)"),
+        (GOOD_IMAGE, torch.cat([GOOD_LABEL, GOOD_LABEL], 1), ValueError, "label must be (B, 1, D, H, W)"),
+        (GOOD_IMAGE.index_fill(2, torch.tensor([3]), float("nan")), None, ValueError, "NaN or Inf"),
+        (GOOD_IMAGE.index_fill(2, torch.tensor([3]), float("inf")), None, ValueError, "NaN or Inf"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(image, label, error, message):
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": "Flip"}]})
+    with pytest.raises(error, match=message.replace("(", "\\(").replace(")", "\\)")):
+        aug(image, label, generator=torch.Generator())
+
+
+def test_patch_larger_than_input_is_an_error():
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": "Spatial", "patch_size": [8, 8, 64]}]})
+    with pytest.raises(ValueError, match="patch_size \\[8, 8, 64\\] is larger than the input"):
+        aug(GOOD_IMAGE, GOOD_LABEL, generator=torch.Generator())
+
+
+def test_generator_must_be_a_cpu_generator():
+    aug = spineaug.Pipeline.from_preset("none")
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        aug(GOOD_IMAGE, generator=0)
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CPU torch.Generator"):
+            aug(GOOD_IMAGE, generator=torch.Generator("cuda"))
+
+
+def test_replayed_params_must_match_the_pipeline():
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": "Flip"}]})
+    with pytest.raises(ValueError, match="params has 0 entries but the pipeline has 1"):
+        aug(GOOD_IMAGE, params=[])
+
+
+def test_cli_lists_presets_and_validates_configs(tmp_path, capsys):
+    from spineaug.cli import main
+
+    assert main(["presets"]) == 0
+    assert "none" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"transforms": [{"name": "Flip", "p": 3}]}))
+    assert main(["config", str(bad)]) == 2
+    assert "p: Input should be less than or equal to 1" in capsys.readouterr().err
