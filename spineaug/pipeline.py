@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,15 @@ class Pipeline(nn.Module):
             self.generator.seed()
         else:
             self.generator.manual_seed(seed)
+        self._generator_pid = os.getpid()
+
+    def _own_generator(self) -> torch.Generator:
+        """The pipeline's generator, reseeded once in each DataLoader worker so workers never repeat draws."""
+        if os.getpid() != self._generator_pid and torch.utils.data.get_worker_info() is not None:
+            # torch.initial_seed() differs per worker and per epoch; mixing in our seed keeps runs reproducible.
+            self.generator.manual_seed((torch.initial_seed() + 1_000_003 * (self.seed or 0)) % 2**63)
+            self._generator_pid = os.getpid()
+        return self.generator
 
     @classmethod
     def from_config(cls, source: str | Path | dict[str, Any], **kwargs: Any) -> Pipeline:
@@ -190,7 +200,7 @@ class Pipeline(nn.Module):
             modified; output dtype and device equal the input's.
         """
         _check_inputs(image, label, self.check_finite)
-        generator = self.generator if generator is None else _check_generator(generator)
+        generator = self._own_generator() if generator is None else _check_generator(generator)
         for t in self.transforms:
             if t.requires_label and label is None:
                 raise ValueError(f"transform {t.name!r} needs a label map: call the pipeline with a label")

@@ -145,3 +145,24 @@ def test_cli_lists_presets_and_validates_configs(tmp_path, capsys):
     bad.write_text(json.dumps({"transforms": [{"name": "Flip", "p": 3}]}))
     assert main(["config", str(bad)]) == 2
     assert "p: Input should be less than or equal to 1" in capsys.readouterr().err
+
+
+class _Volumes(torch.utils.data.Dataset):
+    def __init__(self, aug):
+        self.aug = aug
+        self.image = torch.arange(4 * 4 * 4, dtype=torch.float32).view(1, 1, 4, 4, 4)
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return self.aug(self.image)[0][0]
+
+
+def test_dataloader_workers_do_not_repeat_draws():
+    aug = spineaug.Pipeline.from_config({"seed": 0, "transforms": [{"name": "Flip", "axes": [0, 1, 2]}]})
+    loader = torch.utils.data.DataLoader(_Volumes(aug), batch_size=1, num_workers=2, generator=torch.Generator().manual_seed(0))
+    outs = [x for x in loader]
+    # worker 0 and worker 1 each produce their first item from a fresh, distinct stream
+    pairs = [(outs[0], outs[1]), (outs[2], outs[3])]
+    assert any(not torch.equal(a, b) for a, b in pairs)
