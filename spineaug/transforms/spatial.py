@@ -180,9 +180,9 @@ class RandomSpatial(GeometricTransform):
     def __init__(
         self,
         patch_size: PatchSize | None = None,
-        p_rotation: Probability = 0.0,
+        p_rotation: Probability = 0.2,
         rotation_deg: Range | tuple[Range, Range, Range] = (-30.0, 30.0),
-        p_scale: Probability = 0.0,
+        p_scale: Probability = 0.2,
         scale: PositiveRange = (0.7, 1.4),
         per_axis_scale: bool = False,
         p_elastic: Probability = 0.0,
@@ -229,6 +229,8 @@ class RandomSpatial(GeometricTransform):
             grid = [max(2, math.ceil((s - 1) / self.elastic_spacing) + 1) for s in shape]
             magnitude = sample.uniform(generator, (n,), *self.elastic_magnitude) * deform
             control = sample.uniform(generator, (n, 3, *grid), -1.0, 1.0) * magnitude.view(n, 1, 1, 1, 1)
+            if not bool(deform.any()):  # CPU tensor: no sample deforms, keep the exact index path possible
+                control = None
         return SpatialParams(
             angles=angles,
             scale=scale,

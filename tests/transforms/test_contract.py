@@ -1,0 +1,80 @@
+"""The contract every registered transform keeps (torchvision-style check, run over the whole registry)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import spineaug
+from spineaug.transforms.base import IntensityTransform
+from tests.conftest import make_batch
+
+NAMES = sorted(spineaug.TRANSFORMS)
+# sub-probabilities raised so that "p" alone decides whether a sample is augmented
+FORCED = {"Spatial": {"p_rotation": 1.0, "p_scale": 1.0, "p_elastic": 1.0, "elastic_spacing": 4}}
+
+
+def build(name: str, p: float = 1.0) -> spineaug.Pipeline:
+    return spineaug.Pipeline.from_config({"transforms": [{"name": name, "p": p, **FORCED.get(name, {})}]})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract(name, device):
+    image, label = make_batch(b=3, shape=(10, 12, 14), device=device)
+    before = (image.clone(), label.clone(), image._version, label._version)
+    aug = build(name)
+    out, lab = aug(image, label, generator=torch.Generator().manual_seed(0))
+    # shape, dtype, device kept; inputs untouched; outputs finite
+    assert out.shape == image.shape and out.dtype == image.dtype and out.device == image.device
+    assert lab.shape == label.shape and lab.dtype == label.dtype and lab.device == label.device
+    assert torch.equal(image, before[0]) and torch.equal(label, before[1])
+    assert (image._version, label._version) == before[2:]
+    assert torch.isfinite(out).all()
+    if isinstance(aug.transforms[0], IntensityTransform):
+        assert torch.equal(lab, label), "intensity transforms never touch labels"
+    assert set(lab.unique().tolist()) <= set(label.unique().tolist()) | {0}
+    # seeded determinism
+    again = aug(image, label, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, again[0]) and torch.equal(lab, again[1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_probability_zero_is_the_identity(name):
+    image, label = make_batch(b=2)
+    out, lab = build(name, p=0.0)(image, label, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, image) and torch.equal(lab, label)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_samples_are_gated_independently(name):
+    # identical samples, p = 0.5: some fire and some do not, so the batch cannot come out uniform
+    image, label = make_batch(b=1, shape=(10, 12, 14))
+    image, label = image.expand(8, -1, -1, -1, -1), label.expand(8, -1, -1, -1, -1)
+    out, _ = build(name, p=0.5)(image, label, generator=torch.Generator().manual_seed(0))
+    assert any(not torch.allclose(out[0], out[i]) for i in range(1, 8))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_apply_path_never_reads_data_on_the_host(name):
+    # meta tensors have no values: .item(), bool(tensor) or data-dependent branching on them raises
+    entry = {"name": name, "p": 0.7, **FORCED.get(name, {})}
+    aug = spineaug.Pipeline.from_config({"transforms": [entry]}, check_finite=False)
+    image = torch.empty(3, 1, 10, 12, 14, device="meta")
+    label = torch.empty(3, 1, 10, 12, 14, dtype=torch.long, device="meta")
+    for seed in range(3):
+        out, lab = aug(image, label, generator=torch.Generator().manual_seed(seed))
+        assert out.shape == image.shape and lab.shape == label.shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("kind", ["constant", "huge", "negative", "tiny_range"])
+def test_adversarial_but_valid_inputs_stay_finite(name, kind):
+    image, label = make_batch(b=2, shape=(8, 9, 10))
+    image = {
+        "constant": torch.full_like(image, 3.0),
+        "huge": image * 1e6,
+        "negative": image - 1e4,
+        "tiny_range": 1.0 + image * 1e-7,
+    }[kind]
+    out, _ = build(name)(image, label, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out).all()
