@@ -190,9 +190,11 @@ def gather_patch(x: Tensor, index: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         (B, C, d, h, w) with ``out[b, c, i, j, k] = x[b, c, index[0][b, i], index[1][b, j], index[2][b, k]]``.
     """
     i_d, i_h, i_w = index
-    b = torch.arange(x.shape[0], device=x.device)[:, None, None, None]
-    out = x[b, :, i_d[:, :, None, None], i_h[:, None, :, None], i_w[:, None, None, :]]  # (B, d, h, w, C)
-    return out.permute(0, 4, 1, 2, 3).contiguous()
+    b, c = x.shape[:2]
+    _, h, w = x.shape[2:]
+    flat = (i_d[:, :, None, None] * h + i_h[:, None, :, None]) * w + i_w[:, None, None, :]  # (B, d, h, w)
+    out = x.reshape(b, c, -1).gather(2, flat.reshape(b, 1, -1).expand(b, c, -1))
+    return out.view(b, c, *flat.shape[1:])
 
 
 def flip(x: Tensor, mask: Tensor, dim: int) -> Tensor:
