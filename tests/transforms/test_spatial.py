@@ -250,3 +250,45 @@ def test_no_host_reads_of_data_in_the_apply_path():
     for seed in range(4):
         out, lab = aug(image, label, generator=torch.Generator().manual_seed(seed))
         assert out.shape == (3, 1, 8, 8, 8) and lab.shape == (3, 1, 8, 8, 8)
+
+
+def _affine_params(b, shift=(0.0, 0.0, 0.0), shear=(0.0,) * 6, angles=(0.0, 0.0, 0.0), scale=1.0):
+    return S.AffineParams(
+        angles=torch.tensor([angles] * b),
+        scale=torch.full((b, 3), scale),
+        shear=torch.tensor([shear] * b),
+        shift=torch.tensor([shift] * b),
+    )
+
+
+def test_translation_by_whole_voxels_shifts_exactly():
+    image, label = make_batch(b=2)
+    t = S.RandomAffine()
+    out = t(spineaug.Batch(image, label), params=_affine_params(2, shift=(2.0, 0.0, -3.0)))
+    # output voxel i reads input voxel i + shift
+    torch.testing.assert_close(out.image[:, :, :-2, :, 3:], image[:, :, 2:, :, :-3], atol=1e-5, rtol=0)
+    assert torch.equal(out.label[:, :, :-2, :, 3:], label[:, :, 2:, :, :-3])
+    assert (out.label[:, :, -2:] == 0).all()  # read from outside: background
+
+
+def test_shear_moves_points_by_tan_times_offset():
+    # shear "h along d" by 45 degrees: output (d, h, w) reads input (d, h + d, w) around the centre
+    image = torch.zeros(1, 1, 9, 9, 9)
+    image[0, 0, 6, 4, 4] = 1.0  # d offset +2 from the centre
+    t = S.RandomAffine()
+    out = t(spineaug.Batch(image), params=_affine_params(1, shear=(0.0, 0.0, torch.pi / 4, 0.0, 0.0, 0.0)))
+    assert out.image[0, 0, 6, 2, 4] == pytest.approx(1.0, abs=1e-5)
+    assert out.image.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_composed_warps_resample_once_and_match_sequential_maps():
+    # Two 45-degree rotations fused give the same result as one 90-degree rotation (one interpolation),
+    # whereas applying them one after another would blur twice.
+    image, label = make_batch(b=1, shape=(9, 11, 11))
+    quarter = (torch.pi / 4, 0.0, 0.0)
+    first, second = S.RandomAffine(), S.RandomAffine()
+    batch = spineaug.Batch(image, label)
+    warps = [first.warp(_affine_params(1, angles=quarter), batch), second.warp(_affine_params(1, angles=quarter), batch)]
+    fused = S.resample(batch, warps)
+    torch.testing.assert_close(fused.image, torch.rot90(image, k=-1, dims=(3, 4)), atol=1e-4, rtol=0)
+    assert torch.equal(fused.label, torch.rot90(label, k=-1, dims=(3, 4)))
