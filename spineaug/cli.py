@@ -22,6 +22,85 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from spineaug.report import gallery
+
+    if args.label is not None and args.image is None:
+        raise ValueError("--label needs --image")
+    if args.image is not None:
+        volume = gallery.nifti_volume(args.image, args.label)
+    else:
+        try:
+            volume = gallery.phantom_volume(args.case, args.domain)
+        except ImportError as exc:
+            raise ValueError(f"the phantom is not available ({exc}); pass --image (and --label) NIfTI files") from None
+    title, entries = gallery.preset_entries(args.config if args.config is not None else args.preset)
+    out = gallery.render_gallery(volume, entries, args.out, seed=args.seed, title=title)
+    print(out)
+    return 0
+
+
+def _csv_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _csv_names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from spineaug import bench
+
+    overrides = {k: v for k, v in dict(
+        pipelines=args.pipelines, baselines=args.baselines, sizes=args.sizes, batches=args.batches,
+        devices=args.device, repeats=args.repeats, warmup=args.warmup, max_seconds=args.max_seconds,
+        threads=args.threads, seed=args.seed,
+    ).items() if v is not None}
+    if args.no_transforms:
+        overrides["transforms"] = False
+    if args.no_checks:
+        overrides["checks"] = False
+    config = bench.BenchConfig.quick(**overrides) if args.quick else bench.BenchConfig(**overrides)
+    bench.run(config, args.out)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from spineaug.report import benchmark
+
+    results = Path(args.results)
+    if (results / "bench" / "pipelines.csv").exists() or (results / "pipelines.csv").exists():
+        print(benchmark.write(results, args.out))
+    else:
+        print(f"spineaug report: no benchmark results under {results} (run `spineaug bench`); skipped", file=sys.stderr)
+    return 0
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from spineaug import phantom
+
+    try:
+        shape = tuple(int(v) for v in args.shape.split(","))
+    except ValueError:
+        raise ValueError(f"--shape must be three comma-separated integers X,Y,Z, got {args.shape!r}") from None
+    try:
+        spacing = [float(v) for v in args.spacing.split(",")] if "," in args.spacing else float(args.spacing)
+    except ValueError:
+        raise ValueError(f"--spacing must be a number or X,Y,Z in mm, got {args.spacing!r}") from None
+    roots = phantom.write_datasets(
+        args.out, args.domains, args.cases, args.seed, spacing=spacing, shape=shape,
+        dataset_id=args.dataset_id, overwrite=args.overwrite, progress=not args.quiet,
+    )  # fmt: skip
+    for root in roots.values():
+        print(root)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spineaug", description=__doc__)
     parser.add_argument("--version", action="version", version=f"spineaug {spineaug.__version__}")
@@ -33,6 +112,52 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="validate a preset name or a JSON/YAML config and print it in full")
     p.add_argument("config", help="preset name or path to a .json/.yaml config")
     p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("preview", help="render one case under each transform of a preset (forced on) to a PNG grid")
+    p.add_argument("--preset", default="xdomain", help="preset name (default: xdomain)")
+    p.add_argument("--config", default=None, help="a JSON/YAML config instead of --preset")
+    p.add_argument("--out", default="gallery.png", help="output PNG (default: gallery.png)")
+    p.add_argument("--image", default=None, help="NIfTI image to show instead of a phantom case")
+    p.add_argument("--label", default=None, help="NIfTI label map for --image (needed by label-guided transforms)")
+    p.add_argument("--domain", default="t2w", help="phantom domain (default: t2w)")
+    p.add_argument("--case", type=int, default=0, help="phantom case seed (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="augmentation seed for every panel (default: 0)")
+    p.set_defaults(func=_cmd_preview)
+
+    p = sub.add_parser("bench", help="time spineaug pipelines against the baseline libraries (CSV files)")
+    p.add_argument("--out", default="results/bench", help="output folder (default: results/bench)")
+    p.add_argument("--quick", action="store_true", help="reduced grid for CI (a few minutes)")
+    p.add_argument("--pipelines", type=_csv_names, default=None, help="presets, comma-separated (default: nnunet,xdomain)")
+    p.add_argument("--baselines", type=_csv_names, default=None,
+                   help="baselines, comma-separated (default: batchgenerators,torchio,monai,kornia,auglab; '' = none)")
+    p.add_argument("--sizes", type=_csv_ints, default=None, help="cube edges S, comma-separated (default: 64,96,128,160)")
+    p.add_argument("--batches", type=_csv_ints, default=None, help="batch sizes B, comma-separated (default: 1,2,4)")
+    p.add_argument("--device", type=_csv_names, default=None, help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per case")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls per case")
+    p.add_argument("--max-seconds", type=float, default=None, help="time budget per case")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: CPUs available)")
+    p.add_argument("--seed", type=int, default=None, help="seed of data and pipelines")
+    p.add_argument("--no-transforms", action="store_true", help="skip the per-transform table")
+    p.add_argument("--no-checks", action="store_true", help="skip op-count and host-sync checks")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("report", help="markdown + figures from results (benchmark: reports/benchmark.md)")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("phantom", help="write synthetic spine phantom datasets (nnU-Net raw format, one per domain)")
+    p.add_argument("--out", required=True, help="output folder (must be empty or absent unless --overwrite)")
+    p.add_argument("--domains", default="ct,t1w,t2w", help="comma-separated domains (default: ct,t1w,t2w)")
+    p.add_argument("--cases", type=int, default=8, help="cases per domain (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="anatomy seed of the first case (default: 0)")
+    p.add_argument("--spacing", default="2.0", help="voxel size in mm: one number or X,Y,Z (default: 2.0)")
+    p.add_argument("--shape", default="64,80,128", help="grid X,Y,Z in voxels (default: 64,80,128)")
+    p.add_argument("--dataset-id", type=int, default=900, help="nnU-Net id of the first dataset (default: 900)")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out; replaces the datasets written")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_phantom)
 
     return parser
 

@@ -6,6 +6,8 @@ have a leading batch dimension. Nothing here synchronises with the host or modif
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -103,3 +105,186 @@ def keep_finite(y: Tensor, x: Tensor) -> Tensor:
     """Return ``y`` per sample, or ``x`` for samples where ``y`` has any NaN/Inf (no host synchronisation)."""
     ok = torch.isfinite(y).flatten(1).all(dim=1).view(-1, 1, 1, 1, 1)
     return torch.where(ok, y, x)
+
+
+def invert(x: Tensor, *, about_mean: bool) -> Tensor:
+    """Invert intensities per sample and channel.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        about_mean: Reflect about the mean (``2 * mean - x``, keeps mean and std) instead of subtracting from the
+            maximum (``max - x``).
+
+    Returns:
+        Float32 tensor like ``x``.
+    """
+    xf = x.float()
+    if about_mean:
+        return 2.0 * xf.mean(dim=SPATIAL, keepdim=True) - xf
+    return xf.flatten(2).amax(dim=2)[..., None, None, None] - xf
+
+
+def multiply(x: Tensor, factor: Tensor) -> Tensor:
+    """Scale intensities by a per-sample (B,) or per-channel (B, C) factor."""
+    return x.float() * per_sample(factor, x)
+
+
+def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tensor:
+    """Stretch intensities about each sample's mean: ``(x - mean) * factor + mean``.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        factor: (B,) or (B, C); 1 leaves a sample unchanged.
+        preserve_range: Clamp each channel to its original minimum and maximum (nnU-Net).
+
+    Returns:
+        Float32 tensor like ``x``.
+    """
+    xf = x.float()
+    mean = xf.mean(dim=SPATIAL, keepdim=True)
+    y = (xf - mean) * per_sample(factor, x) + mean
+    if preserve_range:
+        lo, hi = min_max(xf)
+        y = torch.maximum(torch.minimum(y, hi), lo)
+    return y
+
+
+def zscore(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """Normalise each sample and channel to zero mean and unit (population) std; constant channels become 0."""
+    mean, std = mean_std(x)
+    return (x.float() - mean) / std.clamp_min(eps)
+
+
+def device_generator(device: torch.device, seed: int | Tensor) -> torch.Generator | None:
+    """A fresh generator on ``device`` seeded with ``seed`` (a CPU value); ``None`` on the value-less meta device."""
+    if device.type == "meta":
+        return None
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def add_gaussian_noise(x: Tensor, sigma: Tensor, seed: int, *, mean: float = 0.0, rician: bool = False) -> Tensor:
+    """Add voxelwise Gaussian (or Rician) noise with a per-sample standard deviation.
+
+    The noise field is generated on ``x``'s device from ``seed`` with a local generator, so it is never stored and
+    the global RNG is untouched. The same seed gives the same field on the same device and shape.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        sigma: Noise standard deviation, (B,) or (B, C); 0 adds nothing.
+        seed: Seed of the noise field (one for the whole batch).
+        mean: Constant added with the noise (``x + mean + sigma * eps``); Gaussian only.
+        rician: Rician noise instead: the magnitude ``|x - min + sigma * (eps1 + i * eps2)| + min`` of a complex
+            signal, computed above each sample's minimum so it is defined for signed (z-scored) data.
+
+    Returns:
+        Float32 tensor like ``x``.
+    """
+    generator = device_generator(x.device, seed)
+    s = per_sample(sigma, x)
+    xf = x.float()
+    eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+    if not rician:
+        return xf + mean + s * eps
+    lo, _ = min_max(xf)
+    eps2 = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+    real = xf - lo + s * eps
+    return torch.sqrt(real.square() + (s * eps2).square()) + lo
+
+
+INTENSITY_FUNCTIONS = ("log1p", "sqrt", "sin", "exp", "sigmoid")
+"""Names accepted by :func:`apply_intensity_function`, in index order."""
+
+
+_FUNCTIONS = {
+    "log1p": (torch.log1p, math.log1p),
+    "sqrt": (torch.sqrt, math.sqrt),
+    "sin": (torch.sin, math.sin),
+    "exp": (torch.exp, math.exp),
+    "sigmoid": (torch.sigmoid, lambda v: 1.0 / (1.0 + math.exp(-v))),
+}
+
+
+def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], present: tuple[int, ...]) -> Tensor:
+    """Remap min-max normalised intensities through one of several increasing functions, chosen per sample.
+
+    Each sample and channel is normalised to ``u`` in [0, 1] (so log/sqrt never see negatives and exp stays
+    bounded), mapped through ``f``, and stretched back to its original range:
+    ``lo + span * (f(u) - f(0)) / (f(1) - f(0))``.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        which: (B,) long: index into ``names`` of each sample's function.
+        names: Function names, each one of :data:`INTENSITY_FUNCTIONS`.
+        present: The indices that occur in ``which`` (known on the host); only those functions are evaluated.
+
+    Returns:
+        Float32 tensor like ``x``; each channel keeps its minimum and maximum.
+    """
+    u, lo, span = normalise01(x)
+    which = which.to(x.device, non_blocking=True).view(-1, 1, 1, 1, 1)
+    y = u
+    for i in present:
+        if names[i] not in _FUNCTIONS:
+            raise ValueError(f"unknown intensity function {names[i]!r}; known: {list(INTENSITY_FUNCTIONS)}")
+        f, f_scalar = _FUNCTIONS[names[i]]
+        f0, f1 = f_scalar(0.0), f_scalar(1.0)
+        fu = (f(u) - f0) / (f1 - f0)
+        y = torch.where(which == i, fu, y)
+    return y * span + lo
+
+
+def monomial_exponents(order: int) -> list[tuple[int, int, int]]:
+    """All exponent triples ``(k, j, i)`` (powers of the D, H, W coordinates) with ``i + j + k <= order``."""
+    return [(k, j, i) for k in range(order + 1) for j in range(order + 1 - k) for i in range(order + 1 - k - j)]
+
+
+def polynomial_field(
+    coefficients: Tensor, shape: tuple[int, int, int], order: int, device: torch.device | str | None = None
+) -> Tensor:
+    """Evaluate per-sample 3-D polynomials on a ``linspace(-1, 1)`` grid along each axis.
+
+    ``P_b(z, y, x) = sum c[b, t] * z^k * y^j * x^i`` over the monomials of :func:`monomial_exponents`, computed with
+    one ``einsum`` over 1-D Vandermonde vectors (no full volume per monomial).
+
+    Args:
+        coefficients: (B, T) with ``T = len(monomial_exponents(order))``; typically CPU parameters.
+        shape: (D, H, W).
+        order: Polynomial order.
+        device: Where to evaluate the field; defaults to the coefficients' device. The small coefficient tensor is
+            arranged where it lives and copied once (no host synchronisation).
+
+    Returns:
+        (B, D, H, W) float32.
+    """
+    device = coefficients.device if device is None else torch.device(device)
+    exps = monomial_exponents(order)
+    if coefficients.shape[-1] != len(exps):
+        raise ValueError(f"order {order} needs {len(exps)} coefficients, got {coefficients.shape[-1]}")
+    dense = torch.zeros(coefficients.shape[0], order + 1, order + 1, order + 1, device=coefficients.device)
+    k, j, i = (torch.tensor(e, device=coefficients.device) for e in zip(*exps))
+    dense[:, k, j, i] = coefficients.float()
+    dense = dense.to(device, non_blocking=True)
+    powers = torch.arange(order + 1, device=device, dtype=torch.float32)
+    vz, vy, vx = (torch.linspace(-1.0, 1.0, n, device=device)[:, None].pow(powers) for n in shape)
+    return torch.einsum("bkji,dk,hj,wi->bdhw", dense, vz, vy, vx)
+
+
+def apply_bias_field(x: Tensor, log_field: Tensor, *, signed: bool = False, max_log: float = 30.0) -> Tensor:
+    """Multiply by a smooth gain field ``exp(log_field)``.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        log_field: Log-gain, (B, D, H, W) (shared by the channels of a sample); clamped to ``[-max_log, max_log]``.
+        signed: Multiply the raw (possibly negative) intensities, as AugLab does. By default the gain acts on
+            ``x - min`` and the minimum is added back, so dark voxels never get darker where the gain is above 1.
+        max_log: Bound on the log-gain, so ``exp`` cannot overflow.
+
+    Returns:
+        Float32 tensor like ``x``.
+    """
+    gain = torch.exp(log_field.float().clamp(-max_log, max_log))[:, None]
+    xf = x.float()
+    if signed:
+        return xf * gain
+    lo, _ = min_max(xf)
+    return (xf - lo) * gain + lo

@@ -4,15 +4,56 @@
 """
 
 from spineaug.transforms.base import ConfigError, RandomTransform, Warp
-from spineaug.transforms.intensity import RandomGamma, RandomInverseGamma
+from spineaug.transforms.intensity import (
+    RandomBiasField,
+    RandomBrightness,
+    RandomContrast,
+    RandomGamma,
+    RandomGaussianNoise,
+    RandomHistogramEqualization,
+    RandomIntensityFunction,
+    RandomInverseGamma,
+    RandomInversion,
+    RandomPercentileClamp,
+    RandomZScore,
+)
+from spineaug.transforms.filters import (
+    RandomConv,
+    RandomGaussianBlur,
+    RandomLaplacian,
+    RandomScharrEdge,
+    RandomUnsharpMask,
+)
+from spineaug.transforms.fov import RandomFovCrop
+from spineaug.transforms.labels import RandomLabelAppearance, RandomLabelIntensityRemap
+from spineaug.transforms.resolution import RandomLowResolution, RandomThickSlice
 from spineaug.transforms.spatial import GeometricTransform, RandomAffine, RandomFlip, RandomSpatial
 
 _CLASSES: list[type[RandomTransform]] = [
     RandomSpatial,
     RandomAffine,
     RandomFlip,
+    RandomInversion,
+    RandomHistogramEqualization,
+    RandomPercentileClamp,
+    RandomGaussianNoise,
+    RandomBrightness,
     RandomGamma,
     RandomInverseGamma,
+    RandomContrast,
+    RandomIntensityFunction,
+    RandomBiasField,
+    RandomZScore,
+    RandomLabelIntensityRemap,
+    RandomScharrEdge,
+    RandomUnsharpMask,
+    RandomConv,
+    RandomGaussianBlur,
+    RandomLowResolution,
+    RandomThickSlice,
+    RandomFovCrop,
+    RandomLaplacian,
+    RandomLabelAppearance,
 ]
 
 TRANSFORMS: dict[str, type[RandomTransform]] = {cls.name: cls for cls in _CLASSES}
@@ -23,9 +64,28 @@ __all__ = [
     "GeometricTransform",
     "RandomAffine",
     "RandomFlip",
+    "RandomBiasField",
+    "RandomBrightness",
+    "RandomContrast",
     "RandomGamma",
+    "RandomGaussianNoise",
+    "RandomHistogramEqualization",
+    "RandomIntensityFunction",
     "RandomInverseGamma",
+    "RandomInversion",
+    "RandomPercentileClamp",
+    "RandomZScore",
     "RandomSpatial",
     "RandomTransform",
+    "RandomConv",
+    "RandomFovCrop",
+    "RandomGaussianBlur",
+    "RandomLabelAppearance",
+    "RandomLabelIntensityRemap",
+    "RandomLaplacian",
+    "RandomLowResolution",
+    "RandomScharrEdge",
+    "RandomThickSlice",
+    "RandomUnsharpMask",
     "Warp",
 ]

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from pydantic import AfterValidator, Field
 from torch import Tensor
 
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
+from spineaug.functional import histogram as FH
 from spineaug.functional import intensity as FI
-from spineaug.transforms.base import IntensityTransform, PositiveRange, Probability, RegionOptions
+from spineaug.transforms.base import (
+    IntensityTransform,
+    NonNegativeRange,
+    PositiveRange,
+    Probability,
+    RegionOptions,
+)
 
 Sampler = Literal["uniform", "bgcontrast"]
+FunctionName = Literal["log1p", "sqrt", "sin", "exp", "sigmoid"]
+
+
+def _distinct_functions(names: tuple[str, ...]) -> tuple[str, ...]:
+    if len(names) == 0:
+        raise ValueError("list at least one function")
+    if len(set(names)) != len(names):
+        raise ValueError(f"functions must not repeat, got {list(names)}")
+    return names
+
+
+FunctionNames = Annotated[tuple[FunctionName, ...], AfterValidator(_distinct_functions)]
+"""A non-empty list of distinct intensity-function names."""
+
+
+def _draw_factor(generator: torch.Generator, shape: tuple[int, ...], sampler: str, low: float, high: float) -> Tensor:
+    draw = sample.bg_contrast if sampler == "bgcontrast" else sample.uniform
+    return draw(generator, shape, low, high)
 
 
 class RandomGamma(IntensityTransform):
@@ -70,3 +96,300 @@ class RandomInverseGamma(RandomGamma):
         p: Probability = 1.0,
     ) -> None:
         super().__init__(gamma, sampler, True, retain_stats, mix_prob, region, p)
+
+
+class RandomInversion(IntensityTransform):
+    """Invert intensities per sample (CATALOG.md 3.3): dark becomes bright.
+
+    With ``retain_stats`` the result is the reflection about the mean, ``2 * mean - x`` (the closed form of AugLab's
+    ``max - x`` followed by restoring mean and std); without it, ``max - x``.
+
+    Args:
+        retain_stats: Keep each sample's mean and std (reflect about the mean).
+        mix_prob: Probability of blending the result with the original (weight ``U(0, 1)`` on the original).
+        region: Restrict to (or exclude) labelled regions, see :class:`RegionOptions`.
+        p: Per-sample probability.
+    """
+
+    name = "Inversion"
+
+    def __init__(
+        self,
+        retain_stats: bool = True,
+        mix_prob: Probability = 0.0,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        return FI.invert(x, about_mean=self.retain_stats)
+
+
+class RandomHistogramEqualization(IntensityTransform):
+    """Equalise each sample's intensity histogram (CATALOG.md 3.4), batched.
+
+    Args:
+        bins: Number of equal-width bins between each sample's minimum and maximum.
+        interpolate: Piecewise-linear lookup inside each bin instead of AugLab's step lookup (which quantises the
+            output to ``bins`` levels).
+        retain_stats: Restore each sample's mean and std afterwards.
+        mix_prob: Probability of blending the result with the original (weight ``U(0, 1)`` on the original).
+        region: Restrict to (or exclude) labelled regions, see :class:`RegionOptions`.
+        p: Per-sample probability.
+    """
+
+    name = "HistogramEqualization"
+
+    def __init__(
+        self,
+        bins: Annotated[int, Field(ge=2, le=65536)] = 256,
+        interpolate: bool = False,
+        retain_stats: bool = True,
+        mix_prob: Probability = 0.6,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
+        self.bins, self.interpolate = bins, interpolate
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        return FH.equalize_histogram(x, self.bins, interpolate=self.interpolate)
+
+
+class RandomPercentileClamp(IntensityTransform):
+    """Clamp each sample between random low and high percentiles of its own intensities (CATALOG.md 3.9).
+
+    Per sample ``q_low ~ U(0, max_amount)`` and ``q_high = 1 - U(0, max_amount)``; the quantiles come from one
+    batched sort.
+
+    Args:
+        max_amount: Largest fraction of the intensity distribution clamped at each end.
+        retain_stats: Restore each sample's mean and std afterwards.
+        region: Restrict to (or exclude) labelled regions, see :class:`RegionOptions`.
+        p: Per-sample probability.
+    """
+
+    name = "PercentileClamp"
+
+    def __init__(
+        self,
+        max_amount: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.2,
+        retain_stats: bool = True,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, retain_stats=retain_stats, region=region)
+        self.max_amount = max_amount
+
+    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        n = batch.size
+        return {
+            "q_low": sample.uniform(generator, (n,), 0.0, self.max_amount),
+            "q_high": 1.0 - sample.uniform(generator, (n,), 0.0, self.max_amount),
+        }
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        return FH.percentile_clamp(x, values["q_low"], values["q_high"])
+
+
+class RandomGaussianNoise(IntensityTransform):
+    """Add voxelwise Gaussian noise with a per-sample standard deviation (CATALOG.md 3.10).
+
+    The noise field is not stored: the parameters hold one integer seed for the batch, and the field is generated on
+    the data's device from it (so a replay with the same parameters adds the same noise on the same device).
+
+    Args:
+        sigma: Range of the per-sample noise standard deviation (nnU-Net: ``(0, 0.1)``; AugLab: ``(0, 1)``).
+        mean: Constant added together with the noise (Gaussian noise only).
+        rician: Rician (magnitude) noise, as in MR magnitude images, instead of additive Gaussian noise.
+        region: Restrict to (or exclude) labelled regions, see :class:`RegionOptions`.
+        p: Per-sample probability.
+    """
+
+    name = "GaussianNoise"
+
+    def __init__(
+        self,
+        sigma: NonNegativeRange = (0.0, 0.1),
+        mean: Annotated[float, Field(allow_inf_nan=False)] = 0.0,
+        rician: bool = False,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, region=region)
+        self.sigma, self.mean, self.rician = tuple(sigma), mean, rician
+
+    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        return {
+            "sigma": sample.uniform(generator, (batch.size,), *self.sigma),
+            "seed": sample.seeds(generator, ()),  # one field for the batch; 0-d, so it is not split per sample
+        }
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        seed = int(values["seed"])  # a CPU parameter: no device synchronisation
+        return FI.add_gaussian_noise(x, values["sigma"], seed, mean=self.mean, rician=self.rician)
+
+
+class RandomBrightness(IntensityTransform):
+    """Multiply intensities by a random per-sample factor (CATALOG.md 3.12).
+
+    Args:
+        multiplier: Range of the factor.
+        sampler: ``uniform`` draws ``U(low, high)``; ``bgcontrast`` draws below and above 1 with equal
+            probability, as nnU-Net does.
+        per_channel: Draw one factor per channel instead of one per sample.
+        region: Restrict to (or exclude) labelled regions, see :class:`RegionOptions`.
+        p: Per-sample probability.
+    """
+
+    name = "Brightness"
+
+    def __init__(
+        self,
+        multiplier: PositiveRange = (0.75, 1.25),
+        sampler: Sampler = "uniform",
+        per_channel: bool = False,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, region=region)
+        self.multiplier, self.sampler, self.per_channel = tuple(multiplier), sampler, per_channel
+
+    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        shape = (batch.size, batch.image.shape[1]) if self.per_channel else (batch.size,)
+        return {"multiplier": _draw_factor(generator, shape, self.sampler, *self.multiplier)}
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        return FI.multiply(x, values["multiplier"])
+
+
+class RandomContrast(IntensityTransform):
+    """Stretch intensities about each sample's mean by a random factor (CATALOG.md 3.15).
+
+    Args:
+        contrast: Range of the factor.
+        sampler: ``uniform`` or nnU-Net's ``bgcontrast`` (below and above 1 with equal probability).
+        preserve_range: Clamp to each sample's original minimum and maximum (nnU-Net; AugLab does not).
+        per_channel: Draw one factor per channel instead of one per sample.
+        region: Restrict to (or exclude) labelled regions, see :class:`RegionOptions`.
+        p: Per-sample probability.
+    """
+
+    name = "Contrast"
+
+    def __init__(
+        self,
+        contrast: PositiveRange = (0.75, 1.25),
+        sampler: Sampler = "uniform",
+        preserve_range: bool = True,
+        per_channel: bool = False,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, region=region)
+        self.contrast, self.sampler = tuple(contrast), sampler
+        self.preserve_range, self.per_channel = preserve_range, per_channel
+
+    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        shape = (batch.size, batch.image.shape[1]) if self.per_channel else (batch.size,)
+        return {"factor": _draw_factor(generator, shape, self.sampler, *self.contrast)}
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        return FI.adjust_contrast(x, values["factor"], preserve_range=self.preserve_range)
+
+
+class RandomIntensityFunction(IntensityTransform):
+    """Remap intensities through a monotone function chosen per sample (CATALOG.md 3.16).
+
+    Each sample is min-max normalised on its own (never with its batch partners, unlike AugLab) to ``u`` in
+    [0, 1], mapped through ``f(u)`` and stretched back to its original range; with ``retain_stats`` (the
+    default) only the shape of ``f`` matters, exactly as in AugLab. AugLab's five separate modules correspond to five
+    entries with one function each.
+
+    Args:
+        functions: Candidate functions, drawn uniformly per sample: ``log1p``, ``sqrt``, ``sin``, ``exp``,
+            ``sigmoid``.
+        retain_stats: Restore each sample's mean and std afterwards.
+        region: Restrict to (or exclude) labelled regions, see :class:`RegionOptions`.
+        p: Per-sample probability.
+    """
+
+    name = "IntensityFunction"
+
+    def __init__(
+        self,
+        functions: FunctionNames = FI.INTENSITY_FUNCTIONS,
+        retain_stats: bool = True,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, retain_stats=retain_stats, region=region)
+        self.functions = tuple(functions)
+
+    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        return {"function": sample.choice(generator, (batch.size,), len(self.functions))}
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        which = values["function"]
+        present = tuple(sorted(set(which.tolist())))  # a CPU parameter: no device synchronisation
+        return FI.apply_intensity_function(x, which, self.functions, present)
+
+
+class RandomBiasField(IntensityTransform):
+    """Multiply by a smooth random gain field ``exp(P)``, ``P`` a per-sample 3-D polynomial (CATALOG.md 3.20).
+
+    Coordinates run over ``[-1, 1]`` along each axis of the patch; every monomial ``z^k y^j x^i`` with
+    ``i + j + k <= order`` gets a coefficient ``U(-coefficients, coefficients)``.
+
+    Args:
+        coefficients: Largest absolute value of a polynomial coefficient.
+        order: Polynomial order (3 gives 20 terms).
+        invert: Divide by the field instead of multiplying.
+        signed: Multiply the raw intensities (AugLab). By default the gain acts on ``x - min`` and the minimum
+            is added back, like a receive-coil gain on a non-negative signal.
+        retain_stats: Restore each sample's mean and std afterwards.
+        region: Restrict to (or exclude) labelled regions, see :class:`RegionOptions`.
+        p: Per-sample probability.
+    """
+
+    name = "BiasField"
+
+    def __init__(
+        self,
+        coefficients: Annotated[float, Field(ge=0.0, le=10.0)] = 0.2,
+        order: Annotated[int, Field(ge=0, le=6)] = 3,
+        invert: bool = False,
+        signed: bool = False,
+        retain_stats: bool = True,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, retain_stats=retain_stats, region=region)
+        self.coefficients, self.order, self.invert, self.signed = coefficients, order, invert, signed
+
+    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        terms = len(FI.monomial_exponents(self.order))
+        c = self.coefficients
+        return {"coefficients": sample.uniform(generator, (batch.size, terms), -c, c)}
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        log_field = FI.polynomial_field(values["coefficients"], tuple(x.shape[2:]), self.order, device=x.device)
+        return FI.apply_bias_field(x, -log_field if self.invert else log_field, signed=self.signed)
+
+
+class RandomZScore(IntensityTransform):
+    """Normalise each sample to zero mean and unit standard deviation (CATALOG.md 3.21).
+
+    Args:
+        region: Restrict to (or exclude) labelled regions, see :class:`RegionOptions`.
+        p: Per-sample probability.
+    """
+
+    name = "ZScore"
+
+    def __init__(self, region: RegionOptions | None = None, p: Probability = 1.0) -> None:
+        super().__init__(p=p, region=region)
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        return FI.zscore(x)

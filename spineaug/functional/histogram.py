@@ -1,0 +1,102 @@
+"""Batched histogram operations: equalisation and quantiles, per sample and channel, without host synchronisation.
+
+Images are ``(B, C, D, H, W)``; every sample and channel gets its own histogram or sort, computed for the whole batch
+in one pass (no loop over the batch). Results are float32.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _bins(u: Tensor, bins: int) -> tuple[Tensor, Tensor]:
+    """Bin index and in-bin position of values ``u`` in [0, 1] on ``bins`` equal bins."""
+    scaled = u * bins
+    k = scaled.floor().clamp(0, bins - 1)
+    return k.long(), (scaled - k).clamp(0.0, 1.0)
+
+
+def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False, eps: float = 1e-8) -> Tensor:
+    """Histogram-equalise each sample and channel on ``bins`` equal bins between its minimum and maximum.
+
+    The counts of all rows come from one ``scatter_add`` over the flat index ``row * bins + k`` (a ``bincount``
+    whose output size is known, so it needs no device synchronisation); then a cumulative sum and a gather.
+
+    The step lookup (``interpolate=False``, AugLab's) maps bin ``k`` to
+    ``lo + span * (c_k - c_0) / (N - c_0)`` with ``c`` the cumulative counts, so the lowest bin collapses to ``lo``.
+    The piecewise-linear lookup (``interpolate=True``) maps a value at position ``t`` in bin ``k`` to
+    ``lo + span * (c_{k-1} + t * h_k) / N``: continuous, strictly follows the empirical CDF, and reaches
+    exactly ``lo`` and ``hi``.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        bins: Number of histogram bins.
+        interpolate: Use the piecewise-linear lookup.
+        eps: Guard for constant channels (which come back unchanged).
+
+    Returns:
+        Float32 tensor like ``x``, monotone in ``x`` per channel and within the original ``[min, max]``.
+    """
+    b, c = x.shape[:2]
+    rows = x.float().flatten(2).reshape(b * c, -1)
+    n = rows.shape[1]
+    lo = rows.amin(dim=1, keepdim=True)
+    span = rows.amax(dim=1, keepdim=True) - lo
+    u = ((rows - lo) / span.clamp_min(eps)).clamp(0.0, 1.0)
+    k, t = _bins(u, bins)
+    flat = (torch.arange(b * c, device=x.device)[:, None] * bins + k).flatten()
+    counts = torch.zeros(b * c * bins, dtype=torch.int64, device=x.device)
+    counts.scatter_add_(0, flat, torch.ones_like(flat))
+    counts = counts.view(b * c, bins)
+    cum = counts.cumsum(dim=1).float()
+    if interpolate:
+        below = (cum - counts.float()).gather(1, k)
+        height = counts.float().gather(1, k)
+        frac = (below + t * height) / n
+    else:
+        first = cum[:, :1]
+        lut = (cum - first) / (n - first + 1e-10)
+        frac = lut.gather(1, k)
+    return (lo + span * frac.clamp(0.0, 1.0)).view(x.shape)
+
+
+def quantiles(x: Tensor, q: Tensor) -> Tensor:
+    """Per-sample, per-channel quantiles with linear interpolation (``torch.quantile``'s default), batched.
+
+    One sort of every row at once, then a gather at the interpolated positions; no loop over the batch.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        q: Quantile levels in [0, 1], (B, K) (one set per sample, shared by its channels).
+
+    Returns:
+        (B, C, K) float32.
+    """
+    b, c = x.shape[:2]
+    rows = x.float().flatten(2).sort(dim=2).values  # (B, C, N)
+    n = rows.shape[2]
+    pos = q.to(x.device, torch.float32, non_blocking=True).clamp(0.0, 1.0) * (n - 1)  # (B, K)
+    below = pos.floor().long().clamp(0, n - 1)
+    above = (below + 1).clamp_max(n - 1)
+    frac = (pos - below.float())[:, None, :]
+    k = q.shape[1]
+    v0 = rows.gather(2, below[:, None, :].expand(b, c, k))
+    v1 = rows.gather(2, above[:, None, :].expand(b, c, k))
+    return v0 + frac * (v1 - v0)
+
+
+def percentile_clamp(x: Tensor, q_low: Tensor, q_high: Tensor) -> Tensor:
+    """Clamp each sample and channel between its own ``q_low`` and ``q_high`` quantiles.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        q_low: Lower quantile level per sample, (B,).
+        q_high: Upper quantile level per sample, (B,); ``q_low = 0, q_high = 1`` is the identity.
+
+    Returns:
+        Float32 tensor like ``x``.
+    """
+    v = quantiles(x, torch.stack([q_low, q_high], dim=1))
+    lo, hi = v[..., 0, None, None, None], v[..., 1, None, None, None]
+    return torch.maximum(torch.minimum(x.float(), hi), lo)

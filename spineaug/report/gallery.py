@@ -1,0 +1,218 @@
+"""Transform gallery: one case under each transform of a preset, forced on, as a grid of mid-sagittal slices.
+
+Used by ``spineaug preview``. Every panel starts from the same (z-scored) case and the same seed; panel ``k`` runs a
+one-entry pipeline made of entry ``k`` with ``p = 1`` (and its sub-probabilities ``p_*`` that are above 0 raised to
+1, blending ``mix_prob`` off), so each panel shows that transform's effect alone. Label contours are drawn on every
+panel to show image/label alignment (geometric entries move both; intensity entries must not move the image).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import spineaug
+
+# Sub-probabilities that select a *mode* rather than switch an effect on: leave them as configured.
+_MODE_PROBABILITIES = {"p_inside", "p_outside", "label_subset_p", "p_foreground"}
+_LABEL_COLOURS = ("#ff4040", "#40c0ff", "#ffd040", "#60ff60", "#ff60ff", "#ffffff")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A single case for the gallery.
+
+    Attributes:
+        image: (X, Y, Z) float32, RAS orientation (axis 0 left -> right, so ``X // 2`` is mid-sagittal).
+        label: (X, Y, Z) integer label map, or ``None``.
+        spacing: Voxel size in mm, (X, Y, Z).
+        name: Shown in the figure title.
+    """
+
+    image: np.ndarray
+    label: np.ndarray | None
+    spacing: tuple[float, float, float]
+    name: str
+
+
+def phantom_volume(seed: int = 0, domain: str = "t2w", shape: Sequence[int] | None = None) -> Volume:
+    """Generate a phantom case (requires :mod:`spineaug.phantom`)."""
+    from spineaug import phantom
+
+    kwargs: dict[str, Any] = {} if shape is None else {"shape": tuple(shape)}
+    case = phantom.make_case(seed, domain, **kwargs)
+    return Volume(case.image, case.label, tuple(case.spacing), f"phantom case {seed} ({case.domain})")
+
+
+def nifti_volume(image: str | Path, label: str | Path | None = None) -> Volume:
+    """Read a NIfTI image (and label), reoriented to RAS so that axis 0 is left-right."""
+    try:
+        import nibabel as nib
+    except ImportError as exc:  # pragma: no cover - nibabel is a dependency
+        raise ValueError("reading --image/--label needs nibabel (pip install nibabel)") from exc
+    for path in (image, label):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"file not found: {path}")
+    img = nib.as_closest_canonical(nib.load(str(image)))
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ValueError(f"{image}: expected a 3-D image, got shape {data.shape}")
+    lab = None
+    if label is not None:
+        lab_img = nib.as_closest_canonical(nib.load(str(label)))
+        lab = np.asarray(lab_img.dataobj)
+        if lab.ndim == 4 and lab.shape[3] == 1:
+            lab = lab[..., 0]
+        if lab.shape != data.shape:
+            raise ValueError(f"label shape {lab.shape} does not match image shape {data.shape}")
+        if not np.allclose(lab, np.round(lab)):
+            raise ValueError(f"{label}: label map must hold integer values")
+        lab = np.round(lab).astype(np.int64)
+    spacing = tuple(float(s) for s in img.header.get_zooms()[:3])
+    return Volume(data, lab, spacing, Path(image).name)
+
+
+def force_on(entry: dict[str, Any]) -> dict[str, Any]:
+    """Return a config entry that always fires: ``p = 1``, effect sub-probabilities above 0 raised to 1, no blending.
+
+    Spatial's ``patch_size`` is dropped so every panel keeps the case's shape.
+    """
+    forced = dict(entry)
+    forced["p"] = 1.0
+    for key, value in entry.items():
+        if (
+            key.startswith("p_")
+            and key not in _MODE_PROBABILITIES
+            and isinstance(value, (int, float))
+            and value > 0
+        ):
+            forced[key] = 1.0
+    if "mix_prob" in forced:
+        forced["mix_prob"] = 0.0
+    forced.pop("patch_size", None)
+    return forced
+
+
+def _titles(entries: list[dict[str, Any]]) -> list[str]:
+    counts = Counter(e["name"] for e in entries)
+    titles = []
+    for e in entries:
+        title = e["name"]
+        if counts[title] > 1:
+            extra = e.get("functions") or e.get("axes") or ""
+            if isinstance(extra, (list, tuple)):
+                extra = ",".join(str(v) for v in extra)
+            title = f"{title} ({extra})" if extra else title
+        titles.append(title)
+    return titles
+
+
+def _zscore(image: np.ndarray) -> np.ndarray:
+    image = image.astype(np.float32)
+    return (image - image.mean()) / max(float(image.std()), 1e-8)
+
+
+def render_gallery(
+    volume: Volume,
+    entries: list[dict[str, Any]],
+    out: str | Path,
+    *,
+    seed: int = 0,
+    title: str = "",
+    columns: int = 6,
+) -> Path:
+    """Render the original and each entry forced on, as mid-sagittal slices in a grid, to a PNG.
+
+    Args:
+        volume: The case (RAS orientation).
+        entries: Config entries (as in a preset's ``"transforms"`` list).
+        out: Output PNG path (parent folders are created).
+        seed: Generator seed used for every panel.
+        title: Figure title (the case name is appended).
+        columns: Panels per row.
+
+    Returns:
+        The written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image = torch.from_numpy(_zscore(volume.image))[None, None]
+    label = None if volume.label is None else torch.from_numpy(volume.label.astype(np.int64))[None, None]
+    panels: list[tuple[str, np.ndarray | None, np.ndarray | None, str]] = [
+        ("original", image[0, 0].numpy(), volume.label, "")
+    ]
+    for name, entry in zip(_titles(entries), entries):
+        transform = spineaug.build_transform(force_on(entry), name)
+        if transform.requires_label and label is None:
+            panels.append((name, None, None, "needs a label map"))
+            continue
+        pipe = spineaug.Pipeline(transform, seed=seed)
+        img, lab = pipe(image, label, generator=torch.Generator().manual_seed(seed))
+        panels.append((name, img[0, 0].numpy(), None if lab is None else lab[0, 0].numpy(), ""))
+
+    rows = -(-len(panels) // columns)
+    sy, sz = volume.spacing[1], volume.spacing[2]
+    ny, nz = volume.image.shape[1], volume.image.shape[2]
+    panel_h = 2.8
+    panel_w = max(1.2, min(4.0, panel_h * (ny * sy) / (nz * sz)))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(columns * panel_w, rows * (panel_h + 0.35)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (name, img, lab, note) in zip(axes.flat, panels):
+        ax.set_title(name, fontsize=9)
+        if img is None:
+            ax.text(0.5, 0.5, note, ha="center", va="center", fontsize=8, transform=ax.transAxes)
+            continue
+        x = img.shape[0] // 2
+        sl = np.flipud(img[x].T)  # rows: superior at the top; columns: posterior -> anterior
+        lo, hi = np.percentile(sl, [0.5, 99.5])
+        extent = (0, img.shape[1] * sy, 0, img.shape[2] * sz)
+        ax.imshow(
+            sl, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, extent=extent, interpolation="nearest"
+        )
+        if lab is not None:
+            ls = np.flipud(lab[x].T)
+            for value in range(1, int(ls.max(initial=0)) + 1):
+                if (ls == value).any():
+                    colour = _LABEL_COLOURS[(value - 1) % len(_LABEL_COLOURS)]
+                    ax.contour(
+                        (ls == value).astype(float), levels=[0.5], colors=colour, linewidths=0.5,
+                        extent=extent, origin="upper",
+                    )  # fmt: skip
+    heading = f"{title} - {volume.name}, mid-sagittal slice, each transform forced on (seed {seed})".strip(
+        " -"
+    )
+    fig.suptitle(heading, fontsize=11)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def preset_entries(source: str | Path | dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Return ``(title, entries)`` of a preset name or a config file/dict."""
+    if isinstance(source, str) and source in spineaug.presets():
+        data = json.loads(resources.files("spineaug.presets").joinpath(f"{source}.json").read_text())
+        return f"preset {source}", list(data.get("transforms", []))
+    data = spineaug.load_config(source)
+    return f"config {source}" if not isinstance(source, dict) else "config", list(data.get("transforms", []))
+
+
+__all__ = ["Volume", "force_on", "nifti_volume", "phantom_volume", "preset_entries", "render_gallery"]

@@ -1,0 +1,140 @@
+"""Resolution transforms: simulated low resolution and thick slices (CATALOG.md 3.17, 3.18). Image only.
+
+Both are intensity transforms in the engine's sense: they change the image and never the label (AugLab degrades the
+label too; that quirk lives only in ``baselines/``). Each sample's degradation is one separable linear operator,
+three small per-sample matrices applied with batched matrix products (see :mod:`spineaug.functional.resolution`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import torch
+from pydantic import AfterValidator, Field
+from torch import Tensor
+
+from spineaug import _sampling as sample
+from spineaug.batch import Batch
+from spineaug.functional import resolution as FR
+from spineaug.transforms.base import Axes, IntensityTransform, Probability, RegionOptions
+
+
+def _ordered_range(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise ValueError(f"range low {value[0]} is above high {value[1]}")
+    return value
+
+
+def _non_empty(axes: tuple[int, ...]) -> tuple[int, ...]:
+    if not axes:
+        raise ValueError("axes must list at least one axis")
+    return axes
+
+
+_Unit = Annotated[float, Field(gt=0.0, le=1.0)]
+ScaleRange = Annotated[tuple[_Unit, _Unit], AfterValidator(_ordered_range)]
+"""A ``(low, high)`` range of resolution factors in ``(0, 1]`` (1 = full resolution)."""
+NonEmptyAxes = Annotated[Axes, AfterValidator(_non_empty)]
+DownMode = Literal["nearest", "linear", "box", "gaussian"]
+UpMode = Literal["linear", "nearest"]
+
+
+def degrade(x: Tensor, scale: Tensor, down: str, up: str) -> Tensor:
+    """Apply per-sample, per-axis resolution factors ``scale`` (B, 3) (CPU tensor; 1 = keep the axis)."""
+    operators = []
+    for axis, n in enumerate(x.shape[2:]):
+        s = scale[:, axis]
+        if bool((s >= 1.0).all()):  # host check on CPU parameters
+            operators.append(None)
+        else:
+            operators.append(FR.resolution_matrix(s.to(x.device, non_blocking=True), n, down, up))
+    return FR.apply_axis_operators(x, tuple(operators))
+
+
+class RandomLowResolution(IntensityTransform):
+    """Simulate a lower acquisition resolution: resample down by a random factor and back up. Image only.
+
+    Args:
+        scale: Range of the resolution factor ``s`` (the axis is resampled to ``round(s * n)`` voxels).
+        per_axis: Draw a factor per axis (AugLab); otherwise one factor for all ``axes`` (nnU-Net).
+        axes: Axes to degrade.
+        down: Down-sampling: ``"gaussian"`` (Gaussian point-spread function of total FWHM ``1/s``, anti-aliased),
+            ``"box"`` (area average), ``"linear"`` (point sampling, AugLab) or ``"nearest"`` (nnU-Net's
+            ``nearest-exact``; with ``up="linear"``, ``per_axis=False`` this is nnU-Net's SimulateLowResolution).
+        up: Up-sampling back to the original grid: ``"linear"`` or ``"nearest"``.
+        retain_stats: Restore each sample's mean and std afterwards.
+        mix_prob: Probability of blending with the original.
+        region: Restrict to (or exclude) labelled regions.
+        p: Per-sample probability.
+    """
+
+    name = "LowResolution"
+
+    def __init__(
+        self,
+        scale: ScaleRange = (0.5, 1.0),
+        per_axis: bool = False,
+        axes: NonEmptyAxes = (0, 1, 2),
+        down: DownMode = "gaussian",
+        up: UpMode = "linear",
+        retain_stats: bool = False,
+        mix_prob: Probability = 0.0,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
+        self.scale, self.per_axis, self.axes = tuple(scale), per_axis, tuple(axes)
+        self.down, self.up = down, up
+
+    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        n = batch.size
+        s = sample.uniform(generator, (n, 3 if self.per_axis else 1), *self.scale).expand(n, 3)
+        allowed = torch.tensor([a in self.axes for a in range(3)])
+        return {"scale": torch.where(allowed, s, torch.ones(()))}
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        return degrade(x, values["scale"], self.down, self.up)
+
+
+class RandomThickSlice(IntensityTransform):
+    """Simulate thick slices: average slabs of width ``1/s`` along one random axis per sample, then upsample.
+
+    Unlike AugLab (one axis fixed for the whole run, point sampling), each sample draws its own axis from ``axes``
+    and the slice profile integrates over the slab. Image only.
+
+    Args:
+        scale: Range of the through-plane resolution factor ``s`` (slab width ``1/s`` voxels).
+        axes: Candidate axes; each sample picks one uniformly (e.g. ``[0]`` for a known through-plane axis).
+        profile: Slice profile: ``"box"`` (slab average) or ``"gaussian"`` (Gaussian of FWHM ``1/s``).
+        up: Up-sampling back to the original grid: ``"linear"`` or ``"nearest"``.
+        retain_stats: Restore each sample's mean and std afterwards.
+        mix_prob: Probability of blending with the original.
+        region: Restrict to (or exclude) labelled regions.
+        p: Per-sample probability.
+    """
+
+    name = "ThickSlice"
+
+    def __init__(
+        self,
+        scale: ScaleRange = (0.1, 1.0),
+        axes: NonEmptyAxes = (0, 1, 2),
+        profile: Literal["box", "gaussian"] = "box",
+        up: UpMode = "linear",
+        retain_stats: bool = False,
+        mix_prob: Probability = 0.0,
+        region: RegionOptions | None = None,
+        p: Probability = 1.0,
+    ) -> None:
+        super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
+        self.scale, self.axes, self.profile, self.up = tuple(scale), tuple(axes), profile, up
+
+    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        n = batch.size
+        axis = torch.tensor(self.axes)[sample.choice(generator, (n,), len(self.axes))]
+        s = sample.uniform(generator, (n, 1), *self.scale)
+        scale = torch.where(torch.arange(3) == axis[:, None], s, torch.ones(()))
+        return {"axis": axis, "scale": scale}
+
+    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+        return degrade(x, values["scale"], self.profile, self.up)

@@ -1,0 +1,70 @@
+"""Properties shared by the filter, resolution, FOV and label-guided transforms: hypothesis checks and, when a GPU is
+present, CPU/CUDA parity and zero host synchronisation in the apply path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import spineaug
+from spineaug.batch import Batch
+from spineaug.functional import filters as FF
+from spineaug.functional import resolution as FR
+from tests.conftest import make_batch
+
+KEYS = [
+    "GaussianBlur", "UnsharpMask", "ScharrEdge", "Laplacian", "RandomConv",
+    "LowResolution", "ThickSlice", "FovCrop", "LabelIntensityRemap", "LabelAppearance",
+]  # fmt: skip
+
+
+@given(n=st.integers(1, 40), scale=st.floats(0.01, 1.0), down=st.sampled_from(FR.DOWN_MODES),
+       up=st.sampled_from(FR.UP_MODES))  # fmt: skip
+def test_resolution_operators_preserve_constants(n, scale, down, up):
+    r = FR.resolution_matrix(torch.tensor([scale]), n, down, up)[0]
+    torch.testing.assert_close(r.sum(1), torch.ones(n), atol=1e-5, rtol=0)
+    assert (r >= -1e-7).all()
+
+
+@given(seed=st.integers(0, 2**31 - 1), d=st.integers(1, 8), h=st.integers(1, 8), w=st.integers(1, 8))
+def test_blur_batched_equals_per_sample_and_preserves_mean_of_constants(seed, d, h, w):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, 1, d, h, w, generator=g)
+    sigma = torch.rand(3, 3, generator=g) * 2
+    y = FF.gaussian_blur(x, sigma)
+    for b in range(3):
+        torch.testing.assert_close(
+            FF.gaussian_blur(x[b : b + 1], sigma[b : b + 1])[0], y[b], atol=1e-5, rtol=1e-5
+        )
+    c = torch.full((3, 1, d, h, w), 2.5)
+    torch.testing.assert_close(FF.gaussian_blur(c, sigma), c)
+
+
+@given(seed=st.integers(0, 2**31 - 1))
+def test_fov_crop_label_values_only_shrink_plus_fill(seed):
+    x, lbl = make_batch(2, (6, 7, 8), seed=seed % 1000)
+    t = spineaug.TRANSFORMS["FovCrop"](label_fill=5)
+    out = t(Batch(x, lbl), generator=torch.Generator().manual_seed(seed))
+    assert set(out.label.unique().tolist()) <= set(lbl.unique().tolist()) | {5}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", KEYS)
+def test_cuda_matches_cpu_without_host_sync(name):
+    x, lbl = make_batch(3, (16, 18, 20), classes=4)
+    t = spineaug.TRANSFORMS[name](p=1.0)
+    params = t.sample_params(Batch(x, lbl), torch.Generator().manual_seed(0))
+    cpu = t.apply(Batch(x, lbl), params)
+    xc, lc = x.cuda(), lbl.cuda()
+    t.apply(Batch(xc, lc), params)  # warm-up (lazy CUDA initialisation may synchronise)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        gpu = t.apply(Batch(xc, lc), params)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    if name != "LabelAppearance":  # its noise field comes from the device's own generator
+        torch.testing.assert_close(gpu.image.cpu(), cpu.image, atol=1e-3, rtol=1e-3)
+    assert torch.equal(gpu.label.cpu(), cpu.label)

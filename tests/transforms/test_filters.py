@@ -1,0 +1,286 @@
+"""Filter transforms (GaussianBlur, UnsharpMask, ScharrEdge, Laplacian, RandomConv): references, mechanics, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+import spineaug
+from spineaug.batch import Batch
+from spineaug.functional import filters as FF
+from spineaug.transforms import ConfigError
+from tests.conftest import make_batch
+
+NAMES = ["GaussianBlur", "UnsharpMask", "ScharrEdge", "Laplacian", "RandomConv"]
+# Settings that make each transform's effect large and leave out blending.
+WIDE = {
+    "GaussianBlur": {"sigma": [0.5, 2.0]},
+    "UnsharpMask": {"sigma": [0.5, 2.0], "amount": [0.5, 2.0], "mix_prob": 0.0},
+    "ScharrEdge": {"mix_prob": 0.0},
+    "Laplacian": {"mix_prob": 0.0},
+    "RandomConv": {"mix_prob": 0.0},
+}
+
+
+def build(name: str, **kwargs) -> spineaug.RandomTransform:
+    return spineaug.TRANSFORMS[name](**{"p": 1.0, **WIDE[name], **kwargs})
+
+
+def run(t, image, label=None, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    params = t.sample_params(Batch(image, label), g)
+    return t.apply(Batch(image, label), params), params
+
+
+def _scipy_blur(x: np.ndarray, sigma, truncate: float = 3.0) -> np.ndarray:
+    radius = [int(np.ceil(truncate * s - 1e-6)) if s >= 1e-3 else 0 for s in sigma]
+    out = x.astype(np.float64)
+    for axis, (s, r) in enumerate(zip(sigma, radius)):
+        if r > 0:
+            out = ndimage.gaussian_filter1d(out, s, axis=axis, mode="reflect", radius=r)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ functional refs
+
+
+def test_gaussian_blur_matches_scipy_per_sample_and_axis():
+    x, _ = make_batch(3, (10, 13, 16))
+    sigma = torch.tensor([[0.6, 1.3, 2.2], [0.0, 0.9, 0.5], [1.7, 0.0005, 1.0]])
+    y = FF.gaussian_blur(x, sigma)
+    for b in range(3):
+        ref = _scipy_blur(x[b, 0].numpy(), sigma[b].tolist())
+        np.testing.assert_allclose(y[b, 0].numpy(), ref, atol=2e-5)
+
+
+def test_gaussian_blur_is_centred():
+    x = torch.zeros(2, 1, 21, 21, 21)
+    x[:, :, 10, 10, 10] = 1.0
+    x[1, :, 8, 11, 12] = 2.0
+    y = FF.gaussian_blur(x, torch.tensor([[1.0, 2.0, 0.7], [0.3, 1.5, 2.5]]))
+    grid = torch.stack(torch.meshgrid(*[torch.arange(21.0)] * 3, indexing="ij"))
+    for b in range(2):
+        com_in = (grid * x[b, 0]).flatten(1).sum(1) / x[b, 0].sum()
+        com_out = (grid * y[b, 0]).flatten(1).sum(1) / y[b, 0].sum()
+        torch.testing.assert_close(com_out, com_in, atol=1e-4, rtol=0)
+    torch.testing.assert_close(y.sum(dim=(2, 3, 4)), x.sum(dim=(2, 3, 4)))
+
+
+def test_tiny_sigma_is_identity_and_kernels_are_normalised():
+    x, _ = make_batch(2)
+    torch.testing.assert_close(FF.gaussian_blur(x, torch.tensor([5e-4, 0.0])), x)
+    k = FF.gaussian_kernels(torch.tensor([0.0, 0.4, 1.0, 2.5]))
+    torch.testing.assert_close(k.sum(1), torch.ones(4))
+    torch.testing.assert_close(k, k.flip(1))
+    assert k[0, k.shape[1] // 2] == 1.0
+    assert k.shape[1] == 2 * 8 + 1  # ceil(3 * 2.5) = 8
+
+
+def test_conv_and_shift_paths_agree():
+    x, _ = make_batch(2, (9, 10, 11))
+    kernel = torch.randn(2, 5)
+    for axis in range(3):
+        a = FF.conv1d_axis(x, kernel, axis, method="conv")
+        b = FF.conv1d_axis(x, kernel, axis, method="shift")
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_reflect_padding_handles_axes_shorter_than_the_kernel():
+    x = torch.randn(1, 1, 1, 2, 5)
+    y = FF.gaussian_blur(x, torch.tensor([[3.0, 3.0, 1.0]]))
+    ref = _scipy_blur(x[0, 0].numpy(), [3.0, 3.0, 1.0])
+    np.testing.assert_allclose(y[0, 0].numpy(), ref, atol=1e-5)
+
+
+def test_unsharp_mask_matches_reference():
+    x, _ = make_batch(2)
+    sigma = torch.tensor([[1.0, 0.5, 1.5], [0.7, 0.7, 0.7]])
+    amount = torch.tensor([1.2, 0.4])
+    y = FF.unsharp_mask(x, sigma, amount)
+    for b in range(2):
+        xb = x[b, 0].double().numpy()
+        ref = xb + amount[b].item() * (xb - _scipy_blur(xb, sigma[b].tolist()))
+        np.testing.assert_allclose(y[b, 0].numpy(), ref, atol=1e-4)
+
+
+def _scharr_kernels():
+    s = np.array([3, 10, 3]) / 16
+    d = np.array([-0.5, 0.0, 0.5])
+    return [
+        np.einsum("i,j,k->ijk", d, s, s),
+        np.einsum("i,j,k->ijk", s, d, s),
+        np.einsum("i,j,k->ijk", s, s, d),
+    ]
+
+
+@pytest.mark.parametrize("magnitude", ["l1", "l2"])
+def test_scharr_matches_dense_correlation(magnitude):
+    x, _ = make_batch(2)
+    y = FF.scharr_edges(x, magnitude)
+    for b in range(2):
+        xb = x[b, 0].double().numpy()
+        g = [ndimage.correlate(xb, k, mode="reflect") for k in _scharr_kernels()]
+        ref = sum(np.abs(a) for a in g) if magnitude == "l1" else np.sqrt(sum(a * a for a in g))
+        np.testing.assert_allclose(y[b, 0].numpy(), ref, atol=1e-5)
+
+
+def test_laplacian_matches_dense_26_neighbour_kernel():
+    x, _ = make_batch(2)
+    kernel = -np.ones((3, 3, 3))
+    kernel[1, 1, 1] = 26
+    kernel /= 26
+    y = FF.laplacian(x)
+    for b in range(2):
+        ref = ndimage.correlate(x[b, 0].double().numpy(), kernel, mode="reflect")
+        np.testing.assert_allclose(y[b, 0].numpy(), ref, atol=1e-5)
+
+
+def test_random_conv_uses_each_samples_own_kernel():
+    x, _ = make_batch(3, (9, 10, 11))
+    t = build("RandomConv", retain_stats=False, kernel_sizes=[1, 3, 5])
+    out, params = run(t, x, seed=3)
+    weight, sizes = params.values["weight"], params.values["size"]
+    for b in range(3):
+        ref = ndimage.correlate(x[b, 0].double().numpy(), weight[b].double().numpy(), mode="reflect")
+        np.testing.assert_allclose(out.image[b, 0].numpy(), ref, atol=1e-4)
+        k = int(sizes[b])
+        lo = (weight.shape[-1] - k) // 2
+        inner = weight[b, lo : lo + k, lo : lo + k, lo : lo + k]
+        assert weight[b].abs().sum() == pytest.approx(inner.abs().sum().item())
+
+
+def test_random_conv_kernel_sizes_vary_and_weights_scale_with_size():
+    t = build("RandomConv", kernel_sizes=[3, 7])
+    params = t.sample_params(Batch(torch.zeros(256, 1, 2, 2, 2)), torch.Generator().manual_seed(0))
+    sizes, weight = params.values["size"], params.values["weight"]
+    assert set(sizes.tolist()) == {3, 7}
+    for k in (3, 7):
+        w = weight[sizes == k]
+        lo = (7 - k) // 2
+        support = w[:, lo : lo + k, lo : lo + k, lo : lo + k]
+        assert support.std().item() == pytest.approx(1 / k, rel=0.1)
+
+
+def test_dc_preserving_random_conv_keeps_constant_images():
+    x = torch.full((2, 1, 8, 8, 8), 3.5)
+    t = build("RandomConv", preserve_dc=True, retain_stats=False)
+    out, params = run(t, x)
+    torch.testing.assert_close(params.values["weight"].sum(dim=(1, 2, 3)), torch.ones(2))
+    torch.testing.assert_close(out.image, x)
+
+
+# --------------------------------------------------------------------------------------------------- mechanics
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_p_zero_is_identity_and_label_untouched(name):
+    x, lbl = make_batch(2)
+    out, _ = run(build(name, p=0.0), x, lbl)
+    assert out.image is x
+    out, _ = run(build(name), x, lbl)
+    assert out.label is lbl
+    assert not torch.equal(out.image, x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seeded_determinism_and_no_input_mutation(name):
+    x, lbl = make_batch(2)
+    before = x.clone()
+    a, _ = run(build(name, mix_prob=0.5), x, lbl, seed=7)
+    b, _ = run(build(name, mix_prob=0.5), x, lbl, seed=7)
+    torch.testing.assert_close(a.image, b.image, rtol=0, atol=0)
+    torch.testing.assert_close(x, before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["GaussianBlur", "UnsharpMask", "RandomConv"])
+def test_per_sample_independence(name):
+    x, _ = make_batch(1)
+    x = x.expand(4, -1, -1, -1, -1).contiguous()
+    out, _ = run(build(name, retain_stats=False), x, seed=1)
+    assert not torch.allclose(out.image[0], out.image[1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batched_equals_per_sample(name):
+    x, _ = make_batch(3)
+    t = build(name, mix_prob=0.5, retain_stats=True)
+    out, params = run(t, x, seed=2)
+    for b in range(3):
+        idx = torch.tensor([b])
+        values = {k: v.index_select(0, idx) for k, v in params.values.items()}
+        sub = type(params)(
+            gate=params.gate[idx],
+            alpha=params.alpha[idx],
+            region_mode=params.region_mode[idx],
+            keep=None,
+            values=values,
+        )
+        single = t.apply(Batch(x[b : b + 1]), sub)
+        torch.testing.assert_close(single.image[0], out.image[b], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("kind", ["constant", "huge", "negative"])
+def test_finite_on_adversarial_inputs(name, kind):
+    if kind == "constant":
+        x = torch.full((2, 1, 6, 7, 8), -4.0)
+    elif kind == "huge":
+        x, _ = make_batch(2, (6, 7, 8))
+        x = x * 1e30
+    else:
+        x, _ = make_batch(2, (6, 7, 8))
+        x = x - 1e4
+    out, _ = run(build(name, retain_stats=True), x)
+    assert torch.isfinite(out.image).all()
+    if kind == "constant":
+        torch.testing.assert_close(out.image, x)
+
+
+def test_unsharp_honours_retain_stats():
+    x, _ = make_batch(2)
+    out, _ = run(build("UnsharpMask", retain_stats=True), x)
+    torch.testing.assert_close(out.image.mean(dim=(2, 3, 4)), x.mean(dim=(2, 3, 4)), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        out.image.std(dim=(2, 3, 4), correction=0), x.std(dim=(2, 3, 4), correction=0), atol=1e-4, rtol=1e-4
+    )
+
+
+def test_pipeline_config_roundtrip():
+    cfg = {"transforms": [{"name": n, "p": 0.5} for n in NAMES]}
+    aug = spineaug.Pipeline.from_config(cfg, seed=0)
+    again = spineaug.Pipeline.from_config(aug.config())
+    x, lbl = make_batch(2)
+    a = aug(x, lbl, generator=torch.Generator().manual_seed(5))
+    b = again(x, lbl, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a[0], b[0], rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "key"),
+    [
+        ("GaussianBlur", {"sigma": [-1.0, 1.0]}, "sigma"),
+        ("GaussianBlur", {"sigma": [2.0, 1.0]}, "sigma"),
+        ("GaussianBlur", {"truncate": 0.0}, "truncate"),
+        ("UnsharpMask", {"amount": [1.0, 0.5]}, "amount"),
+        ("UnsharpMask", {"sigma": [-0.5, 0.5]}, "sigma"),
+        ("ScharrEdge", {"magnitude": "l3"}, "magnitude"),
+        ("RandomConv", {"kernel_sizes": [3, 4]}, "kernel_sizes"),
+        ("RandomConv", {"kernel_sizes": [-3]}, "kernel_sizes"),
+        ("RandomConv", {"kernel_sizes": []}, "kernel_sizes"),
+        ("Laplacian", {"mix_prob": 1.5}, "mix_prob"),
+        ("Laplacian", {"bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_config_names_the_key(name, kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        spineaug.TRANSFORMS[name](**kwargs)
+
+
+def test_functional_rejects_negative_sigma():
+    with pytest.raises(ValueError, match="sigma"):
+        FF.gaussian_blur(torch.zeros(1, 1, 4, 4, 4), torch.tensor([-1.0]))

@@ -1,0 +1,416 @@
+"""Intensity transforms: exact results on small tensors, shared mechanics, validation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import spineaug
+from spineaug.batch import Batch
+from spineaug.functional import histogram as FH
+from spineaug.functional import intensity as FI
+from spineaug.transforms import ConfigError
+from spineaug.transforms import intensity as T
+from tests.conftest import make_batch
+
+# Every intensity transform of this module, with settings that make its effect large and its draws wide.
+WIDE = {
+    "Inversion": {"retain_stats": False},
+    "HistogramEqualization": {"mix_prob": 0.0, "retain_stats": False},
+    "PercentileClamp": {"max_amount": 0.45, "retain_stats": False},
+    "GaussianNoise": {"sigma": [0.1, 2.0]},
+    "Brightness": {"multiplier": [0.2, 3.0]},
+    "Contrast": {"contrast": [0.2, 3.0], "preserve_range": False},
+    "IntensityFunction": {"retain_stats": False},
+    "BiasField": {"coefficients": 1.0, "retain_stats": False},
+    "ZScore": {},
+    "Gamma": {"gamma": [0.3, 3.0], "retain_stats": False},
+    "InverseGamma": {"gamma": [0.3, 3.0], "retain_stats": False},
+}
+# Transforms whose effect does not depend on a drawn value (so per-sample independence is moot).
+PARAMETER_FREE = {"Inversion", "HistogramEqualization", "ZScore"}
+
+
+def build(name: str, **kwargs) -> spineaug.RandomTransform:
+    return spineaug.TRANSFORMS[name](**{"p": 1.0, **WIDE[name], **kwargs})
+
+
+def run(t, image, label=None, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    params = t.sample_params(Batch(image, label), g)
+    return t.apply(Batch(image, label), params), params
+
+
+def test_registry_contains_the_catalog_intensity_entries():
+    for name in WIDE:
+        assert name in spineaug.TRANSFORMS
+        assert spineaug.TRANSFORMS[name].name == name
+
+
+# --------------------------------------------------------------------------------------------------- exact results
+
+
+def test_inversion_reflects_about_the_mean_with_retain_stats():
+    x, _ = make_batch(3)
+    out, _ = run(T.RandomInversion(p=1.0), x)
+    mean = x.mean(dim=(2, 3, 4), keepdim=True)
+    torch.testing.assert_close(out.image, 2 * mean - x, atol=1e-5, rtol=1e-5)
+
+
+def test_inversion_subtracts_from_the_maximum_without_retain_stats():
+    x, _ = make_batch(3)
+    out, _ = run(T.RandomInversion(p=1.0, retain_stats=False), x)
+    top = x.flatten(1).amax(dim=1).view(-1, 1, 1, 1, 1)
+    torch.testing.assert_close(out.image, top - x)
+
+
+def test_gamma_matches_the_hand_computed_power():
+    x, _ = make_batch(3)
+    t = T.RandomGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0)
+    out, params = run(t, x)
+    gamma = params.values["gamma"]
+    for b in range(3):
+        lo, hi = x[b].min(), x[b].max()
+        expected = ((x[b] - lo) / (hi - lo)) ** gamma[b] * (hi - lo) + lo
+        torch.testing.assert_close(out.image[b], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_inverse_gamma_is_gamma_of_the_negated_image():
+    x, _ = make_batch(2)
+    t = T.RandomInverseGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0)
+    out, params = run(t, x)
+    ref = T.RandomGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0).apply(Batch(-x), params)
+    torch.testing.assert_close(out.image, -ref.image)
+
+
+def test_brightness_multiplies_each_sample_by_its_factor():
+    x, _ = make_batch(4)
+    out, params = run(T.RandomBrightness(multiplier=(0.5, 2.0), p=1.0), x)
+    torch.testing.assert_close(out.image, x * params.values["multiplier"].view(-1, 1, 1, 1, 1))
+
+
+def test_brightness_per_channel_draws_one_factor_per_channel():
+    x = torch.rand(2, 3, 4, 4, 4) + 1
+    out, params = run(T.RandomBrightness(per_channel=True, p=1.0), x)
+    m = params.values["multiplier"]
+    assert m.shape == (2, 3)
+    torch.testing.assert_close(out.image, x * m[..., None, None, None])
+
+
+@pytest.mark.parametrize("preserve_range", [False, True])
+def test_contrast_stretches_about_the_mean(preserve_range):
+    x, _ = make_batch(3)
+    out, params = run(T.RandomContrast(contrast=(0.3, 3.0), preserve_range=preserve_range, p=1.0), x)
+    f = params.values["factor"].view(-1, 1, 1, 1, 1)
+    mean = x.mean(dim=(2, 3, 4), keepdim=True)
+    expected = (x - mean) * f + mean
+    if preserve_range:
+        lo = x.flatten(1).amin(1).view(-1, 1, 1, 1, 1)
+        hi = x.flatten(1).amax(1).view(-1, 1, 1, 1, 1)
+        expected = torch.maximum(torch.minimum(expected, hi), lo)
+        assert (out.image >= lo - 1e-6).all() and (out.image <= hi + 1e-6).all()
+    torch.testing.assert_close(out.image, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_zscore_gives_zero_mean_unit_std():
+    x, _ = make_batch(3)
+    out, _ = run(T.RandomZScore(p=1.0), x * 7 - 3)
+    mean, std = FI.mean_std(out.image)
+    torch.testing.assert_close(mean, torch.zeros_like(mean), atol=1e-5, rtol=0)
+    torch.testing.assert_close(std, torch.ones_like(std), atol=1e-5, rtol=0)
+
+
+def test_percentile_clamp_matches_torch_quantile():
+    x, _ = make_batch(4)
+    out, params = run(T.RandomPercentileClamp(max_amount=0.3, retain_stats=False, p=1.0), x)
+    for b in range(4):
+        q = torch.stack([params.values["q_low"][b], params.values["q_high"][b]])
+        lo, hi = torch.quantile(x[b].flatten(), q)
+        torch.testing.assert_close(out.image[b], x[b].clamp(lo, hi))
+
+
+def test_quantiles_match_torch_quantile_for_several_levels():
+    x = torch.randn(3, 2, 5, 6, 7, generator=torch.Generator().manual_seed(3))
+    q = torch.rand(3, 4, generator=torch.Generator().manual_seed(4))
+    got = FH.quantiles(x, q)
+    for b in range(3):
+        for c in range(2):
+            torch.testing.assert_close(got[b, c], torch.quantile(x[b, c].flatten(), q[b]))
+
+
+def test_bias_field_matches_a_direct_sum_of_monomials():
+    order, shape = 3, (5, 6, 7)
+    coefficients = torch.randn(2, len(FI.monomial_exponents(order)), generator=torch.Generator().manual_seed(1))
+    z, y, x = torch.meshgrid(*(torch.linspace(-1, 1, n) for n in shape), indexing="ij")
+    for b in range(2):
+        direct = sum(
+            c * z**k * y**j * x**i for c, (k, j, i) in zip(coefficients[b], FI.monomial_exponents(order))
+        )
+        torch.testing.assert_close(FI.polynomial_field(coefficients, shape, order)[b], direct, atol=1e-5, rtol=1e-5)
+    assert len(FI.monomial_exponents(3)) == 20
+
+
+def test_bias_field_transform_applies_exp_of_the_polynomial_above_the_minimum():
+    x, _ = make_batch(2, (5, 6, 7))
+    for signed in (False, True):
+        t = T.RandomBiasField(coefficients=0.5, retain_stats=False, signed=signed, p=1.0)
+        out, params = run(t, x)
+        gain = torch.exp(FI.polynomial_field(params.values["coefficients"], (5, 6, 7), 3))[:, None]
+        lo = x.flatten(1).amin(1).view(-1, 1, 1, 1, 1)
+        expected = x * gain if signed else (x - lo) * gain + lo
+        torch.testing.assert_close(out.image, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_intensity_function_applies_the_chosen_function_on_normalised_values():
+    x, _ = make_batch(6)
+    fns = {"log1p": torch.log1p, "sqrt": torch.sqrt, "sin": torch.sin, "exp": torch.exp, "sigmoid": torch.sigmoid}
+    t = T.RandomIntensityFunction(retain_stats=False, p=1.0)
+    out, params = run(t, x, seed=5)
+    which = params.values["function"]
+    assert len(set(which.tolist())) > 1
+    for b in range(6):
+        f = fns[t.functions[which[b]]]
+        lo, hi = x[b].min(), x[b].max()
+        u = (x[b] - lo) / (hi - lo)
+        v = (f(u) - f(torch.tensor(0.0))) / (f(torch.tensor(1.0)) - f(torch.tensor(0.0)))
+        torch.testing.assert_close(out.image[b], v * (hi - lo) + lo, atol=1e-5, rtol=1e-5)
+
+
+def test_gaussian_noise_adds_noise_of_the_drawn_std_and_replays():
+    x = torch.zeros(3, 1, 16, 16, 16)
+    t = T.RandomGaussianNoise(sigma=(0.5, 2.0), p=1.0)
+    out, params = run(t, x)
+    std = out.image.flatten(1).std(dim=1)
+    torch.testing.assert_close(std, params.values["sigma"], rtol=0.08, atol=0)
+    again = t.apply(Batch(x), params)
+    torch.testing.assert_close(again.image, out.image, rtol=0, atol=0)
+
+
+def test_rician_noise_stays_above_the_minimum():
+    x, _ = make_batch(2)
+    out, _ = run(T.RandomGaussianNoise(sigma=(0.5, 1.0), rician=True, p=1.0), x)
+    lo = x.flatten(1).amin(1).view(-1, 1, 1, 1, 1)
+    assert (out.image >= lo - 1e-6).all()
+    assert not torch.equal(out.image, x)
+
+
+def test_zero_sigma_noise_is_the_identity():
+    x, _ = make_batch(2)
+    out, _ = run(T.RandomGaussianNoise(sigma=(0.0, 0.0), p=1.0), x)
+    torch.testing.assert_close(out.image, x)
+
+
+# ------------------------------------------------------------------------------------------ histogram equalisation
+
+
+def _reference_equalisation(v: torch.Tensor, bins: int) -> torch.Tensor:
+    """Per-sample loop reference of the step lookup (CATALOG.md 3.4)."""
+    lo, hi = v.min(), v.max()
+    k = torch.floor((v - lo) / ((hi - lo) / bins + 1e-10)).clamp(0, bins - 1).long()
+    counts = torch.bincount(k.flatten(), minlength=bins).float()
+    cum = counts.cumsum(0)
+    lut = lo + (hi - lo) * (cum - cum[0]) / (v.numel() - cum[0] + 1e-10)
+    return lut[k]
+
+
+def test_histogram_equalisation_matches_a_per_sample_reference():
+    x, _ = make_batch(3)
+    out, _ = run(T.RandomHistogramEqualization(bins=32, mix_prob=0.0, retain_stats=False, p=1.0), x)
+    for b in range(3):
+        torch.testing.assert_close(out.image[b], _reference_equalisation(x[b], 32), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("interpolate", [False, True])
+def test_histogram_equalisation_is_monotone_and_range_preserving(interpolate):
+    x = torch.randn(2, 2, 6, 7, 8, generator=torch.Generator().manual_seed(2)).exp()  # skewed
+    y = FH.equalize_histogram(x, 64, interpolate=interpolate)
+    for b in range(2):
+        for c in range(2):
+            order = x[b, c].flatten().argsort()
+            ys = y[b, c].flatten()[order]
+            assert (ys[1:] >= ys[:-1] - 1e-6).all()
+            lo, hi = x[b, c].min(), x[b, c].max()
+            assert ys.min() >= lo - 1e-5 and ys.max() <= hi + 1e-5
+            if interpolate:
+                torch.testing.assert_close(ys[[0, -1]], torch.stack([lo, hi]))
+
+
+def test_histogram_equalisation_flattens_the_histogram():
+    x = torch.randn(1, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0)).exp()
+    y = FH.equalize_histogram(x, 256, interpolate=True)
+    u = (y - y.min()) / (y.max() - y.min())
+    counts = torch.histc(u, bins=8, min=0, max=1)
+    assert counts.max() / counts.min() < 1.2  # roughly uniform; the raw image is heavily skewed
+    assert torch.histc((x - x.min()) / (x.max() - x.min()), bins=8, min=0, max=1)[0] > 4 * counts[0]
+
+
+# ------------------------------------------------------------------------------------------------ shared mechanics
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("Gamma", {"retain_stats": True}),
+        ("InverseGamma", {"retain_stats": True}),
+        ("HistogramEqualization", {"retain_stats": True, "mix_prob": 1.0}),
+        ("IntensityFunction", {"retain_stats": True}),
+        ("BiasField", {"retain_stats": True}),
+        ("PercentileClamp", {"retain_stats": True}),
+        ("Inversion", {"retain_stats": True}),
+    ],
+)
+def test_retain_stats_restores_mean_and_std(name, kwargs):
+    x, _ = make_batch(4)
+    out, _ = run(build(name, **kwargs), x)
+    m0, s0 = FI.mean_std(x)
+    m1, s1 = FI.mean_std(out.image)
+    torch.testing.assert_close(m1, m0, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(s1, s0, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(out.image, x, atol=1e-3)
+
+
+ADVERSARIAL = {
+    "constant": torch.full((2, 1, 6, 6, 6), 3.0),
+    "zero": torch.zeros(2, 1, 6, 6, 6),
+    "huge": torch.randn(2, 1, 6, 6, 6, generator=torch.Generator().manual_seed(0)) * 1e18,
+    "negative": -torch.rand(2, 1, 6, 6, 6, generator=torch.Generator().manual_seed(1)) * 1e6 - 1e6,
+    "one voxel": torch.tensor([1.0, -2.0]).view(2, 1, 1, 1, 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADVERSARIAL))
+@pytest.mark.parametrize("name", sorted(WIDE))
+@pytest.mark.parametrize("retain_stats", [False, True])
+def test_outputs_are_finite_on_adversarial_inputs(name, case, retain_stats):
+    x = ADVERSARIAL[case]
+    kwargs = {"retain_stats": True} if retain_stats and "retain_stats" in WIDE[name] else {}
+    out, _ = run(build(name, **kwargs), x)
+    assert torch.isfinite(out.image).all()
+    assert out.image.dtype == x.dtype and out.image.shape == x.shape
+
+
+@pytest.mark.parametrize("name", sorted(WIDE))
+def test_labels_and_inputs_are_untouched(name):
+    x, label = make_batch(3)
+    x_copy, label_copy, version = x.clone(), label.clone(), x._version
+    out, _ = run(build(name), x, label)
+    assert out.label is label
+    torch.testing.assert_close(label, label_copy, rtol=0, atol=0)
+    torch.testing.assert_close(x, x_copy, rtol=0, atol=0)
+    assert x._version == version
+
+
+@pytest.mark.parametrize("name", sorted(set(WIDE) - PARAMETER_FREE))
+def test_samples_draw_independent_parameters(name):
+    x = make_batch(1)[0].expand(6, -1, -1, -1, -1).contiguous()
+    out, _ = run(build(name), x)
+    per_sample = out.image.flatten(1)
+    assert not all(torch.allclose(per_sample[0], per_sample[i]) for i in range(1, 6))
+
+
+@pytest.mark.parametrize("name", sorted(WIDE))
+def test_same_seed_same_output_and_p0_is_identity(name):
+    x, label = make_batch(3)
+    a, _ = run(build(name), x, label, seed=7)
+    b, _ = run(build(name), x, label, seed=7)
+    torch.testing.assert_close(a.image, b.image, rtol=0, atol=0)
+    none, _ = run(build(name, p=0.0), x, label)
+    torch.testing.assert_close(none.image, x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(WIDE))
+def test_gate_fires_per_sample(name):
+    x = make_batch(1)[0].expand(64, -1, -1, -1, -1).contiguous()
+    out, params = run(build(name, p=0.5), x, seed=3)
+    changed = ~torch.isclose(out.image, x).flatten(1).all(dim=1)
+    assert torch.equal(changed, params.gate)
+    assert 10 < int(params.gate.sum()) < 54
+
+
+def test_region_restricts_the_effect_to_labelled_voxels():
+    x, label = make_batch(2)
+    t = T.RandomBrightness(multiplier=(2.0, 2.0), region={"p_inside": 1.0}, p=1.0)
+    out, _ = run(t, x, label)
+    inside = label > 0
+    torch.testing.assert_close(out.image[inside], 2 * x[inside])
+    torch.testing.assert_close(out.image[~inside], x[~inside])
+
+
+def test_transforms_run_inside_a_pipeline_with_replay():
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": n, "p": 0.7, **WIDE[n]} for n in WIDE]}, seed=3)
+    x, label = make_batch(4)
+    y, lab, params = aug(x, label, return_params=True)
+    y2, _ = aug(x, label, params=params)
+    torch.testing.assert_close(y, y2, rtol=0, atol=0)
+    assert torch.equal(lab, label)
+    assert torch.isfinite(y).all()
+
+
+@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 4), n=st.integers(1, 6))
+def test_batched_equals_per_sample_for_deterministic_cores(seed, b, n):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, 1, n, n + 1, 2, generator=g) * 3
+    q = torch.rand(b, 2, generator=g).sort(dim=1).values
+    f = torch.rand(b, generator=g) + 0.5
+    for i in range(b):
+        one = slice(i, i + 1)
+        torch.testing.assert_close(FH.equalize_histogram(x)[one], FH.equalize_histogram(x[one]))
+        torch.testing.assert_close(
+            FH.percentile_clamp(x, q[:, 0], q[:, 1])[one], FH.percentile_clamp(x[one], q[one, 0], q[one, 1])
+        )
+        torch.testing.assert_close(
+            FI.adjust_contrast(x, f, preserve_range=True)[one], FI.adjust_contrast(x[one], f[one], preserve_range=True)
+        )
+
+
+# ------------------------------------------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "key"),
+    [
+        ("GaussianNoise", {"sigma": [-0.1, 0.1]}, "sigma"),
+        ("GaussianNoise", {"sigma": [0.5, 0.1]}, "sigma"),
+        ("Brightness", {"multiplier": [1.25, 0.75]}, "multiplier"),
+        ("Contrast", {"contrast": [0.0, 1.0]}, "contrast"),
+        ("Contrast", {"sampler": "normal"}, "sampler"),
+        ("Gamma", {"gamma": [1.5, 0.7]}, "gamma"),
+        ("Inversion", {"p": 1.5}, "p"),
+        ("HistogramEqualization", {"mix_prob": -0.1}, "mix_prob"),
+        ("HistogramEqualization", {"bins": 1}, "bins"),
+        ("PercentileClamp", {"max_amount": 0.6}, "max_amount"),
+        ("IntensityFunction", {"functions": ["tan"]}, "functions"),
+        ("IntensityFunction", {"functions": []}, "functions"),
+        ("IntensityFunction", {"functions": ["exp", "exp"]}, "functions"),
+        ("BiasField", {"coefficients": -1.0}, "coefficients"),
+        ("BiasField", {"order": 9}, "order"),
+        ("ZScore", {"p": -0.2}, "p"),
+        ("ZScore", {"retain_stats": True}, "retain_stats"),
+        ("Brightness", {"brightness_range": [0.7, 1.3]}, "brightness_range"),
+    ],
+)
+def test_bad_config_raises_config_error_naming_the_key(name, kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        spineaug.TRANSFORMS[name](**kwargs)
+    with pytest.raises(ConfigError, match=key):
+        spineaug.Pipeline.from_config({"transforms": [{"name": name, **kwargs}]})
+
+
+def test_config_round_trip():
+    for name in WIDE:
+        t = build(name)
+        again = spineaug.build_transform(t.config())
+        assert again.config() == t.config()
+
+
+def test_bgcontrast_sampler_splits_below_and_above_one():
+    t = T.RandomContrast(contrast=(0.5, 3.0), sampler="bgcontrast", p=1.0)
+    x = torch.zeros(4000, 1, 1, 1, 1)
+    f = t.sample_params(Batch(x), torch.Generator().manual_seed(0)).values["factor"]
+    assert abs(float((f < 1).float().mean()) - 0.5) < 0.03
+    assert f.min() >= 0.5 and f.max() <= 3.0
+    assert math.isclose(float(f[f < 1].mean()), 0.75, abs_tol=0.02)
