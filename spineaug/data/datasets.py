@@ -1,0 +1,266 @@
+"""Readers for segmentation datasets on disk: nnU-Net raw datasets and folders of image/label NIfTI pairs.
+
+Every sample is reoriented to RAS (see :mod:`spineaug.data.nifti`), optionally resampled to a target spacing
+(images linear, labels nearest) and robust-z-score normalised per image and channel.
+
+Example:
+    >>> ds = NnUNetRawDataset("raw/Dataset900_PhantomCt", spacing=2.0)       # doctest: +SKIP
+    >>> ds = PairedNiftiDataset("verse", "rawdata/*/sub-{id}_ct.nii.gz",    # doctest: +SKIP
+    ...                         "derivatives/*/sub-{id}_seg-vert_msk.nii.gz", label_map=VERSE_LABELS)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spineaug.data.nifti import Volume, load_nifti, resample, robust_zscore
+
+REQUIRED_FIELDS = ("channel_names", "labels", "numTraining", "file_ending")
+
+VERSE_LABELS = {**{v: 1 for v in range(1, 29)}}
+"""VerSe vertebra labels (1-7 C, 8-19 T, 20-25 L, 26 sacrum, 27 coccyx, 28 T13) -> 1 (vertebra)."""
+SPIDER_LABELS = {**{v: 1 for v in range(1, 26)}, 100: 3, **{v: 2 for v in range(201, 226)}}
+"""SPIDER labels (1-25 vertebrae, 100 spinal canal, 201-225 discs) -> task labels (convert .mha to NIfTI first)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One loaded case.
+
+    Attributes:
+        case_id: Case identifier.
+        image: (C, X, Y, Z) float32, RAS.
+        label: (X, Y, Z) uint8 task labels (or None for unlabelled cases).
+        affine: (4, 4) voxel -> world matrix of the (resampled) grid.
+    """
+
+    case_id: str
+    image: np.ndarray
+    label: np.ndarray | None
+    affine: np.ndarray
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return Volume(self.image[0], self.affine).spacing
+
+
+class SegmentationDataset:
+    """A list of (case id, channel image files, label file) with uniform loading; subclasses find the files.
+
+    Args:
+        cases: ``(case_id, [image paths per channel], label path or None)`` triples.
+        spacing: Target spacing in mm (one number or three); None keeps each case's own spacing.
+        normalize: Apply :func:`~spineaug.data.nifti.robust_zscore` per image channel.
+        label_map: Map of stored label value -> task label; values not in it are an error naming the file.
+            None keeps labels as stored (they must then fit uint8).
+    """
+
+    def __init__(
+        self,
+        cases: Sequence[tuple[str, Sequence[Path], Path | None]],
+        *,
+        spacing=None,
+        normalize: bool = True,
+        label_map: Mapping[int, int] | None = None,
+    ):
+        if spacing is not None:
+            target = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
+            if not np.all(np.isfinite(target)) or np.any(target <= 0):
+                raise ValueError(f"spacing must be positive and finite (mm), got {spacing!r}")
+            spacing = tuple(float(s) for s in target)
+        self.cases = [(cid, [Path(p) for p in imgs], None if lab is None else Path(lab)) for cid, imgs, lab in cases]
+        self.spacing = spacing
+        self.normalize = normalize
+        self.label_map = None if label_map is None else {int(k): int(v) for k, v in label_map.items()}
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    @property
+    def case_ids(self) -> list[str]:
+        return [c[0] for c in self.cases]
+
+    def __getitem__(self, index: int) -> Sample:
+        case_id, image_paths, label_path = self.cases[index]
+        channels = [load_nifti(p) for p in image_paths]
+        first = channels[0]
+        for other in channels[1:]:
+            _check_same_grid(first, other)
+        label = None
+        if label_path is not None:
+            label = load_nifti(label_path)
+            _check_same_grid(first, label)
+            label = Volume(self._map_labels(label.data, label_path), label.affine, label.path)
+        if self.spacing is not None:
+            channels = [resample(ch, self.spacing, order=1) for ch in channels]
+            label = None if label is None else resample(label, self.spacing, order=0)
+        arrays = []
+        for ch in channels:
+            data = ch.data.astype(np.float32, copy=False)
+            arrays.append(robust_zscore(data) if self.normalize else data)
+        return Sample(case_id, np.stack(arrays), None if label is None else label.data, channels[0].affine)
+
+    def _map_labels(self, data: np.ndarray, path: Path) -> np.ndarray:
+        if data.dtype.kind == "f":
+            if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+                raise ValueError(f"{path}: label map has non-integer values")
+        values = np.unique(data).astype(np.int64)
+        if self.label_map is None:
+            if values.min(initial=0) < 0 or values.max(initial=0) > 255:
+                raise ValueError(f"{path}: label values {values.min()}..{values.max()} do not fit uint8; give label_map")
+            return data.astype(np.uint8)
+        unknown = [int(v) for v in values if v != 0 and v not in self.label_map]
+        if unknown:
+            raise ValueError(f"{path}: label values {unknown[:10]} are not in label_map")
+        lut_keys = np.array([0, *self.label_map.keys()], dtype=np.int64)
+        lut_vals = np.array([0, *self.label_map.values()], dtype=np.uint8)
+        order = np.argsort(lut_keys, kind="stable")
+        pos = np.searchsorted(lut_keys[order], data.astype(np.int64))
+        return lut_vals[order][pos].astype(np.uint8)
+
+
+def _check_same_grid(a: Volume, b: Volume) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.path} has {a.shape}, {b.path} has {b.shape}")
+    if not np.allclose(a.affine, b.affine, atol=1e-3, rtol=1e-4):
+        raise ValueError(f"affine mismatch between {a.path} and {b.path}:\n{a.affine}\nvs\n{b.affine}")
+
+
+def read_dataset_json(root: str | Path) -> dict:
+    """Read and check ``dataset.json`` of an nnU-Net raw dataset (fields: channel_names, labels, numTraining,
+    file_ending)."""
+    path = Path(root) / "dataset.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset.json not found: {path}")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    missing = [k for k in REQUIRED_FIELDS if k not in meta]
+    if missing:
+        raise ValueError(f"{path}: missing field(s) {missing}")
+    if not isinstance(meta["channel_names"], dict) or not meta["channel_names"]:
+        raise ValueError(f"{path}: channel_names must be a non-empty object like {{\"0\": \"CT\"}}")
+    if not isinstance(meta["labels"], dict) or "background" not in meta["labels"]:
+        raise ValueError(f"{path}: labels must be an object with a 'background' entry")
+    if isinstance(meta["numTraining"], bool) or not isinstance(meta["numTraining"], int) or meta["numTraining"] < 0:
+        raise ValueError(f"{path}: numTraining must be a non-negative integer, got {meta['numTraining']!r}")
+    if not isinstance(meta["file_ending"], str) or not meta["file_ending"].startswith("."):
+        raise ValueError(f"{path}: file_ending must be like '.nii.gz', got {meta['file_ending']!r}")
+    if meta["file_ending"] not in (".nii", ".nii.gz"):
+        raise ValueError(f"{path}: only NIfTI datasets are supported, file_ending is {meta['file_ending']!r}")
+    return meta
+
+
+class NnUNetRawDataset(SegmentationDataset):
+    """An nnU-Net v2 raw dataset: ``imagesTr/CASE_XXXX<ending>`` per channel, ``labelsTr/CASE<ending>``.
+
+    Args:
+        root: The ``DatasetNNN_Name`` folder.
+        spacing, normalize, label_map: See :class:`SegmentationDataset`.
+    """
+
+    def __init__(self, root: str | Path, *, spacing=None, normalize: bool = True, label_map=None):
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset folder not found: {root}")
+        self.root = root
+        self.meta = read_dataset_json(root)
+        ending = self.meta["file_ending"]
+        channels = sorted(int(k) for k in self.meta["channel_names"])
+        labels_dir = root / "labelsTr"
+        if not labels_dir.is_dir():
+            raise FileNotFoundError(f"labelsTr folder not found: {labels_dir}")
+        label_files = sorted(p for p in labels_dir.iterdir() if p.name.endswith(ending))
+        cases = []
+        for lab in label_files:
+            case_id = lab.name[: -len(ending)]
+            images = [root / "imagesTr" / f"{case_id}_{c:04d}{ending}" for c in channels]
+            for img in images:
+                if not img.is_file():
+                    raise FileNotFoundError(f"image file missing for label {lab}: {img}")
+            cases.append((case_id, images, lab))
+        if len(cases) != self.meta["numTraining"]:
+            raise ValueError(
+                f"{root / 'dataset.json'}: numTraining is {self.meta['numTraining']} but labelsTr holds {len(cases)} cases"
+            )
+        super().__init__(cases, spacing=spacing, normalize=normalize, label_map=label_map)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("{id}", i):
+            out += r"(?P<id>[^/]+?)"
+            i += 4
+        elif pattern.startswith("**/", i):
+            out += r"(?:.*/)?"
+            i += 3
+        elif pattern[i] == "*":
+            out += r"[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += r"[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out + r"\Z")
+
+
+def _find(root: Path, pattern: str, what: str) -> dict[str, Path]:
+    if pattern.count("{id}") != 1:
+        raise ValueError(f"{what} pattern must contain '{{id}}' exactly once, got {pattern!r}")
+    regex = _pattern_regex(pattern)
+    found: dict[str, Path] = {}
+    for path in sorted(root.glob(pattern.replace("{id}", "*"))):
+        match = regex.match(path.relative_to(root).as_posix())
+        if match:
+            cid = match.group("id")
+            if cid in found:
+                raise ValueError(f"{what} pattern {pattern!r} matches two files for case {cid!r}: {found[cid]}, {path}")
+            found[cid] = path
+    return found
+
+
+class PairedNiftiDataset(SegmentationDataset):
+    """Image/label NIfTI pairs found by glob patterns with an ``{id}`` placeholder (``*``, ``?``, ``**/`` allowed).
+
+    Examples of patterns (relative to ``root``):
+
+    - VerSe: ``"rawdata/*/sub-{id}_ct.nii.gz"`` and ``"derivatives/*/sub-{id}_seg-vert_msk.nii.gz"``
+      with ``label_map=VERSE_LABELS``.
+    - SPIDER (converted to NIfTI): ``"images/{id}_t2.nii.gz"`` and ``"masks/{id}_t2.nii.gz"``, ``SPIDER_LABELS``.
+    - BIDS: ``"sub-{id}/anat/sub-*_T2w.nii.gz"`` and ``"derivatives/labels/sub-{id}/anat/*_dseg.nii.gz"``.
+
+    Args:
+        root: Folder the patterns are relative to.
+        image_pattern: Pattern of the image files (single channel).
+        label_pattern: Pattern of the label files; every image needs one (and vice versa), else ``ValueError``.
+        spacing, normalize, label_map: See :class:`SegmentationDataset`.
+    """
+
+    def __init__(
+        self, root: str | Path, image_pattern: str, label_pattern: str, *, spacing=None, normalize=True, label_map=None
+    ):
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset folder not found: {root}")
+        images = _find(root, image_pattern, "image")
+        labels = _find(root, label_pattern, "label")
+        if not images:
+            raise FileNotFoundError(f"no image matches {image_pattern!r} under {root}")
+        unpaired = sorted(set(images) ^ set(labels))
+        if unpaired:
+            lonely = [str(images.get(c) or labels.get(c)) for c in unpaired[:5]]
+            raise ValueError(f"unpaired files under {root} (no partner for case ids {unpaired[:5]}): {lonely}")
+        cases = [(cid, [images[cid]], labels[cid]) for cid in sorted(images)]
+        super().__init__(cases, spacing=spacing, normalize=normalize, label_map=label_map)
