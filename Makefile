@@ -4,7 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast benchmark bench-quick study report asv preview clean
+.PHONY: install test test-fast benchmark bench-quick study report asv auglab-env preview clean
+
+# AugLab (GPL-3.0, the paper's toolbox) needs kornia <= 0.8.2, .venv has kornia 0.9: it gets its own small env.
+# Only auglab and kornia are installed there (--no-deps); a .pth file appends .venv's site-packages, so torch & co.
+# are shared instead of installed twice (~6 GB). The env's own kornia comes first on sys.path and wins.
+AUGLAB_VENV := .venv-auglab
+AUGLAB_STAMP := $(AUGLAB_VENV)/.installed
 
 install: $(STAMP)
 
@@ -19,7 +25,9 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
+# A failed AugLab build does not stop the benchmark: `spineaug bench` then skips AugLab with a visible note.
 benchmark: install
+	-$(MAKE) auglab-env || echo "NOTE: could not build $(AUGLAB_VENV); the benchmark skips AugLab"
 	$(BIN)/spineaug bench --out results/bench
 	$(BIN)/spineaug report --results results --out reports
 
@@ -32,7 +40,21 @@ study: install
 report: install
 	$(BIN)/spineaug report --results results --out reports
 
+auglab-env: $(AUGLAB_STAMP)
+
+$(AUGLAB_STAMP): $(STAMP)
+	rm -rf $(AUGLAB_VENV)
+	$(BIN)/python -m venv $(AUGLAB_VENV)
+	$(AUGLAB_VENV)/bin/pip install --no-deps 'auglab==20260109' 'kornia==0.8.2'
+	sp=$$($(AUGLAB_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	base=$$(cd $(BIN)/.. && pwd)/lib/python$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')/site-packages && \
+	echo "import site; site.addsitedir('$$base')" > $$sp/zz_spineaug_base_venv.pth
+	$(AUGLAB_VENV)/bin/python -P -W ignore -c "import kornia, auglab.transforms.gpu.transforms; print('AugLab env OK, kornia', kornia.__version__)"
+	touch $(AUGLAB_STAMP)
+
+# Runs the asv suite once against the current checkout in .venv (environment_type "existing") and publishes HTML.
 asv: install
+	$(BIN)/asv machine --yes
 	$(BIN)/asv run --python=same --quick --show-stderr
 	$(BIN)/asv publish
 
@@ -40,4 +62,4 @@ preview: install
 	$(BIN)/spineaug preview --preset xdomain --out reports/gallery.png
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis results .asv
+	rm -rf $(VENV) $(AUGLAB_VENV) .pytest_cache .hypothesis results .asv

@@ -1,0 +1,1 @@
+"""asv benchmark suite of spineaug (``make asv``); see README "Tracking speed with asv"."""

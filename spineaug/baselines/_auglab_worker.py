@@ -1,0 +1,108 @@
+"""Time AugLab's GPU pipeline in its own interpreter (``.venv-auglab``); run as a script, never imported by spineaug.
+
+AugLab (GPL-3.0) is used as an installed package only: this script imports it, builds its GPU container from a
+config file and times calls. It prints one JSON object on stdout.
+
+Usage (the runner in ``spineaug.bench`` does this):
+    .venv-auglab/bin/python spineaug/baselines/_auglab_worker.py REQUEST.json
+
+``REQUEST.json``: ``{"config": PATH, "device": "cpu", "threads": 2, "seed": 0, "warmup": 1, "repeats": 5,
+"cases": [[B, S], ...], "max_seconds": 60}``. Reply: ``{"kornia": ..., "auglab": ..., "cases": [{"batch": B, "size": S,
+"times": [...], "peak_rss_bytes": ..., "cuda_max_allocated_bytes": ..., "error": null}, ...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+
+# This folder holds spineaug's own ``auglab.py``; keep it off sys.path so ``import auglab`` finds the package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
+
+
+def _peak_rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def main(request_path: str) -> int:
+    warnings.filterwarnings("ignore")
+    with open(request_path) as f:
+        req = json.load(f)
+    import torch
+
+    torch.set_num_threads(int(req.get("threads", torch.get_num_threads())))
+    import kornia
+    from importlib.metadata import version
+
+    from auglab.transforms.gpu.transforms import AugTransformsGPU
+
+    device = torch.device(req.get("device", "cpu"))
+    torch.manual_seed(int(req.get("seed", 0)))
+    aug = AugTransformsGPU(req["config"]).to(device)
+    out = {
+        "kornia": kornia.__version__,
+        "auglab": version("auglab"),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "n_modules": len(list(aug.children())),
+        "cases": [],
+    }
+    budget = float(req.get("max_seconds", 1e9))
+    for b, s in req["cases"]:
+        case = {"batch": b, "size": s, "times": [], "peak_rss_bytes": None, "cuda_max_allocated_bytes": None,
+                "error": None}
+        out["cases"].append(case)
+        try:
+            g = torch.Generator().manual_seed(int(req.get("seed", 0)) + 1000 * b + s)
+            image = torch.randn((b, 1, s, s, s), generator=g).to(device)
+            label = torch.randint(0, 4, (b, 1, s, s, s), generator=g).to(torch.int16).to(device)
+            _reset_peak_rss()
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            started = time.perf_counter()
+            for i in range(int(req.get("warmup", 1)) + int(req.get("repeats", 5))):
+                # AugLab mutates its input in place, as in its trainer each batch is fresh: clone outside the clock.
+                x, y = image.clone(), label.clone()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    rx, ry = aug(x, y)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                dt = time.perf_counter() - t0
+                if i >= int(req.get("warmup", 1)):
+                    case["times"].append(dt)
+                if time.perf_counter() - started > budget and case["times"]:
+                    break
+            case["peak_rss_bytes"] = _peak_rss_bytes()
+            if device.type == "cuda":
+                case["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(device))
+        except Exception as exc:  # report and go on with the next case
+            case["error"] = f"{type(exc).__name__}: {exc}"
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,97 @@
+"""What every baseline shares: the error for a missing library, the mapping row, and the built baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import Tensor
+
+import spineaug
+
+PIPELINES = ("nnunet", "xdomain")
+"""spineaug presets the benchmark compares against baselines."""
+
+
+class BaselineUnavailable(RuntimeError):
+    """A baseline cannot run here: its library (or its separate environment) is missing, or it cannot express a
+    pipeline. The message says what to install or why; the benchmark skips the baseline with a visible note."""
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    """How one spineaug transform is expressed in a baseline library.
+
+    Attributes:
+        spineaug: spineaug config name (``Spatial``, ``Gamma``...).
+        equivalent: The library's transform used for it, or ``None`` when the library has none.
+        note: What differs (parameters, per-batch vs per-sample draws, extra resampling...).
+    """
+
+    spineaug: str
+    equivalent: str | None
+    note: str = ""
+
+
+@dataclass
+class Baseline:
+    """A comparison pipeline: ``fn(image, label) -> (image, label)`` on batched torch tensors.
+
+    Attributes:
+        library: Library name (``batchgenerators``, ``torchio``, ``monai``, ``kornia``, ``auglab``).
+        pipeline: The spineaug preset it stands in for.
+        fidelity: ``exact`` (same pipeline), ``partial`` (the transforms the library has, others left out) or
+            ``substitute`` (the library's own standard pipeline, which users would run instead).
+        fn: The batched call. Per-sample libraries loop over the batch inside it, as their data loaders do.
+        mapping: One row per spineaug transform of the preset.
+        devices: Device types it runs on.
+        version: The library version.
+    """
+
+    library: str
+    pipeline: str
+    fidelity: str
+    fn: Callable[[Tensor, Tensor], tuple[Any, Any]] | None
+    mapping: list[MappingRow] = field(default_factory=list)
+    devices: tuple[str, ...] = ("cpu",)
+    version: str = ""
+
+    @property
+    def coverage(self) -> str:
+        """``"k/n"`` transforms of the preset that the baseline expresses."""
+        have = sum(r.equivalent is not None for r in self.mapping)
+        return f"{have}/{len(self.mapping)}"
+
+
+def preset_entries(pipeline: str) -> list[dict[str, Any]]:
+    """The transform entries of a spineaug preset (validated by building the pipeline)."""
+    if pipeline not in spineaug.presets():
+        raise ValueError(f"unknown pipeline {pipeline!r}; available presets: {spineaug.presets()}")
+    return spineaug.Pipeline.from_preset(pipeline).config()["transforms"]
+
+
+def num(entry: dict[str, Any], key: str, default: Any) -> Any:
+    """``entry[key]`` if present and not ``None``, else ``default`` (tolerates presets that omit defaults)."""
+    value = entry.get(key)
+    return default if value is None else value
+
+
+def pair(value: Any, default: tuple[float, float]) -> tuple[float, float]:
+    """A ``(low, high)`` pair from a config value (a pair, a per-axis list of pairs, or a scalar)."""
+    if value is None:
+        return default
+    if isinstance(value, (int, float)):
+        return (-abs(value), abs(value))
+    if isinstance(value[0], (list, tuple)):
+        return (min(v[0] for v in value), max(v[1] for v in value))
+    return (float(value[0]), float(value[1]))
+
+
+def import_or_unavailable(module: str, install_hint: str):
+    """Import ``module`` or raise :class:`BaselineUnavailable` naming what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BaselineUnavailable(f"{module} is not importable ({exc}); {install_hint}") from None

@@ -1,0 +1,176 @@
+"""AugLab baseline: the reference toolbox's GPU pipeline (``AugTransformsGPU``), timed in its own environment.
+
+AugLab (PyPI ``auglab``, GPL-3.0) is used strictly as an installed dependency: nothing of it is copied here. It
+imports names that kornia 0.8.3 and 0.9 removed (``kornia.core.Tensor``, ``kornia.utils.helpers``), so it cannot
+share ``.venv`` (kornia 0.9). ``make auglab-env`` builds ``.venv-auglab`` with only ``auglab`` and
+``kornia==0.8.2`` installed (``--no-deps``) and a ``.pth`` file that appends ``.venv``'s site-packages, so torch,
+numpy and batchgeneratorsv2 are reused instead of a second ~6 GB torch install; the env's own kornia comes first on
+``sys.path`` and wins. :func:`run` writes a request file, runs ``_auglab_worker.py`` with that interpreter and
+reads the timings back as JSON.
+
+The PyPI wheel does not ship AugLab's ``configs/*.json``. :data:`DEFAULT_GPU_CONFIG` restates the default GPU
+configuration (probabilities and ranges) from CATALOG.md sections 2 and 8 in AugLab's config keys; set
+``AUGLAB_PARAMS_GPU_JSON`` to time another config file. The released builder has no FOV-crop module, so the
+pipeline has 24 modules, not the 25 of the repository version CATALOG.md describes.
+
+AugLab is compared with ``xdomain`` only (its default GPU config is what ``xdomain`` re-implements).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from spineaug.baselines._common import Baseline, BaselineUnavailable, MappingRow, preset_entries
+
+LIBRARY = "auglab"
+ENV_DIR = ".venv-auglab"
+HINT = "run `make auglab-env`"
+
+DEFAULT_GPU_CONFIG: dict[str, dict[str, Any]] = {
+    "FlipTransform": {"flip_axis": [0], "probability": 0.5},
+    "AffineTransform": {"degrees": 5, "translate": [0.1, 0.1, 0.1], "scale": [0.7, 1.4],
+                        "shear": [-5, 5, -5, 5, -5, 5], "probability": 0.0},
+    "InverseTransform": {"retain_stats": True, "probability": 0.25},
+    "HistogramEqualizationTransform": {"retain_stats": True, "mix_prob": 0.6, "probability": 0.25},
+    "RedistributeSegTransform": {"in_seg": 0.25, "retain_stats": True, "probability": 0.4},
+    "ScharrTransform": {"kernel_type": "Scharr", "absolute": True, "retain_stats": True, "mix_prob": 0.5,
+                        "probability": 0.25},
+    "UnsharpMaskTransform": {"kernel_type": "UnsharpMask", "sigma": 1.0, "unsharp_amount": 1.5, "mix_prob": 0.5,
+                             "probability": 0.25},
+    "RandomConvTransform": {"kernel_type": "RandConv", "kernel_sizes": [3, 5, 7], "retain_stats": True,
+                            "mix_prob": 0.5, "probability": 0.2},
+    "ClampTransform": {"max_clamp_amount": 0.2, "retain_stats": True, "probability": 0.0},
+    "GaussianNoiseTransform": {"mean": 0.0, "std": 1.0, "probability": 0.1},
+    "GaussianBlurTransform": {"kernel_type": "GaussianBlur", "sigma": 1.0, "probability": 0.2},
+    "BrightnessTransform": {"brightness_range": [0.75, 1.25], "probability": 0.15},
+    "GammaTransform": {"gamma_range": [0.7, 1.5], "retain_stats": True, "probability": 0.3},
+    "InvGammaTransform": {"gamma_range": [0.7, 1.5], "retain_stats": True, "probability": 0.1},
+    "ContrastTransform": {"contrast_range": [0.75, 1.25], "probability": 0.15},
+    "FunctionTransform": {"retain_stats": True, "probability": 0.1},
+    "SimulateLowResTransform": {"scale": [0.5, 1.0], "probability": 0.25},
+    "AcqTransform": {"scale": [0.1, 1.0], "probability": 0.2},
+    "BiasFieldTransform": {"coefficients": 0.2, "retain_stats": True, "probability": 0.15},
+    "ZscoreNormalizationTransform": {"probability": 0.0},
+}
+"""AugLab's default GPU configuration, from CATALOG.md sections 2 and 8 (our restatement, in AugLab's keys)."""
+
+MAPPING: dict[str, tuple[str | None, str]] = {
+    "Flip": ("RandomFlipTransformGPU", "batch-shared gate"),
+    "Affine": ("RandomAffine3DCustom", "p 0 in the default config"),
+    "Inversion": ("RandomInverseGPU", "per-sample Python loop"),
+    "HistogramEqualization": ("RandomHistogramEqualizationGPU", "per-sample loop"),
+    "LabelIntensityRemap": ("RandomRedistributeSegGPU", "per-sample, per-region loops"),
+    "ScharrEdge": ("RandomConvTransformGPU[Scharr]", ""),
+    "UnsharpMask": ("RandomConvTransformGPU[UnsharpMask]", ""),
+    "RandomConv": ("RandomConvTransformGPU[RandConv]", "per-sample kernels in a loop"),
+    "PercentileClamp": ("RandomClampGPU", "p 0 in the default config"),
+    "GaussianNoise": ("RandomGaussianNoiseGPU", "batch-shared sigma"),
+    "GaussianBlur": ("RandomConvTransformGPU[GaussianBlur]", "3-tap off-centre kernel"),
+    "Brightness": ("RandomBrightnessGPU", "batch-shared factor"),
+    "Gamma": ("RandomGammaGPU", ""),
+    "InverseGamma": ("RandomGammaGPU(invert_image=True)", ""),
+    "Contrast": ("RandomContrastGPU", "per-sample loop"),
+    "IntensityFunction": ("RandomFunctionGPU x5", "five modules"),
+    "LowResolution": ("RandomLowResTransformGPU", "degrades the label too"),
+    "ThickSlice": ("RandomAcqTransformGPU", ""),
+    "FovCrop": (None, "not in the released auglab builder"),
+    "BiasField": ("RandomBiasFieldGPU", ""),
+    "ZScore": ("ZscoreNormalizationGPU", "p 0 in the default config"),
+}
+NOTE_MISSING = "not in AugLab's GPU pipeline"
+
+
+def mapping(pipeline: str) -> list[MappingRow]:
+    """One row per transform of the preset: the AugLab GPU module that does the same, if any."""
+    rows = []
+    for entry in preset_entries(pipeline):
+        equivalent, note = MAPPING.get(entry["name"], (None, NOTE_MISSING))
+        rows.append(MappingRow(entry["name"], equivalent, note))
+    return rows
+
+
+def repo_root() -> Path:
+    """The checkout that holds this package (``.venv-auglab`` lives there)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def interpreter() -> Path:
+    """The AugLab environment's Python: ``$SPINEAUG_AUGLAB_PYTHON`` or ``<repo>/.venv-auglab/bin/python``."""
+    override = os.environ.get("SPINEAUG_AUGLAB_PYTHON")
+    if override:
+        return Path(override)
+    for base in (repo_root(), Path.cwd()):
+        candidate = base / ENV_DIR / "bin" / "python"
+        if candidate.exists():
+            return candidate
+    return repo_root() / ENV_DIR / "bin" / "python"
+
+
+def available() -> bool:
+    """Whether the AugLab environment exists."""
+    return interpreter().exists()
+
+
+def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
+    """Describe the AugLab baseline; its timings come from :func:`run` (a subprocess), so ``fn`` is ``None``."""
+    if pipeline != "xdomain":
+        raise BaselineUnavailable(f"AugLab's GPU pipeline is compared with 'xdomain' only, not {pipeline!r}")
+    rows = mapping(pipeline)
+    if not available():
+        raise BaselineUnavailable(f"AugLab environment {interpreter()} not found; {HINT}")
+    return Baseline(LIBRARY, pipeline, "substitute", None, rows, ("cpu", "cuda"), "")
+
+
+def run(
+    cases: list[tuple[int, int]],
+    *,
+    device: str = "cpu",
+    threads: int = 1,
+    seed: int = 0,
+    warmup: int = 1,
+    repeats: int = 5,
+    max_seconds: float = 60.0,
+    timeout: float = 1800.0,
+) -> dict[str, Any]:
+    """Time AugLab's GPU pipeline on ``(batch, size)`` cases in the AugLab environment.
+
+    Returns:
+        The worker's JSON reply: versions, and per case ``times`` (seconds per batch), ``peak_rss_bytes``,
+        ``cuda_max_allocated_bytes`` and ``error``.
+
+    Raises:
+        BaselineUnavailable: The environment is missing or the worker failed (its stderr tail is in the message).
+    """
+    python = interpreter()
+    if not python.exists():
+        raise BaselineUnavailable(f"AugLab environment {python} not found; {HINT}")
+    worker = Path(__file__).with_name("_auglab_worker.py")
+    with tempfile.TemporaryDirectory(prefix="spineaug-auglab-") as tmp:
+        config = os.environ.get("AUGLAB_PARAMS_GPU_JSON")
+        if not config:
+            config = str(Path(tmp) / "transform_params_gpu.json")
+            Path(config).write_text(json.dumps(DEFAULT_GPU_CONFIG, indent=1))
+        request = Path(tmp) / "request.json"
+        request.write_text(json.dumps({
+            "config": config, "device": device, "threads": threads, "seed": seed, "warmup": warmup,
+            "repeats": repeats, "cases": [list(c) for c in cases], "max_seconds": max_seconds,
+        }))
+        proc = subprocess.run([str(python), "-P", str(worker), str(request)], capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-5:]
+        raise BaselineUnavailable(f"AugLab worker failed (exit {proc.returncode}): {' | '.join(tail)}")
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise BaselineUnavailable(f"AugLab worker returned no JSON: {proc.stdout[-300:]!r}") from None
+
+
+if __name__ == "__main__":  # pragma: no cover - manual check: python -m spineaug.baselines.auglab
+    print(json.dumps(run([(1, 32)], repeats=2), indent=1), file=sys.stdout)

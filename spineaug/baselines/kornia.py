@@ -1,0 +1,87 @@
+"""kornia.augmentation baseline: kornia's batched 3-D augmentations, on the CPU or on CUDA.
+
+kornia is batch-first with per-sample parameters, like spineaug, but its 3-D module set is small: affine,
+rotation, flips, crop, perspective, equalisation and motion blur. Everything else in a preset is left out and
+listed in the mapping. Labels follow the image by replaying each geometric module's parameters on a twin module
+with nearest-neighbour resampling; each geometric module resamples separately (kornia does not fuse them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from spineaug.baselines._common import Baseline, MappingRow, import_or_unavailable, num, pair, preset_entries
+
+LIBRARY = "kornia"
+
+MAPPING: dict[str, tuple[str | None, str]] = {
+    "Spatial": ("RandomAffine3D", "rotation + isotropic scaling in one module, p = 1-(1-p_rot)(1-p_scale); "
+                "no elastic, no crop"),
+    "Affine": ("RandomAffine3D", "rotation, translation, scaling, shear"),
+    "Flip": ("RandomDepthicalFlip3D / RandomVerticalFlip3D / RandomHorizontalFlip3D", "one module per axis"),
+    "HistogramEqualization": ("RandomEqualize3D", "plain equalisation, no mixing or retain_stats"),
+}
+NOTE_MISSING = "no kornia 3-D augmentation; left out"
+
+
+def mapping(pipeline: str) -> list[MappingRow]:
+    """One row per transform of the preset: the kornia 3-D module used for it, if any."""
+    rows = []
+    for entry in preset_entries(pipeline):
+        equivalent, note = MAPPING.get(entry["name"], (None, NOTE_MISSING))
+        rows.append(MappingRow(entry["name"], equivalent, note))
+    return rows
+
+
+def _modules(K: Any, entry: dict[str, Any]) -> list[tuple[Any, Any | None]]:
+    """``(image module, label twin or None)`` pairs for one preset entry."""
+    name, p = entry["name"], float(num(entry, "p", 1.0))
+    if name in ("Spatial", "Affine"):
+        if name == "Spatial":
+            p_rot, p_scale = float(num(entry, "p_rotation", 0.0)), float(num(entry, "p_scale", 0.0))
+            prob = p * (1 - (1 - p_rot) * (1 - p_scale))
+            if prob == 0:
+                return []
+            deg = max(abs(v) for v in pair(entry.get("rotation_deg"), (-30.0, 30.0)))
+        else:
+            prob = p
+            deg = max(abs(v) for v in pair(entry.get("degrees"), (-5.0, 5.0)))
+        scale = tuple(num(entry, "scale", (0.7, 1.4)))
+        kw = dict(degrees=deg, scale=scale, p=prob, align_corners=False)
+        return [(K.RandomAffine3D(**kw, resample="bilinear"), K.RandomAffine3D(**kw, resample="nearest"))]
+    if name == "Flip":
+        cls = {0: K.RandomDepthicalFlip3D, 1: K.RandomVerticalFlip3D, 2: K.RandomHorizontalFlip3D}
+        out = []
+        for a in num(entry, "axes", (0,)):
+            out.append((cls[a](p=p), cls[a](p=p)))
+        return out
+    if name == "HistogramEqualization":
+        return [(K.RandomEqualize3D(p=p), None)]
+    return []
+
+
+def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
+    """The closest kornia.augmentation pipeline, as a batched call on the input's device."""
+    rows = mapping(pipeline)
+    K = import_or_unavailable("kornia.augmentation", "install kornia (pip install kornia)")
+    from importlib.metadata import version
+
+    pairs = [m for entry in preset_entries(pipeline) for m in _modules(K, entry)]
+    for img_mod, lbl_mod in pairs:
+        img_mod.to(device)
+        if lbl_mod is not None:
+            lbl_mod.to(device)
+    torch.manual_seed(seed)  # kornia draws from the global torch RNG
+
+    def fn(image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+        x, y = image, label.to(image.dtype)
+        for img_mod, lbl_mod in pairs:
+            x = img_mod(x)
+            if lbl_mod is not None:
+                y = lbl_mod(y, params=img_mod._params)
+        return x, y.round().to(label.dtype)
+
+    return Baseline(LIBRARY, pipeline, "partial", fn, rows, ("cpu", "cuda"), version("kornia"))

@@ -1,0 +1,363 @@
+"""Benchmark report: ``reports/benchmark.md`` and its figures from the CSV files of ``spineaug bench``.
+
+Reads ``<results>/bench/{pipelines,transforms,engine,mapping}.csv`` and ``meta.json`` and writes, under ``<out>``:
+``benchmark.md``, ``benchmark_bars.png`` (seconds per batch at the headline case, one panel per pipeline),
+``benchmark_scaling.png`` (seconds per batch versus voxels, log-log), ``benchmark_transforms.png`` (each transform's
+time as a multiple of one elementwise pass) and a copy of the CSVs in ``<out>/bench/`` (small, meant to be
+committed next to the report).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+HEADLINE = (2, 128)
+"""(batch, size) of the headline comparison; the nearest measured case is used when it is absent."""
+
+ORDER = ["spineaug", "batchgenerators", "torchio", "monai", "kornia", "auglab"]
+COLORS = {"spineaug": "#1b9e77", "batchgenerators": "#d95f02", "torchio": "#7570b3", "monai": "#e7298a",
+          "kornia": "#66a61e", "auglab": "#e6ab02"}
+LABELS = {"batchgenerators": "batchgeneratorsv2 (nnU-Net default)", "auglab": "AugLab GPU pipeline"}
+
+
+def _load(results: Path):
+    import pandas as pd
+
+    bench = results / "bench" if (results / "bench" / "pipelines.csv").exists() else results
+    if not (bench / "pipelines.csv").exists():
+        raise FileNotFoundError(f"no benchmark results in {results} (expected bench/pipelines.csv): run `spineaug bench`")
+    frames = {}
+    for name in ("pipelines", "transforms", "engine", "mapping"):
+        path = bench / f"{name}.csv"
+        frames[name] = pd.read_csv(path) if path.exists() and path.stat().st_size > 0 else pd.DataFrame()
+    meta = json.loads((bench / "meta.json").read_text()) if (bench / "meta.json").exists() else {}
+    return bench, frames, meta
+
+
+def _headline_case(df) -> tuple[int, int]:
+    cases = sorted({(int(b), int(s)) for b, s in zip(df["batch"], df["size"])})
+    if HEADLINE in cases:
+        return HEADLINE
+    return min(cases, key=lambda c: (abs(c[1] - HEADLINE[1]), abs(c[0] - HEADLINE[0])))
+
+
+def _impls(df) -> list[str]:
+    present = list(dict.fromkeys(df["impl"]))
+    return [i for i in ORDER if i in present] + [i for i in present if i not in ORDER]
+
+
+def _fmt_s(x: float) -> str:
+    if x != x:  # NaN
+        return "-"
+    if x >= 1:
+        return f"{x:.2f} s"
+    return f"{x * 1e3:.1f} ms"
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _bars(ok, out: Path, device: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pipelines = list(dict.fromkeys(ok["pipeline"]))
+    if not pipelines:
+        return None
+    b, s = _headline_case(ok)
+    fig, axes = plt.subplots(1, len(pipelines), figsize=(5.5 * len(pipelines), 4.2), squeeze=False)
+    for ax, pipeline in zip(axes[0], pipelines):
+        sub = ok[(ok.pipeline == pipeline) & (ok.batch == b) & (ok["size"] == s)]
+        impls = [i for i in _impls(ok) if i in set(sub.impl)]
+        med = [float(sub[sub.impl == i].median_s.iloc[0]) for i in impls]
+        lo = [m - float(sub[sub.impl == i].q25_s.iloc[0]) for m, i in zip(med, impls)]
+        hi = [float(sub[sub.impl == i].q75_s.iloc[0]) - m for m, i in zip(med, impls)]
+        ax.bar(range(len(impls)), med, yerr=[lo, hi], capsize=3, color=[COLORS.get(i, "grey") for i in impls])
+        ax.set_xticks(range(len(impls)), impls, rotation=30, ha="right")
+        ax.set_yscale("log")
+        ax.set_ylabel("seconds per batch (median, IQR bars)")
+        ax.set_title(f"{pipeline}: B={b}, 1x{s}^3, {device}")
+        for x, m in enumerate(med):
+            ax.text(x, m, _fmt_s(m), ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    path = out / f"benchmark_bars{'' if device == 'cpu' else '_' + device}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _scaling(ok, out: Path, device: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pipelines = list(dict.fromkeys(ok["pipeline"]))
+    if not pipelines:
+        return None
+    fig, axes = plt.subplots(1, len(pipelines), figsize=(5.5 * len(pipelines), 4.4), squeeze=False)
+    styles = {1: ":", 2: "-", 4: "--"}
+    for ax, pipeline in zip(axes[0], pipelines):
+        sub = ok[ok.pipeline == pipeline]
+        for impl in _impls(sub):
+            for b in sorted(set(sub.batch)):
+                rows = sub[(sub.impl == impl) & (sub.batch == b)].sort_values("voxels")
+                if rows.empty:
+                    continue
+                ax.plot(rows.voxels, rows.median_s.astype(float), styles.get(int(b), "-"), marker="o", markersize=3,
+                        color=COLORS.get(impl, "grey"), label=f"{impl} B={b}")
+        vmin, vmax = float(sub.voxels.min()), float(sub.voxels.max())
+        if vmax > vmin:
+            ref = float(sub[sub.voxels == vmin].median_s.astype(float).min())
+            ax.plot([vmin, vmax], [ref, ref * vmax / vmin], color="black", lw=0.8, alpha=0.5, label="slope 1 (linear)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("voxels per batch (B x S^3)")
+        ax.set_ylabel("seconds per batch (median)")
+        ax.set_title(f"{pipeline} on {device}: cost vs volume")
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    path = out / f"benchmark_scaling{'' if device == 'cpu' else '_' + device}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _transform_fig(tr, out: Path, device: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = tr[(tr.status == "ok") & (tr.kind != "floor")].copy()
+    if rows.empty:
+        return None
+    rows["ratio"] = rows.ratio_to_floor.astype(float)
+    rows = rows.sort_values("ratio")
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.5))
+    colors = ["#1b9e77" if k == "elementwise" else "#7570b3" for k in rows.kind]
+    ax.barh(rows["transform"], rows["ratio"], color=colors)
+    ax.axvline(3, color="red", lw=1, ls="--", label="3x floor (elementwise target)")
+    ax.axvline(1, color="black", lw=0.8, label="1 elementwise pass")
+    ax.set_xscale("log")
+    ax.set_xlabel("time per batch / time of one elementwise pass (log)")
+    b, s = int(rows.batch.iloc[0]), int(rows["size"].iloc[0])
+    ax.set_title(f"each transform forced on, B={b}, 1x{s}^3, {device} (green: elementwise)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = out / f"benchmark_transforms{'' if device == 'cpu' else '_' + device}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _speedups(ok, pipeline: str, b: int, s: int) -> list[list[Any]]:
+    sub = ok[(ok.pipeline == pipeline) & (ok.batch == b) & (ok["size"] == s)]
+    ref = sub[sub.impl == "spineaug"]
+    if ref.empty:
+        return []
+    ref_med = float(ref.median_s.iloc[0])
+    ref_mean = float(ref.mean_s.iloc[0]) if "mean_s" in ref else float("nan")
+    rows = []
+    for impl in _impls(sub):
+        r = sub[sub.impl == impl].iloc[0]
+        med = float(r.median_s)
+        rows.append([LABELS.get(impl, impl), r.fidelity, r.coverage, f"{_fmt_s(med)} [{_fmt_s(float(r.q25_s))}, "
+                     f"{_fmt_s(float(r.q75_s))}]", f"{float(r.samples_per_s):.2f}",
+                     f"{med / ref_med:.2f}x" if impl != "spineaug" else "1 (reference)",
+                     f"{_fmt_s(float(r.mean_s))} ({float(r.mean_s) / ref_mean:.2f}x)" if "mean_s" in r else "-",
+                     f"{float(r.peak_mem_bytes) / 2**20:.0f} MiB" if r.peak_mem_bytes == r.peak_mem_bytes else "-",
+                     int(r.repeats)])
+    return rows
+
+
+def _targets(ok, tr) -> list[str]:
+    """The issue's targets, checked against this run's numbers (xdomain at B=2, 128^3 on the CPU)."""
+    cpu = ok[(ok.device == "cpu") & (ok.pipeline == "xdomain") & (ok.batch == HEADLINE[0]) & (ok["size"] == HEADLINE[1])]
+    ref = cpu[cpu.impl == "spineaug"]
+    if ref.empty:
+        return []
+    lines = ["## Targets (xdomain, B=2, 1x128^3, CPU)", "",
+             "Target: spineaug `xdomain` >= 10x faster than the nnU-Net batchgeneratorsv2 pipeline and than AugLab's "
+             "GPU pipeline on the same CPU, and faster than every baseline; every elementwise transform within 3x of "
+             "the floor.", ""]
+    rows = []
+    for impl in _impls(cpu):
+        if impl == "spineaug":
+            continue
+        r = cpu[cpu.impl == impl].iloc[0]
+        med = float(r.median_s) / float(ref.median_s.iloc[0])
+        mean = float(r.mean_s) / float(ref.mean_s.iloc[0]) if "mean_s" in r else float("nan")
+        need = 10.0 if impl in ("batchgenerators", "auglab") else 1.0
+        met = "met" if min(med, mean) >= need else ("met on median only" if med >= need else "missed")
+        rows.append([LABELS.get(impl, impl), f"{need:g}x", f"{med:.2f}x", f"{mean:.2f}x", met])
+    lines += [_md_table(["baseline", "required speed-up", "median speed-up", "mean speed-up", "verdict"], rows), ""]
+    if not tr.empty:
+        el = tr[(tr.kind == "elementwise") & (tr.status == "ok") & (tr.device == "cpu")]
+        if not el.empty:
+            ratios = el.ratio_to_floor.astype(float)
+            lines += [f"Elementwise transforms within 3x of the floor: {int((ratios <= 3).sum())} of {len(el)} "
+                      f"(ratios {ratios.min():.1f}x to {ratios.max():.1f}x).", ""]
+        sp = tr[(tr["transform"] == "Spatial") & (tr.status == "ok") & (tr.device == "cpu")]
+        if not sp.empty and int(sp.batch.iloc[0]) == HEADLINE[0] and int(sp["size"].iloc[0]) == HEADLINE[1]:
+            cost = float(sp.median_s.iloc[0])
+            fire = 1 - (1 - 0.36) ** HEADLINE[0]  # xdomain: rotation 0.2 or scaling 0.2 per sample
+            lines += [
+                f"Where the time goes: one forced spatial resampling (rotation + scaling, trilinear image, nearest "
+                f"label) costs {_fmt_s(cost)} per batch here; `xdomain` fires it for at least one of the "
+                f"{HEADLINE[0]} samples with probability {fire:.2f}, i.e. ~{_fmt_s(cost * fire)} of its "
+                f"{_fmt_s(float(ref.mean_s.iloc[0]))} mean. nnU-Net's pipeline pays a comparable resampling with "
+                "the same probability, so on a 2-core CPU a 10x margin over it is out of reach while the resampling "
+                "runs at PyTorch's CPU `grid_sample` speed; TorchIO, MONAI and kornia run only the subset of "
+                "transforms they have (see coverage).", ""]
+    return lines
+
+
+def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
+    """Write ``benchmark.md`` and its figures; return the markdown path."""
+    results, out = Path(results), Path(out)
+    bench, frames, meta = _load(results)
+    out.mkdir(parents=True, exist_ok=True)
+    pl, tr, en, mp = frames["pipelines"], frames["transforms"], frames["engine"], frames["mapping"]
+    ok = pl[pl.status == "ok"].copy() if not pl.empty else pl
+    lines: list[str] = ["# spineaug speed benchmark", ""]
+    cfg = meta.get("config", {})
+    lines += [
+        f"Run `{meta.get('run_id', '?')}`: `{meta.get('command', 'spineaug bench')}`  ",
+        f"CPU: {meta.get('cpu_model', '?')} ({meta.get('cpus_available', '?')} CPUs available), "
+        f"torch {meta.get('versions', {}).get('torch', '?')} with **{meta.get('torch_threads', '?')} threads**, "
+        f"GPU: {meta.get('cuda') or 'none'}.  ",
+        f"Workload: batches of B x 1 x S^3 float32 images in [0, 1) with int64 label maps (values 0..3), "
+        f"S in {cfg.get('sizes')}, B in {cfg.get('batches')}; {cfg.get('warmup')} warm-up calls, then up to "
+        f"{cfg.get('repeats')} timed calls (at least {cfg.get('min_repeats')}, stopping after "
+        f"{cfg.get('max_seconds')} s per case), each with fresh random parameters; inputs are cloned outside the "
+        "clock. Times are medians with the interquartile range [q25, q75]. spineaug runs with "
+        "`check_finite=False` (the training-loop setting; the NaN check is one extra pass). Peak memory on the "
+        "CPU is the process's RSS high-water mark (reset before each case), so it includes the interpreter and "
+        "every imported library (~0.7-1 GB); AugLab runs in its own, lighter process. On CUDA it is "
+        "`torch.cuda.max_memory_allocated`.  ",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()),
+        "",
+        "Timings come from one run on a shared machine: compare ratios within the run, not absolute numbers "
+        "across machines.",
+        "",
+    ]
+    if meta.get("notes"):
+        lines += ["## Notes from the run", ""] + [f"- {n}" for n in meta["notes"]] + [""]
+    figures = []
+    for device in (list(dict.fromkeys(ok.device)) if not ok.empty else []):
+        dev = ok[ok.device == device]
+        b, s = _headline_case(dev)
+        lines += [f"## Pipelines on {device}: B={b}, 1x{s}^3", ""]
+        lines += ["Speed-up = baseline median / spineaug median (higher: spineaug faster). *fidelity*: exact = the "
+                  "same pipeline; partial = only the transforms the library has (it does less work); substitute = "
+                  "the library's own standard pipeline that users run instead. *coverage*: transforms of the preset "
+                  "the baseline expresses. The cost per call is bimodal for every pipeline (a call that fires a "
+                  "spatial resampling costs 10-100x one that does not), so the median of a few calls is unstable; "
+                  "the mean is the expected cost per training iteration.", ""]
+        for pipeline in dict.fromkeys(dev.pipeline):
+            rows = _speedups(dev, pipeline, b, s)
+            if rows:
+                lines += [f"### `{pipeline}`", "", _md_table(
+                    ["implementation", "fidelity", "coverage", "s/batch median [IQR]", "samples/s",
+                     "median vs spineaug", "mean (vs spineaug)", "peak memory", "n"], rows), ""]
+        for fig in (_bars(dev, out, device), _scaling(dev, out, device)):
+            if fig is not None:
+                figures.append(fig)
+                lines += [f"![{fig.stem}]({fig.name})", ""]
+        lines += [f"### All cases on {device} (median seconds per batch)", ""]
+        pivot_rows = []
+        for (pipeline, impl), grp in dev.groupby(["pipeline", "impl"], sort=False):
+            cells = {(int(r.batch), int(r["size"])): _fmt_s(float(r.median_s)) for _, r in grp.iterrows()}
+            cases = sorted(cells, key=lambda c: (c[1], c[0]))
+            pivot_rows.append((pipeline, impl, cells, cases))
+        all_cases = sorted({c for *_, cells, cs in pivot_rows for c in cs}, key=lambda c: (c[1], c[0]))
+        lines += [_md_table(["pipeline", "impl"] + [f"B{b_} S{s_}" for b_, s_ in all_cases],
+                            [[p, i] + [cells.get(c, "-") for c in all_cases] for p, i, cells, _ in pivot_rows]), ""]
+        # growth exponent: slope of log(time) vs log(voxels) at the headline batch
+        slope_rows = []
+        for (pipeline, impl), grp in dev[dev.batch == b].groupby(["pipeline", "impl"], sort=False):
+            g = grp.sort_values("voxels")
+            if len(g) >= 2:
+                x0, x1 = math.log(float(g.voxels.iloc[0])), math.log(float(g.voxels.iloc[-1]))
+                y0, y1 = math.log(float(g.median_s.iloc[0])), math.log(float(g.median_s.iloc[-1]))
+                slope_rows.append([pipeline, impl, f"{(y1 - y0) / (x1 - x0):.2f}"])
+        if slope_rows:
+            lines += [f"Log-log slope of time versus voxels at B={b}, smallest to largest S (1 = linear in volume; "
+                      "below 1 = fixed overheads dominate the small sizes):", "",
+                      _md_table(["pipeline", "impl", "slope"], slope_rows), ""]
+        failed = pl[(pl.status != "ok") & (pl.device == device)]
+        if not failed.empty:
+            lines += ["Cases that did not complete:", ""] + [
+                f"- {r.pipeline} / {r.impl} B={r.batch} S={r['size']}: {r.status} ({r.note})"
+                for _, r in failed.iterrows()] + [""]
+    lines += _targets(ok, tr)
+    if not tr.empty:
+        for device in dict.fromkeys(tr.device):
+            t = tr[tr.device == device]
+            floor = t[t.kind == "floor"]
+            b, s = int(t.batch.iloc[0]), int(t["size"].iloc[0])
+            lines += [f"## Per transform on {device}: each forced on (p = 1), B={b}, 1x{s}^3", ""]
+            if not floor.empty:
+                lines += [f"Floor: one elementwise pass `x * c` over the batch = {_fmt_s(float(floor.median_s.iloc[0]))} "
+                          "(reads and writes every voxel once: the memory-traffic limit of any transform that must "
+                          "produce a new image). Ratio = transform time / floor. The 3x target applies to the "
+                          "*elementwise* class.", ""]
+            rows = []
+            for _, r in t[t.kind != "floor"].iterrows():
+                med = float(r.median_s) if r.status == "ok" else float("nan")
+                ratio = float(r.ratio_to_floor) if r.status == "ok" else float("nan")
+                verdict = ""
+                if r.kind == "elementwise" and ratio == ratio:
+                    verdict = "yes" if ratio <= 3 else "no"
+                rows.append([r["transform"], r.kind, r.source, _fmt_s(med) if med == med else r.status,
+                             f"[{_fmt_s(float(r.q25_s))}, {_fmt_s(float(r.q75_s))}]" if med == med else "",
+                             f"{ratio:.1f}" if ratio == ratio else "-", verdict])
+            lines += [_md_table(["transform", "kind", "params from", "median", "IQR", "x floor", "<= 3x"], rows), ""]
+            fig = _transform_fig(t, out, device)
+            if fig is not None:
+                figures.append(fig)
+                lines += [f"![{fig.stem}]({fig.name})", ""]
+    if not en.empty:
+        lines += ["## Engine checks", "",
+                  "aten operations dispatched per call (every transform forced on, so the same work runs for any "
+                  "B) and host synchronisations (`_local_scalar_dense`/`item`/`nonzero`/`unique`... on tensors "
+                  "derived from the data, counted by a `TorchDispatchMode`; parameters drawn on the host from the "
+                  "CPU generator are not syncs). On CUDA the same calls also run under "
+                  "`torch.cuda.set_sync_debug_mode(\"error\")`.", ""]
+        rows = []
+        for (device, pipeline, check), grp in en.groupby(["device", "pipeline", "check"], sort=False):
+            vals = ", ".join(f"B={int(r.batch)}: {int(r.value)}" for _, r in grp.iterrows())
+            notes = ",".join(sorted({str(n) for n in grp.note if isinstance(n, str) and n}))
+            rows.append([device, pipeline, check, vals, notes])
+        lines += [_md_table(["device", "pipeline", "check", "values", "sync ops seen"], rows), ""]
+    if not mp.empty:
+        lines += ["## Baseline mappings", "",
+                  "Which spineaug transform each baseline expresses (blank: the library has no counterpart and the "
+                  "baseline leaves it out, so it does less work than spineaug).", ""]
+        for (library, pipeline), grp in mp.groupby(["baseline", "pipeline"], sort=False):
+            lines += [f"### {LABELS.get(library, library)} for `{pipeline}`", "", _md_table(
+                ["spineaug", "equivalent", "note"],
+                [[r.spineaug, r.equivalent if isinstance(r.equivalent, str) else "**none**",
+                  r.note if isinstance(r.note, str) else ""] for _, r in grp.iterrows()]), ""]
+    md = out / "benchmark.md"
+    tmp = md.with_name(f".{md.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, md)
+    copy_dir = out / "bench"
+    if copy_dir.resolve() != bench.resolve():
+        copy_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("pipelines.csv", "transforms.csv", "engine.csv", "mapping.csv", "meta.json"):
+            if (bench / name).exists():
+                shutil.copyfile(bench / name, copy_dir / name)
+    return md
