@@ -8,7 +8,7 @@ Conventions (used everywhere in spineaug):
   ``centre + matrix @ (r + field(r)) + shift``. Composing transforms composes sampling maps, so any number of spatial
   transforms costs one resampling.
 * ``grid_sample`` wants normalised ``(x, y, z) = (w, h, d)`` coordinates with ``align_corners=False``; the one place
-  that converts is :func:`to_grid_sample_coords`.
+  that converts is :func:`sampling_grid`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 from torch import Tensor
 
 IMAGE_PAD_MODES = ("constant", "edge", "reflect", "min")
@@ -82,62 +82,61 @@ def affine_matrix(angles: Tensor, scale: Tensor, shear: Tensor | None = None) ->
     return m * scale[:, None, :]
 
 
-def upsample_field(control: Tensor, shape: tuple[int, int, int]) -> Tensor:
-    """Interpolate coarse control-point displacements to a dense field.
-
-    Args:
-        control: Displacements in voxels, (B, 3, gd, gh, gw), (d, h, w) components.
-        shape: Output (D, H, W).
-
-    Returns:
-        Dense displacements, (B, D, H, W, 3), (d, h, w) components; control points sit on the patch corners.
-    """
-    dense = F.interpolate(control, size=shape, mode="trilinear", align_corners=True)
-    return dense.permute(0, 2, 3, 4, 1)
-
-
-def sample_points(
+def sampling_grid(
     centre: Tensor,
     matrix: Tensor,
-    shape: tuple[int, int, int],
+    out_shape: tuple[int, int, int],
+    in_shape: tuple[int, int, int],
     *,
     shift: Tensor | None = None,
-    field: Tensor | None = None,
+    control: Tensor | None = None,
 ) -> Tensor:
-    """Input voxel coordinates sampled by every output voxel.
+    """The ``grid_sample`` grid of a sampling map, built in one pass over the output.
+
+    Output voxel ``r`` (measured from the output centre) reads the input point
+    ``centre + matrix @ (r + field(r)) + shift``, where ``field`` interpolates the elastic ``control`` displacements
+    (trilinear, control points on the output corners). The map is affine in ``r`` and the field is linear in
+    ``control``, so the conversion to normalised coordinates is folded into the 3x3 matrices and into the coarse
+    control grid: the dense grid is a sum of three per-axis terms (plus the upsampled field), not a matrix product
+    per voxel.
 
     Args:
-        centre: Input coordinate of the output patch centre, (B, 3).
-        matrix: Sampling matrices, (B, 3, 3).
-        shape: Output (D, H, W).
+        centre: Input voxel coordinate of the output centre, (B, 3), (d, h, w).
+        matrix: Sampling matrices, (B, 3, 3), acting on (d, h, w) column vectors.
+        out_shape: Output (D, H, W).
+        in_shape: Input (D, H, W).
         shift: Extra translation in input voxels, (B, 3), or ``None``.
-        field: Dense displacement in output voxels, (B, D, H, W, 3), or ``None``.
+        control: Elastic control-point displacements in output voxels, (B, 3, gd, gh, gw), (d, h, w)
+            components, or ``None``.
 
     Returns:
-        Points, (B, D, H, W, 3), (d, h, w) voxel coordinates in the input.
+        (B, D, H, W, 3) float32 grid of normalised ``(x, y, z) = (w, h, d)`` coordinates for
+        ``grid_sample(..., align_corners=False)``.
     """
-    axes = [torch.arange(n, device=matrix.device, dtype=matrix.dtype) - (n - 1) / 2 for n in shape]
-    r = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (D, H, W, 3)
-    r = r.expand(matrix.shape[0], *shape, 3)
-    if field is not None:
-        r = r + field
-    offset = centre if shift is None else centre + shift
-    return torch.einsum("bij,bdhwj->bdhwi", matrix, r) + offset[:, None, None, None, :]
+    device = matrix.device
+    size = torch.tensor(in_shape, device=device, dtype=torch.float32)
+    # Voxel coordinate p on an input axis of n voxels -> (2p + 1) / n - 1; rows reversed to grid_sample's (x, y, z).
+    a = (matrix.float() * (2 / size)[None, :, None]).flip(1)
+    offset = centre.float() if shift is None else centre.float() + shift.float()
+    offset = (offset * (2 / size) + 1 / size - 1).flip(1)
+    b = matrix.shape[0]
+    axes = [torch.arange(n, device=device, dtype=torch.float32) - (n - 1) / 2 for n in out_shape]
+    along = [a[:, None, :, j] * axes[j][None, :, None] for j in range(3)]  # (B, n_j, 3) each
+    grid = (along[0] + offset[:, None, :]).view(b, -1, 1, 1, 3) + along[1].view(b, 1, -1, 1, 3)
+    grid = grid + along[2].view(b, 1, 1, -1, 3)
+    if control is not None:
+        coarse = torch.einsum("bij,bj...->bi...", a, control.float())
+        dense = nnf.interpolate(coarse, size=out_shape, mode="trilinear", align_corners=True)
+        grid += dense.permute(0, 2, 3, 4, 1)
+    return grid
 
 
-def to_grid_sample_coords(points: Tensor, in_shape: tuple[int, int, int]) -> Tensor:
-    """Convert (d, h, w) voxel coordinates to ``grid_sample``'s normalised (x, y, z) with ``align_corners=False``."""
-    size = torch.tensor(in_shape, device=points.device, dtype=points.dtype)
-    normalised = (2 * points + 1) / size - 1
-    return normalised.flip(-1)
-
-
-def warp_image(x: Tensor, points: Tensor, *, pad_mode: str = "constant", pad_value: float = 0.0) -> Tensor:
-    """Resample images trilinearly at the given input points.
+def warp_image(x: Tensor, grid: Tensor, *, pad_mode: str = "constant", pad_value: float = 0.0) -> Tensor:
+    """Resample images trilinearly on a sampling grid.
 
     Args:
         x: Images, (B, C, D, H, W), floating point.
-        points: Input voxel coordinates, (B, d, h, w, 3), from :func:`sample_points`.
+        grid: (B, d, h, w, 3) from :func:`sampling_grid`.
         pad_mode: What points outside the input read: ``"constant"`` (``pad_value``), ``"edge"`` (nearest border
             voxel), ``"reflect"`` (mirrored at the border) or ``"min"`` (each sample's and channel's minimum).
         pad_value: The value for ``pad_mode="constant"``.
@@ -147,7 +146,6 @@ def warp_image(x: Tensor, points: Tensor, *, pad_mode: str = "constant", pad_val
     """
     if pad_mode not in IMAGE_PAD_MODES:
         raise ValueError(f"pad_mode must be one of {IMAGE_PAD_MODES}, got {pad_mode!r}")
-    grid = to_grid_sample_coords(points.to(torch.float32), tuple(x.shape[2:]))
     src = x.to(torch.float32)
     offset: Tensor | float = 0.0
     if pad_mode == "min":
@@ -155,46 +153,72 @@ def warp_image(x: Tensor, points: Tensor, *, pad_mode: str = "constant", pad_val
     elif pad_mode == "constant":
         offset = pad_value
     padding = {"edge": "border", "reflect": "reflection"}.get(pad_mode, "zeros")
-    out = F.grid_sample(src - offset, grid, mode="bilinear", padding_mode=padding, align_corners=False) + offset
+    shifted = isinstance(offset, Tensor) or offset != 0
+    if shifted:
+        src = src - offset
+    out = nnf.grid_sample(src, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    if shifted:
+        out += offset
     return out.to(x.dtype)
 
 
-def warp_labels(y: Tensor, points: Tensor, *, pad_value: int = 0) -> Tensor:
-    """Resample label maps with nearest neighbour at the given input points.
+def warp_labels(y: Tensor, grid: Tensor, *, pad_value: int = 0) -> Tensor:
+    """Resample label maps with nearest neighbour on a sampling grid.
 
     Every output value is an input value or ``pad_value`` (for points outside the input).
 
     Args:
         y: Label maps, (B, 1, D, H, W), integer.
-        points: Input voxel coordinates, (B, d, h, w, 3).
+        grid: (B, d, h, w, 3) from :func:`sampling_grid`.
         pad_value: Label read outside the input.
 
     Returns:
         Label maps, (B, 1, d, h, w), same dtype as ``y``.
     """
-    grid = to_grid_sample_coords(points.to(torch.float32), tuple(y.shape[2:]))
-    # float32 holds every integer below 2**24 exactly, far above any label count.
-    src = y.to(torch.float32) - pad_value
-    out = F.grid_sample(src, grid, mode="nearest", padding_mode="zeros", align_corners=False) + pad_value
-    return out.round().to(y.dtype)
+    # float32 holds every integer below 2**24 exactly, far above any label count, and nearest-neighbour sampling
+    # only copies values (or writes the zero padding), so the round trip is exact.
+    src = y.to(torch.float32)
+    if pad_value:
+        src = src - pad_value
+    out = nnf.grid_sample(src, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    if pad_value:
+        out += pad_value
+    return out.to(y.dtype)
 
 
-def gather_patch(x: Tensor, index: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    """Read a per-sample box of voxels by integer index: an exact crop/flip, no interpolation.
+def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: Tensor) -> Tensor:
+    """Read a per-sample box of voxels, optionally mirrored per axis: an exact crop/flip, no interpolation.
+
+    The box is read as whole rows along W (a view of the W-windows of ``x``, indexed by sample, D and H), so the
+    cost is one copy of the output; mirroring along D or H only reverses the row indices, mirroring along W reverses
+    the rows afterwards (one extra pass, only when some sample flips W).
 
     Args:
         x: Volumes, (B, C, D, H, W), any dtype.
-        index: Per-axis input indices ``(B, d)``, ``(B, h)``, ``(B, w)``, all in range.
+        start: First input voxel of each sample's box, (B, 3) integer, (d, h, w); the box must lie in the input.
+        shape: Box size (d, h, w).
+        flips: Which samples mirror which axis, (B, 3) bool, on the CPU (host-known, so no synchronisation).
 
     Returns:
-        (B, C, d, h, w) with ``out[b, c, i, j, k] = x[b, c, index[0][b, i], index[1][b, j], index[2][b, k]]``.
+        (B, C, d, h, w): ``out[b, :, i, j, k] = x[b, :, s_d + i', s_h + j', s_w + k']`` with ``i' = i`` or
+        ``d - 1 - i`` when sample ``b`` flips D (likewise for H and W).
     """
-    i_d, i_h, i_w = index
-    b, c = x.shape[:2]
-    _, h, w = x.shape[2:]
-    flat = (i_d[:, :, None, None] * h + i_h[:, None, :, None]) * w + i_w[:, None, None, :]  # (B, d, h, w)
-    out = x.reshape(b, c, -1).gather(2, flat.reshape(b, 1, -1).expand(b, c, -1))
-    return out.view(b, c, *flat.shape[1:])
+    b = x.shape[0]
+    device = x.device
+    start = start.to(device).long()
+    flips_dev = flips.to(device, non_blocking=True)
+    rows = []
+    for axis in (0, 1):
+        n = shape[axis]
+        r = torch.arange(n, device=device)
+        rows.append(start[:, axis, None] + torch.where(flips_dev[:, axis, None], n - 1 - r, r))  # (B, n)
+    windows = x.unfold(4, shape[2], 1)  # (B, C, D, H, W - w + 1, w): a view, no copy
+    batch = torch.arange(b, device=device).view(b, 1, 1)
+    out = windows[batch, :, rows[0][:, :, None], rows[1][:, None, :], start[:, 2].view(b, 1, 1)]  # (B, d, h, C, w)
+    out = out.permute(0, 3, 1, 2, 4).contiguous()
+    if bool(flips[:, 2].any()):
+        out = torch.where(flips_dev[:, 2].view(b, 1, 1, 1, 1), out.flip(4), out)
+    return out
 
 
 def flip(x: Tensor, mask: Tensor, dim: int) -> Tensor:

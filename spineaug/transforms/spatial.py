@@ -9,7 +9,7 @@ instead, which is exact and cheaper.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, ClassVar, Literal
 
 import torch
@@ -62,15 +62,65 @@ class Placement:
         return Placement(shape, centre.expand(batch.size, 3))
 
 
-def _is_index_only(warp: Warp) -> bool:
-    """True when the map is a (per-sample) flip about the centre: voxels can be read by index, exactly."""
+def _index_only(warp: Warp, control: Tensor | None) -> Tensor:
+    """Per sample (B,) bool: the map is a flip about the centre, so voxels can be read by index, exactly.
+
+    Host work on the CPU parameters: no device synchronisation.
+    """
     m = warp.matrix
     diagonal = torch.diag_embed(torch.diagonal(m, dim1=-2, dim2=-1))
-    return bool((m == diagonal).all() and (m.abs().sum(-1) == 1).all() and (warp.shift == 0).all())
+    flips = (m == diagonal).flatten(1).all(1) & (m.abs().sum(-1) == 1).all(1) & (warp.shift == 0).all(1)
+    if control is not None:
+        flips &= (control == 0).flatten(1).all(1)
+    return flips
+
+
+def _read_by_index(batch: Batch, matrix: Tensor, centre: Tensor, shape: tuple[int, int, int]) -> Batch:
+    """Exact crop/flip around ``centre``: the flips are the signs on the diagonal of ``matrix`` (CPU)."""
+    flips = torch.diagonal(matrix, dim1=-2, dim2=-1) < 0
+    half = torch.tensor([(n - 1) / 2 for n in shape], device=centre.device)
+    start = torch.round(centre - half).long()
+    image = F.gather_patch(batch.image, start, shape, flips)
+    label = None if batch.label is None else F.gather_patch(batch.label, start, shape, flips)
+    return batch.replace(image=image, label=label)
+
+
+def _read_by_grid(batch: Batch, warp: Warp, placement: Placement) -> Batch:
+    """Trilinear image and nearest-neighbour label on one sampling grid (rotation, scaling, shear, elastic)."""
+    device = batch.image.device
+    control = None
+    if placement.control is not None:
+        control = placement.control.to(device, torch.float32, non_blocking=True)
+    grid = F.sampling_grid(
+        placement.centre,
+        warp.matrix.to(device, torch.float32, non_blocking=True),
+        placement.shape,
+        batch.spatial_shape,
+        shift=warp.shift.to(device, torch.float32, non_blocking=True),
+        control=control,
+    )
+    image = F.warp_image(batch.image, grid, pad_mode=placement.pad_mode, pad_value=placement.pad_value)
+    label = None if batch.label is None else F.warp_labels(batch.label, grid, pad_value=placement.label_pad)
+    return batch.replace(image=image, label=label)
+
+
+def _select(batch: Batch, warp: Warp, placement: Placement, rows: Tensor) -> tuple[Batch, Warp, Placement]:
+    """The samples ``rows`` (a CPU index) of a batch, its warp and its placement."""
+    dev = rows.to(batch.image.device, non_blocking=True)
+    label = None if batch.label is None else batch.label.index_select(0, dev)
+    control = None if placement.control is None else placement.control[rows]
+    return (
+        batch.replace(image=batch.image.index_select(0, dev), label=label),
+        Warp(warp.matrix[rows], warp.shift[rows]),
+        replace(placement, centre=placement.centre.index_select(0, dev), control=control),
+    )
 
 
 def resample(batch: Batch, warps: list[Warp], placement: Placement | None = None) -> Batch:
     """Apply composed sampling maps to image and label with one resampling each.
+
+    Samples whose composed map is a pure crop/flip (known on the host, because parameters are CPU tensors) are read
+    by index, which is exact and cheap; only the others pay for a sampling grid and interpolation.
 
     Args:
         batch: Input batch.
@@ -81,33 +131,29 @@ def resample(batch: Batch, warps: list[Warp], placement: Placement | None = None
         The resampled batch; dtypes and device kept.
     """
     placement = placement or Placement.whole(batch)
+    placement = replace(placement, centre=placement.centre.to(batch.image.device).float())
     total = Warp.identity(batch.size)
     for w in warps:
         total = total.then(w)
+    by_index = _index_only(total, placement.control)
+    if bool(by_index.all()):
+        return _read_by_index(batch, total.matrix, placement.centre, placement.shape)
+    if not bool(by_index.any()):
+        return _read_by_grid(batch, total, placement)
+    # Mixed batch: each subset takes its own path; the results go back in batch order.
+    rows_i, rows_g = by_index.nonzero().flatten(), (~by_index).nonzero().flatten()
+    sub_batch, sub_warp, sub_place = _select(batch, total, placement, rows_i)
+    indexed = _read_by_index(sub_batch, sub_warp.matrix, sub_place.centre, placement.shape)
+    gridded = _read_by_grid(*_select(batch, total, placement, rows_g))
     device = batch.image.device
-    shape = placement.shape
-    centre = placement.centre.to(device)
-
-    if placement.control is None and _is_index_only(total):
-        signs = torch.diagonal(total.matrix, dim1=-2, dim2=-1).to(device)
-        index = []
-        for axis, n in enumerate(shape):
-            r = torch.arange(n, device=device, dtype=torch.float32) - (n - 1) / 2
-            index.append(torch.round(centre[:, axis, None] + signs[:, axis, None] * r).long())
-        image = F.gather_patch(batch.image, tuple(index))
-        label = None if batch.label is None else F.gather_patch(batch.label, tuple(index))
-        return batch.replace(image=image, label=label)
-
-    matrix = total.matrix.to(device, torch.float32, non_blocking=True)
-    shift = total.shift.to(device, torch.float32, non_blocking=True)
-    field = None
-    if placement.control is not None:
-        field = F.upsample_field(placement.control.to(device, torch.float32, non_blocking=True), shape)
-    points = F.sample_points(centre.float(), matrix, shape, shift=shift, field=field)
-    image = F.warp_image(batch.image, points, pad_mode=placement.pad_mode, pad_value=placement.pad_value)
+    image = indexed.image.new_empty((batch.size, *indexed.image.shape[1:]))
+    image.index_copy_(0, rows_i.to(device, non_blocking=True), indexed.image)
+    image.index_copy_(0, rows_g.to(device, non_blocking=True), gridded.image)
     label = None
     if batch.label is not None:
-        label = F.warp_labels(batch.label, points, pad_value=placement.label_pad)
+        label = indexed.label.new_empty((batch.size, *indexed.label.shape[1:]))
+        label.index_copy_(0, rows_i.to(device, non_blocking=True), indexed.label)
+        label.index_copy_(0, rows_g.to(device, non_blocking=True), gridded.label)
     return batch.replace(image=image, label=label)
 
 

@@ -164,10 +164,62 @@ def test_index_path_equals_interpolation_path(monkeypatch):
     image, label = make_batch(b=3, shape=(16, 15, 14))
     aug = pipeline({"name": "Spatial", "patch_size": [9, 8, 7]}, {"name": "Flip", "axes": [0, 1, 2]})
     fast = aug(image, label, generator=torch.Generator().manual_seed(5))
-    monkeypatch.setattr(S, "_is_index_only", lambda warp: False)
+    monkeypatch.setattr(S, "_index_only", _never_by_index)
     slow = aug(image, label, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=0)
     assert torch.equal(fast[1], slow[1])
+
+
+def _never_by_index(warp, control):
+    return torch.zeros(warp.matrix.shape[0], dtype=torch.bool)
+
+
+def test_mixed_batch_reads_each_sample_like_the_all_grid_path(monkeypatch):
+    """Samples that only crop/flip go by index, the others by grid; the merge keeps batch order and values."""
+    image, label = make_batch(b=5, shape=(14, 13, 12))
+    angles = torch.tensor([[0.0, 0, 0], [0.3, -0.2, 0.1], [0, 0, 0], [0, 0.4, 0], [0, 0, 0]])
+    scale = torch.tensor([[1.0] * 3, [1.1] * 3, [1.0] * 3, [0.9] * 3, [1.0] * 3])
+    flip = torch.diag_embed(torch.tensor([[1.0, 1, 1], [1, 1, 1], [-1, 1, 1], [1, -1, -1], [1, 1, -1]]))
+    warps = [S.Warp(F.affine_matrix(angles, scale), torch.zeros(5, 3)), S.Warp(flip, torch.zeros(5, 3))]
+    # Crop centres as Spatial makes them (start + (n - 1) / 2), so the index path reads whole voxels.
+    centre = torch.tensor([[6.5, 6.0, 5.5], [7.5, 6.0, 5.5], [5.5, 5.0, 4.5], [4.5, 7.0, 6.5], [3.5, 3.0, 2.5]])
+    control = torch.zeros(5, 3, 2, 2, 2)
+    control[3] = 0.7  # sample 3 also deforms; every other sample has a zero field
+    placement = S.Placement((8, 7, 6), centre, control, pad_mode="edge", label_pad=2)
+    batch = spineaug.batch.Batch(image, label)
+    mixed = S.resample(batch, warps, placement)
+    monkeypatch.setattr(S, "_index_only", _never_by_index)
+    reference = S.resample(batch, warps, placement)
+    torch.testing.assert_close(mixed.image, reference.image, atol=1e-5, rtol=0)
+    assert torch.equal(mixed.label, reference.label)
+    assert mixed.image.dtype == image.dtype and mixed.label.dtype == label.dtype
+
+
+def _reference_points(centre, matrix, out_shape, shift, control):
+    """Input voxel coordinates of every output voxel, computed the slow, obvious way (per-voxel matrix product)."""
+    axes = [torch.arange(n, dtype=torch.float64) - (n - 1) / 2 for n in out_shape]
+    r = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).expand(matrix.shape[0], *out_shape, 3)
+    if control is not None:
+        field = torch.nn.functional.interpolate(control.double(), size=out_shape, mode="trilinear", align_corners=True)
+        r = r + field.permute(0, 2, 3, 4, 1)
+    p = torch.einsum("bij,bdhwj->bdhwi", matrix.double(), r)
+    return p + (centre + shift).double()[:, None, None, None, :]
+
+
+@pytest.mark.parametrize("elastic", [False, True])
+def test_sampling_grid_matches_per_voxel_formula(elastic):
+    g = torch.Generator().manual_seed(3)
+    out_shape, in_shape = (6, 5, 7), (9, 11, 8)
+    matrix = F.affine_matrix(torch.rand(2, 3, generator=g), 0.8 + 0.4 * torch.rand(2, 3, generator=g),
+                             0.2 * torch.rand(2, 6, generator=g))
+    centre, shift = 4 * torch.rand(2, 3, generator=g), torch.randn(2, 3, generator=g)
+    control = torch.randn(2, 3, 3, 2, 4, generator=g) if elastic else None
+    grid = F.sampling_grid(centre, matrix, out_shape, in_shape, shift=shift, control=control)
+    points = _reference_points(centre, matrix, out_shape, shift, control)
+    size = torch.tensor(in_shape, dtype=torch.float64)
+    expected = ((2 * points + 1) / size - 1).flip(-1)
+    assert grid.shape == (2, *out_shape, 3) and grid.dtype == torch.float32
+    torch.testing.assert_close(grid.double(), expected, atol=1e-5, rtol=0)
 
 
 def test_foreground_crop_contains_foreground():
@@ -292,3 +344,22 @@ def test_composed_warps_resample_once_and_match_sequential_maps():
     fused = S.resample(batch, warps)
     torch.testing.assert_close(fused.image, torch.rot90(image, k=-1, dims=(3, 4)), atol=1e-4, rtol=0)
     assert torch.equal(fused.label, torch.rot90(label, k=-1, dims=(3, 4)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.uint8])
+def test_gather_patch_matches_slicing_and_flipping_each_sample(dtype):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 200, (8, 2, 9, 8, 7), generator=g).to(dtype)
+    shape = (5, 4, 6)
+    start = torch.stack([torch.randint(0, 9 - 5 + 1, (8,), generator=g), torch.randint(0, 8 - 4 + 1, (8,), generator=g),
+                         torch.randint(0, 7 - 6 + 1, (8,), generator=g)], dim=1)
+    flips = torch.tensor([[i & 1, i & 2, i & 4] for i in range(8)], dtype=torch.bool)  # every combination
+    out = F.gather_patch(x, start, shape, flips)
+    for b in range(8):
+        d, h, w = start[b].tolist()
+        expected = x[b, :, d : d + 5, h : h + 4, w : w + 6]
+        for axis in range(3):
+            if flips[b, axis]:
+                expected = expected.flip(1 + axis)
+        assert torch.equal(out[b], expected)
+    assert out.dtype == dtype and out.is_contiguous()
