@@ -23,11 +23,9 @@ def per_sample(v: Tensor, x: Tensor) -> Tensor:
 
 
 def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample, per-channel spatial mean and population std, float32, shaped (B, C, 1, 1, 1)."""
-    x = x.float()
-    mean = x.mean(dim=SPATIAL, keepdim=True)
-    std = (x - mean).square().mean(dim=SPATIAL, keepdim=True).sqrt()
-    return mean, std
+    """Per-sample, per-channel spatial mean and population std, float32, shaped (B, C, 1, 1, 1); one pass."""
+    var, mean = torch.var_mean(x.float(), dim=SPATIAL, keepdim=True, correction=0)
+    return mean, var.sqrt()
 
 
 def min_max(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -48,23 +46,25 @@ def normalise01(x: Tensor, eps: float = 1e-8) -> tuple[Tensor, Tensor, Tensor]:
     return ((x.float() - lo) / span).clamp(0.0, 1.0), lo, span
 
 
-def restore_stats(y: Tensor, x: Tensor) -> Tensor:
-    """Give ``y`` the per-sample, per-channel mean and std of ``x`` ("retain_stats").
+def restore_stats(y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Give ``y`` the per-sample, per-channel mean and std of ``x`` ("retain_stats"): ``y * a + b``, one pass.
 
     A channel of ``y`` that is (numerically) constant cannot be rescaled without blowing rounding noise up to full
-    scale; such channels return ``x`` unchanged.
+    scale; such channels are flagged so the caller keeps ``x`` there (:func:`fall_back`).
+
+    Returns:
+        ``(out, degenerate)``: float32 ``out`` like ``y`` and a (B, C, 1, 1, 1) bool flag per channel.
     """
     m0, s0 = mean_std(x)
     m1, s1 = mean_std(y)
     degenerate = s1 < 1e-6 * (s0 + m0.abs()) + 1e-12
-    out = (y.float() - m1) / s1.clamp_min(1e-12) * s0 + m0
-    return torch.where(degenerate, x.float(), out).to(x.dtype)
+    a = s0 / s1.clamp_min(1e-12)
+    return torch.addcmul(m0 - m1 * a, y.float(), a), degenerate
 
 
 def blend(x: Tensor, y: Tensor, alpha: Tensor) -> Tensor:
-    """Mix with the original: ``alpha * x + (1 - alpha) * y``; ``alpha`` (B,) weights the ORIGINAL."""
-    a = per_sample(alpha, x)
-    return (a * x.float() + (1 - a) * y.float()).to(x.dtype)
+    """Mix with the original: ``alpha * x + (1 - alpha) * y``; ``alpha`` (B,) weights the ORIGINAL. One pass."""
+    return torch.lerp(y.float(), x.float(), per_sample(alpha, x)).to(x.dtype)
 
 
 def region_mask(label: Tensor, keep: Tensor) -> Tensor:
@@ -101,10 +101,23 @@ def restrict_to_region(x: Tensor, y: Tensor, mask: Tensor, mode: Tensor) -> Tens
     return torch.where(use, y, x)
 
 
+def non_finite(y: Tensor) -> Tensor:
+    """Per sample, (B, 1, 1, 1, 1) bool: ``y`` holds a NaN or an Inf somewhere (one reduction pass, no sync).
+
+    ``aminmax`` propagates NaN and keeps infinities, so two tiny ``isfinite`` calls replace a full-size one.
+    """
+    lo, hi = y.flatten(1).aminmax(dim=1)
+    return ~(torch.isfinite(lo) & torch.isfinite(hi)).view(-1, 1, 1, 1, 1)
+
+
+def fall_back(y: Tensor, x: Tensor, use_x: Tensor) -> Tensor:
+    """``x`` where ``use_x`` (broadcast per sample or channel) is set, ``y`` elsewhere; dtype of ``x``."""
+    return torch.where(use_x, x, y.to(x.dtype))
+
+
 def keep_finite(y: Tensor, x: Tensor) -> Tensor:
     """Return ``y`` per sample, or ``x`` for samples where ``y`` has any NaN/Inf (no host synchronisation)."""
-    ok = torch.isfinite(y).flatten(1).all(dim=1).view(-1, 1, 1, 1, 1)
-    return torch.where(ok, y, x)
+    return fall_back(y, x, non_finite(y))
 
 
 def invert(x: Tensor, *, about_mean: bool) -> Tensor:

@@ -276,11 +276,14 @@ class IntensityTransform(RandomTransform):
             y = self.transform(x, values, label)
             if mixes:
                 y = FI.blend(x, y, params.alpha.index_select(0, idx))
+            use_x = None  # per sample/channel: fall back to the input (degenerate statistics, NaN/Inf)
             if self.retain_stats:
-                y = FI.restore_stats(y, x)
+                y, use_x = FI.restore_stats(y, x)
             if uses_region:
                 mask = FI.region_mask(label, params.keep.index_select(0, idx))
                 y = FI.restrict_to_region(x, y, mask, params.region_mode.index_select(0, idx))
-            return FI.keep_finite(y.to(x.dtype), x)
+            y = y.to(x.dtype)
+            bad = FI.non_finite(y)
+            return FI.fall_back(y, x, bad if use_x is None else bad | use_x)
 
         return batch.replace(image=subset_apply(batch.image, params.gate, run))
