@@ -23,27 +23,48 @@ def per_sample(v: Tensor, x: Tensor) -> Tensor:
 
 
 def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample, per-channel spatial mean and population std, float32, shaped (B, C, 1, 1, 1); one pass."""
-    var, mean = torch.var_mean(x.float(), dim=SPATIAL, keepdim=True, correction=0)
-    return mean, var.sqrt()
+    """Per-sample, per-channel spatial mean and population std, float32, shaped (B, C, 1, 1, 1).
+
+    Two-pass (mean, then the norm of ``x - mean``): exact enough for CT offsets, and on the CPU about ten times
+    faster than ``torch.var_mean``'s Welford reduction (measured, 2 x 128^3).
+    """
+    x = x.float()
+    n = math.prod(x.shape[2:])
+    mean = x.mean(dim=SPATIAL, keepdim=True)
+    std = torch.linalg.vector_norm(x - mean, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
+    return mean, std
 
 
 def min_max(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample, per-channel spatial minimum and maximum, float32, shaped (B, C, 1, 1, 1)."""
+    """Per-sample, per-channel spatial minimum and maximum, float32, shaped (B, C, 1, 1, 1).
+
+    Two reductions: ``amin`` and ``amax`` are each about ten times faster than one ``aminmax`` on the CPU.
+    """
     flat = x.float().flatten(2)
-    lo, hi = flat.aminmax(dim=2)
-    return lo[..., None, None, None], hi[..., None, None, None]
+    return flat.amin(dim=2)[..., None, None, None], flat.amax(dim=2)[..., None, None, None]
 
 
-def normalise01(x: Tensor, eps: float = 1e-8) -> tuple[Tensor, Tensor, Tensor]:
+def normalise01(x: Tensor, eps: float = 1e-8, *, flip: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """Min-max normalise each sample and channel to [0, 1].
 
+    Args:
+        x: Images, (B, C, D, H, W).
+        eps: Smallest span; constant channels give ``u = 0``.
+        flip: Normalise the negated image instead (``u = (max - x) / span``), without materialising ``-x``.
+
     Returns:
-        ``(u, lo, span)`` with ``x = u * span + lo``; constant channels give ``u = 0``.
+        ``(u, offset, scale)`` with ``x = u * scale + offset``: ``(lo, span)``, or ``(hi, -span)`` with ``flip``.
+        ``u`` is a fresh float32 tensor the caller may modify in place.
     """
     lo, hi = min_max(x)
     span = (hi - lo).clamp_min(eps)
-    return ((x.float() - lo) / span).clamp(0.0, 1.0), lo, span
+    if flip:
+        offset, scale = hi, -span
+    else:
+        offset, scale = lo, span
+    # (x - offset) / scale, not x / scale - offset / scale: the minimum must map to exactly 0 (sqrt, log near 0).
+    u = (x.float() - offset).mul_(1 / scale)
+    return u.clamp_(0.0, 1.0), offset, scale
 
 
 def restore_stats(y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -104,10 +125,10 @@ def restrict_to_region(x: Tensor, y: Tensor, mask: Tensor, mode: Tensor) -> Tens
 def non_finite(y: Tensor) -> Tensor:
     """Per sample, (B, 1, 1, 1, 1) bool: ``y`` holds a NaN or an Inf somewhere (one reduction pass, no sync).
 
-    ``aminmax`` propagates NaN and keeps infinities, so two tiny ``isfinite`` calls replace a full-size one.
+    ``amin``/``amax`` propagate NaN and keep infinities, so two tiny ``isfinite`` calls replace a full-size one.
     """
-    lo, hi = y.flatten(1).aminmax(dim=1)
-    return ~(torch.isfinite(lo) & torch.isfinite(hi)).view(-1, 1, 1, 1, 1)
+    flat = y.flatten(1)
+    return ~(torch.isfinite(flat.amin(dim=1)) & torch.isfinite(flat.amax(dim=1))).view(-1, 1, 1, 1, 1)
 
 
 def fall_back(y: Tensor, x: Tensor, use_x: Tensor) -> Tensor:
@@ -236,14 +257,19 @@ def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], p
     u, lo, span = normalise01(x)
     which = which.to(x.device, non_blocking=True).view(-1, 1, 1, 1, 1)
     y = u
-    for i in present:
+    for n, i in enumerate(present):
         if names[i] not in _FUNCTIONS:
             raise ValueError(f"unknown intensity function {names[i]!r}; known: {list(INTENSITY_FUNCTIONS)}")
         f, f_scalar = _FUNCTIONS[names[i]]
         f0, f1 = f_scalar(0.0), f_scalar(1.0)
-        fu = (f(u) - f0) / (f1 - f0)
-        y = torch.where(which == i, fu, y)
-    return y * span + lo
+        # f(u) in place when no other function needs u; the affine map back to the input range is one addcmul.
+        fu = getattr(u, f"{f.__name__}_")() if n == len(present) - 1 else f(u)
+        k = span / (f1 - f0)
+        fu = torch.addcmul(lo - f0 * k, fu, k)
+        y = fu if len(present) == 1 else torch.where(which == i, fu, y)
+    if not present:
+        y = y * span + lo
+    return y
 
 
 def monomial_exponents(order: int) -> list[tuple[int, int, int]]:

@@ -42,7 +42,7 @@ def label_moments(x: Tensor, lab: Tensor, num: int) -> tuple[Tensor, Tensor, Ten
     idx = (base + lab.flatten(2)).flatten()  # (B * C * N,)
     xf = x.float().flatten()
     size = b * c * num
-    count = torch.zeros(size, device=x.device).index_add_(0, idx, torch.ones_like(xf))
+    count = torch.zeros(size, device=x.device).index_add_(0, idx, torch.ones((), device=x.device).expand_as(xf))
     total = torch.zeros(size, device=x.device).index_add_(0, idx, xf)
     total_sq = torch.zeros(size, device=x.device).index_add_(0, idx, xf * xf)
     return count.view(b, c, num), total.view(b, c, num), total_sq.view(b, c, num)

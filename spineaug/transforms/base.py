@@ -272,7 +272,9 @@ class IntensityTransform(RandomTransform):
         def run(x: Tensor, idx: Tensor) -> Tensor:
             idx_dev = idx.to(x.device, non_blocking=True)
             values = {k: _rows(v, idx, n) for k, v in params.values.items()}
-            label = None if batch.label is None else batch.label.index_select(0, idx_dev)
+            label = batch.label
+            if label is not None and idx.numel() < n:  # a subset fires: its rows (all fire: no copy)
+                label = label.index_select(0, idx_dev)
             y = self.transform(x, values, label)
             if mixes:
                 y = FI.blend(x, y, params.alpha.index_select(0, idx))

@@ -75,10 +75,8 @@ class RandomGamma(IntensityTransform):
         return {"gamma": draw(generator, (batch.size,), *self.gamma)}
 
     def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        src = -x if self.invert else x
-        u, lo, span = FI.normalise01(src)
-        y = u.pow(FI.per_sample(values["gamma"], x)) * span + lo
-        return -y if self.invert else y
+        u, offset, scale = FI.normalise01(x, flip=self.invert)
+        return torch.addcmul(offset, u.pow_(FI.per_sample(values["gamma"], x)), scale)
 
 
 class RandomInverseGamma(RandomGamma):
