@@ -279,3 +279,12 @@ def test_asv_suite_sets_up_and_runs_every_benchmark_once(monkeypatch):
                     getattr(obj, m)(*combo)
                     count += 1
     assert count > 50
+
+
+def test_firing_probability_of_preset_entries():
+    from spineaug.report.benchmark import firing_probability
+
+    assert firing_probability({"name": "Spatial", "p_rotation": 0.2, "p_scale": 0.2}) == pytest.approx(0.36)
+    assert firing_probability({"name": "Spatial", "p": 0.5, "p_rotation": 1.0}) == pytest.approx(0.5)
+    assert firing_probability({"name": "Flip", "p": 0.5, "axes": [0, 1]}) == pytest.approx(0.75)
+    assert firing_probability({"name": "Gamma", "p": 0.3}) == pytest.approx(0.3)

@@ -10,13 +10,6 @@ import torch
 from torch import Tensor
 
 
-def _bins(u: Tensor, bins: int) -> tuple[Tensor, Tensor]:
-    """Bin index and in-bin position of values ``u`` in [0, 1] on ``bins`` equal bins."""
-    scaled = u * bins
-    k = scaled.floor().clamp(0, bins - 1)
-    return k.long(), (scaled - k).clamp(0.0, 1.0)
-
-
 def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False, eps: float = 1e-8) -> Tensor:
     """Histogram-equalise each sample and channel on ``bins`` equal bins between its minimum and maximum.
 
@@ -43,22 +36,24 @@ def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False,
     n = rows.shape[1]
     lo = rows.amin(dim=1, keepdim=True)
     span = rows.amax(dim=1, keepdim=True) - lo
-    u = ((rows - lo) / span.clamp_min(eps)).clamp(0.0, 1.0)
-    k, t = _bins(u, bins)
-    flat = (torch.arange(b * c, device=x.device)[:, None] * bins + k).flatten()
+    scaled = (rows - lo).mul_(bins / span.clamp_min(eps))  # position in bins, [0, bins]
+    k = scaled.long().clamp_(0, bins - 1)  # non-negative, so truncation is floor
+    # Global bin index row * bins + k, in place; a histogram whose size is known needs no synchronisation.
+    flat = k.add_(torch.arange(b * c, device=x.device)[:, None] * bins).flatten()
     counts = torch.zeros(b * c * bins, dtype=torch.int64, device=x.device)
-    counts.scatter_add_(0, flat, torch.ones_like(flat))
+    counts.scatter_add_(0, flat, torch.ones((), dtype=torch.int64, device=x.device).expand_as(flat))
     counts = counts.view(b * c, bins)
     cum = counts.cumsum(dim=1).float()
     if interpolate:
-        below = (cum - counts.float()).gather(1, k)
-        height = counts.float().gather(1, k)
-        frac = (below + t * height) / n
+        t = scaled.sub_(flat.view_as(scaled) % bins).clamp_(0.0, 1.0)  # position inside the bin
+        below = torch.take(cum - counts.float(), flat).view_as(t)
+        height = torch.take(counts.float(), flat).view_as(t)
+        frac = below.addcmul_(t, height).div_(n).clamp_(0.0, 1.0)
     else:
         first = cum[:, :1]
-        lut = (cum - first) / (n - first + 1e-10)
-        frac = lut.gather(1, k)
-    return (lo + span * frac.clamp(0.0, 1.0)).view(x.shape)
+        lut = ((cum - first) / (n - first + 1e-10)).clamp_(0.0, 1.0)
+        frac = torch.take(lut, flat).view(b * c, n)
+    return torch.addcmul(lo, frac, span).view(x.shape)
 
 
 def quantiles(x: Tensor, q: Tensor) -> Tensor:
