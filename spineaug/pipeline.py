@@ -92,6 +92,11 @@ def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
         raise ValueError("image contains NaN or Inf values")
 
 
+def _storage(t: Tensor) -> int:
+    """Address of a tensor's storage (0 for tensors without data, e.g. on ``meta``: never treated as owned)."""
+    return t.untyped_storage().data_ptr()
+
+
 def _check_generator(generator: Any) -> torch.Generator:
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
@@ -217,9 +222,12 @@ class Pipeline(nn.Module):
         if ordered[:n_geometric]:
             batch = self._resample(batch, ordered[:n_geometric], geometric_params)
         drawn.extend(geometric_params)
+        caller = _storage(image)
         for i, t in enumerate(ordered[n_geometric:], start=n_geometric):
             p = params[i] if params is not None else t.sample_params(batch, generator)
-            batch = t.apply(batch, p)
+            # Once the image is an intermediate of this call, transforms may write into it (never the caller's).
+            owned = _storage(batch.image) != caller and not batch.image.requires_grad
+            batch = t.apply(batch.replace(owns_image=owned), p)
             drawn.append(p)
         if return_params:
             return batch.image, batch.label, drawn

@@ -166,3 +166,20 @@ def test_dataloader_workers_do_not_repeat_draws():
     # worker 0 and worker 1 each produce their first item from a fresh, distinct stream
     pairs = [(outs[0], outs[1]), (outs[2], outs[3])]
     assert any(not torch.equal(a, b) for a, b in pairs)
+
+
+def test_writing_into_own_intermediates_changes_nothing_and_spares_the_input(monkeypatch):
+    """Subsets of a batch are written back into the pipeline's own intermediates, never into the caller's image."""
+    import spineaug.pipeline as P
+
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(4, 1, 10, 9, 8, generator=g)
+    label = torch.randint(0, 4, (4, 1, 10, 9, 8), generator=g)
+    before = image.clone()
+    entries = [{"name": n, "p": 0.5} for n in ("Brightness", "Gamma", "Inversion", "GaussianNoise", "Contrast")]
+    aug = spineaug.Pipeline.from_config({"transforms": entries})
+    fast = aug(image, label, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(image, before)
+    monkeypatch.setattr(P, "_storage", lambda t: 0)  # nothing counts as owned: every write-back copies
+    slow = aug(image, label, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(fast[0], slow[0]) and torch.equal(image, before)

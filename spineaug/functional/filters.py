@@ -226,7 +226,13 @@ def random_conv(x: Tensor, weight: Tensor) -> Tensor:
     for dim in (2, 3, 4):
         xf = pad_axis(xf, dim, k // 2)
     w = weight.to(x.device, torch.float32, non_blocking=True).repeat_interleave(c, dim=0).unsqueeze(1)
-    out = F.conv3d(xf.reshape(1, b * c, *xf.shape[2:]), w, groups=b * c)
+    xf = xf.reshape(1, b * c, *xf.shape[2:])
+    if b * c == 1 and x.device.type == "cpu":
+        # A single-channel conv3d takes a slow CPU path; as two identical groups it takes the depthwise one and is
+        # faster despite the doubled work (1 x 1 x 128^3, 2 threads: K=3 110 -> 38 ms, K=7 181 -> 122 ms).
+        out = F.conv3d(xf.expand(1, 2, *xf.shape[2:]), w.expand(2, 1, k, k, k), groups=2)[:, :1]
+    else:
+        out = F.conv3d(xf, w, groups=b * c)
     return out.reshape(b, c, *out.shape[2:]).to(x.dtype)
 
 

@@ -164,11 +164,13 @@ class Warp:
         return Warp(torch.eye(3).expand(batch_size, 3, 3).clone(), torch.zeros(batch_size, 3))
 
 
-def subset_apply(x: Tensor, gate: Tensor, fn) -> Tensor:
+def subset_apply(x: Tensor, gate: Tensor, fn, *, inplace: bool = False) -> Tensor:
     """Run ``fn`` only on the samples whose gate fired and put them back; the rest pass through unchanged.
 
     ``gate`` is a (B,) bool CPU tensor, so choosing the subset is host work and causes no device synchronisation.
     ``fn`` receives the selected rows (and the selected row indices as a CPU tensor) and returns rows like them.
+    With ``inplace`` (``x`` is the pipeline's own intermediate) the rows are written back into ``x``, saving a copy
+    of the whole batch.
     """
     gate = gate.to("cpu")
     if not bool(gate.any()):
@@ -177,8 +179,8 @@ def subset_apply(x: Tensor, gate: Tensor, fn) -> Tensor:
         return fn(x, torch.arange(x.shape[0]))
     idx = gate.nonzero().flatten()
     idx_dev = idx.to(x.device, non_blocking=True)
-    rows = fn(x.index_select(0, idx_dev), idx)
-    return x.index_copy(0, idx_dev, rows.to(x.dtype))
+    rows = fn(x.index_select(0, idx_dev), idx).to(x.dtype)
+    return x.index_copy_(0, idx_dev, rows) if inplace else x.index_copy(0, idx_dev, rows)
 
 
 class RegionOptions(BaseModel, frozen=True, extra="forbid"):
@@ -288,4 +290,4 @@ class IntensityTransform(RandomTransform):
             bad = FI.non_finite(y)
             return FI.fall_back(y, x, bad if use_x is None else bad | use_x)
 
-        return batch.replace(image=subset_apply(batch.image, params.gate, run))
+        return batch.replace(image=subset_apply(batch.image, params.gate, run, inplace=batch.owns_image))

@@ -284,3 +284,13 @@ def test_bad_config_names_the_key(name, kwargs, key):
 def test_functional_rejects_negative_sigma():
     with pytest.raises(ValueError, match="sigma"):
         FF.gaussian_blur(torch.zeros(1, 1, 4, 4, 4), torch.tensor([-1.0]))
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_random_conv_of_a_single_sample_equals_its_row_in_a_batch(k):
+    g = torch.Generator().manual_seed(k)
+    x = torch.rand(2, 1, 9, 8, 7, generator=g)
+    w = torch.randn(2, k, k, k, generator=g)
+    both = FF.random_conv(x, w)
+    torch.testing.assert_close(FF.random_conv(x[:1], w[:1]), both[:1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(FF.random_conv(x[1:], w[1:]), both[1:], atol=1e-5, rtol=1e-5)
