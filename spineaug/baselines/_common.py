@@ -70,6 +70,18 @@ def preset_entries(pipeline: str) -> list[dict[str, Any]]:
     return spineaug.Pipeline.from_preset(pipeline).config()["transforms"]
 
 
+def mapping_rows(
+    pipeline: str, table: dict[str, tuple[str | None, str]], missing: str
+) -> list[MappingRow]:
+    """One :class:`MappingRow` per transform of the preset, from a library's ``name -> (equivalent, note)`` table;
+    transforms absent from the table get ``(None, missing)``."""
+    rows = []
+    for entry in preset_entries(pipeline):
+        equivalent, note = table.get(entry["name"], (None, missing))
+        rows.append(MappingRow(entry["name"], equivalent, note))
+    return rows
+
+
 def num(entry: dict[str, Any], key: str, default: Any) -> Any:
     """``entry[key]`` if present and not ``None``, else ``default`` (tolerates presets that omit defaults)."""
     value = entry.get(key)

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from spineaug.baselines._common import Baseline, BaselineUnavailable, MappingRow, preset_entries
+from spineaug.baselines._common import Baseline, BaselineUnavailable, MappingRow, mapping_rows
 
 LIBRARY = "auglab"
 ENV_DIR = ".venv-auglab"
@@ -88,11 +88,7 @@ NOTE_MISSING = "not in AugLab's GPU pipeline"
 
 def mapping(pipeline: str) -> list[MappingRow]:
     """One row per transform of the preset: the AugLab GPU module that does the same, if any."""
-    rows = []
-    for entry in preset_entries(pipeline):
-        equivalent, note = MAPPING.get(entry["name"], (None, NOTE_MISSING))
-        rows.append(MappingRow(entry["name"], equivalent, note))
-    return rows
+    return mapping_rows(pipeline, MAPPING, NOTE_MISSING)
 
 
 def repo_root() -> Path:

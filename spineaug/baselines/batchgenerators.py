@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spineaug.baselines._common import Baseline, MappingRow, import_or_unavailable, preset_entries
+from spineaug.baselines._common import Baseline, MappingRow, import_or_unavailable, mapping_rows
 
 LIBRARY = "batchgenerators"
 
@@ -39,11 +39,7 @@ NOTE_MISSING = "not in nnU-Net's default pipeline"
 
 def mapping(pipeline: str) -> list[MappingRow]:
     """One row per transform of the preset: the nnU-Net default step that matches it, if any."""
-    rows = []
-    for entry in preset_entries(pipeline):
-        equivalent, note = MAPPING.get(entry["name"], (None, NOTE_MISSING))
-        rows.append(MappingRow(entry["name"], equivalent, note))
-    return rows
+    return mapping_rows(pipeline, MAPPING, NOTE_MISSING)
 
 
 def nnunet_transforms(patch_size: tuple[int, int, int]) -> Any:

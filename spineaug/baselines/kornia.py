@@ -13,7 +13,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spineaug.baselines._common import Baseline, MappingRow, import_or_unavailable, num, pair, preset_entries
+from spineaug.baselines._common import (
+    Baseline,
+    MappingRow,
+    import_or_unavailable,
+    mapping_rows,
+    num,
+    pair,
+    preset_entries,
+)
 
 LIBRARY = "kornia"
 
@@ -29,11 +37,7 @@ NOTE_MISSING = "no kornia 3-D augmentation; left out"
 
 def mapping(pipeline: str) -> list[MappingRow]:
     """One row per transform of the preset: the kornia 3-D module used for it, if any."""
-    rows = []
-    for entry in preset_entries(pipeline):
-        equivalent, note = MAPPING.get(entry["name"], (None, NOTE_MISSING))
-        rows.append(MappingRow(entry["name"], equivalent, note))
-    return rows
+    return mapping_rows(pipeline, MAPPING, NOTE_MISSING)
 
 
 def _modules(K: Any, entry: dict[str, Any]) -> list[tuple[Any, Any | None]]:

@@ -13,7 +13,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spineaug.baselines._common import Baseline, MappingRow, import_or_unavailable, num, pair, preset_entries
+from spineaug.baselines._common import (
+    Baseline,
+    MappingRow,
+    import_or_unavailable,
+    mapping_rows,
+    num,
+    pair,
+    preset_entries,
+)
 
 LIBRARY = "torchio"
 
@@ -36,11 +44,7 @@ NOTE_MISSING = "no TorchIO transform; left out"
 
 def mapping(pipeline: str) -> list[MappingRow]:
     """One row per transform of the preset: the TorchIO transform used for it, if any."""
-    rows = []
-    for entry in preset_entries(pipeline):
-        equivalent, note = MAPPING.get(entry["name"], (None, NOTE_MISSING))
-        rows.append(MappingRow(entry["name"], equivalent, note))
-    return rows
+    return mapping_rows(pipeline, MAPPING, NOTE_MISSING)
 
 
 def _transform(tio: Any, entry: dict[str, Any]) -> list[Any]:
