@@ -136,11 +136,6 @@ def fall_back(y: Tensor, x: Tensor, use_x: Tensor) -> Tensor:
     return torch.where(use_x, x, y.to(x.dtype))
 
 
-def keep_finite(y: Tensor, x: Tensor) -> Tensor:
-    """Return ``y`` per sample, or ``x`` for samples where ``y`` has any NaN/Inf (no host synchronisation)."""
-    return fall_back(y, x, non_finite(y))
-
-
 def invert(x: Tensor, *, about_mean: bool) -> Tensor:
     """Invert intensities per sample and channel.
 

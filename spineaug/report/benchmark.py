@@ -51,6 +51,16 @@ def _impls(df) -> list[str]:
     return [i for i in ORDER if i in present] + [i for i in present if i not in ORDER]
 
 
+def _pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (imported lazily: only the report needs it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _fmt_s(x: float) -> str:
     if x != x:  # NaN
         return "-"
@@ -66,10 +76,7 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _bars(ok, out: Path, device: str) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     pipelines = list(dict.fromkeys(ok["pipeline"]))
     if not pipelines:
@@ -97,10 +104,7 @@ def _bars(ok, out: Path, device: str) -> Path | None:
 
 
 def _scaling(ok, out: Path, device: str) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     pipelines = list(dict.fromkeys(ok["pipeline"]))
     if not pipelines:
@@ -134,10 +138,7 @@ def _scaling(ok, out: Path, device: str) -> Path | None:
 
 
 def _transform_fig(tr, out: Path, device: str) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     rows = tr[(tr.status == "ok") & (tr.kind != "floor")].copy()
     if rows.empty:

@@ -145,16 +145,20 @@ def resample(batch: Batch, warps: list[Warp], placement: Placement | None = None
     sub_batch, sub_warp, sub_place = _select(batch, total, placement, rows_i)
     indexed = _read_by_index(sub_batch, sub_warp.matrix, sub_place.centre, placement.shape)
     gridded = _read_by_grid(*_select(batch, total, placement, rows_g))
-    device = batch.image.device
-    image = indexed.image.new_empty((batch.size, *indexed.image.shape[1:]))
-    image.index_copy_(0, rows_i.to(device, non_blocking=True), indexed.image)
-    image.index_copy_(0, rows_g.to(device, non_blocking=True), gridded.image)
+    image = _interleave(batch.size, [(rows_i, indexed.image), (rows_g, gridded.image)])
     label = None
     if batch.label is not None:
-        label = indexed.label.new_empty((batch.size, *indexed.label.shape[1:]))
-        label.index_copy_(0, rows_i.to(device, non_blocking=True), indexed.label)
-        label.index_copy_(0, rows_g.to(device, non_blocking=True), gridded.label)
+        label = _interleave(batch.size, [(rows_i, indexed.label), (rows_g, gridded.label)])
     return batch.replace(image=image, label=label)
+
+
+def _interleave(size: int, parts: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """A batch of ``size`` rows from ``(row indices on the CPU, rows)`` parts that together cover every row once."""
+    first = parts[0][1]
+    out = first.new_empty((size, *first.shape[1:]))
+    for rows, values in parts:
+        out.index_copy_(0, rows.to(out.device, non_blocking=True), values)
+    return out
 
 
 class GeometricTransform(RandomTransform):
