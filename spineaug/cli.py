@@ -101,6 +101,33 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from spineaug import study
+
+    cfg = study.load_study(args.study)
+    out = Path(args.out) / cfg.name
+    if args.status:
+        print(study.status(cfg, out))
+        return 0
+    slurm = study.SlurmOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus, mem_gb=args.mem_gb,
+                               time_min=args.time_min)  # fmt: skip
+    study.run_study(cfg, out, executor=args.executor, workers=args.workers, slurm=slurm, progress=not args.quiet)
+    print(out / "summary.md")
+    if args.export:
+        print(study.export(out, Path(args.export) / cfg.name))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from spineaug.study.predict import predict
+
+    for path in predict(args.model, args.input, args.output, progress=not args.quiet):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spineaug", description=__doc__)
     parser.add_argument("--version", action="version", version=f"spineaug {spineaug.__version__}")
@@ -158,6 +185,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out; replaces the datasets written")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_phantom)
+
+    p = sub.add_parser("study", help="cross-domain study: train per source x augmentation arm, Dice on every domain")
+    p.add_argument("study", nargs="?", default="studies/default.yaml", help="study file (default: studies/default.yaml)")
+    p.add_argument("--out", default="results/study", help="results root; the study writes OUT/<name> (default: results/study)")
+    p.add_argument("--status", action="store_true", help="show which cells are done, running or missing, and exit")
+    p.add_argument("--executor", default="inline", choices=["inline", "local", "slurm", "debug"],
+                   help="inline (default), local (parallel processes via submitit), slurm (one job per cell), debug")
+    p.add_argument("--workers", type=int, default=1, help="cells at once (local) / array parallelism (slurm)")
+    p.add_argument("--partition", default=None, help="slurm partition")
+    p.add_argument("--gpus", type=int, default=1, help="slurm GPUs per job (default: 1)")
+    p.add_argument("--cpus", type=int, default=8, help="slurm CPUs per job (default: 8)")
+    p.add_argument("--mem-gb", type=int, default=32, help="slurm memory per job in GB (default: 32)")
+    p.add_argument("--time-min", type=int, default=240, help="slurm time limit per job in minutes (default: 240)")
+    p.add_argument("--export", default=None, help="also copy the compact results to EXPORT/<name> (e.g. reports/data/study)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_study)
+
+    p = sub.add_parser("predict", help="segment NIfTI files with a study model (labels on each input's own grid)")
+    p.add_argument("--model", required=True, help="a study cell's model.pt")
+    p.add_argument("--input", required=True, help="a .nii/.nii.gz file or a folder of them")
+    p.add_argument("--output", required=True, help="output folder for the label maps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
 
     return parser
 

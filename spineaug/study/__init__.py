@@ -1,0 +1,23 @@
+"""Cross-domain study: train one model per source domain x augmentation arm x seed, Dice on every domain.
+
+Example:
+    >>> from spineaug import study                                          # doctest: +SKIP
+    >>> cfg = study.load_study("studies/quick.yaml")                        # doctest: +SKIP
+    >>> study.run_study(cfg, "results/study/quick")                         # doctest: +SKIP
+"""
+
+from spineaug.study.config import StudyConfig, load_study
+from spineaug.study.runner import SlurmOptions, cells, run_cell, run_study, status
+from spineaug.study.summary import export, summarize
+
+__all__ = [
+    "SlurmOptions",
+    "StudyConfig",
+    "cells",
+    "export",
+    "load_study",
+    "run_cell",
+    "run_study",
+    "status",
+    "summarize",
+]

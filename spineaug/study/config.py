@@ -1,0 +1,236 @@
+"""The study file: a validated description of one cross-domain study (data, sources, arms, model, schedule).
+
+A study trains one model per cell (source domain x augmentation arm x seed) and evaluates every model on the
+test cases of every domain. Everything that may differ between cells is the arm; everything else (network,
+patch, optimiser, iterations, sampler, preprocessing) is shared and stated here, so the comparison is fair by
+construction.
+
+Example (``studies/quick.yaml``)::
+
+    name: quick
+    data: {kind: phantom, n_train: 4, n_val: 1, n_test: 2}
+    sources: [t2w]
+    arms: [none, xdomain]
+    training: {iterations: 60, patch_size: [32, 32, 32]}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from spineaug.validation import ConfigError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PhantomData(_Strict):
+    """The synthetic phantom: the same anatomies rendered in every domain (paired), cached on disk.
+
+    Training and validation anatomies use seeds ``0 .. n_train + n_val - 1``; test anatomies start at
+    ``test_seed_start`` so the splits never share an anatomy.
+    """
+
+    kind: Literal["phantom"] = "phantom"
+    domains: list[str] | None = None  # None: every phantom domain
+    shape: tuple[PositiveInt, PositiveInt, PositiveInt] = (64, 80, 128)
+    spacing: Annotated[float, Field(gt=0)] = 2.0
+    n_train: PositiveInt = 12
+    n_val: PositiveInt = 3
+    n_test: PositiveInt = 6
+    test_seed_start: Annotated[int, Field(ge=0)] = 10_000
+    cache: str = "data/cache/phantom"
+
+    @model_validator(mode="after")
+    def _check(self) -> PhantomData:
+        from spineaug import phantom
+
+        for name in self.domains or ():
+            if name not in phantom.DOMAINS:
+                raise ValueError(f"unknown phantom domain {name!r}; known: {sorted(phantom.DOMAINS)}")
+        if self.test_seed_start < self.n_train + self.n_val:
+            raise ValueError(
+                f"test_seed_start ({self.test_seed_start}) must be >= n_train + n_val ({self.n_train + self.n_val}) "
+                "so test anatomies are never trained on"
+            )
+        return self
+
+    def domain_names(self) -> list[str]:
+        from spineaug import phantom
+
+        return list(self.domains or phantom.DOMAINS)
+
+
+class NiftiDomain(_Strict):
+    """One domain of real data: an nnU-Net raw dataset, or a folder of image/label pairs with ``{id}`` patterns.
+
+    Cases are split by sorted case id: the first ``n_train`` train, the next ``n_val`` validate, the rest test
+    (a domain used only as a target may set ``n_train = n_val = 0``).
+    """
+
+    format: Literal["nnunet_raw", "paired"] = "nnunet_raw"
+    path: str
+    image: str | None = None  # paired: glob pattern with {id}, relative to path
+    label: str | None = None
+    label_map: Literal["verse", "spider"] | dict[int, int] | None = None
+    n_train: Annotated[int, Field(ge=0)] = 0
+    n_val: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> NiftiDomain:
+        if self.format == "paired" and (self.image is None or self.label is None):
+            raise ValueError("format 'paired' needs 'image' and 'label' patterns with {id}")
+        if (self.n_train == 0) != (self.n_val == 0):
+            raise ValueError("n_train and n_val must both be 0 (target only) or both positive (usable as a source)")
+        return self
+
+
+class NiftiData(_Strict):
+    """Real NIfTI data, one entry per domain name."""
+
+    kind: Literal["nifti"]
+    domains: dict[str, NiftiDomain]
+
+    def domain_names(self) -> list[str]:
+        return list(self.domains)
+
+
+class Preprocessing(_Strict):
+    """The same for every domain: resampling to a common spacing, then a per-image robust z-score."""
+
+    spacing: Annotated[float, Field(gt=0)] = 2.0
+    zscore_percentiles: tuple[float, float] = (0.5, 99.5)
+
+    @field_validator("zscore_percentiles")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] < v[1] <= 100:
+            raise ValueError(f"must satisfy 0 <= low < high <= 100, got {list(v)}")
+        return v
+
+
+class Model(_Strict):
+    """The network, identical for every cell: MONAI ``UNet`` (default) or ``DynUNet`` (nnU-Net-like).
+
+    ``filters`` are the channels per resolution level (stride 2 between levels). On this project's 2-core CPU
+    MONAI's ``UNet`` (one residual unit per level) trains ~3x faster per iteration than ``DynUNet`` with the
+    same channels (measured: 0.5 vs 1.8 s at 2 x 48^3), so the CPU studies use it; ``full.yaml`` uses DynUNet.
+    """
+
+    name: Literal["UNet", "DynUNet"] = "UNet"
+    filters: list[PositiveInt] = [8, 16, 32, 64]
+    norm: Literal["instance", "batch"] = "instance"
+
+    @field_validator("filters")
+    @classmethod
+    def _levels(cls, v: list[int]) -> list[int]:
+        if not 2 <= len(v) <= 7:
+            raise ValueError(f"needs 2 to 7 levels, got {len(v)}")
+        return v
+
+
+class Training(_Strict):
+    """The schedule, identical for every cell."""
+
+    patch_size: tuple[PositiveInt, PositiveInt, PositiveInt] = (64, 64, 64)
+    batch_size: PositiveInt = 2
+    iterations: PositiveInt = 2000
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-5
+    p_foreground: Probability = 0.33
+    val_every: PositiveInt = 250
+    checkpoint_every: PositiveInt = 250
+    amp: bool = True
+    threads: PositiveInt = 1
+    loader_workers: Annotated[int, Field(ge=0)] = 0
+
+
+class Evaluation(_Strict):
+    """Sliding-window inference on every test case of every domain."""
+
+    overlap: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    sw_batch_size: PositiveInt = 2
+    hd95: bool = True
+    save_predictions: Annotated[int, Field(ge=0)] = 1  # cases per domain written as NIfTI for the report
+    bootstrap: PositiveInt = 2000
+
+
+class StudyConfig(_Strict):
+    """One study: ``name``, data, preprocessing, sources, arms, seeds, model, training and evaluation."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    data: Annotated[PhantomData | NiftiData, Field(discriminator="kind")] = PhantomData()
+    preprocessing: Preprocessing = Preprocessing()
+    sources: list[str]
+    targets: list[str] | None = None  # None: every domain of the data
+    arms: list[str]
+    reference_arm: str = "nnunet"
+    seeds: list[Annotated[int, Field(ge=0)]] = [0]
+    model: Model = Model()
+    training: Training = Training()
+    evaluation: Evaluation = Evaluation()
+
+    @model_validator(mode="after")
+    def _check(self) -> StudyConfig:
+        domains = self.data.domain_names()
+        for key, names in (("sources", self.sources), ("targets", self.targets or [])):
+            for name in names:
+                if name not in domains:
+                    raise ValueError(f"{key}: unknown domain {name!r}; the data has {domains}")
+        if not self.sources:
+            raise ValueError("sources: name at least one source domain")
+        if isinstance(self.data, NiftiData):
+            for name in self.sources:
+                if self.data.domains[name].n_train == 0:
+                    raise ValueError(f"sources: domain {name!r} has n_train = 0, so it cannot be trained on")
+        for key, values in (("sources", self.sources), ("arms", self.arms), ("seeds", self.seeds)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key}: values must not repeat, got {values}")
+        if not self.arms:
+            raise ValueError("arms: name at least one augmentation arm")
+        for arm in self.arms:
+            _check_arm(arm)
+        return self
+
+    def target_domains(self) -> list[str]:
+        return list(self.targets or self.data.domain_names())
+
+
+def _check_arm(arm: str) -> None:
+    import spineaug
+    from spineaug.study.augment import BASELINE_ARMS
+
+    if arm in spineaug.presets() or arm in BASELINE_ARMS:
+        return
+    if arm.endswith((".json", ".yaml", ".yml")):
+        if not Path(arm).is_file():
+            raise ValueError(f"arms: config file not found: {arm}")
+        spineaug.Pipeline.from_config(arm)  # validated now, not after hours of training
+        return
+    raise ValueError(
+        f"arms: unknown arm {arm!r}; use a preset ({spineaug.presets()}), {sorted(BASELINE_ARMS)} "
+        "or a .json/.yaml config file"
+    )
+
+
+def load_study(source: str | Path | dict[str, Any]) -> StudyConfig:
+    """Read and validate a study file (YAML or JSON) or dict; errors name the file and the key."""
+    where = "study"
+    if not isinstance(source, dict):
+        from spineaug.config import load_config
+
+        where = str(source)
+        source = load_config(source)
+    try:
+        return StudyConfig.model_validate(source)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{where}: {problems}") from None

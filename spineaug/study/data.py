@@ -1,0 +1,137 @@
+"""Study data: cases per domain and split, preprocessed the same way for every domain.
+
+Phantom cases are rendered once into a cache keyed by phantom version, grid, domain and seed, and reused by
+every run. Test anatomies are the same in every domain (paired), so a Dice difference between two domains comes
+from appearance alone. Real data is read with :mod:`spineaug.data` (reoriented to RAS, resampled to the common
+spacing). Every image is robust-z-scored per case with the study's percentiles.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from spineaug.data import Sample
+from spineaug.data.nifti import robust_zscore
+from spineaug.study.config import NiftiData, PhantomData, StudyConfig
+
+SPLITS = ("train", "val", "test")
+
+
+def _phantom_seeds(cfg: PhantomData, split: str) -> list[int]:
+    if split == "train":
+        return list(range(cfg.n_train))
+    if split == "val":
+        return list(range(cfg.n_train, cfg.n_train + cfg.n_val))
+    return list(range(cfg.test_seed_start, cfg.test_seed_start + cfg.n_test))
+
+
+def _cache_dir(cfg: PhantomData) -> Path:
+    from spineaug import phantom
+
+    grid = "x".join(str(n) for n in cfg.shape) + f"_{cfg.spacing:g}mm"
+    return Path(cfg.cache) / f"v{phantom.VERSION}" / grid
+
+
+def _cache_file(cfg: PhantomData, domain: str, seed: int) -> Path:
+    return _cache_dir(cfg) / domain / f"{seed:05d}.npz"
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def prepare_phantom(cfg: PhantomData, domains: Sequence[str], splits: dict[str, Sequence[str]], progress=None) -> int:
+    """Render every (domain, seed) the study needs that is not cached yet; returns how many were rendered.
+
+    ``splits`` maps a split name to the domains that need it. One anatomy is built per seed and rendered in all
+    the domains that need that seed.
+    """
+    from spineaug import phantom
+
+    needed: dict[int, list[str]] = {}
+    for split, names in splits.items():
+        for seed in _phantom_seeds(cfg, split):
+            for name in names:
+                if not _cache_file(cfg, name, seed).is_file():
+                    needed.setdefault(seed, []).append(name)
+    rendered = 0
+    items = sorted(needed.items())
+    bar = progress(items, desc="phantom cache", unit="anatomy") if progress and items else items
+    for seed, names in bar:
+        cases = phantom.make_cases(seed, names, shape=cfg.shape, spacing=cfg.spacing)
+        for name, case in cases.items():
+            _save_npz(_cache_file(cfg, name, seed), image=case.image, label=case.label, affine=case.affine)
+            rendered += 1
+    return rendered
+
+
+def load_split(study: StudyConfig, domain: str, split: str) -> list[Sample]:
+    """Preprocessed cases of one domain and split: (1, X, Y, Z) float32 z-scored image, (X, Y, Z) uint8 label."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    pct = study.preprocessing.zscore_percentiles
+    if isinstance(study.data, PhantomData):
+        cfg = study.data
+        if abs(cfg.spacing - study.preprocessing.spacing) > 1e-6:
+            raise ValueError(
+                f"data.spacing ({cfg.spacing}) must equal preprocessing.spacing ({study.preprocessing.spacing}) "
+                "for the phantom: it is rendered at the study's spacing"
+            )
+        out = []
+        for seed in _phantom_seeds(cfg, split):
+            path = _cache_file(cfg, domain, seed)
+            if not path.is_file():
+                raise FileNotFoundError(f"phantom cache missing {path}: run the study (it renders the cache first)")
+            with np.load(path) as z:
+                image, label, affine = z["image"], z["label"], z["affine"]
+            image = robust_zscore(image, percentiles=pct)[None]
+            out.append(Sample(f"{domain}_{seed:05d}", image, label.astype(np.uint8), affine))
+        return out
+    return _nifti_split(study.data, domain, split, study.preprocessing.spacing, pct)
+
+
+def _nifti_split(data: NiftiData, domain: str, split: str, spacing: float, pct) -> list[Sample]:
+    from spineaug.data import NnUNetRawDataset, PairedNiftiDataset
+    from spineaug.data.datasets import SPIDER_LABELS, VERSE_LABELS
+
+    d = data.domains[domain]
+    label_map = {"verse": VERSE_LABELS, "spider": SPIDER_LABELS}.get(d.label_map, d.label_map)  # type: ignore[arg-type]
+    if not Path(d.path).is_dir():
+        raise FileNotFoundError(f"data.domains.{domain}.path: folder not found: {d.path}")
+    if d.format == "nnunet_raw":
+        ds = NnUNetRawDataset(d.path, spacing=spacing, normalize=False, label_map=label_map)
+    else:
+        ds = PairedNiftiDataset(d.path, d.image, d.label, spacing=spacing, normalize=False, label_map=label_map)
+    n = len(ds)
+    bounds = {"train": (0, d.n_train), "val": (d.n_train, d.n_train + d.n_val), "test": (d.n_train + d.n_val, n)}
+    lo, hi = bounds[split]
+    if split == "test" and lo >= n:
+        raise ValueError(f"data.domains.{domain}: no test cases left after n_train + n_val = {lo} of {n} cases")
+    out = []
+    for i in range(lo, hi):
+        s = ds[i]
+        image = np.stack([robust_zscore(c, percentiles=pct) for c in s.image])
+        out.append(Sample(s.case_id, image, s.label, s.affine))
+    return out
+
+
+def splits_needed(study: StudyConfig) -> dict[str, list[str]]:
+    """Which domains each split is needed for: train/val for sources, test for every target."""
+    return {"train": list(study.sources), "val": list(study.sources), "test": study.target_domains()}
+
+
+__all__ = ["SPLITS", "load_split", "prepare_phantom", "splits_needed"]

@@ -1,0 +1,94 @@
+"""Evaluate one trained cell on the test cases of every target domain: Dice and HD95 per class and case.
+
+Resumable per case: each finished (domain, case) appends its rows to ``metrics.partial.csv``; a restart skips
+those cases. The final ``metrics.csv`` is written atomically once every case is done.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from spineaug._io import atomic_write_text
+from spineaug.data import Sample
+from spineaug.study.config import StudyConfig
+from spineaug.study.train import CLASS_NAMES, N_CLASSES, Cell, build_model, device_for, predict_volume
+
+METRIC_COLUMNS = ("source", "arm", "seed", "domain", "case", "class", "dice", "hd95")
+
+
+def case_metrics(pred: torch.Tensor, label: np.ndarray, spacing, hd95: bool) -> list[tuple[str, float, float]]:
+    """Dice and HD95 (mm) per foreground class; a class absent from both gives Dice 1, absent from one NaN HD95."""
+    from monai.metrics import compute_dice, compute_hausdorff_distance
+
+    p = nn.functional.one_hot(pred.long(), N_CLASSES).permute(3, 0, 1, 2)[None]
+    y = nn.functional.one_hot(torch.from_numpy(label.astype(np.int64)), N_CLASSES).permute(3, 0, 1, 2)[None]
+    dice = compute_dice(p, y, include_background=False, ignore_empty=False)[0]
+    if hd95:
+        hd = compute_hausdorff_distance(p, y, include_background=False, percentile=95, spacing=list(spacing))[0]
+    else:
+        hd = torch.full((N_CLASSES - 1,), float("nan"))
+    out = []
+    for c, name in enumerate(CLASS_NAMES):
+        in_p, in_y = bool(p[0, c + 1].any()), bool(y[0, c + 1].any())
+        d = 1.0 if not in_p and not in_y else float(dice[c])
+        h = float(hd[c]) if in_p and in_y else float("nan")
+        out.append((name, d, h))
+    return out
+
+
+def evaluate_cell(
+    study: StudyConfig, cell: Cell, folder: Path, tests: dict[str, Callable[[], list[Sample]]], *,
+    progress: bool = True,
+) -> Path:  # fmt: skip
+    """Evaluate ``folder/model.pt`` on ``tests`` (domain -> loader of its test cases); returns ``metrics.csv``."""
+    final = folder / "metrics.csv"
+    if final.is_file():
+        return final
+    device = device_for(study)
+    torch.set_num_threads(study.training.threads)
+    state = torch.load(folder / "model.pt", map_location=device, weights_only=False)
+    model = build_model(study, state["spec"]["in_channels"]).to(device)
+    model.load_state_dict(state["model"])
+    partial = folder / "metrics.partial.csv"
+    done: set[tuple[str, str]] = set()
+    if partial.is_file():
+        with partial.open() as f:
+            done = {(r["domain"], r["case"]) for r in csv.DictReader(f)}
+    else:
+        with partial.open("w", newline="") as f:
+            csv.writer(f).writerow(METRIC_COLUMNS)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tests), desc=f"eval {cell.slug}", unit="domain", leave=False, dynamic_ncols=True)
+    for domain, load in tests.items():
+        cases = load()
+        for i, s in enumerate(cases):
+            if (domain, s.case_id) in done:
+                continue
+            pred = predict_volume(model, torch.from_numpy(s.image), study, device)
+            spacing = np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0))
+            rows = [(cell.source, cell.arm, cell.seed, domain, s.case_id, name, round(d, 6),
+                     "" if np.isnan(h) else round(h, 4))
+                    for name, d, h in case_metrics(pred, s.label, spacing, study.evaluation.hd95)]  # fmt: skip
+            if i < study.evaluation.save_predictions:
+                from spineaug.data.nifti import save_nifti
+
+                out = folder / "predictions" / domain
+                save_nifti(out / f"{s.case_id}.nii.gz", pred.numpy().astype(np.uint8), s.affine)
+            with partial.open("a", newline="") as f:  # one append per case: a kill loses at most this case
+                csv.writer(f).writerows(rows)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    atomic_write_text(final, partial.read_text())
+    partial.unlink()
+    return final

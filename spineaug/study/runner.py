@@ -1,0 +1,168 @@
+"""Run a study grid: prepare the data once, then train + evaluate every cell, inline or through submitit.
+
+``results/study/<name>/`` holds ``study.json`` (the resolved study), ``cells/<source>__<arm>__s<seed>/`` per cell
+(``augmentation.json``, ``checkpoint.pt`` while training, ``model.pt``, ``train_log.csv``, ``metrics.csv``,
+``predictions/``) and the study-level ``metrics.csv``, ``curves.csv``, ``summary.csv`` and ``summary.md``.
+Finished cells are never redone; a cell in training resumes from its checkpoint; evaluation resumes per case.
+The three executors (``inline``, ``local``, ``slurm``) run the same function per cell, :func:`run_cell`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spineaug._io import atomic_write_text
+from spineaug.study.config import StudyConfig, load_study
+from spineaug.study.train import Cell
+
+EXECUTORS = ("inline", "local", "slurm", "debug")
+
+
+def cells(study: StudyConfig) -> list[Cell]:
+    """Every (source, arm, seed) of the grid, in a stable order (seed-major so early results cover all arms)."""
+    return [Cell(src, arm, seed) for seed in study.seeds for src in study.sources for arm in study.arms]
+
+
+def cell_folder(out: Path, cell: Cell) -> Path:
+    return out / "cells" / cell.slug
+
+
+def cell_state(out: Path, cell: Cell) -> str:
+    """``done``, ``evaluating``, ``training (k/N)`` or ``missing``."""
+    folder = cell_folder(out, cell)
+    if (folder / "metrics.csv").is_file():
+        return "done"
+    if (folder / "model.pt").is_file():
+        return "evaluating"
+    log = folder / "train_log.csv"
+    if log.is_file():
+        k = max(len(log.read_text().splitlines()) - 1, 0)
+        return f"training ({k} it logged)"
+    return "missing"
+
+
+def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
+    """Write ``study.json`` and render the phantom cache (once, before any cell starts)."""
+    from spineaug.study.config import PhantomData
+    from spineaug.study.data import prepare_phantom, splits_needed
+
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = study.model_dump(mode="json")
+    previous = out / "study.json"
+    if previous.is_file():
+        old = json.loads(previous.read_text())
+        if old != resolved:
+            raise ValueError(
+                f"{previous} holds a different study under the same name; results would mix. "
+                "Use another --out or name, or delete the folder to start over."
+            )
+    atomic_write_text(previous, json.dumps(resolved, indent=1))
+    if isinstance(study.data, PhantomData):
+        tqdm = None
+        if progress:
+            from tqdm.auto import tqdm
+        prepare_phantom(study.data, study.data.domain_names(), splits_needed(study), progress=tqdm)
+
+
+def run_cell(study_dict: dict[str, Any], out: str, cell: Cell, progress: bool = True) -> str:
+    """Train and evaluate one cell (resuming whatever is there); the unit of work of every executor."""
+    from spineaug.study.data import load_split
+    from spineaug.study.evaluate import evaluate_cell
+    from spineaug.study.train import train_cell
+
+    study = StudyConfig.model_validate(study_dict)
+    folder = cell_folder(Path(out), cell)
+    if not (folder / "model.pt").is_file():
+        train = load_split(study, cell.source, "train")
+        val = load_split(study, cell.source, "val")
+        train_cell(study, cell, folder, train, val, progress=progress)
+    tests = {d: (lambda d=d: load_split(study, d, "test")) for d in study.target_domains()}
+    evaluate_cell(study, cell, folder, tests, progress=progress)
+    return str(folder)
+
+
+@dataclass
+class SlurmOptions:
+    partition: str | None = None
+    gpus: int = 1
+    cpus: int = 8
+    mem_gb: int = 32
+    time_min: int = 240
+
+
+def run_study(
+    study: StudyConfig | str | Path, out: str | Path, *, executor: str = "inline", workers: int = 1,
+    slurm: SlurmOptions | None = None, progress: bool = True,
+) -> Path:  # fmt: skip
+    """Run (or resume) every missing cell of the study and write the study-level results; returns ``out``."""
+    from spineaug.study.summary import summarize
+
+    if not isinstance(study, StudyConfig):
+        study = load_study(study)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    out = Path(out)
+    prepare(study, out, progress=progress)
+    todo = [c for c in cells(study) if cell_state(out, c) != "done"]
+    payload = study.model_dump(mode="json")
+    if executor == "inline":
+        grid = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            grid = tqdm(total=len(cells(study)), initial=len(cells(study)) - len(todo), desc="study grid", unit="cell")
+        for cell in todo:
+            run_cell(payload, str(out), cell, progress)
+            if grid is not None:
+                grid.update(1)
+        if grid is not None:
+            grid.close()
+    elif todo:
+        _submit(payload, out, todo, executor, workers, slurm or SlurmOptions(), progress)
+    return summarize(study, out)
+
+
+def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, slurm: SlurmOptions, progress) -> None:
+    try:
+        import submitit
+    except ImportError:  # pragma: no cover - submitit is a dependency; this is for trimmed installs
+        raise ImportError("executors 'local'/'slurm' need submitit: pip install submitit") from None
+    cluster = {"local": "local", "slurm": "slurm", "debug": "debug"}[executor]
+    ex = submitit.AutoExecutor(folder=out / "submitit" / "%j", cluster=cluster)
+    if executor == "slurm":
+        ex.update_parameters(
+            timeout_min=slurm.time_min, gpus_per_node=slurm.gpus, cpus_per_task=slurm.cpus, mem_gb=slurm.mem_gb,
+            slurm_partition=slurm.partition, slurm_array_parallelism=max(workers, 1), name="spineaug-study",
+        )  # fmt: skip
+    elif executor == "local":
+        ex.update_parameters(timeout_min=7 * 24 * 60)
+    batches = [todo] if executor != "local" else [todo[i : i + max(workers, 1)] for i in range(0, len(todo), max(workers, 1))]
+    grid = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        grid = tqdm(total=len(todo), desc="study grid", unit="cell")
+    for batch in batches:  # the local executor runs all jobs of a submission at once: batch to `workers`
+        jobs = ex.map_array(run_cell, [payload] * len(batch), [str(out)] * len(batch), batch, [False] * len(batch))
+        for job in jobs:
+            job.result()  # raises with the job's traceback if a cell failed
+            if grid is not None:
+                grid.update(1)
+    if grid is not None:
+        grid.close()
+
+
+def status(study: StudyConfig | str | Path, out: str | Path) -> str:
+    """A table of every cell's state (done, evaluating, training, missing)."""
+    if not isinstance(study, StudyConfig):
+        study = load_study(study)
+    out = Path(out)
+    lines = [f"study {study.name!r} in {out}", f"{'cell':<40} state"]
+    states = [(c.slug, cell_state(out, c)) for c in cells(study)]
+    lines += [f"{slug:<40} {state}" for slug, state in states]
+    n_done = sum(s == "done" for _, s in states)
+    lines.append(f"{n_done}/{len(states)} cells done")
+    return "\n".join(lines)

@@ -1,0 +1,233 @@
+"""Train one study cell (source domain x arm x seed): MONAI DynUNet + DiceCE, augmentation inside the step.
+
+Resumable: a checkpoint (model, optimiser, scheduler, augmentation generator, log so far) is written atomically
+every ``checkpoint_every`` iterations; a restarted cell continues from it and draws exactly the patches and
+augmentation parameters it would have drawn without the interruption.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spineaug._io import atomic_write_text
+from spineaug.data import PatchSampler, Sample
+from spineaug.study.augment import WorkerAugmented, build_augmentation, dump_config, seed_worker
+from spineaug.study.config import StudyConfig
+
+N_CLASSES = 4
+"""Background, vertebra, disc, canal."""
+CLASS_NAMES = ("vertebra", "disc", "canal")
+LOG_COLUMNS = ("iteration", "loss", "data_s", "augment_s", "network_s", "val_dice", "elapsed_s")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model of the grid."""
+
+    source: str
+    arm: str
+    seed: int
+
+    @property
+    def slug(self) -> str:
+        from spineaug.study.augment import arm_slug
+
+        return f"{self.source}__{arm_slug(self.arm)}__s{self.seed}"
+
+
+def build_model(study_or_model: Any, in_channels: int = 1) -> nn.Module:
+    """The study's network (``study.model``), identical for every cell."""
+    from monai.networks.nets import DynUNet, UNet
+
+    m = study_or_model.model if isinstance(study_or_model, StudyConfig) else study_or_model
+    filters = list(m.filters)
+    levels = len(filters)
+    if m.name == "UNet":
+        return UNet(spatial_dims=3, in_channels=in_channels, out_channels=N_CLASSES, channels=filters,
+                    strides=[2] * (levels - 1), num_res_units=1, norm=m.norm)  # fmt: skip
+    return DynUNet(
+        spatial_dims=3, in_channels=in_channels, out_channels=N_CLASSES,
+        kernel_size=[3] * levels, strides=[1] + [2] * (levels - 1), upsample_kernel_size=[2] * (levels - 1),
+        filters=filters, norm_name=m.norm, deep_supervision=False, res_block=True,
+    )  # fmt: skip
+
+
+def model_spec(study: StudyConfig, in_channels: int = 1) -> dict[str, Any]:
+    """What ``predict`` needs to rebuild the network and preprocess an input like the training data."""
+    return {
+        "model": study.model.model_dump(), "in_channels": in_channels, "n_classes": N_CLASSES,
+        "class_names": list(CLASS_NAMES), "spacing": study.preprocessing.spacing,
+        "zscore_percentiles": list(study.preprocessing.zscore_percentiles),
+        "patch_size": list(study.training.patch_size),
+    }  # fmt: skip
+
+
+def device_for(study: StudyConfig) -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _log_text(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_cell(
+    study: StudyConfig, cell: Cell, folder: Path, train: list[Sample], val: list[Sample], *, progress: bool = True,
+    stop_after: int | None = None,
+) -> Path:  # fmt: skip
+    """Train (or resume) one cell; returns the final model file ``folder / "model.pt"``.
+
+    Args:
+        stop_after: Stop (as if killed) after this many iterations of this call; for tests of resumption.
+    """
+    from monai.losses import DiceCELoss
+
+    tr = study.training
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / "model.pt"
+    if final.is_file():
+        return final
+    torch.set_num_threads(tr.threads)
+    device = device_for(study)
+    seed = cell.seed
+    torch.manual_seed(seed)  # weight initialisation only; every later draw has its own generator
+    aug = build_augmentation(cell.arm, tr.patch_size)
+    atomic_write_text(folder / "augmentation.json", dump_config(aug))
+    atomic_write_text(folder / "cell.json", json.dumps(cell.__dict__))
+    model = build_model(study, train[0].image.shape[0]).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=tr.lr, weight_decay=tr.weight_decay)
+    sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=tr.iterations, power=0.9)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    amp = tr.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    start, rows = 0, []
+    ckpt_path = folder / "checkpoint.pt"
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        gen.set_state(ckpt["generator"])
+        start, rows = int(ckpt["iteration"]), list(ckpt["log"])
+
+    sampler = PatchSampler(train, aug.read_size, length=tr.iterations * tr.batch_size, foreground_p=tr.p_foreground,
+                           seed=seed)  # fmt: skip
+    dataset = sampler if aug.worker is None else WorkerAugmented(sampler, aug.worker)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=tr.batch_size, sampler=range(start * tr.batch_size, tr.iterations * tr.batch_size),
+        num_workers=tr.loader_workers, worker_init_fn=seed_worker, persistent_workers=False,
+        pin_memory=device.type == "cuda",
+    )  # fmt: skip
+    pipe = aug.batch.to(device) if aug.batch is not None else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=tr.iterations, initial=start, desc=cell.slug, unit="it", dynamic_ncols=True, leave=False)
+    elapsed = rows[-1]["elapsed_s"] if rows else 0.0
+    it = start
+    model.train()
+    t_wait = time.perf_counter()
+    for image, label in loader:
+        t0 = time.perf_counter()
+        image, label = image.to(device, non_blocking=True), label.to(device, non_blocking=True)
+        if pipe is not None:
+            image, label = pipe(image, label, generator=gen)
+            _sync(device)
+        t1 = time.perf_counter()
+        with torch.autocast(device.type, enabled=amp):
+            loss = loss_fn(model(image), label)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        loss_value = float(loss.detach())  # the one host sync per step, after the backward pass
+        t2 = time.perf_counter()
+        it += 1
+        elapsed += t2 - t_wait
+        row = {"iteration": it, "loss": round(loss_value, 5), "data_s": round(t0 - t_wait, 5),
+               "augment_s": round(t1 - t0, 5), "network_s": round(t2 - t1, 5), "val_dice": "",
+               "elapsed_s": round(elapsed, 3)}  # fmt: skip
+        if it % tr.val_every == 0 or it == tr.iterations:
+            row["val_dice"] = round(validation_dice(study, model, val, device), 5)
+            model.train()
+        rows.append(row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}", val=row["val_dice"] or "-")
+        if it % tr.checkpoint_every == 0 or it == tr.iterations:
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                     "scaler": scaler.state_dict(), "generator": gen.get_state(), "iteration": it, "log": rows}  # fmt: skip
+            _atomic_torch_save(state, ckpt_path)
+            atomic_write_text(folder / "train_log.csv", _log_text(rows))
+        if stop_after is not None and it - start >= stop_after:
+            if bar is not None:
+                bar.close()
+            return ckpt_path
+        t_wait = time.perf_counter()
+    if bar is not None:
+        bar.close()
+    atomic_write_text(folder / "train_log.csv", _log_text(rows))
+    _atomic_torch_save({"spec": model_spec(study, train[0].image.shape[0]), "model": model.state_dict(),
+                        "cell": cell.__dict__}, final)  # fmt: skip
+    ckpt_path.unlink(missing_ok=True)
+    return final
+
+
+@torch.no_grad()
+def predict_volume(model: nn.Module, image: torch.Tensor, study_or_spec: Any, device: torch.device) -> torch.Tensor:
+    """Sliding-window class map of one (C, X, Y, Z) image: (X, Y, Z) int64 on the CPU."""
+    from monai.inferers import sliding_window_inference
+
+    if isinstance(study_or_spec, StudyConfig):
+        roi, overlap, sw = study_or_spec.training.patch_size, study_or_spec.evaluation.overlap, \
+            study_or_spec.evaluation.sw_batch_size  # fmt: skip
+    else:
+        roi, overlap, sw = tuple(study_or_spec["patch_size"]), 0.25, 2
+    model.eval()
+    x = image[None].to(device)
+    with torch.autocast(device.type, enabled=device.type == "cuda"):
+        logits = sliding_window_inference(x, roi, sw, model, overlap=overlap, mode="gaussian", padding_mode="constant")
+    return logits.argmax(1)[0].cpu()
+
+
+def validation_dice(study: StudyConfig, model: nn.Module, val: list[Sample], device: torch.device) -> float:
+    """Mean foreground Dice over the validation cases (classes averaged per case, then cases)."""
+    from monai.metrics import compute_dice
+
+    scores = []
+    for s in val:
+        pred = predict_volume(model, torch.from_numpy(s.image), study, device)
+        p = nn.functional.one_hot(pred, N_CLASSES).permute(3, 0, 1, 2)[None]
+        y = nn.functional.one_hot(torch.from_numpy(s.label.astype(np.int64)), N_CLASSES).permute(3, 0, 1, 2)[None]
+        d = compute_dice(p, y, include_background=False, ignore_empty=True)
+        scores.append(float(torch.nanmean(d)))
+    return float(np.mean(scores))
