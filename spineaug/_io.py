@@ -114,7 +114,7 @@ def package_versions(packages: Iterable[str] = VERSIONED_PACKAGES) -> dict[str, 
 
 
 def system_info() -> dict[str, Any]:
-    """Threads, CPUs, platform, Python, package versions, GPU and command line of this process (for ``meta.json``)."""
+    """Threads, CPUs, platform, Python, package versions and GPU of this process (for ``meta.json``)."""
     import torch
 
     return {

@@ -48,7 +48,7 @@ class Run:
                 device: torch.device, *, repeats: int | None = None) -> tuple[Timing | None, str, str]:
         """Time ``fn`` on ``data()`` with this run's settings; return ``(timing or None, status, note)``.
 
-        A failing case (a baseline that errors, out of memory) becomes a row with its status and does not stop the run.
+        A failing case (a baseline that errors, out of memory) becomes a row with its status; the run goes on.
         """
         cfg = self.config
         try:
@@ -87,7 +87,8 @@ class Run:
 
 
 def _pipeline_row(run: Run, device: torch.device, pipeline: str, impl: str, version: str, fidelity: str,
-                  coverage: str, b: int, s: int, timing: Timing | None, status: str, note: str = "") -> dict[str, Any]:
+                  coverage: str, b: int, s: int, timing: Timing | None, status: str,
+                  note: str = "") -> dict[str, Any]:
     row = run.base(device, pipeline=pipeline, impl=impl, library_version=version, fidelity=fidelity,
                    coverage=coverage, batch=b, size=s, voxels=b * s**3, warmup=run.config.warmup, repeats=0,
                    status=status, note=note)
@@ -134,9 +135,10 @@ def run_pipelines(run: Run, device: torch.device) -> None:
             impls.append((library, base.fn, base.version, base.fidelity, base.coverage))
         for impl, fn, version, fidelity, coverage in impls:
             for b, s in cases:
-                timing, status, note = run.measure(fn, lambda b=b, s=s: make_batch(b, s, device, cfg.seed), device)
-                _add_pipeline_row(run, _pipeline_row(run, device, pipeline, impl, version, fidelity, coverage, b, s,
-                                                     timing, status, note))
+                data = lambda b=b, s=s: make_batch(b, s, device, cfg.seed)  # noqa: E731 (made inside the try)
+                timing, status, note = run.measure(fn, data, device)
+                _add_pipeline_row(run, _pipeline_row(run, device, pipeline, impl, version, fidelity, coverage,
+                                                     b, s, timing, status, note))
         if "auglab" in cfg.baselines:
             _run_auglab(run, device, pipeline, cases)
 
@@ -172,8 +174,8 @@ def _run_auglab(run: Run, device: torch.device, pipeline: str, cases: list[tuple
         note = f"{reply.get('n_modules', '?')} modules, separate process (.venv-auglab)"
         if case.get("error"):
             note = case["error"][:200]
-        _add_pipeline_row(run, _pipeline_row(run, device, pipeline, "auglab", version, base.fidelity, base.coverage,
-                                             b, s, timing, status, note))
+        _add_pipeline_row(run, _pipeline_row(run, device, pipeline, "auglab", version, base.fidelity,
+                                             base.coverage, b, s, timing, status, note))
 
 
 # ---------------------------------------------------------------------------------------------- transforms.csv
@@ -280,7 +282,8 @@ def run(config: BenchConfig, out: str | Path, log: Callable[[str], None] = print
         torch.set_num_threads(previous_threads)
 
 
-def _run(config: BenchConfig, devices: list[torch.device], out: Path, log: Callable[[str], None]) -> dict[str, Path]:
+def _run(config: BenchConfig, devices: list[torch.device], out: Path,
+         log: Callable[[str], None]) -> dict[str, Path]:
     run_ = Run(config, out, log)
     log(f"spineaug bench {run_.run_id}: torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"devices {[d.type for d in devices]}, sizes {list(config.sizes)}, batches {list(config.batches)}")

@@ -36,14 +36,17 @@ class Timing:
         return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
     def summary(self) -> dict[str, Any]:
-        """The statistics columns of a result row, formatted as written to the CSV files (6 significant digits)."""
+        """The statistics columns of a result row, as written to the CSV files (6 significant digits).
+
+        The one place rows format timings; a table keeps the columns its schema lists and drops the others.
+        """
         med = self.median
         q25, q75 = self.quantile(0.25), self.quantile(0.75)
         return dict(
             repeats=len(self.times), median_s=f"{med:.6g}", q25_s=f"{q25:.6g}", q75_s=f"{q75:.6g}",
-            iqr_s=f"{q75 - q25:.6g}", mean_s=f"{statistics.fmean(self.times):.6g}", min_s=f"{min(self.times):.6g}",
-            max_s=f"{max(self.times):.6g}", peak_mem_bytes="" if self.peak_mem is None else str(int(self.peak_mem)),
-            mem_kind=self.mem_kind,
+            iqr_s=f"{q75 - q25:.6g}", mean_s=f"{statistics.fmean(self.times):.6g}",
+            min_s=f"{min(self.times):.6g}", max_s=f"{max(self.times):.6g}",
+            peak_mem_bytes="" if self.peak_mem is None else str(int(self.peak_mem)), mem_kind=self.mem_kind,
         )
 
 

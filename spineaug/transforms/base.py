@@ -102,16 +102,17 @@ class RandomTransform(nn.Module):
     kind: ClassVar[str] = ""
     """Cost class, for the benchmark: ``elementwise`` (one pass over the voxels), ``elementwise+quantile``,
     ``histogram``, ``label-lookup``, ``low-res field``, ``stencil`` (neighbourhood filter), ``resampling`` or
-    ``index`` (exact index moves). The benchmark's 3x-of-the-elementwise-floor target applies to ``elementwise``."""
+    ``index`` (exact index moves). The 3x-of-the-elementwise-floor target applies to ``elementwise``."""
     effect_gates: ClassVar[tuple[str, ...]] = ()
     """Sub-probabilities (besides ``p``) that each switch on a part of the effect; :meth:`forced` raises them.
-    Probabilities that choose a variant (``p_inside``, ``p_foreground``, region options) are not effect gates."""
+    Probabilities that choose a variant (``p_inside``, ``p_foreground``, region options) are not listed."""
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Return the constructor's default values, by argument name."""
         params = inspect.signature(cls.__init__).parameters.values()
-        return {q.name: q.default for q in params if q.name != "self" and q.default is not inspect.Parameter.empty}
+        empty = inspect.Parameter.empty
+        return {q.name: q.default for q in params if q.name != "self" and q.default is not empty}
 
     @classmethod
     def _entry_value(cls, entry: dict[str, Any], key: str) -> Any:
@@ -121,10 +122,10 @@ class RandomTransform(nn.Module):
     def forced(cls, entry: dict[str, Any]) -> dict[str, Any]:
         """Return a copy of config ``entry`` that fires for every sample and shows the transform's pure effect.
 
-        The one meaning of "forced on" (the gallery, the benchmark's per-transform table and engine checks, the
-        contract test): ``p = 1``; each effect gate (:attr:`effect_gates`) whose value, given or default, is above 0
-        is set to 1 (a gate at 0 stays off); probabilities that choose a variant keep their values; blending with
-        the original is off (``mix_prob = 0`` where the transform has it). Other keys are kept as given.
+        The one meaning of "forced on" (gallery, benchmark tables and checks, contract test): ``p = 1``;
+        each effect gate (:attr:`effect_gates`) whose value (given or default) is above 0 is set to 1 (a
+        gate at 0 stays off); probabilities that choose a variant keep their values; blending with the
+        original is off (``mix_prob = 0`` where the transform has it). Other keys are kept as given.
         """
         out = copy.deepcopy(dict(entry))
         out["p"] = 1.0

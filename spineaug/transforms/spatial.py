@@ -231,7 +231,7 @@ class RandomSpatial(GeometricTransform):
 
     @classmethod
     def forced(cls, entry: dict[str, object]) -> dict[str, object]:
-        """As :meth:`RandomTransform.forced`; when every move gate is 0, rotation and scaling are switched on."""
+        """As :meth:`RandomTransform.forced`; with every move gate at 0, rotation and scaling turn on."""
         out = super().forced(entry)
         if not any(float(cls._entry_value(out, k)) > 0 for k in cls.effect_gates):
             out["p_rotation"] = out["p_scale"] = 1.0
