@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import asdict
@@ -135,7 +136,7 @@ def run_pipelines(run: Run, device: torch.device) -> None:
             impls.append((library, base.fn, base.version, base.fidelity, base.coverage))
         for impl, fn, version, fidelity, coverage in impls:
             for b, s in cases:
-                data = lambda b=b, s=s: make_batch(b, s, device, cfg.seed)  # noqa: E731 (made inside the try)
+                data = functools.partial(make_batch, b, s, device, cfg.seed)  # made inside measure's try
                 timing, status, note = run.measure(fn, data, device)
                 _add_pipeline_row(run, _pipeline_row(run, device, pipeline, impl, version, fidelity, coverage,
                                                      b, s, timing, status, note))
