@@ -24,23 +24,21 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
 
 
-def _peak_rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+def _load_io():
+    """spineaug's ``_io.py`` (atomic files, ``/proc`` memory readers), loaded by path.
+
+    This worker runs in ``.venv-auglab``, where spineaug is not importable (and importing the package would pull in
+    its dependencies); ``_io.py`` imports only the standard library, so its file is loaded on its own.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_spineaug_io", os.path.join(os.path.dirname(_HERE), "_io.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _reset_peak_rss() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+_io = _load_io()
 
 
 def main(request_path: str) -> int:
@@ -75,7 +73,7 @@ def main(request_path: str) -> int:
             g = torch.Generator().manual_seed(int(req.get("seed", 0)) + 1000 * b + s)
             image = torch.randn((b, 1, s, s, s), generator=g).to(device)
             label = torch.randint(0, 4, (b, 1, s, s, s), generator=g).to(torch.int16).to(device)
-            _reset_peak_rss()
+            _io.reset_peak_rss()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             started = time.perf_counter()
@@ -94,7 +92,7 @@ def main(request_path: str) -> int:
                     case["times"].append(dt)
                 if time.perf_counter() - started > budget and case["times"]:
                     break
-            case["peak_rss_bytes"] = _peak_rss_bytes()
+            case["peak_rss_bytes"] = _io.peak_rss_bytes()
             if device.type == "cuda":
                 case["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(device))
         except Exception as exc:  # report and go on with the next case

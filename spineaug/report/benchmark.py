@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import Any
+
+from spineaug import _io, _schema
 
 HEADLINE = (2, 128)
 """(batch, size) of the headline comparison; the nearest measured case is used when it is absent."""
@@ -32,10 +33,11 @@ def _load(results: Path):
     if not (bench / "pipelines.csv").exists():
         raise FileNotFoundError(f"no benchmark results in {results} (expected bench/pipelines.csv): run `spineaug bench`")
     frames = {}
-    for name in ("pipelines", "transforms", "engine", "mapping"):
+    for name in _schema.BENCH_TABLES:
         path = bench / f"{name}.csv"
         frames[name] = pd.read_csv(path) if path.exists() and path.stat().st_size > 0 else pd.DataFrame()
-    meta = json.loads((bench / "meta.json").read_text()) if (bench / "meta.json").exists() else {}
+    meta_path = bench / _schema.BENCH_META
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     return bench, frames, meta
 
 
@@ -140,7 +142,7 @@ def _scaling(ok, out: Path, device: str) -> Path | None:
 def _transform_fig(tr, out: Path, device: str) -> Path | None:
     plt = _pyplot()
 
-    rows = tr[(tr.status == "ok") & (tr.kind != "floor")].copy()
+    rows = tr[(tr.status == "ok") & (tr.kind != _schema.FLOOR_KIND)].copy()
     if rows.empty:
         return None
     rows["ratio"] = rows.ratio_to_floor.astype(float)
@@ -214,16 +216,10 @@ def _targets(ok, tr) -> list[str]:
 
 
 def firing_probability(entry: dict[str, Any]) -> float:
-    """Per-sample probability that a config entry changes the sample (Spatial: any of its moves; Flip: any axis)."""
-    p = float(entry.get("p", 1.0))
-    if entry["name"] == "Spatial":
-        stay = 1.0
-        for key in ("p_rotation", "p_scale", "p_elastic"):
-            stay *= 1.0 - float(entry.get(key, 0.0))
-        return p * (1.0 - stay)
-    if entry["name"] == "Flip":
-        return 1.0 - (1.0 - p) ** len(entry.get("axes", [0]))
-    return p
+    """Per-sample probability that a config entry changes the sample (``RandomTransform.firing_probability``)."""
+    import spineaug
+
+    return spineaug.TRANSFORMS[entry["name"]].firing_probability(entry)
 
 
 def _time_budget(tr, measured_mean: float, preset: str = "xdomain") -> list[str]:
@@ -331,7 +327,7 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
     if not tr.empty:
         for device in dict.fromkeys(tr.device):
             t = tr[tr.device == device]
-            floor = t[t.kind == "floor"]
+            floor = t[t.kind == _schema.FLOOR_KIND]
             b, s = int(t.batch.iloc[0]), int(t["size"].iloc[0])
             lines += [f"## Per transform on {device}: each forced on (p = 1), B={b}, 1x{s}^3", ""]
             if not floor.empty:
@@ -340,7 +336,7 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                           "produce a new image). Ratio = transform time / floor. The 3x target applies to the "
                           "*elementwise* class.", ""]
             rows = []
-            for _, r in t[t.kind != "floor"].iterrows():
+            for _, r in t[t.kind != _schema.FLOOR_KIND].iterrows():
                 med = float(r.median_s) if r.status == "ok" else float("nan")
                 ratio = float(r.ratio_to_floor) if r.status == "ok" else float("nan")
                 verdict = ""
@@ -376,14 +372,11 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                 ["spineaug", "equivalent", "note"],
                 [[r.spineaug, r.equivalent if isinstance(r.equivalent, str) else "**none**",
                   r.note if isinstance(r.note, str) else ""] for _, r in grp.iterrows()]), ""]
-    md = out / "benchmark.md"
-    tmp = md.with_name(f".{md.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, md)
+    md = _io.atomic_write_text(out / "benchmark.md", "\n".join(lines) + "\n")
     copy_dir = out / "bench"
     if copy_dir.resolve() != bench.resolve():
         copy_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("pipelines.csv", "transforms.csv", "engine.csv", "mapping.csv", "meta.json"):
+        for name in _schema.BENCH_FILES:
             if (bench / name).exists():
                 shutil.copyfile(bench / name, copy_dir / name)
     return md

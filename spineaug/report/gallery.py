@@ -1,9 +1,9 @@
 """Transform gallery: one case under each transform of a preset, forced on, as a grid of mid-sagittal slices.
 
 Used by ``spineaug preview``. Every panel starts from the same (z-scored) case and the same seed; panel ``k`` runs a
-one-entry pipeline made of entry ``k`` with ``p = 1`` (and its sub-probabilities ``p_*`` that are above 0 raised to
-1, blending ``mix_prob`` off), so each panel shows that transform's effect alone. Label contours are drawn on every
-panel to show image/label alignment (geometric entries move both; intensity entries must not move the image).
+one-entry pipeline made of entry ``k`` forced on (``RandomTransform.forced``: ``p = 1``, its effect gates above 0
+raised to 1, blending ``mix_prob`` off), so each panel shows that transform's effect alone. Label contours are drawn
+on every panel to show image/label alignment (geometric entries move both; intensity entries must not move the image).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import torch
 
 import spineaug
 
-# Sub-probabilities that select a *mode* rather than switch an effect on: leave them as configured.
-_MODE_PROBABILITIES = {"p_inside", "p_outside", "label_subset_p", "p_foreground"}
 _LABEL_COLOURS = ("#ff4040", "#40c0ff", "#ffd040", "#60ff60", "#ff60ff", "#ffffff")
 
 
@@ -83,22 +81,12 @@ def nifti_volume(image: str | Path, label: str | Path | None = None) -> Volume:
 
 
 def force_on(entry: dict[str, Any]) -> dict[str, Any]:
-    """Return a config entry that always fires: ``p = 1``, effect sub-probabilities above 0 raised to 1, no blending.
+    """Return ``entry`` forced on (``RandomTransform.forced``: fires for every sample, pure effect, no blending).
 
-    Spatial's ``patch_size`` is dropped so every panel keeps the case's shape.
+    Spatial's ``patch_size`` is dropped as well, so every panel keeps the case's shape.
     """
-    forced = dict(entry)
-    forced["p"] = 1.0
-    for key, value in entry.items():
-        if (
-            key.startswith("p_")
-            and key not in _MODE_PROBABILITIES
-            and isinstance(value, (int, float))
-            and value > 0
-        ):
-            forced[key] = 1.0
-    if "mix_prob" in forced:
-        forced["mix_prob"] = 0.0
+    cls = spineaug.TRANSFORMS.get(entry.get("name"))
+    forced = dict(entry) if cls is None else cls.forced(entry)  # an unknown name fails later, with its message
     forced.pop("patch_size", None)
     return forced
 

@@ -6,6 +6,7 @@ Python callers and JSON/YAML configs: a bad value raises a ``ValueError`` that n
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from dataclasses import dataclass
@@ -98,6 +99,47 @@ class RandomTransform(nn.Module):
     name: ClassVar[str] = ""
     geometric: ClassVar[bool] = False
     requires_label: ClassVar[bool] = False
+    kind: ClassVar[str] = ""
+    """Cost class, for the benchmark: ``elementwise`` (one pass over the voxels), ``elementwise+quantile``,
+    ``histogram``, ``label-lookup``, ``low-res field``, ``stencil`` (neighbourhood filter), ``resampling`` or
+    ``index`` (exact index moves). The 3x-of-the-elementwise-floor target applies to ``elementwise``."""
+    effect_gates: ClassVar[tuple[str, ...]] = ()
+    """Sub-probabilities (besides ``p``) that each switch on a part of the effect; :meth:`forced` raises them.
+    Probabilities that choose a variant (``p_inside``, ``p_foreground``, region options) are not listed."""
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Return the constructor's default values, by argument name."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        empty = inspect.Parameter.empty
+        return {q.name: q.default for q in params if q.name != "self" and q.default is not empty}
+
+    @classmethod
+    def _entry_value(cls, entry: dict[str, Any], key: str) -> Any:
+        return entry[key] if key in entry else cls.defaults().get(key)
+
+    @classmethod
+    def forced(cls, entry: dict[str, Any]) -> dict[str, Any]:
+        """Return a copy of config ``entry`` that fires for every sample and shows the transform's pure effect.
+
+        The one meaning of "forced on" (gallery, benchmark tables and checks, contract test): ``p = 1``;
+        each effect gate (:attr:`effect_gates`) whose value (given or default) is above 0 is set to 1 (a
+        gate at 0 stays off); probabilities that choose a variant keep their values; blending with the
+        original is off (``mix_prob = 0`` where the transform has it). Other keys are kept as given.
+        """
+        out = copy.deepcopy(dict(entry))
+        out["p"] = 1.0
+        for key in cls.effect_gates:
+            if float(cls._entry_value(entry, key) or 0.0) > 0:
+                out[key] = 1.0
+        if "mix_prob" in entry or cls.defaults().get("mix_prob"):
+            out["mix_prob"] = 0.0
+        return out
+
+    @classmethod
+    def firing_probability(cls, entry: dict[str, Any]) -> float:
+        """Return the per-sample probability that config ``entry`` changes a sample (absent keys: defaults)."""
+        return float(cls._entry_value(entry, "p"))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -55,6 +55,7 @@ class RandomGaussianBlur(IntensityTransform):
     """
 
     name = "GaussianBlur"
+    kind = "stencil"
 
     def __init__(
         self,
@@ -91,6 +92,7 @@ class RandomUnsharpMask(IntensityTransform):
     """
 
     name = "UnsharpMask"
+    kind = "stencil"
 
     def __init__(
         self,
@@ -137,6 +139,7 @@ class RandomScharrEdge(IntensityTransform):
     """
 
     name = "ScharrEdge"
+    kind = "stencil"
 
     def __init__(
         self,
@@ -164,6 +167,7 @@ class RandomLaplacian(IntensityTransform):
     """
 
     name = "Laplacian"
+    kind = "stencil"
 
     def __init__(
         self,
@@ -222,6 +226,7 @@ class RandomConv(IntensityTransform):
     """
 
     name = "RandomConv"
+    kind = "stencil"
 
     def __init__(
         self,

@@ -54,6 +54,7 @@ class RandomFovCrop(RandomTransform):
     """
 
     name = "FovCrop"
+    kind = "elementwise"
 
     def __init__(
         self,

@@ -56,6 +56,7 @@ class RandomGamma(IntensityTransform):
     """
 
     name = "Gamma"
+    kind = "elementwise"
 
     def __init__(
         self,
@@ -110,6 +111,7 @@ class RandomInversion(IntensityTransform):
     """
 
     name = "Inversion"
+    kind = "elementwise"
 
     def __init__(
         self,
@@ -138,6 +140,7 @@ class RandomHistogramEqualization(IntensityTransform):
     """
 
     name = "HistogramEqualization"
+    kind = "histogram"
 
     def __init__(
         self,
@@ -169,6 +172,7 @@ class RandomPercentileClamp(IntensityTransform):
     """
 
     name = "PercentileClamp"
+    kind = "elementwise+quantile"
 
     def __init__(
         self,
@@ -206,6 +210,7 @@ class RandomGaussianNoise(IntensityTransform):
     """
 
     name = "GaussianNoise"
+    kind = "elementwise"
 
     def __init__(
         self,
@@ -242,6 +247,7 @@ class RandomBrightness(IntensityTransform):
     """
 
     name = "Brightness"
+    kind = "elementwise"
 
     def __init__(
         self,
@@ -275,6 +281,7 @@ class RandomContrast(IntensityTransform):
     """
 
     name = "Contrast"
+    kind = "elementwise"
 
     def __init__(
         self,
@@ -314,6 +321,7 @@ class RandomIntensityFunction(IntensityTransform):
     """
 
     name = "IntensityFunction"
+    kind = "elementwise"
 
     def __init__(
         self,
@@ -352,6 +360,7 @@ class RandomBiasField(IntensityTransform):
     """
 
     name = "BiasField"
+    kind = "low-res field"
 
     def __init__(
         self,
@@ -385,6 +394,7 @@ class RandomZScore(IntensityTransform):
     """
 
     name = "ZScore"
+    kind = "elementwise"
 
     def __init__(self, region: RegionOptions | None = None, p: Probability = 1.0) -> None:
         super().__init__(p=p, region=region)

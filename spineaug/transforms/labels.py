@@ -60,6 +60,7 @@ class RandomLabelIntensityRemap(IntensityTransform):
     """
 
     name = "LabelIntensityRemap"
+    kind = "label-lookup"
     requires_label: ClassVar[bool] = True
 
     def __init__(
@@ -129,6 +130,8 @@ class RandomLabelAppearance(IntensityTransform):
     """
 
     name = "LabelAppearance"
+    kind = "label-lookup"
+    effect_gates = ("p_bias",)
     requires_label: ClassVar[bool] = True
 
     def __init__(

@@ -69,6 +69,7 @@ class RandomLowResolution(IntensityTransform):
     """
 
     name = "LowResolution"
+    kind = "resampling"
 
     def __init__(
         self,
@@ -114,6 +115,7 @@ class RandomThickSlice(IntensityTransform):
     """
 
     name = "ThickSlice"
+    kind = "resampling"
 
     def __init__(
         self,

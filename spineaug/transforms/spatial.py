@@ -170,6 +170,7 @@ class GeometricTransform(RandomTransform):
     """
 
     geometric: ClassVar[bool] = True
+    kind: ClassVar[str] = "resampling"
 
     def warp(self, params: object, batch: Batch) -> Warp:
         """Return the sampling map these parameters describe (CPU tensors)."""
@@ -226,6 +227,23 @@ class RandomSpatial(GeometricTransform):
     """
 
     name = "Spatial"
+    effect_gates = ("p_rotation", "p_scale", "p_elastic")
+
+    @classmethod
+    def forced(cls, entry: dict[str, object]) -> dict[str, object]:
+        """As :meth:`RandomTransform.forced`; with every move gate at 0, rotation and scaling turn on."""
+        out = super().forced(entry)
+        if not any(float(cls._entry_value(out, k)) > 0 for k in cls.effect_gates):
+            out["p_rotation"] = out["p_scale"] = 1.0
+        return out
+
+    @classmethod
+    def firing_probability(cls, entry: dict[str, object]) -> float:
+        """``p`` times the probability that at least one of rotation, scaling and deformation fires."""
+        stay = 1.0
+        for key in cls.effect_gates:
+            stay *= 1.0 - float(cls._entry_value(entry, key))
+        return float(cls._entry_value(entry, "p")) * (1.0 - stay)
 
     def __init__(
         self,
@@ -409,6 +427,12 @@ class RandomFlip(GeometricTransform):
     """
 
     name = "Flip"
+    kind = "index"
+
+    @classmethod
+    def firing_probability(cls, entry: dict[str, object]) -> float:
+        """Probability that at least one listed axis flips (``p`` is per axis)."""
+        return 1.0 - (1.0 - float(cls._entry_value(entry, "p"))) ** len(cls._entry_value(entry, "axes"))
 
     def __init__(self, axes: Axes = (0,), p: Probability = 0.5) -> None:
         super().__init__(p=p)

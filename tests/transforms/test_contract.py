@@ -10,12 +10,20 @@ from spineaug.transforms.base import IntensityTransform
 from tests.conftest import make_batch
 
 NAMES = sorted(spineaug.TRANSFORMS)
-# sub-probabilities raised so that "p" alone decides whether a sample is augmented
-FORCED = {"Spatial": {"p_rotation": 1.0, "p_scale": 1.0, "p_elastic": 1.0, "elastic_spacing": 4}}
+# Spatial also deforms (on a small control grid) so the contract covers the elastic path
+EXERCISE = {"Spatial": {"p_elastic": 1.0, "elastic_spacing": 4}}
+
+
+def entry(name: str, p: float = 1.0) -> dict:
+    """The entry forced on (``RandomTransform.forced``: effect gates raised so that "p" alone decides whether a
+    sample is augmented), at probability ``p``, blending left at its default so the contract covers it too."""
+    forced = spineaug.TRANSFORMS[name].forced({"name": name, **EXERCISE.get(name, {})})
+    forced.pop("mix_prob", None)
+    return {**forced, "p": p}
 
 
 def build(name: str, p: float = 1.0) -> spineaug.Pipeline:
-    return spineaug.Pipeline.from_config({"transforms": [{"name": name, "p": p, **FORCED.get(name, {})}]})
+    return spineaug.Pipeline.from_config({"transforms": [entry(name, p)]})
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -57,8 +65,7 @@ def test_samples_are_gated_independently(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_apply_path_never_reads_data_on_the_host(name):
     # meta tensors have no values: .item(), bool(tensor) or data-dependent branching on them raises
-    entry = {"name": name, "p": 0.7, **FORCED.get(name, {})}
-    aug = spineaug.Pipeline.from_config({"transforms": [entry]}, check_finite=False)
+    aug = spineaug.Pipeline.from_config({"transforms": [entry(name, 0.7)]}, check_finite=False)
     image = torch.empty(3, 1, 10, 12, 14, device="meta")
     label = torch.empty(3, 1, 10, 12, 14, dtype=torch.long, device="meta")
     for seed in range(3):

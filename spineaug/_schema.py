@@ -1,0 +1,51 @@
+"""Names shared by the writers of result files and their readers: files, columns and fixed values.
+
+The benchmark runner (``spineaug.bench``) writes these files; the report (``spineaug.report``) reads them and
+imports this module, never the runner. Pure data: it imports nothing, so any reader can use it cheaply.
+"""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------------------------------------- spineaug bench
+
+BENCH_PIPELINE_COLUMNS = [
+    "run_id", "device", "torch_threads", "pipeline", "impl", "library_version", "fidelity", "coverage",
+    "batch", "size", "voxels", "warmup", "repeats", "median_s", "q25_s", "q75_s", "iqr_s", "mean_s", "min_s", "max_s",
+    "samples_per_s", "peak_mem_bytes", "mem_kind", "status", "note",
+]
+"""``pipelines.csv``: one row per (device, pipeline, implementation, batch, size)."""
+
+BENCH_TRANSFORM_COLUMNS = [
+    "run_id", "device", "torch_threads", "transform", "kind", "source", "batch", "size", "repeats",
+    "median_s", "q25_s", "q75_s", "floor_median_s", "ratio_to_floor", "status", "note",
+]
+"""``transforms.csv``: one row per (device, transform forced on), plus the elementwise floor."""
+
+BENCH_ENGINE_COLUMNS = ["run_id", "device", "torch_threads", "pipeline", "check", "batch", "size", "value", "note"]
+"""``engine.csv``: op counts and host synchronisations."""
+
+BENCH_MAPPING_COLUMNS = ["baseline", "pipeline", "spineaug", "equivalent", "note"]
+"""``mapping.csv``: which spineaug transform each baseline expresses."""
+
+BENCH_TABLES = {
+    "pipelines": BENCH_PIPELINE_COLUMNS,
+    "transforms": BENCH_TRANSFORM_COLUMNS,
+    "engine": BENCH_ENGINE_COLUMNS,
+    "mapping": BENCH_MAPPING_COLUMNS,
+}
+"""Table name (the file is ``<name>.csv``) -> its columns, in the order the runner writes them."""
+
+BENCH_META = "meta.json"
+"""Run metadata: config, versions, threads, CPU, device and notes."""
+
+BENCH_FILES = [f"{name}.csv" for name in BENCH_TABLES] + [BENCH_META]
+"""Every file of one benchmark run."""
+
+FLOOR_KIND = "floor"
+"""``transforms.csv`` ``kind`` of the elementwise-pass reference row."""
+
+FLOOR_TRANSFORM = "(elementwise pass x*c)"
+"""``transforms.csv`` ``transform`` of the elementwise-pass reference row."""
+
+STATUS_OK = "ok"
+"""``status`` of a row that measured successfully (others: ``error``, ``oom``)."""

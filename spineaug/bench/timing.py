@@ -1,0 +1,92 @@
+"""Timing statistics: repeated calls with fresh random parameters, their quantiles and peak memory."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from spineaug import _io
+
+
+@dataclass
+class Timing:
+    """Seconds per call of one case."""
+
+    times: list[float]
+    peak_mem: int | None
+    mem_kind: str
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def quantile(self, q: float) -> float:
+        xs = sorted(self.times)
+        if len(xs) == 1:
+            return xs[0]
+        pos = q * (len(xs) - 1)
+        lo = math.floor(pos)
+        hi = min(lo + 1, len(xs) - 1)
+        return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+    def summary(self) -> dict[str, Any]:
+        """The statistics columns of a result row, as written to the CSV files (6 significant digits).
+
+        The one place rows format timings; a table keeps the columns its schema lists and drops the others.
+        """
+        med = self.median
+        q25, q75 = self.quantile(0.25), self.quantile(0.75)
+        return dict(
+            repeats=len(self.times), median_s=f"{med:.6g}", q25_s=f"{q25:.6g}", q75_s=f"{q75:.6g}",
+            iqr_s=f"{q75 - q25:.6g}", mean_s=f"{statistics.fmean(self.times):.6g}",
+            min_s=f"{min(self.times):.6g}", max_s=f"{max(self.times):.6g}",
+            peak_mem_bytes="" if self.peak_mem is None else str(int(self.peak_mem)), mem_kind=self.mem_kind,
+        )
+
+
+def time_calls(
+    fn: Callable[[Tensor, Tensor], Any],
+    image: Tensor,
+    label: Tensor,
+    *,
+    warmup: int,
+    repeats: int,
+    min_repeats: int = 1,
+    max_seconds: float = math.inf,
+) -> Timing:
+    """Time ``fn`` on fresh clones of ``image``/``label`` (cloned outside the clock: some libraries work in place).
+
+    Each call draws fresh random parameters (the pipelines' generators advance). On CUDA the device is synchronised
+    before starting and before stopping the clock, so the time covers the queued kernels.
+    """
+    cuda = image.is_cuda
+    for _ in range(warmup):
+        fn(image.clone(), label.clone())
+    if cuda:
+        torch.cuda.synchronize(image.device)
+        torch.cuda.reset_peak_memory_stats(image.device)
+    else:
+        _io.reset_peak_rss()
+    times: list[float] = []
+    started = time.perf_counter()
+    for i in range(repeats):
+        x, y = image.clone(), label.clone()
+        if cuda:
+            torch.cuda.synchronize(image.device)
+        t0 = time.perf_counter()
+        fn(x, y)
+        if cuda:
+            torch.cuda.synchronize(image.device)
+        times.append(time.perf_counter() - t0)
+        del x, y
+        if i + 1 >= min_repeats and time.perf_counter() - started > max_seconds:
+            break
+    if cuda:
+        return Timing(times, int(torch.cuda.max_memory_allocated(image.device)), "cuda_max_allocated")
+    return Timing(times, _io.peak_rss_bytes(), "rss_peak")
