@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed
 # are shared instead of installed twice (~6 GB). The env's own kornia comes first on sys.path and wins.
 AUGLAB_VENV := .venv-auglab
 AUGLAB_STAMP := $(AUGLAB_VENV)/.installed
+# The paper's AugLab code (commit 1ee096a, GPL-3.0) when ../shared is present, else the older PyPI wheel; the env's
+# auglab-source.txt says which one was installed (spineaug.baselines.auglab.installed_source reads it).
+AUGLAB_SNAPSHOT := ../shared/third_party/auglab-1ee096a.tar.gz
 
 install: $(STAMP)
 
@@ -45,14 +48,21 @@ report: install
 
 auglab-env: $(AUGLAB_STAMP)
 
-$(AUGLAB_STAMP): $(STAMP)
+$(AUGLAB_STAMP): $(STAMP) $(wildcard $(AUGLAB_SNAPSHOT))
 	rm -rf $(AUGLAB_VENV)
 	$(BIN)/python -m venv $(AUGLAB_VENV)
-	$(AUGLAB_VENV)/bin/pip install --no-deps 'auglab==20260109' 'kornia==0.8.2'
+	if [ -f $(AUGLAB_SNAPSHOT) ]; then \
+	  $(AUGLAB_VENV)/bin/pip install --no-deps $(AUGLAB_SNAPSHOT) 'kornia==0.8.2' && \
+	  echo "snapshot 1ee096a" > $(AUGLAB_VENV)/auglab-source.txt; \
+	else \
+	  $(AUGLAB_VENV)/bin/pip install --no-deps 'auglab==20260109' 'kornia==0.8.2' && \
+	  echo "wheel 20260109" > $(AUGLAB_VENV)/auglab-source.txt; \
+	fi
 	sp=$$($(AUGLAB_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
 	base=$$(cd $(BIN)/.. && pwd)/lib/python$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')/site-packages && \
 	echo "import site; site.addsitedir('$$base')" > $$sp/zz_spineaug_base_venv.pth
 	$(AUGLAB_VENV)/bin/python -P -W ignore -c "import kornia, auglab.transforms.gpu.transforms; print('AugLab env OK, kornia', kornia.__version__)"
+	@echo "AugLab source: $$(cat $(AUGLAB_VENV)/auglab-source.txt)"
 	touch $(AUGLAB_STAMP)
 
 # Runs the asv suite once against the current checkout in .venv (environment_type "existing") and publishes HTML.

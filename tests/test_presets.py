@@ -110,3 +110,46 @@ def test_nnunet_preset_matches_batchgeneratorsv2_distribution():
     ours_same = np.isclose(ours["std"], identity_std, atol=1e-4).mean()
     theirs_same = np.isclose(theirs["std"], identity_std, atol=1e-4).mean()
     assert abs(ours_same - theirs_same) < 0.12
+
+
+# ------------------------------------------------------------------------------------------------ xdomain-plus
+
+PLUS_CHANGES = {
+    ("Spatial", "pad_mode"),
+    ("LabelIntensityRemap", "regions"),
+    ("ScharrEdge", "normalize"),
+    ("LowResolution", "down"),
+    ("ThickSlice", "profile"),
+    ("FovCrop", "fill"),
+    ("BiasField", "signed"),
+}
+
+
+def test_xdomain_plus_differs_from_xdomain_only_in_its_documented_entries():
+    assert "xdomain-plus" in spineaug.presets()
+    base = spineaug.Pipeline.from_preset("xdomain").config()["transforms"]
+    plus = spineaug.Pipeline.from_preset("xdomain-plus").config()["transforms"]
+    added = [e for e in plus if e["name"] == "LabelAppearance"]
+    assert len(added) == 1 and 0.0 < added[0]["p"] <= 0.25
+    plus = [e for e in plus if e["name"] != "LabelAppearance"]
+    assert [e["name"] for e in plus] == [e["name"] for e in base]
+    changed = {(b["name"], k) for b, e in zip(base, plus) for k in b if b[k] != e[k]}
+    assert changed == PLUS_CHANGES
+    description = json.loads(resources.files("spineaug").joinpath("presets", "xdomain-plus.json").read_text())[
+        "description"
+    ]
+    for name, key in PLUS_CHANGES | {("LabelAppearance", "p")}:
+        assert name in description, name
+
+
+def test_xdomain_plus_runs_with_every_label_transform_firing():
+    aug = spineaug.Pipeline.from_preset("xdomain-plus", seed=3)
+    image, label = make_batch(6, (16, 16, 16))
+    out, lab = aug(image, label)
+    assert out.shape == image.shape and torch.isfinite(out).all()
+    assert set(lab.unique().tolist()) <= set(label.unique().tolist()) | {0}
+    cfg = aug.config()
+    for entry in cfg["transforms"]:
+        entry["p"] = 1.0 if entry["name"] in ("LabelIntensityRemap", "LabelAppearance", "FovCrop") else 0.0
+    forced, _ = spineaug.Pipeline.from_config(cfg)(image, label, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(forced).all() and not torch.allclose(forced, image)

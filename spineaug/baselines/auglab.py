@@ -1,17 +1,18 @@
 """AugLab baseline: the reference toolbox's GPU pipeline (``AugTransformsGPU``), timed in its own environment.
 
-AugLab (PyPI ``auglab``, GPL-3.0) is used strictly as an installed dependency: nothing of it is copied here. It
-imports names that kornia 0.8.3 and 0.9 removed (``kornia.core.Tensor``, ``kornia.utils.helpers``), so it cannot
-share ``.venv`` (kornia 0.9). ``make auglab-env`` builds ``.venv-auglab`` with only ``auglab`` and
-``kornia==0.8.2`` installed (``--no-deps``) and a ``.pth`` file that appends ``.venv``'s site-packages, so torch,
-numpy and batchgeneratorsv2 are reused instead of a second ~6 GB torch install; the env's own kornia comes first on
-``sys.path`` and wins. :func:`run` writes a request file, runs ``_auglab_worker.py`` with that interpreter and
-reads the timings back as JSON.
+AugLab (GPL-3.0) is used strictly as an installed dependency: nothing of it is copied here. It imports names that
+kornia 0.8.3 and 0.9 removed (``kornia.core.Tensor``, ``kornia.utils.helpers``), so it cannot share ``.venv``
+(kornia 0.9). ``make auglab-env`` builds ``.venv-auglab`` with only ``auglab`` and ``kornia==0.8.2`` installed
+(``--no-deps``) and a ``.pth`` file that appends ``.venv``'s site-packages, so torch, numpy and batchgeneratorsv2 are
+reused instead of a second ~6 GB torch install; the env's own kornia comes first on ``sys.path`` and wins. :func:`run`
+writes a request file, runs ``_auglab_worker.py`` with that interpreter and reads the timings back as JSON.
 
-The PyPI wheel does not ship AugLab's ``configs/*.json``. :data:`DEFAULT_GPU_CONFIG` restates the default GPU
-configuration (probabilities and ranges) from CATALOG.md sections 2 and 8 in AugLab's config keys; set
-``AUGLAB_PARAMS_GPU_JSON`` to time another config file. The released builder has no FOV-crop module, so the
-pipeline has 24 modules, not the 25 of the repository version CATALOG.md describes.
+Which AugLab: the snapshot of the paper's commit (``../shared/third_party/auglab-1ee096a.tar.gz``, 25 GPU modules
+including the FOV crop) when it is present, otherwise the older PyPI wheel ``auglab==20260109`` (24 modules, other
+module order, no FOV crop). ``make auglab-env`` records its choice in ``.venv-auglab/auglab-source.txt``;
+:func:`installed_source` reads it and :func:`run` puts it into the reply's ``auglab`` version string, so the benchmark
+meta states which one ran. The config is the snapshot's real ``transform_params_gpu.json`` (read from the tarball)
+when available, else :data:`DEFAULT_GPU_CONFIG`, our restatement; ``AUGLAB_PARAMS_GPU_JSON`` overrides both.
 
 AugLab is compared with ``xdomain`` only (its default GPU config is what ``xdomain`` re-implements).
 """
@@ -22,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,11 @@ from spineaug.baselines._common import Baseline, BaselineUnavailable, MappingRow
 LIBRARY = "auglab"
 ENV_DIR = ".venv-auglab"
 HINT = "run `make auglab-env`"
+SNAPSHOT_NAME = "auglab-1ee096a.tar.gz"
+SOURCE_FILE = "auglab-source.txt"
+SNAPSHOT_SOURCE = "snapshot 1ee096a"
+WHEEL_SOURCE = "wheel 20260109"
+_GPU_JSON = "auglab/configs/transform_params_gpu.json"
 
 DEFAULT_GPU_CONFIG: dict[str, dict[str, Any]] = {
     "FlipTransform": {"flip_axis": [0], "probability": 0.5},
@@ -58,7 +65,8 @@ DEFAULT_GPU_CONFIG: dict[str, dict[str, Any]] = {
     "BiasFieldTransform": {"coefficients": 0.2, "retain_stats": True, "probability": 0.15},
     "ZscoreNormalizationTransform": {"probability": 0.0},
 }
-"""AugLab's default GPU configuration, from CATALOG.md sections 2 and 8 (our restatement, in AugLab's keys)."""
+"""AugLab's default GPU configuration, from CATALOG.md sections 2 and 8 (our restatement, in AugLab's keys); used only
+when the snapshot (and so its real ``transform_params_gpu.json``) is absent."""
 
 MAPPING: dict[str, tuple[str | None, str]] = {
     "Flip": ("RandomFlipTransformGPU", "batch-shared gate"),
@@ -79,7 +87,7 @@ MAPPING: dict[str, tuple[str | None, str]] = {
     "IntensityFunction": ("RandomFunctionGPU x5", "five modules"),
     "LowResolution": ("RandomLowResTransformGPU", "degrades the label too"),
     "ThickSlice": ("RandomAcqTransformGPU", ""),
-    "FovCrop": (None, "not in the released auglab builder"),
+    "FovCrop": ("RandomCropTransformGPU", "snapshot 1ee096a only (the wheel has no FOV crop)"),
     "BiasField": ("RandomBiasFieldGPU", ""),
     "ZScore": ("ZscoreNormalizationGPU", "p 0 in the default config"),
 }
@@ -87,8 +95,12 @@ NOTE_MISSING = "not in AugLab's GPU pipeline"
 
 
 def mapping(pipeline: str) -> list[MappingRow]:
-    """One row per transform of the preset: the AugLab GPU module that does the same, if any."""
-    return mapping_rows(pipeline, MAPPING, NOTE_MISSING)
+    """One row per transform of the preset: the AugLab GPU module that does the same, if any (for the installed
+    AugLab: the wheel has no FOV crop)."""
+    table = MAPPING
+    if installed_source() == WHEEL_SOURCE:
+        table = {**MAPPING, "FovCrop": (None, "not in the auglab wheel (only in the snapshot)")}
+    return mapping_rows(pipeline, table, NOTE_MISSING)
 
 
 def repo_root() -> Path:
@@ -111,6 +123,41 @@ def interpreter() -> Path:
 def available() -> bool:
     """Whether the AugLab environment exists."""
     return interpreter().exists()
+
+
+def snapshot_path() -> Path:
+    """Where the AugLab snapshot of the paper's commit lives: ``../shared/third_party/`` beside the checkout."""
+    return repo_root().parent / "shared" / "third_party" / SNAPSHOT_NAME
+
+
+def installed_source() -> str | None:
+    """Which AugLab the environment holds: ``"snapshot 1ee096a"`` or ``"wheel 20260109"``; ``None`` without an env.
+
+    An environment built before ``make auglab-env`` recorded its source holds the wheel (the only option then).
+    """
+    python = interpreter()
+    if not python.exists():
+        return None
+    record = python.parent.parent / SOURCE_FILE
+    if not record.is_file():
+        return WHEEL_SOURCE
+    return record.read_text().strip() or WHEEL_SOURCE
+
+
+def gpu_config() -> tuple[dict[str, Any], str]:
+    """The GPU configuration to time and where it comes from.
+
+    Returns:
+        ``(config, origin)``: the snapshot's real ``transform_params_gpu.json`` (origin ``"snapshot 1ee096a"``) when
+        the snapshot is present, else :data:`DEFAULT_GPU_CONFIG` (origin ``"restatement"``).
+    """
+    path = snapshot_path()
+    if path.is_file():
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.endswith(_GPU_JSON):
+                    return json.loads(tar.extractfile(member).read().decode()), SNAPSHOT_SOURCE
+    return DEFAULT_GPU_CONFIG, "restatement"
 
 
 def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
@@ -137,8 +184,9 @@ def run(
     """Time AugLab's GPU pipeline on ``(batch, size)`` cases in the AugLab environment.
 
     Returns:
-        The worker's JSON reply: versions, and per case ``times`` (seconds per batch), ``peak_rss_bytes``,
-        ``cuda_max_allocated_bytes`` and ``error``.
+        The worker's JSON reply: versions (``auglab`` also names the installed source, e.g.
+        ``"20260109, snapshot 1ee096a"``), ``source`` (:func:`installed_source`), ``config`` (where the config came
+        from), and per case ``times`` (seconds per batch), ``peak_rss_bytes``, ``cuda_max_allocated_bytes``, ``error``.
 
     Raises:
         BaselineUnavailable: The environment is missing or the worker failed (its stderr tail is in the message).
@@ -149,9 +197,11 @@ def run(
     worker = Path(__file__).with_name("_auglab_worker.py")
     with tempfile.TemporaryDirectory(prefix="spineaug-auglab-") as tmp:
         config = os.environ.get("AUGLAB_PARAMS_GPU_JSON")
+        origin = config
         if not config:
+            values, origin = gpu_config()
             config = str(Path(tmp) / "transform_params_gpu.json")
-            Path(config).write_text(json.dumps(DEFAULT_GPU_CONFIG, indent=1))
+            Path(config).write_text(json.dumps(values, indent=1))
         request = Path(tmp) / "request.json"
         request.write_text(json.dumps({
             "config": config, "device": device, "threads": threads, "seed": seed, "warmup": warmup,
@@ -163,9 +213,13 @@ def run(
         tail = proc.stderr.strip().splitlines()[-5:]
         raise BaselineUnavailable(f"AugLab worker failed (exit {proc.returncode}): {' | '.join(tail)}")
     try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        reply = json.loads(proc.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
         raise BaselineUnavailable(f"AugLab worker returned no JSON: {proc.stdout[-300:]!r}") from None
+    source = installed_source()
+    reply["source"], reply["config"] = source, origin
+    reply["auglab"] = f"{reply.get('auglab', '?')}, {source}"
+    return reply
 
 
 if __name__ == "__main__":  # pragma: no cover - manual check: python -m spineaug.baselines.auglab

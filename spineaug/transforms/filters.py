@@ -32,6 +32,10 @@ def _odd_sizes(sizes: tuple[int, ...]) -> tuple[int, ...]:
     return sizes
 
 
+SCHARR_INTEGER_GAIN = 512.0
+"""Ratio of integer Scharr kernels (derivative ``(1, 0, -1)``, smoothing ``(3, 10, 3)``, as AugLab) to the normalised
+ones of :func:`spineaug.functional.filters.scharr_edges`: ``2 * 16 * 16``."""
+
 KernelSizes = Annotated[tuple[Annotated[int, Field(ge=1, le=15)], ...], AfterValidator(_odd_sizes)]
 """Odd kernel sizes from 1 to 15."""
 
@@ -132,6 +136,11 @@ class RandomScharrEdge(IntensityTransform):
 
     Args:
         magnitude: ``"l1"`` sums the absolute derivatives (AugLab); ``"l2"`` takes the gradient norm.
+        normalize: Use the normalised kernels (derivative ``(-1, 0, 1) / 2``, smoothing ``(3, 10, 3) / 16``). With
+            ``False`` the edge map is 512 times larger, as AugLab's integer kernels (``(1, 0, -1)``, ``(3, 10, 3)``)
+            make it: blending with the original (``mix_prob``) then barely shows the original and, with
+            ``retain_stats``, the result is close to a pure edge map (the ``xdomain`` preset reproduces this).
+            Without mixing and with ``retain_stats`` the two settings give the same output.
         retain_stats: Restore each sample's mean and std afterwards.
         mix_prob: Probability of blending with the original.
         region: Restrict to (or exclude) labelled regions.
@@ -144,6 +153,7 @@ class RandomScharrEdge(IntensityTransform):
     def __init__(
         self,
         magnitude: Literal["l1", "l2"] = "l1",
+        normalize: bool = True,
         retain_stats: bool = True,
         mix_prob: Probability = 0.5,
         region: RegionOptions | None = None,
@@ -151,9 +161,11 @@ class RandomScharrEdge(IntensityTransform):
     ) -> None:
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
         self.magnitude = magnitude
+        self.normalize = normalize
 
     def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        return FF.scharr_edges(x, self.magnitude)
+        edges = FF.scharr_edges(x, self.magnitude)
+        return edges if self.normalize else edges * SCHARR_INTEGER_GAIN
 
 
 class RandomLaplacian(IntensityTransform):

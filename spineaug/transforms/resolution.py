@@ -106,7 +106,8 @@ class RandomThickSlice(IntensityTransform):
     Args:
         scale: Range of the through-plane resolution factor ``s`` (slab width ``1/s`` voxels).
         axes: Candidate axes; each sample picks one uniformly (e.g. ``[0]`` for a known through-plane axis).
-        profile: Slice profile: ``"box"`` (slab average) or ``"gaussian"`` (Gaussian of FWHM ``1/s``).
+        profile: Slice profile: ``"box"`` (slab average), ``"gaussian"`` (Gaussian of FWHM ``1/s``) or ``"linear"``
+            (linear point sampling of ``round(s * n)`` slices, no slab integration: AugLab's behaviour).
         up: Up-sampling back to the original grid: ``"linear"`` or ``"nearest"``.
         retain_stats: Restore each sample's mean and std afterwards.
         mix_prob: Probability of blending with the original.
@@ -121,7 +122,7 @@ class RandomThickSlice(IntensityTransform):
         self,
         scale: ScaleRange = (0.1, 1.0),
         axes: NonEmptyAxes = (0, 1, 2),
-        profile: Literal["box", "gaussian"] = "box",
+        profile: Literal["box", "gaussian", "linear"] = "box",
         up: UpMode = "linear",
         retain_stats: bool = False,
         mix_prob: Probability = 0.0,

@@ -294,3 +294,44 @@ def test_random_conv_of_a_single_sample_equals_its_row_in_a_batch(k):
     both = FF.random_conv(x, w)
     torch.testing.assert_close(FF.random_conv(x[:1], w[:1]), both[:1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(FF.random_conv(x[1:], w[1:]), both[1:], atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ ScharrEdge(normalize)
+
+
+def test_scharr_unnormalized_matches_integer_kernels():
+    """``normalize=False``: the edge map of AugLab's integer kernels (derivative (1, 0, -1), smoothing (3, 10, 3))."""
+    x, _ = make_batch(2)
+    t = build("ScharrEdge", normalize=False, retain_stats=False, mix_prob=0.0)
+    out, _ = run(t, x)
+    s, d = np.array([3.0, 10.0, 3.0]), np.array([1.0, 0.0, -1.0])
+    kernels = [np.einsum("i,j,k->ijk", d, s, s), np.einsum("i,j,k->ijk", s, d, s), np.einsum("i,j,k->ijk", s, s, d)]
+    for b in range(2):
+        xb = x[b, 0].double().numpy()
+        ref = sum(np.abs(ndimage.correlate(xb, k, mode="reflect")) for k in kernels)
+        np.testing.assert_allclose(out.image[b, 0].numpy(), ref, rtol=1e-5, atol=1e-3)
+
+
+def test_scharr_normalize_only_matters_when_mixing():
+    x, _ = make_batch(4)
+    plain = [run(build("ScharrEdge", normalize=n), x, seed=2)[0].image for n in (True, False)]
+    torch.testing.assert_close(plain[0], plain[1], rtol=1e-4, atol=1e-4)  # retain_stats, no mixing: same output
+    mixed = [run(build("ScharrEdge", normalize=n, mix_prob=1.0), x, seed=2)[0].image for n in (True, False)]
+    edges = run(build("ScharrEdge"), x, seed=2)[0].image
+
+    def corr(a, b):
+        a, b = a.flatten(1) - a.flatten(1).mean(1, keepdim=True), b.flatten(1) - b.flatten(1).mean(1, keepdim=True)
+        return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+
+    # Integer gain: the blend is dominated by the edge map; normalised: by the original image.
+    assert (corr(mixed[1], edges) > corr(mixed[0], edges)).all()
+    assert corr(mixed[1], edges).mean() > 0.9
+    assert corr(mixed[0], x).mean() > corr(mixed[1], x).mean()
+
+
+def test_scharr_normalize_is_validated_and_round_trips():
+    with pytest.raises(ConfigError, match="normalize"):
+        spineaug.TRANSFORMS["ScharrEdge"](normalize="sometimes")
+    t = spineaug.TRANSFORMS["ScharrEdge"](normalize=False)
+    assert t.config()["normalize"] is False
+    assert spineaug.build_transform(t.config()).normalize is False

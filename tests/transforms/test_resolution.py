@@ -257,3 +257,19 @@ def test_fov_crop_works_without_label():
     x, _ = make_batch(2)
     out, _ = run(spineaug.TRANSFORMS["FovCrop"](crop=(0.5, 0.6)), x)
     assert out.label is None and not torch.equal(out.image, x)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_thick_slice_linear_profile_point_samples_like_trilinear_interpolation(axis):
+    """``profile="linear"`` (AugLab): linear down-sampling of one axis without slab integration, then linear up."""
+    x, lbl = make_batch(3, (12, 13, 14))
+    t = spineaug.TRANSFORMS["ThickSlice"](scale=(0.1, 0.9), axes=[axis], profile="linear", up="linear")
+    out, params = run(t, x, lbl, seed=5)
+    for b in range(3):
+        sizes = list(x.shape[2:])
+        sizes[axis] = int(FR.target_size(params.values["scale"][b, axis : axis + 1], sizes[axis]))
+        ref = _torch_roundtrip(x[b : b + 1], sizes, "trilinear", "trilinear")
+        torch.testing.assert_close(out.image[b : b + 1], ref, atol=1e-5, rtol=1e-5)
+    assert out.label is lbl
+    box = spineaug.TRANSFORMS["ThickSlice"](scale=(0.1, 0.9), axes=[axis], profile="box", up="linear")
+    assert not torch.allclose(run(box, x, lbl, seed=5)[0].image, out.image)
