@@ -78,6 +78,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(benchmark.write(results, args.out))
     else:
         print(f"spineaug report: no benchmark results under {results} (run `spineaug bench`); skipped", file=sys.stderr)
+    studies = Path(args.study_data)
+    if any(studies.glob("*/summary.csv")):
+        from spineaug.report import study
+
+        print(study.write(studies, args.out))
+    else:
+        print(f"spineaug report: no study results under {studies} (run `make study`); skipped", file=sys.stderr)
     return 0
 
 
@@ -172,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="markdown + figures from results (benchmark: reports/benchmark.md)")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--study-data", default="reports/data/study",
+                   help="compact study results, one folder per study (default: reports/data/study)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("phantom", help="write synthetic spine phantom datasets (nnU-Net raw format, one per domain)")

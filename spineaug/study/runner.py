@@ -126,12 +126,14 @@ def run_study(
 
 
 def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, slurm: SlurmOptions, progress) -> None:
+    """Run ``todo`` through submitit: a SLURM job array, or at most ``workers`` local processes at a time."""
+    import time
+
     try:
         import submitit
     except ImportError:  # pragma: no cover - submitit is a dependency; this is for trimmed installs
         raise ImportError("executors 'local'/'slurm' need submitit: pip install submitit") from None
-    cluster = {"local": "local", "slurm": "slurm", "debug": "debug"}[executor]
-    ex = submitit.AutoExecutor(folder=out / "submitit" / "%j", cluster=cluster)
+    ex = submitit.AutoExecutor(folder=out / "submitit" / "%j", cluster=executor)
     if executor == "slurm":
         ex.update_parameters(
             timeout_min=slurm.time_min, gpus_per_node=slurm.gpus, cpus_per_task=slurm.cpus, mem_gb=slurm.mem_gb,
@@ -139,18 +141,31 @@ def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, s
         )  # fmt: skip
     elif executor == "local":
         ex.update_parameters(timeout_min=7 * 24 * 60)
-    batches = [todo] if executor != "local" else [todo[i : i + max(workers, 1)] for i in range(0, len(todo), max(workers, 1))]
     grid = None
     if progress:
         from tqdm.auto import tqdm
 
         grid = tqdm(total=len(todo), desc="study grid", unit="cell")
-    for batch in batches:  # the local executor runs all jobs of a submission at once: batch to `workers`
-        jobs = ex.map_array(run_cell, [payload] * len(batch), [str(out)] * len(batch), batch, [False] * len(batch))
-        for job in jobs:
-            job.result()  # raises with the job's traceback if a cell failed
+    args = (payload, str(out))
+    if executor == "slurm":  # the whole array at once; SLURM enforces the parallelism
+        running = list(zip(todo, ex.map_array(run_cell, *zip(*[(*args, c, False) for c in todo]))))
+        pending: list[Cell] = []
+    else:  # local processes: keep `workers` busy, start the next cell when one finishes
+        pending, running = list(todo), []
+    while pending or running:
+        while pending and len(running) < max(workers, 1):
+            cell = pending.pop(0)
+            running.append((cell, ex.submit(run_cell, *args, cell, False)))
+        finished = [(c, j) for c, j in running if j.done()]
+        for cell, job in finished:
+            running.remove((cell, job))
+            job.result()  # raises with the job's traceback if the cell failed
             if grid is not None:
                 grid.update(1)
+        if grid is not None:
+            grid.set_postfix_str(", ".join(f"{c.slug}: {cell_state(out, c)}" for c, _ in running)[:120])
+        if not finished:
+            time.sleep(2.0)
     if grid is not None:
         grid.close()
 

@@ -126,10 +126,27 @@ def summarize(study: StudyConfig, out: Path) -> Path:
     return out
 
 
+def compact_curves(curves: pd.DataFrame, every: int = 25) -> pd.DataFrame:
+    """One row per ``every`` iterations per cell (means of loss and timings over the window) plus every row with a
+    validation Dice: small enough to commit, enough to draw the learning curves."""
+    keys = ["source", "arm", "seed"]
+    c = curves.sort_values([*keys, "iteration"]).copy()
+    c["window"] = (c["iteration"] - 1) // every
+    agg = c.groupby([*keys, "window"], as_index=False).agg(
+        iteration=("iteration", "max"), loss=("loss", "mean"), data_s=("data_s", "mean"),
+        augment_s=("augment_s", "mean"), network_s=("network_s", "mean"), val_dice=("val_dice", "last"),
+        elapsed_s=("elapsed_s", "max"),
+    )  # fmt: skip
+    return agg.drop(columns="window")
+
+
 def export(out: Path, dest: Path) -> Path:
     """Copy the compact results (no checkpoints, no volumes) to ``dest`` (e.g. ``reports/data/study/<name>``)."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("study.json", "metrics.csv", "curves.csv", "summary.csv", "summary.md"):
+    for name in ("study.json", "metrics.csv", "summary.csv", "summary.md"):
         if (out / name).is_file():
             atomic_write_text(dest / name, (out / name).read_text())
+    if (out / "curves.csv").is_file():
+        curves = compact_curves(pd.read_csv(out / "curves.csv"))
+        atomic_write_text(dest / "curves.csv", curves.to_csv(index=False, float_format="%.5g"))
     return dest

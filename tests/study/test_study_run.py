@@ -1,0 +1,176 @@
+"""Training, resumption, evaluation and prediction of study cells on a tiny phantom study."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from spineaug import study as S
+from spineaug.study.data import load_split
+from spineaug.study.runner import cell_folder, prepare
+from spineaug.study.train import Cell, train_cell
+
+from .conftest import tiny_study
+
+
+def _log(folder: Path) -> list[dict]:
+    with (folder / "train_log.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_resumed_training_equals_uninterrupted(tmp_path, tiny):
+    study = S.load_study(tiny)
+    prepare(study, tmp_path / "out", progress=False)
+    train, val = load_split(study, "t2w", "train"), load_split(study, "t2w", "val")
+    cell = Cell("t2w", "xdomain", 0)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train_cell(study, cell, whole, train, val, progress=False)
+    # "killed" after 6 iterations: the checkpoint holds iteration 4, iterations 5-6 are lost and redone
+    train_cell(study, cell, split, train, val, progress=False, stop_after=6)
+    assert torch.load(split / "checkpoint.pt", weights_only=False)["iteration"] == 4
+    train_cell(study, cell, split, train, val, progress=False)
+    a, b = _log(whole), _log(split)
+    assert [r["iteration"] for r in b] == [str(i) for i in range(1, 13)]
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]  # same patches, same augmentation, same updates
+    wa = torch.load(whole / "model.pt", weights_only=False)["model"]
+    wb = torch.load(split / "model.pt", weights_only=False)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not (split / "checkpoint.pt").exists()
+
+
+def test_every_arm_crops_the_patch(tiny):
+    from spineaug.study.augment import build_augmentation
+
+    for arm in ("none", "nnunet", "xdomain", "xdomain-plus"):
+        aug = build_augmentation(arm, (16, 16, 16))
+        image = torch.randn(2, 1, *aug.read_size)
+        label = torch.zeros(2, 1, *aug.read_size, dtype=torch.long)
+        out, lab = aug.batch(image, label, generator=torch.Generator().manual_seed(0))
+        assert out.shape == (2, 1, 16, 16, 16) and lab.shape == out.shape
+    none = build_augmentation("none", (16, 16, 16))
+    assert none.read_size == (16, 16, 16)
+    image = torch.randn(2, 1, 16, 16, 16)
+    out, _ = none.batch(image, torch.zeros(2, 1, 16, 16, 16, dtype=torch.long))
+    assert torch.equal(out, image)  # the none arm only crops (here: the whole patch)
+    assert all(r > 16 for r in build_augmentation("nnunet", (16, 16, 16)).read_size)  # enlarged for rotations
+
+
+def test_study_kill_and_resume(tmp_path):
+    """Kill a real `spineaug study` process mid-training, rerun it: it resumes and completes the grid."""
+    import yaml
+
+    spec = tiny_study(tmp_path, arms=["none", "nnunet"])
+    spec["training"].update(iterations=40, checkpoint_every=5, val_every=20)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "results"
+    cmd = [sys.executable, "-m", "spineaug.cli", "study", str(path), "--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = out / "tiny" / "cells" / "t2w__none__s0" / "checkpoint.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = S.status(S.load_study(path), out / "tiny")
+    assert "training" in state and "0/2 cells done" in state
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    log = _log(out / "tiny" / "cells" / "t2w__none__s0")
+    assert [int(r["iteration"]) for r in log] == list(range(1, 41))
+    assert "2/2 cells done" in S.status(S.load_study(path), out / "tiny")
+    for name in ("metrics.csv", "summary.csv", "summary.md", "curves.csv"):
+        assert (out / "tiny" / name).is_file()
+
+
+def test_evaluation_resumes_per_case(tmp_path):
+    spec = tiny_study(tmp_path)
+    spec["data"]["n_test"] = 2
+    study = S.load_study(spec)
+    out = tmp_path / "out"
+    S.run_study(study, out, progress=False)
+    folder = cell_folder(out, Cell("t2w", "none", 0))
+    rows = (folder / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2 * 3  # header + domains x cases x classes
+    # drop the last case's rows as if killed during evaluation; only that case is recomputed
+    (folder / "metrics.partial.csv").write_text("\n".join(rows[:-3]) + "\n")
+    (folder / "metrics.csv").unlink()
+    from spineaug.study.evaluate import evaluate_cell
+
+    calls = []
+    import spineaug.study.evaluate as E
+
+    original = E.predict_volume
+    E.predict_volume = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        evaluate_cell(study, Cell("t2w", "none", 0), folder, {d: (lambda d=d: load_split(study, d, "test"))
+                                                                for d in study.target_domains()}, progress=False)
+    finally:
+        E.predict_volume = original
+    assert len(calls) == 1
+    assert (folder / "metrics.csv").read_text().splitlines() == rows
+
+
+def _model(tmp_path):
+    study = S.load_study(tiny_study(tmp_path))
+    S.run_study(study, tmp_path / "out", progress=False)
+    return cell_folder(tmp_path / "out", Cell("t2w", "none", 0)) / "model.pt"
+
+
+def test_predict_writes_on_the_input_grid(tmp_path):
+    from spineaug import phantom
+    from spineaug.study.predict import predict
+
+    model = _model(tmp_path)
+    case = phantom.make_case(20_000, "t2w", shape=(24, 28, 48), spacing=4.0)
+    ras = nib.Nifti1Image(case.image, case.affine)
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])  # the same volume stored L->R reversed, P->A reversed (LPS)
+    lps_affine = case.affine @ np.array([[-1, 0, 0, 23], [0, -1, 0, 27], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    lps = nib.Nifti1Image(case.image[::-1, ::-1, :].copy(), lps_affine)
+    (tmp_path / "in").mkdir()
+    nib.save(ras, str(tmp_path / "in" / "ras.nii.gz"))
+    nib.save(lps, str(tmp_path / "in" / "lps.nii.gz"))
+    outs = predict(model, tmp_path / "in", tmp_path / "pred", progress=False)
+    assert [p.name for p in outs] == ["lps.nii.gz", "ras.nii.gz"]
+    a, b = nib.load(str(outs[1])), nib.load(str(outs[0]))
+    assert a.shape == case.image.shape and np.allclose(a.affine, case.affine)
+    assert np.allclose(b.affine, lps_affine)
+    pa, pb = np.asarray(a.dataobj), np.asarray(b.dataobj)
+    assert set(np.unique(pa)) <= {0, 1, 2, 3}
+    assert np.array_equal(pa, pb[::-1, ::-1, :])  # same anatomy, same labels, whatever the storage order
+    del flip
+
+
+def test_predict_bad_inputs(tmp_path):
+    from spineaug.study.predict import predict
+
+    junk = tmp_path / "junk.pt"
+    torch.save({"weights": 1}, junk)
+    with pytest.raises(ValueError, match="not a spineaug study model"):
+        predict(junk, tmp_path, tmp_path / "o", progress=False)
+    model = _model(tmp_path)
+    state = torch.load(model, weights_only=False)
+    state["spec"]["model"]["filters"] = [8, 16]
+    other = tmp_path / "other.pt"
+    torch.save(state, other)
+    with pytest.raises(ValueError, match="do not match the architecture"):
+        predict(other, tmp_path, tmp_path / "o", progress=False)
+    state["spec"]["n_classes"] = 7
+    torch.save(state, other)
+    with pytest.raises(ValueError, match="7 classes"):
+        predict(other, tmp_path, tmp_path / "o", progress=False)
+    with pytest.raises(FileNotFoundError, match="no .nii"):
+        predict(model, tmp_path / "out", tmp_path / "o", progress=False)
