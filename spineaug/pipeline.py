@@ -63,6 +63,27 @@ def build_transform(entry: dict[str, Any], where: str = "transform") -> RandomTr
         raise ConfigError(f"{where} ({name}): {exc}") from None
 
 
+def with_patch(
+    entries: list[Any], patch_size: Any = None, p_foreground: Any = None
+) -> list[Any]:
+    """Config entries with the ``Spatial`` entry's ``patch_size``/``p_foreground`` overridden (``None``: keep).
+
+    Without a ``Spatial`` entry, a given ``patch_size`` inserts one first that only crops: every probability 0, so it
+    cuts a patch at a random position (or, with ``p_foreground``, centred on a random foreground voxel) and changes
+    nothing else. The values are validated when the entries are built, like any config value.
+    """
+    overrides = {k: v for k, v in (("patch_size", patch_size), ("p_foreground", p_foreground)) if v is not None}
+    if not overrides:
+        return entries
+    spatial = [i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == "Spatial"]
+    if spatial:
+        return [dict(e, **overrides) if i in spatial else e for i, e in enumerate(entries)]
+    if patch_size is None:
+        raise ConfigError("p_foreground needs a patch: the config has no 'Spatial' entry, so pass patch_size= too")
+    crop = {"name": "Spatial", "p_rotation": 0.0, "p_scale": 0.0, "p_elastic": 0.0, "p_foreground": 0.0, "p": 0.0}
+    return [dict(crop, **overrides), *entries]
+
+
 def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
     if not isinstance(image, Tensor):
         raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
@@ -153,8 +174,23 @@ class Pipeline(nn.Module):
         return self.generator
 
     @classmethod
-    def from_config(cls, source: str | Path | dict[str, Any], **kwargs: Any) -> Pipeline:
-        """Build a pipeline from a config dict or a JSON/YAML file; every key and value is validated."""
+    def from_config(
+        cls,
+        source: str | Path | dict[str, Any],
+        *,
+        patch_size: tuple[int, int, int] | None = None,
+        p_foreground: float | None = None,
+        **kwargs: Any,
+    ) -> Pipeline:
+        """Build a pipeline from a config dict or a JSON/YAML file; every key and value is validated.
+
+        Args:
+            source: A config dict, or the path of a ``.json``/``.yaml`` file.
+            patch_size: Overrides the ``Spatial`` entry's output patch (D, H, W); a config without a ``Spatial``
+                entry gets one first that only crops to the patch (see :func:`with_patch`).
+            p_foreground: Overrides the ``Spatial`` entry's probability of centring the patch on a foreground voxel.
+            **kwargs: Passed to the constructor (``seed``, ``check_finite``).
+        """
         data = load_config(source)
         unknown = set(data) - _TOP_LEVEL_KEYS
         if unknown:
@@ -165,18 +201,31 @@ class Pipeline(nn.Module):
         seed = data.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ConfigError(f"'seed' must be an integer or null, got {seed!r}")
+        entries = with_patch(entries, patch_size, p_foreground)
         transforms = [build_transform(e, f"transforms[{i}]") for i, e in enumerate(entries)]
         kwargs.setdefault("seed", seed)
         return cls(*transforms, **kwargs)
 
     @classmethod
-    def from_preset(cls, name: str, **kwargs: Any) -> Pipeline:
-        """Build a bundled preset (see :func:`presets`)."""
+    def from_preset(
+        cls,
+        name: str,
+        *,
+        patch_size: tuple[int, int, int] | None = None,
+        p_foreground: float | None = None,
+        **kwargs: Any,
+    ) -> Pipeline:
+        """Build a bundled preset (see :func:`presets`), optionally with another patch (see :meth:`from_config`).
+
+        Example:
+            >>> import spineaug
+            >>> aug = spineaug.Pipeline.from_preset("none", patch_size=(64, 64, 64), p_foreground=0.33)
+        """
         names = presets()
         if name not in names:
             raise ValueError(f"unknown preset {name!r}; available presets: {names}")
         text = resources.files("spineaug").joinpath("presets").joinpath(f"{name}.json").read_text()
-        return cls.from_config(json.loads(text), **kwargs)
+        return cls.from_config(json.loads(text), patch_size=patch_size, p_foreground=p_foreground, **kwargs)
 
     def config(self) -> dict[str, Any]:
         """Return a config dict that rebuilds this pipeline."""
