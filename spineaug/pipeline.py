@@ -1,10 +1,8 @@
-"""``Pipeline``: an ordered, validated list of random transforms, with presets and JSON/YAML configs."""
+"""``Pipeline``: an ordered, validated list of random transforms, built in Python, from a preset or from a config."""
 
 from __future__ import annotations
 
-import json
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -12,76 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from spineaug.batch import Batch
-from spineaug.transforms import TRANSFORMS
-from spineaug.transforms.base import ConfigError, RandomTransform
+from spineaug.config import build_pipeline_parts, preset_config
+from spineaug.transforms import RandomTransform
 from spineaug.transforms.spatial import GeometricTransform, Placement, RandomSpatial, resample
-
-_TOP_LEVEL_KEYS = {"seed", "transforms", "description"}
-
-
-def presets() -> list[str]:
-    """Names of the bundled presets (``Pipeline.from_preset`` accepts each)."""
-    folder = resources.files("spineaug").joinpath("presets")
-    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
-
-
-def load_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
-    """Read a config from a dict, a ``.json`` file or a ``.yaml``/``.yml`` file (no validation yet)."""
-    if isinstance(source, dict):
-        return source
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a mapping with a 'transforms' list, got {type(data).__name__}")
-    return data
-
-
-def build_transform(entry: dict[str, Any], where: str = "transform") -> RandomTransform:
-    """Build one transform from a config entry ``{"name": ..., **params}``."""
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: each transform entry must be a mapping with a 'name', got {entry!r}")
-    params = dict(entry)
-    name = params.pop("name", None)
-    if name is None:
-        raise ConfigError(f"{where}: missing 'name' (one of {sorted(TRANSFORMS)})")
-    if name not in TRANSFORMS:
-        raise ConfigError(f"{where}: unknown transform name {name!r}; known names: {sorted(TRANSFORMS)}")
-    try:
-        return TRANSFORMS[name](**params)
-    except ConfigError as exc:
-        raise ConfigError(f"{where} ({name}): {exc}") from None
-
-
-def with_patch(
-    entries: list[Any], patch_size: Any = None, p_foreground: Any = None
-) -> list[Any]:
-    """Config entries with the ``Spatial`` entry's ``patch_size``/``p_foreground`` overridden (``None``: keep).
-
-    Without a ``Spatial`` entry, a given ``patch_size`` inserts one first that only crops: every probability 0, so it
-    cuts a patch at a random position (or, with ``p_foreground``, centred on a random foreground voxel) and changes
-    nothing else. The values are validated when the entries are built, like any config value.
-    """
-    overrides = {k: v for k, v in (("patch_size", patch_size), ("p_foreground", p_foreground)) if v is not None}
-    if not overrides:
-        return entries
-    spatial = [i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == "Spatial"]
-    if spatial:
-        return [dict(e, **overrides) if i in spatial else e for i, e in enumerate(entries)]
-    if patch_size is None:
-        raise ConfigError("p_foreground needs a patch: the config has no 'Spatial' entry, so pass patch_size= too")
-    crop = {"name": "Spatial", "p_rotation": 0.0, "p_scale": 0.0, "p_elastic": 0.0, "p_foreground": 0.0, "p": 0.0}
-    return [dict(crop, **overrides), *entries]
+from spineaug.validation import ConfigError
 
 
 def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
@@ -187,22 +119,11 @@ class Pipeline(nn.Module):
         Args:
             source: A config dict, or the path of a ``.json``/``.yaml`` file.
             patch_size: Overrides the ``Spatial`` entry's output patch (D, H, W); a config without a ``Spatial``
-                entry gets one first that only crops to the patch (see :func:`with_patch`).
+                entry gets one first that only crops to the patch (see :func:`spineaug.config.with_patch`).
             p_foreground: Overrides the ``Spatial`` entry's probability of centring the patch on a foreground voxel.
             **kwargs: Passed to the constructor (``seed``, ``check_finite``).
         """
-        data = load_config(source)
-        unknown = set(data) - _TOP_LEVEL_KEYS
-        if unknown:
-            raise ConfigError(f"unknown top-level config key(s) {sorted(unknown)}; allowed: {sorted(_TOP_LEVEL_KEYS)}")
-        entries = data.get("transforms", [])
-        if not isinstance(entries, list):
-            raise ConfigError(f"'transforms' must be a list of entries, got {type(entries).__name__}")
-        seed = data.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigError(f"'seed' must be an integer or null, got {seed!r}")
-        entries = with_patch(entries, patch_size, p_foreground)
-        transforms = [build_transform(e, f"transforms[{i}]") for i, e in enumerate(entries)]
+        transforms, seed = build_pipeline_parts(source, patch_size=patch_size, p_foreground=p_foreground)
         kwargs.setdefault("seed", seed)
         return cls(*transforms, **kwargs)
 
@@ -215,17 +136,13 @@ class Pipeline(nn.Module):
         p_foreground: float | None = None,
         **kwargs: Any,
     ) -> Pipeline:
-        """Build a bundled preset (see :func:`presets`), optionally with another patch (see :meth:`from_config`).
+        """Build a bundled preset (see :func:`spineaug.presets`); ``patch_size``/``p_foreground`` as in ``from_config``.
 
         Example:
             >>> import spineaug
             >>> aug = spineaug.Pipeline.from_preset("none", patch_size=(64, 64, 64), p_foreground=0.33)
         """
-        names = presets()
-        if name not in names:
-            raise ValueError(f"unknown preset {name!r}; available presets: {names}")
-        text = resources.files("spineaug").joinpath("presets").joinpath(f"{name}.json").read_text()
-        return cls.from_config(json.loads(text), patch_size=patch_size, p_foreground=p_foreground, **kwargs)
+        return cls.from_config(preset_config(name), patch_size=patch_size, p_foreground=p_foreground, **kwargs)
 
     def config(self) -> dict[str, Any]:
         """Return a config dict that rebuilds this pipeline."""

@@ -19,17 +19,9 @@ from torch import Tensor
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import spatial as F
-from spineaug.transforms.base import (
-    Axes,
-    NonNegativeRange,
-    PositiveRange,
-    Probability,
-    Range,
-    RandomTransform,
-    Warp,
-)
+from spineaug.transforms.base import RandomTransform, Warp
+from spineaug.validation import Axes, NonNegativeRange, PositiveInt, PositiveRange, Probability, Range
 
-PositiveInt = Annotated[int, Field(ge=1)]
 PatchSize = tuple[PositiveInt, PositiveInt, PositiveInt]
 PadMode = Literal["constant", "edge", "reflect", "min"]
 
