@@ -11,8 +11,7 @@ from torch import Tensor, nn
 
 from spineaug.batch import Batch
 from spineaug.config import build_pipeline_parts, preset_config
-from spineaug.transforms import RandomTransform
-from spineaug.transforms.spatial import GeometricTransform, Placement, RandomSpatial, resample
+from spineaug.transforms import GeometricTransform, RandomTransform
 from spineaug.validation import ConfigError
 
 
@@ -84,9 +83,10 @@ class Pipeline(nn.Module):
         for i, t in enumerate(transforms):
             if not isinstance(t, RandomTransform):
                 raise TypeError(f"transforms[{i}] must be a spineaug transform, got {type(t).__name__}")
-        spatial = [t for t in transforms if isinstance(t, RandomSpatial)]
-        if len(spatial) > 1:
-            raise ConfigError("at most one 'Spatial' entry is allowed (it sets the output patch and the padding)")
+        limited = [t.name for t in transforms if t.one_per_pipeline]
+        for t in transforms:
+            if t.one_per_pipeline and limited.count(t.name) > 1:
+                raise ConfigError(f"at most one {t.name!r} entry is allowed ({t.one_per_pipeline})")
         self.transforms = nn.ModuleList(transforms)
         self.seed = seed
         self.check_finite = check_finite
@@ -185,8 +185,8 @@ class Pipeline(nn.Module):
         for i, t in enumerate(ordered[:n_geometric]):
             p = params[i] if params is not None else t.sample_params(batch, generator)
             geometric_params.append(p)
-        if ordered[:n_geometric]:
-            batch = self._resample(batch, ordered[:n_geometric], geometric_params)
+        if ordered[:n_geometric]:  # one resampling for all of them
+            batch = GeometricTransform.apply_together(batch, list(zip(ordered[:n_geometric], geometric_params)))
         drawn.extend(geometric_params)
         caller = _storage(image)
         for i, t in enumerate(ordered[n_geometric:], start=n_geometric):
@@ -198,14 +198,3 @@ class Pipeline(nn.Module):
         if return_params:
             return batch.image, batch.label, drawn
         return batch.image, batch.label
-
-    @staticmethod
-    def _resample(batch: Batch, transforms: list[GeometricTransform], params: list[Any]) -> Batch:
-        placement = None
-        for t, p in zip(transforms, params):
-            if isinstance(t, RandomSpatial):
-                placement = t.placement(p, batch)
-        if placement is None:
-            placement = Placement.whole(batch)
-        warps = [t.warp(p, batch) for t, p in zip(transforms, params)]
-        return resample(batch, warps, placement)

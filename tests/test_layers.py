@@ -43,3 +43,11 @@ def test_layers_import_only_lower_layers(layer):
     for path in files:
         extra = _spineaug_imports(path) - ALLOWED[layer]
         assert not extra, f"{path.relative_to(ROOT.parent)} imports {sorted(extra)}"
+
+
+def test_pipeline_knows_no_geometry_internals():
+    import re
+
+    text = (ROOT / "pipeline.py").read_text()
+    for pattern in (r"isinstance\(.*RandomSpatial", r"\bPlacement\b", r"\bresample\b", r"_resample"):
+        assert not re.search(pattern, text), pattern

@@ -3,7 +3,8 @@
 ``TRANSFORMS`` maps config names (CATALOG.md) to transform classes.
 """
 
-from spineaug.transforms.base import RandomTransform, Warp
+from spineaug.transforms._resample import Warp
+from spineaug.transforms.base import RandomTransform
 from spineaug.transforms.intensity import (
     RandomBiasField,
     RandomBrightness,

@@ -33,6 +33,8 @@ class RandomTransform(nn.Module):
     name: ClassVar[str] = ""
     geometric: ClassVar[bool] = False
     requires_label: ClassVar[bool] = False
+    one_per_pipeline: ClassVar[str] = ""
+    """Non-empty: a pipeline may hold at most one entry of this transform, for the reason given."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -75,28 +77,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump()
     return value
-
-
-@dataclass(frozen=True)
-class Warp:
-    """A per-sample sampling map ``r -> matrix @ r + shift`` in voxels, relative to the patch/volume centres.
-
-    Attributes:
-        matrix: (B, 3, 3), acting on (d, h, w) offsets from the output centre.
-        shift: (B, 3) input voxels.
-    """
-
-    matrix: Tensor
-    shift: Tensor
-
-    def then(self, inner: Warp) -> Warp:
-        """Compose with a sampling map applied before this one on the output side: ``self(inner(r))``."""
-        return Warp(self.matrix @ inner.matrix, (self.matrix @ inner.shift[..., None])[..., 0] + self.shift)
-
-    @staticmethod
-    def identity(batch_size: int) -> Warp:
-        """The identity map for ``batch_size`` samples."""
-        return Warp(torch.eye(3).expand(batch_size, 3, 3).clone(), torch.zeros(batch_size, 3))
 
 
 def subset_apply(x: Tensor, gate: Tensor, fn, *, inplace: bool = False) -> Tensor:
