@@ -7,8 +7,10 @@ Example:
 """
 
 from spineaug.batch import Batch
-from spineaug.pipeline import Pipeline, build_transform, load_config, presets
-from spineaug.transforms import TRANSFORMS, ConfigError, RandomTransform
+from spineaug.config import build_transform, load_config, presets
+from spineaug.pipeline import Pipeline
+from spineaug.transforms import TRANSFORMS, RandomTransform
+from spineaug.validation import ConfigError
 
 __version__ = "0.1.0"
 

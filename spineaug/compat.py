@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from spineaug.pipeline import Pipeline
-from spineaug.transforms.base import ConfigError
+from spineaug.validation import ConfigError
 
 Entry = dict[str, Any]
 _REGION_KEYS = ("in_seg", "out_seg", "mix_in_out")

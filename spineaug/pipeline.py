@@ -1,10 +1,8 @@
-"""``Pipeline``: an ordered, validated list of random transforms, with presets and JSON/YAML configs."""
+"""``Pipeline``: an ordered, validated list of random transforms, built in Python, from a preset or from a config."""
 
 from __future__ import annotations
 
-import json
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -12,55 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from spineaug.batch import Batch
-from spineaug.transforms import TRANSFORMS
-from spineaug.transforms.base import ConfigError, RandomTransform
-from spineaug.transforms.spatial import GeometricTransform, Placement, RandomSpatial, resample
-
-_TOP_LEVEL_KEYS = {"seed", "transforms", "description"}
-
-
-def presets() -> list[str]:
-    """Names of the bundled presets (``Pipeline.from_preset`` accepts each)."""
-    folder = resources.files("spineaug").joinpath("presets")
-    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
-
-
-def load_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
-    """Read a config from a dict, a ``.json`` file or a ``.yaml``/``.yml`` file (no validation yet)."""
-    if isinstance(source, dict):
-        return source
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a mapping with a 'transforms' list, got {type(data).__name__}")
-    return data
-
-
-def build_transform(entry: dict[str, Any], where: str = "transform") -> RandomTransform:
-    """Build one transform from a config entry ``{"name": ..., **params}``."""
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: each transform entry must be a mapping with a 'name', got {entry!r}")
-    params = dict(entry)
-    name = params.pop("name", None)
-    if name is None:
-        raise ConfigError(f"{where}: missing 'name' (one of {sorted(TRANSFORMS)})")
-    if name not in TRANSFORMS:
-        raise ConfigError(f"{where}: unknown transform name {name!r}; known names: {sorted(TRANSFORMS)}")
-    try:
-        return TRANSFORMS[name](**params)
-    except ConfigError as exc:
-        raise ConfigError(f"{where} ({name}): {exc}") from None
+from spineaug.config import build_pipeline_parts, preset_config
+from spineaug.transforms import GeometricTransform, RandomTransform
+from spineaug.validation import ConfigError
 
 
 def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
@@ -131,9 +83,10 @@ class Pipeline(nn.Module):
         for i, t in enumerate(transforms):
             if not isinstance(t, RandomTransform):
                 raise TypeError(f"transforms[{i}] must be a spineaug transform, got {type(t).__name__}")
-        spatial = [t for t in transforms if isinstance(t, RandomSpatial)]
-        if len(spatial) > 1:
-            raise ConfigError("at most one 'Spatial' entry is allowed (it sets the output patch and the padding)")
+        limited = [t.name for t in transforms if t.one_per_pipeline]
+        for t in transforms:
+            if t.one_per_pipeline and limited.count(t.name) > 1:
+                raise ConfigError(f"at most one {t.name!r} entry is allowed ({t.one_per_pipeline})")
         self.transforms = nn.ModuleList(transforms)
         self.seed = seed
         self.check_finite = check_finite
@@ -153,30 +106,43 @@ class Pipeline(nn.Module):
         return self.generator
 
     @classmethod
-    def from_config(cls, source: str | Path | dict[str, Any], **kwargs: Any) -> Pipeline:
-        """Build a pipeline from a config dict or a JSON/YAML file; every key and value is validated."""
-        data = load_config(source)
-        unknown = set(data) - _TOP_LEVEL_KEYS
-        if unknown:
-            raise ConfigError(f"unknown top-level config key(s) {sorted(unknown)}; allowed: {sorted(_TOP_LEVEL_KEYS)}")
-        entries = data.get("transforms", [])
-        if not isinstance(entries, list):
-            raise ConfigError(f"'transforms' must be a list of entries, got {type(entries).__name__}")
-        seed = data.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigError(f"'seed' must be an integer or null, got {seed!r}")
-        transforms = [build_transform(e, f"transforms[{i}]") for i, e in enumerate(entries)]
+    def from_config(
+        cls,
+        source: str | Path | dict[str, Any],
+        *,
+        patch_size: tuple[int, int, int] | None = None,
+        p_foreground: float | None = None,
+        **kwargs: Any,
+    ) -> Pipeline:
+        """Build a pipeline from a config dict or a JSON/YAML file; every key and value is validated.
+
+        Args:
+            source: A config dict, or the path of a ``.json``/``.yaml`` file.
+            patch_size: Overrides the ``Spatial`` entry's output patch (D, H, W); a config without a ``Spatial``
+                entry gets one first that only crops to the patch (see :func:`spineaug.config.with_patch`).
+            p_foreground: Overrides the ``Spatial`` entry's probability of centring the patch on a foreground voxel.
+            **kwargs: Passed to the constructor (``seed``, ``check_finite``).
+        """
+        transforms, seed = build_pipeline_parts(source, patch_size=patch_size, p_foreground=p_foreground)
         kwargs.setdefault("seed", seed)
         return cls(*transforms, **kwargs)
 
     @classmethod
-    def from_preset(cls, name: str, **kwargs: Any) -> Pipeline:
-        """Build a bundled preset (see :func:`presets`)."""
-        names = presets()
-        if name not in names:
-            raise ValueError(f"unknown preset {name!r}; available presets: {names}")
-        text = resources.files("spineaug").joinpath("presets").joinpath(f"{name}.json").read_text()
-        return cls.from_config(json.loads(text), **kwargs)
+    def from_preset(
+        cls,
+        name: str,
+        *,
+        patch_size: tuple[int, int, int] | None = None,
+        p_foreground: float | None = None,
+        **kwargs: Any,
+    ) -> Pipeline:
+        """Build a bundled preset (see :func:`spineaug.presets`); ``patch_size``/``p_foreground`` as in ``from_config``.
+
+        Example:
+            >>> import spineaug
+            >>> aug = spineaug.Pipeline.from_preset("none", patch_size=(64, 64, 64), p_foreground=0.33)
+        """
+        return cls.from_config(preset_config(name), patch_size=patch_size, p_foreground=p_foreground, **kwargs)
 
     def config(self) -> dict[str, Any]:
         """Return a config dict that rebuilds this pipeline."""
@@ -219,8 +185,8 @@ class Pipeline(nn.Module):
         for i, t in enumerate(ordered[:n_geometric]):
             p = params[i] if params is not None else t.sample_params(batch, generator)
             geometric_params.append(p)
-        if ordered[:n_geometric]:
-            batch = self._resample(batch, ordered[:n_geometric], geometric_params)
+        if ordered[:n_geometric]:  # one resampling for all of them
+            batch = GeometricTransform.apply_together(batch, list(zip(ordered[:n_geometric], geometric_params)))
         drawn.extend(geometric_params)
         caller = _storage(image)
         for i, t in enumerate(ordered[n_geometric:], start=n_geometric):
@@ -232,14 +198,3 @@ class Pipeline(nn.Module):
         if return_params:
             return batch.image, batch.label, drawn
         return batch.image, batch.label
-
-    @staticmethod
-    def _resample(batch: Batch, transforms: list[GeometricTransform], params: list[Any]) -> Batch:
-        placement = None
-        for t, p in zip(transforms, params):
-            if isinstance(t, RandomSpatial):
-                placement = t.placement(p, batch)
-        if placement is None:
-            placement = Placement.whole(batch)
-        warps = [t.warp(p, batch) for t, p in zip(transforms, params)]
-        return resample(batch, warps, placement)

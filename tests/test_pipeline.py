@@ -183,3 +183,77 @@ def test_writing_into_own_intermediates_changes_nothing_and_spares_the_input(mon
     monkeypatch.setattr(P, "_storage", lambda t: 0)  # nothing counts as owned: every write-back copies
     slow = aug(image, label, generator=torch.Generator().manual_seed(3))
     assert torch.equal(fast[0], slow[0]) and torch.equal(image, before)
+
+
+def _find_crop(image: torch.Tensor, patch: torch.Tensor) -> tuple[int, int, int] | None:
+    """The start of the window of ``image`` (C, D, H, W) that equals ``patch``, or ``None``."""
+    d, h, w = patch.shape[1:]
+    for i in range(image.shape[1] - d + 1):
+        for j in range(image.shape[2] - h + 1):
+            for k in range(image.shape[3] - w + 1):
+                if torch.equal(image[:, i : i + d, j : j + h, k : k + w], patch):
+                    return i, j, k
+    return None
+
+
+def test_patch_size_on_a_preset_without_spatial_only_crops():
+    image, label = make_batch(b=4, shape=(12, 14, 16))
+    aug = spineaug.Pipeline.from_preset("none", patch_size=(6, 7, 8))
+    entry = aug.config()["transforms"][0]
+    assert entry["name"] == "Spatial" and entry["patch_size"] == [6, 7, 8]
+    assert all(entry[k] == 0 for k in ("p", "p_rotation", "p_scale", "p_elastic", "p_foreground"))
+    starts = set()
+    for seed in range(3):
+        out, lab = aug(image, label, generator=torch.Generator().manual_seed(seed))
+        assert out.shape == (4, 1, 6, 7, 8) and lab.shape == (4, 1, 6, 7, 8)
+        for b in range(4):
+            start = _find_crop(image[b], out[b])
+            assert start is not None, "the output is a crop of the input, values unchanged"
+            i, j, k = start
+            assert torch.equal(lab[b], label[b, :, i : i + 6, j : j + 7, k : k + 8])
+            starts.add(start)
+    assert len(starts) > 1, "the crop position is random"
+
+
+def test_patch_size_with_foreground_centres_the_crop_on_the_label():
+    image = torch.rand(3, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    label = torch.zeros(3, 1, 16, 16, 16, dtype=torch.long)
+    label[:, :, 13, 2, 9] = 1  # one foreground voxel
+    aug = spineaug.Pipeline.from_preset("none", patch_size=(5, 5, 5), p_foreground=1.0)
+    out, lab = aug(image, label, generator=torch.Generator().manual_seed(0))
+    assert (lab.flatten(1).sum(1) == 1).all()
+    assert _find_crop(image[0], out[0]) is not None
+
+
+def test_patch_size_and_p_foreground_override_the_spatial_entry():
+    default = spineaug.Pipeline.from_preset("nnunet").config()["transforms"]
+    aug = spineaug.Pipeline.from_preset("nnunet", patch_size=[8, 8, 8], p_foreground=0.25)
+    entries = aug.config()["transforms"]
+    assert [e["name"] for e in entries] == [e["name"] for e in default]  # nothing inserted
+    spatial = next(e for e in entries if e["name"] == "Spatial")
+    assert spatial["patch_size"] == [8, 8, 8] and spatial["p_foreground"] == 0.25
+    others = {k: v for k, v in spatial.items() if k not in ("patch_size", "p_foreground")}
+    assert others == {k: v for k, v in next(e for e in default if e["name"] == "Spatial").items() if k in others}
+    image, label = make_batch(b=2, shape=(12, 12, 12))
+    out, lab = aug(image, label, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 1, 8, 8, 8) and lab.shape == (2, 1, 8, 8, 8)
+    # from_config takes the same overrides
+    again = spineaug.Pipeline.from_config({"transforms": [{"name": "Spatial"}]}, patch_size=(4, 5, 6))
+    assert again.config()["transforms"][0]["patch_size"] == [4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"patch_size": (8, 0, 8)}, "patch_size.1"),
+        ({"patch_size": (8, 8)}, "patch_size"),
+        ({"patch_size": (8, 8, 8), "p_foreground": 1.5}, "p_foreground: Input should be less than or equal to 1"),
+        ({"p_foreground": 0.5}, "p_foreground needs a patch"),
+    ],
+)
+def test_patch_overrides_are_validated(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("(", "\\(")):
+        spineaug.Pipeline.from_preset("none", **kwargs)
+    if "patch_size" in kwargs:  # a preset with a Spatial entry validates the same way
+        with pytest.raises(ConfigError, match=message.replace("(", "\\(")):
+            spineaug.Pipeline.from_preset("nnunet", **kwargs)

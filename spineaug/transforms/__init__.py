@@ -3,7 +3,8 @@
 ``TRANSFORMS`` maps config names (CATALOG.md) to transform classes.
 """
 
-from spineaug.transforms.base import ConfigError, RandomTransform, Warp
+from spineaug.transforms._resample import Warp
+from spineaug.transforms.base import RandomTransform
 from spineaug.transforms.intensity import (
     RandomBiasField,
     RandomBrightness,
@@ -28,6 +29,7 @@ from spineaug.transforms.fov import RandomFovCrop
 from spineaug.transforms.labels import RandomLabelAppearance, RandomLabelIntensityRemap
 from spineaug.transforms.resolution import RandomLowResolution, RandomThickSlice
 from spineaug.transforms.spatial import GeometricTransform, RandomAffine, RandomFlip, RandomSpatial
+from spineaug.validation import ConfigError
 
 _CLASSES: list[type[RandomTransform]] = [
     RandomSpatial,

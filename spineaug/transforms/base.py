@@ -1,96 +1,32 @@
 """Base classes of random transforms: draw per-sample parameters, then apply them to the whole batch at once.
 
-A transform's constructor is validated by pydantic from its type annotations, so the same checks and messages serve
-Python callers and JSON/YAML configs: a bad value raises a ``ValueError`` that names the argument.
+A transform's constructor is validated from its type annotations (:mod:`spineaug.validation`), so the same checks
+and messages serve Python callers and JSON/YAML configs: a bad value raises a ``ConfigError`` that names the
+argument.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, validate_call
+from pydantic import BaseModel, Field
 from torch import Tensor, nn
 
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import intensity as FI
-
-
-def _ordered(value: tuple[float, float]) -> tuple[float, float]:
-    low, high = value
-    if low > high:
-        raise ValueError(f"range low {low} is above high {high}")
-    return value
-
-
-Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-"""A probability in [0, 1]."""
-Range = Annotated[tuple[float, float], AfterValidator(_ordered)]
-"""A ``(low, high)`` interval with ``low <= high``."""
-NonNegativeRange = Annotated[
-    tuple[Annotated[float, Field(ge=0.0)], Annotated[float, Field(ge=0.0)]], AfterValidator(_ordered)
-]
-"""A ``(low, high)`` interval of non-negative values."""
-PositiveRange = Annotated[tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]], AfterValidator(_ordered)]
-"""A ``(low, high)`` interval of positive values."""
-Axes = Annotated[tuple[Annotated[int, Field(ge=0, le=2)], ...], AfterValidator(lambda a: _unique(a))]
-"""Spatial axes: 0 (D), 1 (H), 2 (W), each at most once."""
-
-
-def _unique(axes: tuple[int, ...]) -> tuple[int, ...]:
-    if len(set(axes)) != len(axes):
-        raise ValueError(f"axes must not repeat, got {list(axes)}")
-    return axes
-
-
-class ConfigError(ValueError):
-    """A transform or pipeline configuration is invalid; the message names the offending key."""
-
-
-def _format_validation_error(owner: str, error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(arguments)"
-        got = item.get("input")
-        lines.append(f"{owner}: {where}: {item['msg']} (got {got!r})")
-    return "\n".join(lines)
-
-
-def _validated_init(init):
-    checked = validate_call(init, config=ConfigDict(arbitrary_types_allowed=True, strict=False))
-    signature = inspect.signature(init)
-
-    @functools.wraps(init)
-    def wrapper(self, *args, **kwargs):
-        allowed = [k for k in signature.parameters if k != "self"]
-        unknown = sorted(set(kwargs) - set(allowed))
-        if unknown:
-            raise ConfigError(f"{type(self).__name__}: unknown key(s) {unknown}; allowed: {allowed}")
-        try:
-            signature.bind(self, *args, **kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"{type(self).__name__}: {exc}") from None
-        try:
-            checked(self, *args, **kwargs)
-        except ValidationError as exc:
-            raise ConfigError(_format_validation_error(type(self).__name__, exc)) from None
-        bound = signature.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
-
-    return wrapper
+from spineaug.validation import Probability, validated_init
 
 
 class RandomTransform(nn.Module):
     """A random augmentation: ``sample_params`` draws, ``apply`` is deterministic given the draw.
 
     Subclasses set ``name`` (their config key), implement ``sample_params`` and ``apply``, and annotate their
-    constructor arguments with the validated types of this module.
+    constructor arguments with the validated types of :mod:`spineaug.validation`.
 
     Parameters are small CPU tensors with a leading batch dimension drawn from an explicit CPU generator; a sample
     whose coin flip said "no" holds neutral parameters (or a ``False`` gate) and comes out unchanged.
@@ -140,11 +76,13 @@ class RandomTransform(nn.Module):
     def firing_probability(cls, entry: dict[str, Any]) -> float:
         """Return the per-sample probability that config ``entry`` changes a sample (absent keys: defaults)."""
         return float(cls._entry_value(entry, "p"))
+    one_per_pipeline: ClassVar[str] = ""
+    """Non-empty: a pipeline may hold at most one entry of this transform, for the reason given."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
-            cls.__init__ = _validated_init(cls.__dict__["__init__"])
+            cls.__init__ = validated_init(cls.__dict__["__init__"])
 
     def __init__(self, p: Probability = 1.0) -> None:
         super().__init__()
@@ -182,28 +120,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump()
     return value
-
-
-@dataclass(frozen=True)
-class Warp:
-    """A per-sample sampling map ``r -> matrix @ r + shift`` in voxels, relative to the patch/volume centres.
-
-    Attributes:
-        matrix: (B, 3, 3), acting on (d, h, w) offsets from the output centre.
-        shift: (B, 3) input voxels.
-    """
-
-    matrix: Tensor
-    shift: Tensor
-
-    def then(self, inner: Warp) -> Warp:
-        """Compose with a sampling map applied before this one on the output side: ``self(inner(r))``."""
-        return Warp(self.matrix @ inner.matrix, (self.matrix @ inner.shift[..., None])[..., 0] + self.shift)
-
-    @staticmethod
-    def identity(batch_size: int) -> Warp:
-        """The identity map for ``batch_size`` samples."""
-        return Warp(torch.eye(3).expand(batch_size, 3, 3).clone(), torch.zeros(batch_size, 3))
 
 
 def subset_apply(x: Tensor, gate: Tensor, fn, *, inplace: bool = False) -> Tensor:

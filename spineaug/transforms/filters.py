@@ -17,7 +17,8 @@ from torch import Tensor
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import filters as FF
-from spineaug.transforms.base import IntensityTransform, NonNegativeRange, Probability, RegionOptions
+from spineaug.transforms.base import IntensityTransform, RegionOptions
+from spineaug.validation import NonNegativeRange, Probability
 
 Truncate = Annotated[float, Field(gt=0.0, le=8.0)]
 """Gaussian kernel radius in units of sigma."""

@@ -6,26 +6,15 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import torch
-from pydantic import AfterValidator, Field
+from pydantic import Field
 from torch import Tensor
 
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import intensity as FI
 from spineaug.functional import resolution as FR
-from spineaug.transforms.base import Axes, Probability, RandomTransform
-
-
-def _ordered_range(value: tuple[float, float]) -> tuple[float, float]:
-    if value[0] > value[1]:
-        raise ValueError(f"range low {value[0]} is above high {value[1]}")
-    return value
-
-
-_Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
-_Unit = Annotated[float, Field(ge=0.0, le=1.0)]
-FractionRange = Annotated[tuple[_Fraction, _Fraction], AfterValidator(_ordered_range)]
-UnitRange = Annotated[tuple[_Unit, _Unit], AfterValidator(_ordered_range)]
+from spineaug.transforms.base import RandomTransform
+from spineaug.validation import Axes, FractionRange, Probability, UnitRange
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,8 @@ from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import histogram as FH
 from spineaug.functional import intensity as FI
-from spineaug.transforms.base import (
-    IntensityTransform,
-    NonNegativeRange,
-    PositiveRange,
-    Probability,
-    RegionOptions,
-)
+from spineaug.transforms.base import IntensityTransform, RegionOptions
+from spineaug.validation import NonNegativeRange, PositiveRange, Probability
 
 Sampler = Literal["uniform", "bgcontrast"]
 FunctionName = Literal["log1p", "sqrt", "sin", "exp", "sigmoid"]

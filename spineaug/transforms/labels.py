@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 
 import torch
-from pydantic import AfterValidator, Field
+from pydantic import Field
 from torch import Tensor
 
 from spineaug import _sampling as sample
@@ -20,20 +20,10 @@ from spineaug.batch import Batch
 from spineaug.functional import filters as FF
 from spineaug.functional import intensity as FI
 from spineaug.functional import labels as FL
-from spineaug.transforms.base import IntensityTransform, NonNegativeRange, Probability, Range, RegionOptions
+from spineaug.transforms.base import IntensityTransform, RegionOptions
+from spineaug.validation import NonNegativeRange, Probability, Range, UnitRange
 
 MaxLabel = Annotated[int, Field(ge=1, le=1024)]
-
-
-def _ordered(value: tuple[float, float]) -> tuple[float, float]:
-    if value[0] > value[1]:
-        raise ValueError(f"range low {value[0]} is above high {value[1]}")
-    return value
-
-
-_Unit = Annotated[float, Field(ge=0.0, le=1.0)]
-UnitRange = Annotated[tuple[_Unit, _Unit], AfterValidator(_ordered)]
-"""A ``(low, high)`` interval inside [0, 1]."""
 
 
 class RandomLabelIntensityRemap(IntensityTransform):

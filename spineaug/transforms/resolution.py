@@ -7,34 +7,17 @@ three small per-sample matrices applied with batched matrix products (see :mod:`
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import torch
-from pydantic import AfterValidator, Field
 from torch import Tensor
 
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import resolution as FR
-from spineaug.transforms.base import Axes, IntensityTransform, Probability, RegionOptions
+from spineaug.transforms.base import IntensityTransform, RegionOptions
+from spineaug.validation import FractionRange, NonEmptyAxes, Probability
 
-
-def _ordered_range(value: tuple[float, float]) -> tuple[float, float]:
-    if value[0] > value[1]:
-        raise ValueError(f"range low {value[0]} is above high {value[1]}")
-    return value
-
-
-def _non_empty(axes: tuple[int, ...]) -> tuple[int, ...]:
-    if not axes:
-        raise ValueError("axes must list at least one axis")
-    return axes
-
-
-_Unit = Annotated[float, Field(gt=0.0, le=1.0)]
-ScaleRange = Annotated[tuple[_Unit, _Unit], AfterValidator(_ordered_range)]
-"""A ``(low, high)`` range of resolution factors in ``(0, 1]`` (1 = full resolution)."""
-NonEmptyAxes = Annotated[Axes, AfterValidator(_non_empty)]
 DownMode = Literal["nearest", "linear", "box", "gaussian"]
 UpMode = Literal["linear", "nearest"]
 
@@ -73,7 +56,7 @@ class RandomLowResolution(IntensityTransform):
 
     def __init__(
         self,
-        scale: ScaleRange = (0.5, 1.0),
+        scale: FractionRange = (0.5, 1.0),
         per_axis: bool = False,
         axes: NonEmptyAxes = (0, 1, 2),
         down: DownMode = "gaussian",
@@ -120,7 +103,7 @@ class RandomThickSlice(IntensityTransform):
 
     def __init__(
         self,
-        scale: ScaleRange = (0.1, 1.0),
+        scale: FractionRange = (0.1, 1.0),
         axes: NonEmptyAxes = (0, 1, 2),
         profile: Literal["box", "gaussian", "linear"] = "box",
         up: UpMode = "linear",

@@ -1,16 +1,16 @@
-"""Geometric transforms (Spatial, Affine, Flip) and the single resampling they share.
+"""Geometric transforms (Spatial, Affine, Flip): each describes a sampling map, and all of them share one resampling.
 
-Each geometric transform only describes a sampling map (:class:`~spineaug.transforms.base.Warp`); ``resample``
-composes the maps of all of them and reads the image once (trilinear) and the label once (nearest neighbour). When
-every map is a pure crop/flip (known on the host, because parameters are CPU tensors) it reads voxels by index
-instead, which is exact and cheaper.
+A geometric transform's only job is :meth:`GeometricTransform.sampling`: the sampling map (and, for ``Spatial``, the
+output placement) its parameters describe. :meth:`GeometricTransform.apply_together` hands those to the resampling
+engine (:mod:`spineaug.transforms._resample`), which composes them and reads the image and the label once.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -18,167 +18,42 @@ from torch import Tensor
 
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
-from spineaug.functional import spatial as F
-from spineaug.transforms.base import (
-    Axes,
-    NonNegativeRange,
-    PositiveRange,
-    Probability,
-    Range,
-    RandomTransform,
-    Warp,
-)
+from spineaug.functional import spatial as FS
+from spineaug.transforms._resample import Placement, Sampling, Warp, resample_all
+from spineaug.transforms.base import RandomTransform
+from spineaug.validation import Axes, NonNegativeRange, PositiveInt, PositiveRange, Probability, Range
 
-PositiveInt = Annotated[int, Field(ge=1)]
 PatchSize = tuple[PositiveInt, PositiveInt, PositiveInt]
 PadMode = Literal["constant", "edge", "reflect", "min"]
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where the output lies in the input, how it deforms and what it reads outside the input.
-
-    Attributes:
-        shape: Output (D, H, W).
-        centre: Input voxel coordinate of the output centre, (B, 3), on the data's device.
-        control: Elastic control-point displacements in voxels, (B, 3, gd, gh, gw), or ``None``.
-        pad_mode: Image padding, see :func:`spineaug.functional.spatial.warp_image`.
-        pad_value: Image value for ``pad_mode="constant"``.
-        label_pad: Label value read outside the input.
-    """
-
-    shape: tuple[int, int, int]
-    centre: Tensor
-    control: Tensor | None = None
-    pad_mode: str = "constant"
-    pad_value: float = 0.0
-    label_pad: int = 0
-
-    @staticmethod
-    def whole(batch: Batch) -> Placement:
-        """Output = the whole input, no deformation, zero padding."""
-        shape = batch.spatial_shape
-        centre = torch.tensor([(n - 1) / 2 for n in shape], device=batch.image.device)
-        return Placement(shape, centre.expand(batch.size, 3))
-
-
-def _index_only(warp: Warp, control: Tensor | None) -> Tensor:
-    """Per sample (B,) bool: the map is a flip about the centre, so voxels can be read by index, exactly.
-
-    Host work on the CPU parameters: no device synchronisation.
-    """
-    m = warp.matrix
-    diagonal = torch.diag_embed(torch.diagonal(m, dim1=-2, dim2=-1))
-    flips = (m == diagonal).flatten(1).all(1) & (m.abs().sum(-1) == 1).all(1) & (warp.shift == 0).all(1)
-    if control is not None:
-        flips &= (control == 0).flatten(1).all(1)
-    return flips
-
-
-def _read_by_index(batch: Batch, matrix: Tensor, centre: Tensor, shape: tuple[int, int, int]) -> Batch:
-    """Exact crop/flip around ``centre``: the flips are the signs on the diagonal of ``matrix`` (CPU)."""
-    flips = torch.diagonal(matrix, dim1=-2, dim2=-1) < 0
-    half = torch.tensor([(n - 1) / 2 for n in shape], device=centre.device)
-    start = torch.round(centre - half).long()
-    image = F.gather_patch(batch.image, start, shape, flips)
-    label = None if batch.label is None else F.gather_patch(batch.label, start, shape, flips)
-    return batch.replace(image=image, label=label)
-
-
-def _read_by_grid(batch: Batch, warp: Warp, placement: Placement) -> Batch:
-    """Trilinear image and nearest-neighbour label on one sampling grid (rotation, scaling, shear, elastic)."""
-    device = batch.image.device
-    control = None
-    if placement.control is not None:
-        control = placement.control.to(device, torch.float32, non_blocking=True)
-    grid = F.sampling_grid(
-        placement.centre,
-        warp.matrix.to(device, torch.float32, non_blocking=True),
-        placement.shape,
-        batch.spatial_shape,
-        shift=warp.shift.to(device, torch.float32, non_blocking=True),
-        control=control,
-    )
-    image = F.warp_image(batch.image, grid, pad_mode=placement.pad_mode, pad_value=placement.pad_value)
-    label = None if batch.label is None else F.warp_labels(batch.label, grid, pad_value=placement.label_pad)
-    return batch.replace(image=image, label=label)
-
-
-def _select(batch: Batch, warp: Warp, placement: Placement, rows: Tensor) -> tuple[Batch, Warp, Placement]:
-    """The samples ``rows`` (a CPU index) of a batch, its warp and its placement."""
-    dev = rows.to(batch.image.device, non_blocking=True)
-    label = None if batch.label is None else batch.label.index_select(0, dev)
-    control = None if placement.control is None else placement.control[rows]
-    return (
-        batch.replace(image=batch.image.index_select(0, dev), label=label),
-        Warp(warp.matrix[rows], warp.shift[rows]),
-        replace(placement, centre=placement.centre.index_select(0, dev), control=control),
-    )
-
-
-def resample(batch: Batch, warps: list[Warp], placement: Placement | None = None) -> Batch:
-    """Apply composed sampling maps to image and label with one resampling each.
-
-    Samples whose composed map is a pure crop/flip (known on the host, because parameters are CPU tensors) are read
-    by index, which is exact and cheap; only the others pay for a sampling grid and interpolation.
-
-    Args:
-        batch: Input batch.
-        warps: Sampling maps (CPU tensors) in pipeline order; the first is applied to the image first.
-        placement: Output shape, centre, elastic field and padding; defaults to the whole volume.
-
-    Returns:
-        The resampled batch; dtypes and device kept.
-    """
-    placement = placement or Placement.whole(batch)
-    placement = replace(placement, centre=placement.centre.to(batch.image.device).float())
-    total = Warp.identity(batch.size)
-    for w in warps:
-        total = total.then(w)
-    by_index = _index_only(total, placement.control)
-    if bool(by_index.all()):
-        return _read_by_index(batch, total.matrix, placement.centre, placement.shape)
-    if not bool(by_index.any()):
-        return _read_by_grid(batch, total, placement)
-    # Mixed batch: each subset takes its own path; the results go back in batch order.
-    rows_i, rows_g = by_index.nonzero().flatten(), (~by_index).nonzero().flatten()
-    sub_batch, sub_warp, sub_place = _select(batch, total, placement, rows_i)
-    indexed = _read_by_index(sub_batch, sub_warp.matrix, sub_place.centre, placement.shape)
-    gridded = _read_by_grid(*_select(batch, total, placement, rows_g))
-    image = _interleave(batch.size, [(rows_i, indexed.image), (rows_g, gridded.image)])
-    label = None
-    if batch.label is not None:
-        label = _interleave(batch.size, [(rows_i, indexed.label), (rows_g, gridded.label)])
-    return batch.replace(image=image, label=label)
-
-
-def _interleave(size: int, parts: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """A batch of ``size`` rows from ``(row indices on the CPU, rows)`` parts that together cover every row once."""
-    first = parts[0][1]
-    out = first.new_empty((size, *first.shape[1:]))
-    for rows, values in parts:
-        out.index_copy_(0, rows.to(out.device, non_blocking=True), values)
-    return out
 
 
 class GeometricTransform(RandomTransform):
     """A transform that moves voxels; image and label are resampled together, once, with the pipeline's other moves.
 
-    Subclasses implement ``warp(params, batch)``; the pipeline composes the warps of all geometric entries (and at
-    most one :class:`~spineaug.transforms.spatial.RandomSpatial`, which adds crop and elastic deformation) and
-    resamples once.
+    Subclasses implement :meth:`sampling`. The pipeline applies all its geometric entries with one call of
+    :meth:`apply_together`, which composes their sampling maps (and the placement of at most one
+    :class:`RandomSpatial`, which adds crop and elastic deformation) and resamples once.
     """
 
     geometric: ClassVar[bool] = True
     kind: ClassVar[str] = "resampling"
 
-    def warp(self, params: object, batch: Batch) -> Warp:
-        """Return the sampling map these parameters describe (CPU tensors)."""
+    def sampling(self, params: Any, batch: Batch) -> Sampling:
+        """The sampling map (CPU tensors) and, for the entry that decides the output patch, the placement."""
         raise NotImplementedError
 
-    def apply(self, batch: Batch, params: object) -> Batch:
-        return resample(batch, [self.warp(params, batch)])
+    def apply(self, batch: Batch, params: Any, *, inplace: bool = False) -> Batch:
+        return self.apply_together(batch, [(self, params)])
 
+    @staticmethod
+    def apply_together(batch: Batch, steps: Sequence[tuple[GeometricTransform, Any]]) -> Batch:
+        """Apply several geometric transforms with one resampling of image and label.
+
+        Args:
+            batch: Input batch.
+            steps: ``(transform, params)`` pairs in the order they move the image.
+        """
+        return resample_all(batch, [t.sampling(p, batch) for t, p in steps])
 
 
 def _angle_ranges(degrees: tuple) -> list[tuple[float, float]]:
@@ -188,7 +63,7 @@ def _angle_ranges(degrees: tuple) -> list[tuple[float, float]]:
 
 def _draw_angles(generator: torch.Generator, n: int, ranges: list[tuple[float, float]], fire: Tensor) -> Tensor:
     angles = torch.stack([sample.uniform(generator, (n,), lo, hi) for lo, hi in ranges], dim=1)
-    return F.degrees_to_radians(torch.where(fire[:, None], angles, torch.zeros(())))
+    return FS.degrees_to_radians(torch.where(fire[:, None], angles, torch.zeros(())))
 
 
 @dataclass(frozen=True)
@@ -244,6 +119,7 @@ class RandomSpatial(GeometricTransform):
         for key in cls.effect_gates:
             stay *= 1.0 - float(cls._entry_value(entry, key))
         return float(cls._entry_value(entry, "p")) * (1.0 - stay)
+    one_per_pipeline = "it sets the output patch and the padding"
 
     def __init__(
         self,
@@ -308,10 +184,11 @@ class RandomSpatial(GeometricTransform):
             use_foreground=sample.bernoulli(generator, (n,), self.p_foreground),
         )
 
-    def warp(self, params: SpatialParams, batch: Batch) -> Warp:
-        return Warp(F.affine_matrix(params.angles, params.scale), torch.zeros(params.angles.shape[0], 3))
+    def sampling(self, params: SpatialParams, batch: Batch) -> Sampling:
+        warp = Warp(FS.affine_matrix(params.angles, params.scale), torch.zeros(params.angles.shape[0], 3))
+        return Sampling(warp, self._placement(params, batch))
 
-    def placement(self, params: SpatialParams, batch: Batch) -> Placement:
+    def _placement(self, params: SpatialParams, batch: Batch) -> Placement:
         """Crop position (random or on a foreground voxel), elastic field and padding for these parameters."""
         device = batch.image.device
         in_shape = torch.tensor(batch.spatial_shape, device=device)
@@ -335,9 +212,6 @@ class RandomSpatial(GeometricTransform):
             pad_value=self.pad_value,
             label_pad=self.label_pad,
         )
-
-    def apply(self, batch: Batch, params: SpatialParams) -> Batch:
-        return resample(batch, [self.warp(params, batch)], self.placement(params, batch))
 
 
 def _foreground_start(label: Tensor, u: Tensor, out_shape: Tensor, room: Tensor) -> tuple[Tensor, Tensor]:
@@ -399,13 +273,13 @@ class RandomAffine(GeometricTransform):
         on = sample.bernoulli(generator, (n,), self.p)
         angles = _draw_angles(generator, n, self.rotation, on)
         scale = torch.where(on[:, None], sample.uniform(generator, (n, 1), *self.scale), torch.ones(())).expand(n, 3)
-        shear = F.degrees_to_radians(sample.uniform(generator, (n, 6), *self.shear)) * on[:, None]
+        shear = FS.degrees_to_radians(sample.uniform(generator, (n, 6), *self.shear)) * on[:, None]
         limit = torch.tensor(self.translate) * torch.tensor(batch.spatial_shape, dtype=torch.float32)
         shift = sample.uniform(generator, (n, 3), -1.0, 1.0) * limit * on[:, None]
         return AffineParams(angles=angles, scale=scale, shear=shear, shift=shift)
 
-    def warp(self, params: AffineParams, batch: Batch) -> Warp:
-        return Warp(F.affine_matrix(params.angles, params.scale, params.shear), params.shift)
+    def sampling(self, params: AffineParams, batch: Batch) -> Sampling:
+        return Sampling(Warp(FS.affine_matrix(params.angles, params.scale, params.shear), params.shift))
 
 
 @dataclass(frozen=True)
@@ -443,6 +317,6 @@ class RandomFlip(GeometricTransform):
         allowed = torch.tensor([a in self.axes for a in range(3)])
         return FlipParams(flip=draws & allowed)
 
-    def warp(self, params: FlipParams, batch: Batch) -> Warp:
+    def sampling(self, params: FlipParams, batch: Batch) -> Sampling:
         signs = torch.where(params.flip, -1.0, 1.0)
-        return Warp(torch.diag_embed(signs), torch.zeros(params.flip.shape[0], 3))
+        return Sampling(Warp(torch.diag_embed(signs), torch.zeros(params.flip.shape[0], 3)))

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import spineaug
-from spineaug.functional import spatial as F
+from spineaug.functional import spatial as FS
+from spineaug.transforms import _resample as R
 from spineaug.transforms import spatial as S
 from tests.conftest import make_batch
 
@@ -128,12 +129,12 @@ def test_rotation_by_90_degrees_matches_rot90(generator):
 
 def test_rotation_matrix_is_orthonormal_and_composes_axes():
     angles = torch.tensor([[0.3, -0.7, 1.1], [0.0, 0.0, 0.0]])
-    r = F.rotation_matrix(angles)
+    r = FS.rotation_matrix(angles)
     torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3).expand(2, 3, 3), atol=1e-6, rtol=0)
     torch.testing.assert_close(torch.linalg.det(r), torch.ones(2))
     torch.testing.assert_close(r[1], torch.eye(3))
     # about D only: turns H towards W
-    about_d = F.rotation_matrix(torch.tensor([[torch.pi / 2, 0.0, 0.0]]))[0]
+    about_d = FS.rotation_matrix(torch.tensor([[torch.pi / 2, 0.0, 0.0]]))[0]
     torch.testing.assert_close(about_d @ torch.tensor([0.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 1.0]), atol=1e-6, rtol=0)
 
 
@@ -164,7 +165,7 @@ def test_index_path_equals_interpolation_path(monkeypatch):
     image, label = make_batch(b=3, shape=(16, 15, 14))
     aug = pipeline({"name": "Spatial", "patch_size": [9, 8, 7]}, {"name": "Flip", "axes": [0, 1, 2]})
     fast = aug(image, label, generator=torch.Generator().manual_seed(5))
-    monkeypatch.setattr(S, "_index_only", _never_by_index)
+    monkeypatch.setattr(R, "_index_only", _never_by_index)
     slow = aug(image, label, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=0)
     assert torch.equal(fast[1], slow[1])
@@ -180,16 +181,16 @@ def test_mixed_batch_reads_each_sample_like_the_all_grid_path(monkeypatch):
     angles = torch.tensor([[0.0, 0, 0], [0.3, -0.2, 0.1], [0, 0, 0], [0, 0.4, 0], [0, 0, 0]])
     scale = torch.tensor([[1.0] * 3, [1.1] * 3, [1.0] * 3, [0.9] * 3, [1.0] * 3])
     flip = torch.diag_embed(torch.tensor([[1.0, 1, 1], [1, 1, 1], [-1, 1, 1], [1, -1, -1], [1, 1, -1]]))
-    warps = [S.Warp(F.affine_matrix(angles, scale), torch.zeros(5, 3)), S.Warp(flip, torch.zeros(5, 3))]
+    warps = [R.Warp(FS.affine_matrix(angles, scale), torch.zeros(5, 3)), R.Warp(flip, torch.zeros(5, 3))]
     # Crop centres as Spatial makes them (start + (n - 1) / 2), so the index path reads whole voxels.
     centre = torch.tensor([[6.5, 6.0, 5.5], [7.5, 6.0, 5.5], [5.5, 5.0, 4.5], [4.5, 7.0, 6.5], [3.5, 3.0, 2.5]])
     control = torch.zeros(5, 3, 2, 2, 2)
     control[3] = 0.7  # sample 3 also deforms; every other sample has a zero field
-    placement = S.Placement((8, 7, 6), centre, control, pad_mode="edge", label_pad=2)
+    placement = R.Placement((8, 7, 6), centre, control, pad_mode="edge", label_pad=2)
     batch = spineaug.batch.Batch(image, label)
-    mixed = S.resample(batch, warps, placement)
-    monkeypatch.setattr(S, "_index_only", _never_by_index)
-    reference = S.resample(batch, warps, placement)
+    mixed = R.resample(batch, warps, placement)
+    monkeypatch.setattr(R, "_index_only", _never_by_index)
+    reference = R.resample(batch, warps, placement)
     torch.testing.assert_close(mixed.image, reference.image, atol=1e-5, rtol=0)
     assert torch.equal(mixed.label, reference.label)
     assert mixed.image.dtype == image.dtype and mixed.label.dtype == label.dtype
@@ -210,11 +211,11 @@ def _reference_points(centre, matrix, out_shape, shift, control):
 def test_sampling_grid_matches_per_voxel_formula(elastic):
     g = torch.Generator().manual_seed(3)
     out_shape, in_shape = (6, 5, 7), (9, 11, 8)
-    matrix = F.affine_matrix(torch.rand(2, 3, generator=g), 0.8 + 0.4 * torch.rand(2, 3, generator=g),
+    matrix = FS.affine_matrix(torch.rand(2, 3, generator=g), 0.8 + 0.4 * torch.rand(2, 3, generator=g),
                              0.2 * torch.rand(2, 6, generator=g))
     centre, shift = 4 * torch.rand(2, 3, generator=g), torch.randn(2, 3, generator=g)
     control = torch.randn(2, 3, 3, 2, 4, generator=g) if elastic else None
-    grid = F.sampling_grid(centre, matrix, out_shape, in_shape, shift=shift, control=control)
+    grid = FS.sampling_grid(centre, matrix, out_shape, in_shape, shift=shift, control=control)
     points = _reference_points(centre, matrix, out_shape, shift, control)
     size = torch.tensor(in_shape, dtype=torch.float64)
     expected = ((2 * points + 1) / size - 1).flip(-1)
@@ -340,8 +341,8 @@ def test_composed_warps_resample_once_and_match_sequential_maps():
     quarter = (torch.pi / 4, 0.0, 0.0)
     first, second = S.RandomAffine(), S.RandomAffine()
     batch = spineaug.Batch(image, label)
-    warps = [first.warp(_affine_params(1, angles=quarter), batch), second.warp(_affine_params(1, angles=quarter), batch)]
-    fused = S.resample(batch, warps)
+    warps = [t.sampling(_affine_params(1, angles=quarter), batch).warp for t in (first, second)]
+    fused = R.resample(batch, warps)
     torch.testing.assert_close(fused.image, torch.rot90(image, k=-1, dims=(3, 4)), atol=1e-4, rtol=0)
     assert torch.equal(fused.label, torch.rot90(label, k=-1, dims=(3, 4)))
 
@@ -354,7 +355,7 @@ def test_gather_patch_matches_slicing_and_flipping_each_sample(dtype):
     start = torch.stack([torch.randint(0, 9 - 5 + 1, (8,), generator=g), torch.randint(0, 8 - 4 + 1, (8,), generator=g),
                          torch.randint(0, 7 - 6 + 1, (8,), generator=g)], dim=1)
     flips = torch.tensor([[i & 1, i & 2, i & 4] for i in range(8)], dtype=torch.bool)  # every combination
-    out = F.gather_patch(x, start, shape, flips)
+    out = FS.gather_patch(x, start, shape, flips)
     for b in range(8):
         d, h, w = start[b].tolist()
         expected = x[b, :, d : d + 5, h : h + 4, w : w + 6]
@@ -363,3 +364,20 @@ def test_gather_patch_matches_slicing_and_flipping_each_sample(dtype):
                 expected = expected.flip(1 + axis)
         assert torch.equal(out[b], expected)
     assert out.dtype == dtype and out.is_contiguous()
+
+
+def test_warps_compose_in_the_order_they_move_the_image():
+    # a whole-voxel shift and a flip do not commute: composing [shift, flip] must equal shifting, then flipping
+    image, label = make_batch(b=2, shape=(9, 8, 7))
+    batch = spineaug.Batch(image, label)
+    shift = R.Warp(torch.eye(3).expand(2, 3, 3), torch.tensor([[2.0, 0.0, -1.0]] * 2))
+    flip = R.Warp(torch.diag_embed(torch.tensor([[-1.0, 1.0, -1.0]] * 2)), torch.zeros(2, 3))
+    stepwise = R.resample(R.resample(batch, [shift]), [flip])
+    fused = R.resample(batch, [shift, flip])
+    assert torch.equal(fused.label, stepwise.label)
+    torch.testing.assert_close(fused.image, stepwise.image, atol=1e-5, rtol=0)
+    swapped = R.resample(batch, [flip, shift])
+    assert not torch.equal(swapped.label, stepwise.label)
+    composed = R.Warp.compose([shift, flip], 2)
+    assert torch.equal(composed.matrix, shift.followed_by(flip).matrix)
+    assert torch.equal(composed.shift, shift.followed_by(flip).shift)

@@ -1,0 +1,132 @@
+"""Configs: reading JSON/YAML files, the bundled presets, and building validated transforms from config entries.
+
+A config is a mapping ``{"seed": int | null, "description": str, "transforms": [entry, ...]}``; an entry is
+``{"name": <key of spineaug.TRANSFORMS>, **arguments}``. Every key and value is validated by the transform's
+constructor (see :mod:`spineaug.validation`); errors name the entry (``transforms[3] (Gamma): p: ...``).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from spineaug.transforms import TRANSFORMS, RandomTransform
+from spineaug.validation import ConfigError
+
+TOP_LEVEL_KEYS = frozenset({"seed", "transforms", "description"})
+"""The keys a pipeline config may have."""
+
+
+def presets() -> list[str]:
+    """Names of the bundled presets (``Pipeline.from_preset`` accepts each)."""
+    folder = resources.files("spineaug").joinpath("presets")
+    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def preset_config(name: str) -> dict[str, Any]:
+    """The config dict of a bundled preset."""
+    names = presets()
+    if name not in names:
+        raise ValueError(f"unknown preset {name!r}; available presets: {names}")
+    return json.loads(resources.files("spineaug").joinpath("presets").joinpath(f"{name}.json").read_text())
+
+
+def load_config(
+    source: str | Path | dict[str, Any],
+    *,
+    what: str = "config",
+    expected: str = "a mapping with a 'transforms' list",
+) -> dict[str, Any]:
+    """Read a config from a dict, a ``.json`` file or a ``.yaml``/``.yml`` file (the content is not validated).
+
+    Args:
+        source: A dict (returned as is) or a file path.
+        what: What the file holds, for messages (e.g. ``"AugLab config"``).
+        expected: What its top level must be, for messages.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ConfigError: The file is not valid JSON/YAML, or its top level is not a mapping.
+    """
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a {what} must be {expected}, got {type(data).__name__}")
+    return data
+
+
+def build_transform(entry: dict[str, Any], where: str = "transform") -> RandomTransform:
+    """Build one transform from a config entry ``{"name": ..., **params}``."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: each transform entry must be a mapping with a 'name', got {entry!r}")
+    params = dict(entry)
+    name = params.pop("name", None)
+    if name is None:
+        raise ConfigError(f"{where}: missing 'name' (one of {sorted(TRANSFORMS)})")
+    if name not in TRANSFORMS:
+        raise ConfigError(f"{where}: unknown transform name {name!r}; known names: {sorted(TRANSFORMS)}")
+    try:
+        return TRANSFORMS[name](**params)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} ({name}): {exc}") from None
+
+
+def with_patch(entries: list[Any], patch_size: Any = None, p_foreground: Any = None) -> list[Any]:
+    """Config entries with the ``Spatial`` entry's ``patch_size``/``p_foreground`` overridden (``None``: keep).
+
+    Without a ``Spatial`` entry, a given ``patch_size`` inserts one first that only crops: every probability 0, so it
+    cuts a patch at a random position (or, with ``p_foreground``, centred on a random foreground voxel) and changes
+    nothing else. The values are validated when the entries are built, like any config value.
+    """
+    overrides = {k: v for k, v in (("patch_size", patch_size), ("p_foreground", p_foreground)) if v is not None}
+    if not overrides:
+        return entries
+    spatial = [i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == "Spatial"]
+    if spatial:
+        return [dict(e, **overrides) if i in spatial else e for i, e in enumerate(entries)]
+    if patch_size is None:
+        raise ConfigError("p_foreground needs a patch: the config has no 'Spatial' entry, so pass patch_size= too")
+    crop = {"name": "Spatial", "p_rotation": 0.0, "p_scale": 0.0, "p_elastic": 0.0, "p_foreground": 0.0, "p": 0.0}
+    return [dict(crop, **overrides), *entries]
+
+
+def build_pipeline_parts(
+    source: str | Path | dict[str, Any], *, patch_size: Any = None, p_foreground: Any = None
+) -> tuple[list[RandomTransform], int | None]:
+    """Read and validate a pipeline config: its transforms (in config order) and its seed.
+
+    Args:
+        source: A config dict or the path of a JSON/YAML file.
+        patch_size: Overrides the patch of the ``Spatial`` entry, see :func:`with_patch`.
+        p_foreground: Overrides the foreground probability of the ``Spatial`` entry, see :func:`with_patch`.
+    """
+    data = load_config(source)
+    unknown = set(data) - TOP_LEVEL_KEYS
+    if unknown:
+        raise ConfigError(f"unknown top-level config key(s) {sorted(unknown)}; allowed: {sorted(TOP_LEVEL_KEYS)}")
+    entries = data.get("transforms", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"'transforms' must be a list of entries, got {type(entries).__name__}")
+    seed = data.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError(f"'seed' must be an integer or null, got {seed!r}")
+    entries = with_patch(entries, patch_size, p_foreground)
+    return [build_transform(e, f"transforms[{i}]") for i, e in enumerate(entries)], seed

@@ -1,0 +1,201 @@
+"""The resampling engine shared by every geometric transform: sampling maps, placements and the one resampling.
+
+Each geometric transform only describes a :class:`Sampling` (a :class:`Warp`, and for the one entry that decides the
+output patch a :class:`Placement`); :func:`resample` composes the warps of all of them and reads the image once
+(trilinear) and the label once (nearest neighbour). When a sample's map is a pure crop/flip (known on the host,
+because parameters are CPU tensors) it reads that sample's voxels by index instead, which is exact and cheaper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from spineaug.batch import Batch
+from spineaug.functional import spatial as FS
+
+
+@dataclass(frozen=True)
+class Warp:
+    """A per-sample sampling map ``r -> matrix @ r + shift`` in voxels, relative to the patch/volume centres.
+
+    A sampling map sends an output point to the input point it reads, so moving the image by ``a`` and then by ``b``
+    reads through ``a(b(r))``: :meth:`followed_by` and :meth:`compose` take the maps in the order they move the image.
+
+    Attributes:
+        matrix: (B, 3, 3), acting on (d, h, w) offsets from the output centre.
+        shift: (B, 3) input voxels.
+    """
+
+    matrix: Tensor
+    shift: Tensor
+
+    def followed_by(self, later: Warp) -> Warp:
+        """The map of moving the image by ``self`` first and by ``later`` next (reads ``self(later(r))``)."""
+        return Warp(self.matrix @ later.matrix, (self.matrix @ later.shift[..., None])[..., 0] + self.shift)
+
+    @staticmethod
+    def compose(warps: Sequence[Warp], batch_size: int) -> Warp:
+        """The map of moving the image by ``warps[0]``, then ``warps[1]``, and so on (identity when empty)."""
+        total = Warp.identity(batch_size)
+        for w in warps:
+            total = total.followed_by(w)
+        return total
+
+    @staticmethod
+    def identity(batch_size: int) -> Warp:
+        """The identity map for ``batch_size`` samples."""
+        return Warp(torch.eye(3).expand(batch_size, 3, 3).clone(), torch.zeros(batch_size, 3))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the output lies in the input, how it deforms and what it reads outside the input.
+
+    Attributes:
+        shape: Output (D, H, W).
+        centre: Input voxel coordinate of the output centre, (B, 3), on the data's device.
+        control: Elastic control-point displacements in voxels, (B, 3, gd, gh, gw), or ``None``.
+        pad_mode: Image padding, see :func:`spineaug.functional.spatial.warp_image`.
+        pad_value: Image value for ``pad_mode="constant"``.
+        label_pad: Label value read outside the input.
+    """
+
+    shape: tuple[int, int, int]
+    centre: Tensor
+    control: Tensor | None = None
+    pad_mode: str = "constant"
+    pad_value: float = 0.0
+    label_pad: int = 0
+
+    @staticmethod
+    def whole(batch: Batch) -> Placement:
+        """Output = the whole input, no deformation, zero padding."""
+        shape = batch.spatial_shape
+        centre = torch.tensor([(n - 1) / 2 for n in shape], device=batch.image.device)
+        return Placement(shape, centre.expand(batch.size, 3))
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What one geometric transform contributes to the shared resampling.
+
+    Attributes:
+        warp: Its sampling map (CPU tensors).
+        placement: The output patch, elastic field and padding, from the one entry that decides them; ``None`` for
+            the others.
+    """
+
+    warp: Warp
+    placement: Placement | None = None
+
+
+def resample_all(batch: Batch, samplings: Sequence[Sampling]) -> Batch:
+    """Resample once for several geometric transforms, given in the order they move the image.
+
+    At most one of them may set a :class:`Placement`; without one the output is the whole input.
+    """
+    placements = [s.placement for s in samplings if s.placement is not None]
+    if len(placements) > 1:
+        raise ValueError("at most one geometric transform may set the output placement (one 'Spatial' entry)")
+    return resample(batch, [s.warp for s in samplings], placements[0] if placements else None)
+
+
+def _index_only(warp: Warp, control: Tensor | None) -> Tensor:
+    """Per sample (B,) bool: the map is a flip about the centre, so voxels can be read by index, exactly.
+
+    Host work on the CPU parameters: no device synchronisation.
+    """
+    m = warp.matrix
+    diagonal = torch.diag_embed(torch.diagonal(m, dim1=-2, dim2=-1))
+    flips = (m == diagonal).flatten(1).all(1) & (m.abs().sum(-1) == 1).all(1) & (warp.shift == 0).all(1)
+    if control is not None:
+        flips &= (control == 0).flatten(1).all(1)
+    return flips
+
+
+def _read_by_index(batch: Batch, matrix: Tensor, centre: Tensor, shape: tuple[int, int, int]) -> Batch:
+    """Exact crop/flip around ``centre``: the flips are the signs on the diagonal of ``matrix`` (CPU)."""
+    flips = torch.diagonal(matrix, dim1=-2, dim2=-1) < 0
+    half = torch.tensor([(n - 1) / 2 for n in shape], device=centre.device)
+    start = torch.round(centre - half).long()
+    image = FS.gather_patch(batch.image, start, shape, flips)
+    label = None if batch.label is None else FS.gather_patch(batch.label, start, shape, flips)
+    return batch.replace(image=image, label=label)
+
+
+def _read_by_grid(batch: Batch, warp: Warp, placement: Placement) -> Batch:
+    """Trilinear image and nearest-neighbour label on one sampling grid (rotation, scaling, shear, elastic)."""
+    device = batch.image.device
+    control = None
+    if placement.control is not None:
+        control = placement.control.to(device, torch.float32, non_blocking=True)
+    grid = FS.sampling_grid(
+        placement.centre,
+        warp.matrix.to(device, torch.float32, non_blocking=True),
+        placement.shape,
+        batch.spatial_shape,
+        shift=warp.shift.to(device, torch.float32, non_blocking=True),
+        control=control,
+    )
+    image = FS.warp_image(batch.image, grid, pad_mode=placement.pad_mode, pad_value=placement.pad_value)
+    label = None if batch.label is None else FS.warp_labels(batch.label, grid, pad_value=placement.label_pad)
+    return batch.replace(image=image, label=label)
+
+
+def _select(batch: Batch, warp: Warp, placement: Placement, rows: Tensor) -> tuple[Batch, Warp, Placement]:
+    """The samples ``rows`` (a CPU index) of a batch, its warp and its placement."""
+    dev = rows.to(batch.image.device, non_blocking=True)
+    label = None if batch.label is None else batch.label.index_select(0, dev)
+    control = None if placement.control is None else placement.control[rows]
+    return (
+        batch.replace(image=batch.image.index_select(0, dev), label=label),
+        Warp(warp.matrix[rows], warp.shift[rows]),
+        replace(placement, centre=placement.centre.index_select(0, dev), control=control),
+    )
+
+
+def resample(batch: Batch, warps: Sequence[Warp], placement: Placement | None = None) -> Batch:
+    """Apply composed sampling maps to image and label with one resampling each.
+
+    Samples whose composed map is a pure crop/flip (known on the host, because parameters are CPU tensors) are read
+    by index, which is exact and cheap; only the others pay for a sampling grid and interpolation.
+
+    Args:
+        batch: Input batch.
+        warps: Sampling maps (CPU tensors) in the order they move the image (see :meth:`Warp.compose`).
+        placement: Output shape, centre, elastic field and padding; defaults to the whole volume.
+
+    Returns:
+        The resampled batch; dtypes and device kept.
+    """
+    placement = placement or Placement.whole(batch)
+    placement = replace(placement, centre=placement.centre.to(batch.image.device).float())
+    total = Warp.compose(warps, batch.size)
+    by_index = _index_only(total, placement.control)
+    if bool(by_index.all()):
+        return _read_by_index(batch, total.matrix, placement.centre, placement.shape)
+    if not bool(by_index.any()):
+        return _read_by_grid(batch, total, placement)
+    # Mixed batch: each subset takes its own path; the results go back in batch order.
+    rows_i, rows_g = by_index.nonzero().flatten(), (~by_index).nonzero().flatten()
+    sub_batch, sub_warp, sub_place = _select(batch, total, placement, rows_i)
+    indexed = _read_by_index(sub_batch, sub_warp.matrix, sub_place.centre, placement.shape)
+    gridded = _read_by_grid(*_select(batch, total, placement, rows_g))
+    image = _interleave(batch.size, [(rows_i, indexed.image), (rows_g, gridded.image)])
+    label = None
+    if batch.label is not None:
+        label = _interleave(batch.size, [(rows_i, indexed.label), (rows_g, gridded.label)])
+    return batch.replace(image=image, label=label)
+
+
+def _interleave(size: int, parts: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """A batch of ``size`` rows from ``(row indices on the CPU, rows)`` parts that together cover every row once."""
+    first = parts[0][1]
+    out = first.new_empty((size, *first.shape[1:]))
+    for rows, values in parts:
+        out.index_copy_(0, rows.to(out.device, non_blocking=True), values)
+    return out

@@ -1,0 +1,104 @@
+"""One home for validation: :class:`ConfigError`, the validated value types and validated constructors.
+
+Transform constructors are annotated with the types of this module and wrapped by :func:`validated_init`, so the
+same checks and messages serve Python callers and JSON/YAML configs: a bad value raises a :class:`ConfigError` (a
+``ValueError``) that names the argument. This module sits below the transforms and the config loader and imports
+neither.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Annotated
+
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, validate_call
+
+
+class ConfigError(ValueError):
+    """A transform or pipeline configuration is invalid; the message names the offending key."""
+
+
+def ordered(value: tuple[float, float]) -> tuple[float, float]:
+    """Check that a ``(low, high)`` pair has ``low <= high``."""
+    low, high = value
+    if low > high:
+        raise ValueError(f"range low {low} is above high {high}")
+    return value
+
+
+def _unique(axes: tuple[int, ...]) -> tuple[int, ...]:
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axes must not repeat, got {list(axes)}")
+    return axes
+
+
+def _non_empty(axes: tuple[int, ...]) -> tuple[int, ...]:
+    if not axes:
+        raise ValueError("axes must list at least one axis")
+    return axes
+
+
+def _pair(bounds: dict[str, float]):
+    """An ordered ``(low, high)`` pair whose ends both satisfy the pydantic ``Field`` bounds ``bounds``."""
+    end = Annotated[float, Field(**bounds)]
+    return Annotated[tuple[end, end], AfterValidator(ordered)]
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+"""A probability in [0, 1]."""
+Range = Annotated[tuple[float, float], AfterValidator(ordered)]
+"""A ``(low, high)`` interval with ``low <= high``."""
+NonNegativeRange = _pair({"ge": 0.0})
+"""A ``(low, high)`` interval of non-negative values."""
+PositiveRange = _pair({"gt": 0.0})
+"""A ``(low, high)`` interval of positive values."""
+UnitRange = _pair({"ge": 0.0, "le": 1.0})
+"""A ``(low, high)`` interval inside [0, 1]."""
+FractionRange = _pair({"gt": 0.0, "le": 1.0})
+"""A ``(low, high)`` interval inside (0, 1]: fractions of a size or a resolution (1 = all of it)."""
+PositiveInt = Annotated[int, Field(ge=1)]
+"""An integer of at least 1."""
+Axes = Annotated[tuple[Annotated[int, Field(ge=0, le=2)], ...], AfterValidator(_unique)]
+"""Spatial axes: 0 (D), 1 (H), 2 (W), each at most once."""
+NonEmptyAxes = Annotated[Axes, AfterValidator(_non_empty)]
+"""Spatial axes, at least one."""
+
+
+def _format_validation_error(owner: str, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(arguments)"
+        got = item.get("input")
+        lines.append(f"{owner}: {where}: {item['msg']} (got {got!r})")
+    return "\n".join(lines)
+
+
+def validated_init(init):
+    """Wrap a constructor so that its annotated arguments are validated; errors become :class:`ConfigError`.
+
+    Unknown keyword arguments are named with the allowed ones. After a successful call the bound arguments (defaults
+    filled in) are stored as ``self._init_args``, from which a transform rebuilds its config entry.
+    """
+    checked = validate_call(init, config=ConfigDict(arbitrary_types_allowed=True, strict=False))
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        allowed = [k for k in signature.parameters if k != "self"]
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{type(self).__name__}: unknown key(s) {unknown}; allowed: {allowed}")
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{type(self).__name__}: {exc}") from None
+        try:
+            checked(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise ConfigError(_format_validation_error(type(self).__name__, exc)) from None
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
+
+    return wrapper

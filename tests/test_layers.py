@@ -1,0 +1,53 @@
+"""The engine's layering (README, Layout): lower layers never import higher ones, so there is no import cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "spineaug"
+
+# module (file or package folder under spineaug/) -> spineaug modules it may import
+ALLOWED = {
+    "functional": {"functional"},
+    "_sampling": set(),
+    "batch": set(),
+    "validation": set(),
+    "transforms": {"functional", "_sampling", "batch", "validation", "transforms"},
+    "config": {"transforms", "validation"},
+    "pipeline": {"transforms", "config", "validation", "batch"},
+}
+
+
+def _spineaug_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "spineaug" and len(parts) > 1:
+                found.add(parts[1])
+    return found & (set(ALLOWED) | {p.stem for p in ROOT.iterdir()} | {p.name for p in ROOT.iterdir()})
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layers_import_only_lower_layers(layer):
+    files = sorted((ROOT / layer).rglob("*.py")) if (ROOT / layer).is_dir() else [ROOT / f"{layer}.py"]
+    assert files
+    for path in files:
+        extra = _spineaug_imports(path) - ALLOWED[layer]
+        assert not extra, f"{path.relative_to(ROOT.parent)} imports {sorted(extra)}"
+
+
+def test_pipeline_knows_no_geometry_internals():
+    import re
+
+    text = (ROOT / "pipeline.py").read_text()
+    for pattern in (r"isinstance\(.*RandomSpatial", r"\bPlacement\b", r"\bresample\b", r"_resample"):
+        assert not re.search(pattern, text), pattern
