@@ -35,6 +35,11 @@ DEFAULT_SHAPE = (64, 80, 128)
 """Default working grid (X, Y, Z): 128 x 160 x 256 mm at the default spacing."""
 SUPERSAMPLE = 2
 """make_case builds the anatomy this many times finer per axis and averages blocks (partial volume)."""
+VERSION = "1"
+"""Version of the phantom's output: a cache of rendered cases may key on ``(VERSION, seed, domain, shape, spacing)``.
+
+Bumped whenever ``make_case`` gives different arrays for some seed and domain (anatomy, appearance tables,
+renderer); ``tests/phantom/test_phantom_api.py`` pins a checksum of a small case to this value."""
 
 __all__ = [
     "DEFAULT_SHAPE",
@@ -44,11 +49,13 @@ __all__ = [
     "N_TISSUES",
     "SOURCE_DOMAINS",
     "TISSUE_TO_LABEL",
+    "VERSION",
     "Case",
     "Domain",
     "Tissue",
     "affine_for",
     "make_case",
+    "make_cases",
     "render",
     "tissue_to_label",
     "write_datasets",
@@ -154,6 +161,41 @@ def make_case(
     spacing, shape = _check_spacing(spacing), _check_shape(shape)
     fine, tissue = _anatomy(seed, shape, spacing)
     return _case(seed, spec, fine, tissue, spacing, shape)
+
+
+def make_cases(
+    seed: int,
+    domains: str | Iterable[str] | None = None,
+    *,
+    spacing=DEFAULT_SPACING,
+    shape: Sequence[int] = DEFAULT_SHAPE,
+) -> dict[str, Case]:
+    """Render one anatomy (``seed``) in several domains (paired data), building the anatomy only once.
+
+    Each returned case equals ``make_case(seed, domain, spacing=spacing, shape=shape)``: ``label``, ``tissue``,
+    ``spacing`` and ``affine`` are identical in every domain (each case holds its own copies), only ``image``
+    differs.
+
+    Args:
+        seed: Non-negative integer (the anatomy; appearance is drawn from ``(seed, domain)``).
+        domains: Domain names, a list or a comma-separated string, without repeats; None means every domain
+            in :data:`DOMAINS` (in its order).
+        spacing: Voxel size in mm: one number (isotropic) or (X, Y, Z).
+        shape: Grid (X, Y, Z).
+
+    Returns:
+        Domain name -> :class:`Case`, in the order given.
+
+    Example:
+        >>> cases = make_cases(3, ["ct", "t2w"], shape=(32, 40, 64), spacing=4.0)
+        >>> list(cases), bool((cases["ct"].label == cases["t2w"].label).all())
+        (['ct', 't2w'], True)
+    """
+    seed = _check_seed(seed)
+    names = list(DOMAINS) if domains is None else _parse_domains(domains)
+    spacing, shape = _check_spacing(spacing), _check_shape(shape)
+    fine, tissue = _anatomy(seed, shape, spacing)
+    return {name: _case(seed, get_domain(name), fine, tissue.copy(), spacing, shape) for name in names}
 
 
 def _case(seed, spec: Domain, fine, tissue, spacing, shape) -> Case:
