@@ -15,7 +15,7 @@ from spineaug.data.datasets import (
     read_dataset_json,
 )
 from spineaug.data.nifti import Volume, load_nifti, resample, robust_zscore, save_nifti
-from spineaug.data.sampling import PatchSampler
+from spineaug.data.sampling import PatchSampler, enlarged_patch_size
 
 __all__ = [
     "SPIDER_LABELS",
@@ -31,4 +31,5 @@ __all__ = [
     "resample",
     "robust_zscore",
     "save_nifti",
+    "enlarged_patch_size",
 ]
