@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import shutil
@@ -244,8 +243,10 @@ def _parse_domains(domains: str | Iterable[str]) -> list[str]:
 
 def dataset_name(domain: str, dataset_id: int) -> str:
     """nnU-Net dataset folder name of one domain, e.g. ``Dataset901_PhantomT2wFatsat``."""
+    from spineaug.data.nnunet_raw import dataset_folder_name
+
     pretty = "".join(part.capitalize() for part in domain.replace("_", "-").split("-"))
-    return f"Dataset{dataset_id:03d}_Phantom{pretty}"
+    return dataset_folder_name(dataset_id, f"Phantom{pretty}")
 
 
 def write_datasets(
@@ -283,7 +284,7 @@ def write_datasets(
     """
     from tqdm import tqdm
 
-    from spineaug.data.nifti import save_nifti
+    from spineaug.data.nnunet_raw import write_case, write_dataset_json
 
     names = _parse_domains(domains)
     seed, spacing, shape = _check_seed(seed), _check_spacing(spacing), _check_shape(shape)
@@ -303,36 +304,28 @@ def write_datasets(
     for root in roots.values():
         if root.exists():
             shutil.rmtree(root)
-        for sub in ("imagesTr", "labelsTr", "tissueTr"):
-            (root / sub).mkdir(parents=True)
 
-    affine = affine_for(shape, spacing)
     bar = tqdm(total=cases * len(names), desc="phantom", unit="image", disable=not progress)
     infos = {}
     for i in range(cases):
         case_seed = seed + i
         case_id = f"phantom_{case_seed:05d}"
-        fine, tissue = _anatomy(case_seed, shape, spacing)
-        label = TISSUE_TO_LABEL[tissue]
-        infos[case_id] = fine.info
-        for name, root in roots.items():
-            case = _case(case_seed, get_domain(name), fine, tissue, spacing, shape)
-            save_nifti(root / "imagesTr" / f"{case_id}_0000.nii.gz", case.image, affine)
-            save_nifti(root / "labelsTr" / f"{case_id}.nii.gz", label, affine)
-            save_nifti(root / "tissueTr" / f"{case_id}.nii.gz", tissue, affine)
+        for name, case in make_cases(case_seed, names, spacing=spacing, shape=shape).items():
+            infos[case_id] = case.info
+            write_case(roots[name], case_id, case.image, case.label, case.affine, extra={"tissueTr": case.tissue})
             bar.update(1)
     bar.close()
 
-    for i, (name, root) in enumerate(roots.items()):
+    for name, root in roots.items():
         spec = get_domain(name)
-        meta = {
-            "name": root.name,
-            "description": f"spineaug phantom, {spec.description}",
-            "channel_names": {"0": spec.channel_name},
-            "labels": dict(LABELS),
-            "numTraining": cases,
-            "file_ending": ".nii.gz",
-            "spineaug": {
+        write_dataset_json(
+            root,
+            {"0": spec.channel_name},
+            dict(LABELS),
+            cases,
+            name=root.name,
+            description=f"spineaug phantom, {spec.description}",
+            spineaug={
                 "domain": name,
                 "modality": spec.modality,
                 "seed": seed,
@@ -343,6 +336,5 @@ def write_datasets(
                 "tissues": {t.name.lower(): int(t) for t in Tissue},
                 "cases": infos,
             },
-        }
-        (root / "dataset.json").write_text(json.dumps(meta, indent=2))
+        )
     return roots
