@@ -1,17 +1,15 @@
-"""Readers for segmentation datasets on disk: nnU-Net raw datasets and folders of image/label NIfTI pairs.
+"""Readers for segmentation datasets on disk: folders of image/label NIfTI pairs (nnU-Net raw datasets: nnunet_raw.py).
 
 Every sample is reoriented to RAS (see :mod:`spineaug.data.nifti`), optionally resampled to a target spacing
 (images linear, labels nearest) and robust-z-score normalised per image and channel.
 
 Example:
-    >>> ds = NnUNetRawDataset("raw/Dataset900_PhantomCt", spacing=2.0)       # doctest: +SKIP
     >>> ds = PairedNiftiDataset("verse", "rawdata/*/sub-{id}_ct.nii.gz",    # doctest: +SKIP
     ...                         "derivatives/*/sub-{id}_seg-vert_msk.nii.gz", label_map=VERSE_LABELS)
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,8 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from spineaug.data.nifti import Volume, load_nifti, resample, robust_zscore
-
-REQUIRED_FIELDS = ("channel_names", "labels", "numTraining", "file_ending")
 
 VERSE_LABELS = {**{v: 1 for v in range(1, 29)}}
 """VerSe vertebra labels (1-7 C, 8-19 T, 20-25 L, 26 sacrum, 27 coccyx, 28 T13) -> 1 (vertebra)."""
@@ -130,69 +126,6 @@ def _check_same_grid(a: Volume, b: Volume) -> None:
         raise ValueError(f"shape mismatch: {a.path} has {a.shape}, {b.path} has {b.shape}")
     if not np.allclose(a.affine, b.affine, atol=1e-3, rtol=1e-4):
         raise ValueError(f"affine mismatch between {a.path} and {b.path}:\n{a.affine}\nvs\n{b.affine}")
-
-
-def read_dataset_json(root: str | Path) -> dict:
-    """Read and check ``dataset.json`` of an nnU-Net raw dataset (fields: channel_names, labels, numTraining,
-    file_ending)."""
-    path = Path(root) / "dataset.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"dataset.json not found: {path}")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    missing = [k for k in REQUIRED_FIELDS if k not in meta]
-    if missing:
-        raise ValueError(f"{path}: missing field(s) {missing}")
-    if not isinstance(meta["channel_names"], dict) or not meta["channel_names"]:
-        raise ValueError(f"{path}: channel_names must be a non-empty object like {{\"0\": \"CT\"}}")
-    if not isinstance(meta["labels"], dict) or "background" not in meta["labels"]:
-        raise ValueError(f"{path}: labels must be an object with a 'background' entry")
-    if isinstance(meta["numTraining"], bool) or not isinstance(meta["numTraining"], int) or meta["numTraining"] < 0:
-        raise ValueError(f"{path}: numTraining must be a non-negative integer, got {meta['numTraining']!r}")
-    if not isinstance(meta["file_ending"], str) or not meta["file_ending"].startswith("."):
-        raise ValueError(f"{path}: file_ending must be like '.nii.gz', got {meta['file_ending']!r}")
-    if meta["file_ending"] not in (".nii", ".nii.gz"):
-        raise ValueError(f"{path}: only NIfTI datasets are supported, file_ending is {meta['file_ending']!r}")
-    return meta
-
-
-class NnUNetRawDataset(SegmentationDataset):
-    """An nnU-Net v2 raw dataset: ``imagesTr/CASE_XXXX<ending>`` per channel, ``labelsTr/CASE<ending>``.
-
-    Args:
-        root: The ``DatasetNNN_Name`` folder.
-        spacing, normalize, label_map: See :class:`SegmentationDataset`.
-    """
-
-    def __init__(self, root: str | Path, *, spacing=None, normalize: bool = True, label_map=None):
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"dataset folder not found: {root}")
-        self.root = root
-        self.meta = read_dataset_json(root)
-        ending = self.meta["file_ending"]
-        channels = sorted(int(k) for k in self.meta["channel_names"])
-        labels_dir = root / "labelsTr"
-        if not labels_dir.is_dir():
-            raise FileNotFoundError(f"labelsTr folder not found: {labels_dir}")
-        label_files = sorted(p for p in labels_dir.iterdir() if p.name.endswith(ending))
-        cases = []
-        for lab in label_files:
-            case_id = lab.name[: -len(ending)]
-            images = [root / "imagesTr" / f"{case_id}_{c:04d}{ending}" for c in channels]
-            for img in images:
-                if not img.is_file():
-                    raise FileNotFoundError(f"image file missing for label {lab}: {img}")
-            cases.append((case_id, images, lab))
-        if len(cases) != self.meta["numTraining"]:
-            raise ValueError(
-                f"{root / 'dataset.json'}: numTraining is {self.meta['numTraining']} but labelsTr holds {len(cases)} cases"
-            )
-        super().__init__(cases, spacing=spacing, normalize=normalize, label_map=label_map)
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:

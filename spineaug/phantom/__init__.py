@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import shutil
@@ -35,6 +34,11 @@ DEFAULT_SHAPE = (64, 80, 128)
 """Default working grid (X, Y, Z): 128 x 160 x 256 mm at the default spacing."""
 SUPERSAMPLE = 2
 """make_case builds the anatomy this many times finer per axis and averages blocks (partial volume)."""
+VERSION = "1"
+"""Version of the phantom's output: a cache of rendered cases may key on ``(VERSION, seed, domain, shape, spacing)``.
+
+Bumped whenever ``make_case`` gives different arrays for some seed and domain (anatomy, appearance tables,
+renderer); ``tests/phantom/test_phantom_api.py`` pins a checksum of a small case to this value."""
 
 __all__ = [
     "DEFAULT_SHAPE",
@@ -44,11 +48,13 @@ __all__ = [
     "N_TISSUES",
     "SOURCE_DOMAINS",
     "TISSUE_TO_LABEL",
+    "VERSION",
     "Case",
     "Domain",
     "Tissue",
     "affine_for",
     "make_case",
+    "make_cases",
     "render",
     "tissue_to_label",
     "write_datasets",
@@ -156,6 +162,41 @@ def make_case(
     return _case(seed, spec, fine, tissue, spacing, shape)
 
 
+def make_cases(
+    seed: int,
+    domains: str | Iterable[str] | None = None,
+    *,
+    spacing=DEFAULT_SPACING,
+    shape: Sequence[int] = DEFAULT_SHAPE,
+) -> dict[str, Case]:
+    """Render one anatomy (``seed``) in several domains (paired data), building the anatomy only once.
+
+    Each returned case equals ``make_case(seed, domain, spacing=spacing, shape=shape)``: ``label``, ``tissue``,
+    ``spacing`` and ``affine`` are identical in every domain (each case holds its own copies), only ``image``
+    differs.
+
+    Args:
+        seed: Non-negative integer (the anatomy; appearance is drawn from ``(seed, domain)``).
+        domains: Domain names, a list or a comma-separated string, without repeats; None means every domain
+            in :data:`DOMAINS` (in its order).
+        spacing: Voxel size in mm: one number (isotropic) or (X, Y, Z).
+        shape: Grid (X, Y, Z).
+
+    Returns:
+        Domain name -> :class:`Case`, in the order given.
+
+    Example:
+        >>> cases = make_cases(3, ["ct", "t2w"], shape=(32, 40, 64), spacing=4.0)
+        >>> list(cases), bool((cases["ct"].label == cases["t2w"].label).all())
+        (['ct', 't2w'], True)
+    """
+    seed = _check_seed(seed)
+    names = list(DOMAINS) if domains is None else _parse_domains(domains)
+    spacing, shape = _check_spacing(spacing), _check_shape(shape)
+    fine, tissue = _anatomy(seed, shape, spacing)
+    return {name: _case(seed, get_domain(name), fine, tissue.copy(), spacing, shape) for name in names}
+
+
 def _case(seed, spec: Domain, fine, tissue, spacing, shape) -> Case:
     image = render_tissue(fine.tissue, spec, seed, spacing=fine.spacing, factor=SUPERSAMPLE)
     return Case(
@@ -202,8 +243,10 @@ def _parse_domains(domains: str | Iterable[str]) -> list[str]:
 
 def dataset_name(domain: str, dataset_id: int) -> str:
     """nnU-Net dataset folder name of one domain, e.g. ``Dataset901_PhantomT2wFatsat``."""
+    from spineaug.data.nnunet_raw import dataset_folder_name
+
     pretty = "".join(part.capitalize() for part in domain.replace("_", "-").split("-"))
-    return f"Dataset{dataset_id:03d}_Phantom{pretty}"
+    return dataset_folder_name(dataset_id, f"Phantom{pretty}")
 
 
 def write_datasets(
@@ -241,7 +284,7 @@ def write_datasets(
     """
     from tqdm import tqdm
 
-    from spineaug.data.nifti import save_nifti
+    from spineaug.data.nnunet_raw import write_case, write_dataset_json
 
     names = _parse_domains(domains)
     seed, spacing, shape = _check_seed(seed), _check_spacing(spacing), _check_shape(shape)
@@ -261,36 +304,28 @@ def write_datasets(
     for root in roots.values():
         if root.exists():
             shutil.rmtree(root)
-        for sub in ("imagesTr", "labelsTr", "tissueTr"):
-            (root / sub).mkdir(parents=True)
 
-    affine = affine_for(shape, spacing)
     bar = tqdm(total=cases * len(names), desc="phantom", unit="image", disable=not progress)
     infos = {}
     for i in range(cases):
         case_seed = seed + i
         case_id = f"phantom_{case_seed:05d}"
-        fine, tissue = _anatomy(case_seed, shape, spacing)
-        label = TISSUE_TO_LABEL[tissue]
-        infos[case_id] = fine.info
-        for name, root in roots.items():
-            case = _case(case_seed, get_domain(name), fine, tissue, spacing, shape)
-            save_nifti(root / "imagesTr" / f"{case_id}_0000.nii.gz", case.image, affine)
-            save_nifti(root / "labelsTr" / f"{case_id}.nii.gz", label, affine)
-            save_nifti(root / "tissueTr" / f"{case_id}.nii.gz", tissue, affine)
+        for name, case in make_cases(case_seed, names, spacing=spacing, shape=shape).items():
+            infos[case_id] = case.info
+            write_case(roots[name], case_id, case.image, case.label, case.affine, extra={"tissueTr": case.tissue})
             bar.update(1)
     bar.close()
 
-    for i, (name, root) in enumerate(roots.items()):
+    for name, root in roots.items():
         spec = get_domain(name)
-        meta = {
-            "name": root.name,
-            "description": f"spineaug phantom, {spec.description}",
-            "channel_names": {"0": spec.channel_name},
-            "labels": dict(LABELS),
-            "numTraining": cases,
-            "file_ending": ".nii.gz",
-            "spineaug": {
+        write_dataset_json(
+            root,
+            {"0": spec.channel_name},
+            dict(LABELS),
+            cases,
+            name=root.name,
+            description=f"spineaug phantom, {spec.description}",
+            spineaug={
                 "domain": name,
                 "modality": spec.modality,
                 "seed": seed,
@@ -301,6 +336,5 @@ def write_datasets(
                 "tissues": {t.name.lower(): int(t) for t in Tissue},
                 "cases": infos,
             },
-        }
-        (root / "dataset.json").write_text(json.dumps(meta, indent=2))
+        )
     return roots

@@ -25,7 +25,7 @@ _LABEL_COLOURS = ("#ff4040", "#40c0ff", "#ffd040", "#60ff60", "#ff60ff", "#fffff
 
 
 @dataclass(frozen=True)
-class Volume:
+class GalleryCase:
     """A single case for the gallery.
 
     Attributes:
@@ -41,43 +41,29 @@ class Volume:
     name: str
 
 
-def phantom_volume(seed: int = 0, domain: str = "t2w", shape: Sequence[int] | None = None) -> Volume:
+def phantom_volume(seed: int = 0, domain: str = "t2w", shape: Sequence[int] | None = None) -> GalleryCase:
     """Generate a phantom case (requires :mod:`spineaug.phantom`)."""
     from spineaug import phantom
 
     kwargs: dict[str, Any] = {} if shape is None else {"shape": tuple(shape)}
     case = phantom.make_case(seed, domain, **kwargs)
-    return Volume(case.image, case.label, tuple(case.spacing), f"phantom case {seed} ({case.domain})")
+    return GalleryCase(case.image, case.label, tuple(case.spacing), f"phantom case {seed} ({case.domain})")
 
 
-def nifti_volume(image: str | Path, label: str | Path | None = None) -> Volume:
-    """Read a NIfTI image (and label), reoriented to RAS so that axis 0 is left-right."""
-    try:
-        import nibabel as nib
-    except ImportError as exc:  # pragma: no cover - nibabel is a dependency
-        raise ValueError("reading --image/--label needs nibabel (pip install nibabel)") from exc
-    for path in (image, label):
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"file not found: {path}")
-    img = nib.as_closest_canonical(nib.load(str(image)))
-    data = np.asarray(img.dataobj, dtype=np.float32)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ValueError(f"{image}: expected a 3-D image, got shape {data.shape}")
+def nifti_volume(image: str | Path, label: str | Path | None = None) -> GalleryCase:
+    """Read a NIfTI image (and label) with :func:`spineaug.data.load_nifti`, reoriented to RAS (axis 0 left-right)."""
+    from spineaug.data import load_nifti
+
+    img = load_nifti(image, dtype=np.float32)
     lab = None
     if label is not None:
-        lab_img = nib.as_closest_canonical(nib.load(str(label)))
-        lab = np.asarray(lab_img.dataobj)
-        if lab.ndim == 4 and lab.shape[3] == 1:
-            lab = lab[..., 0]
-        if lab.shape != data.shape:
-            raise ValueError(f"label shape {lab.shape} does not match image shape {data.shape}")
+        lab = load_nifti(label).data
+        if lab.shape != img.shape:
+            raise ValueError(f"label shape {lab.shape} does not match image shape {img.shape}")
         if not np.allclose(lab, np.round(lab)):
             raise ValueError(f"{label}: label map must hold integer values")
         lab = np.round(lab).astype(np.int64)
-    spacing = tuple(float(s) for s in img.header.get_zooms()[:3])
-    return Volume(data, lab, spacing, Path(image).name)
+    return GalleryCase(img.data, lab, img.spacing, Path(image).name)
 
 
 def force_on(entry: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +97,7 @@ def _zscore(image: np.ndarray) -> np.ndarray:
 
 
 def render_gallery(
-    volume: Volume,
+    volume: GalleryCase,
     entries: list[dict[str, Any]],
     out: str | Path,
     *,
@@ -203,4 +189,4 @@ def preset_entries(source: str | Path | dict[str, Any]) -> tuple[str, list[dict[
     return f"config {source}" if not isinstance(source, dict) else "config", list(data.get("transforms", []))
 
 
-__all__ = ["Volume", "force_on", "nifti_volume", "phantom_volume", "preset_entries", "render_gallery"]
+__all__ = ["GalleryCase", "force_on", "nifti_volume", "phantom_volume", "preset_entries", "render_gallery"]
