@@ -34,6 +34,7 @@ class Augmentation:
         arm: The arm's name as the study file gives it.
         batch: Applied to the whole batch on the training device inside the step (spineaug), or None.
         worker: Applied to one ``(image, label)`` sample in the data-loader workers (CPU baselines), or None.
+        rotation_deg, scale: The arm's rotation and scale ranges: the sampler reads the enlarged patch for them.
         read_size: Patch size the sampler reads (enlarged for rotation/zoom-out); the arm outputs the final patch.
         config: The resolved configuration, written into the cell folder.
     """
@@ -41,6 +42,8 @@ class Augmentation:
     arm: str
     batch: spineaug.Pipeline | None
     worker: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None
+    rotation_deg: Any
+    scale: tuple[float, float]
     read_size: tuple[int, int, int]
     config: dict[str, Any]
 
@@ -63,19 +66,18 @@ def build_augmentation(arm: str, patch_size: tuple[int, int, int]) -> Augmentati
     spatial = next(e for e in config["transforms"] if e["name"] == "Spatial")
     spatial.update(crop="center", p_foreground=0.0)
     pipe = spineaug.Pipeline.from_config(config)
-    rotation = spatial["rotation_deg"] if spatial.get("p_rotation", 0) > 0 else (0.0, 0.0)
-    scale = spatial["scale"] if spatial.get("p_scale", 0) > 0 else (1.0, 1.0)
-    read = enlarged_patch_size(patch, rotation, scale)
-    if spatial.get("p_elastic", 0) > 0:  # as nnU-Net: the elastic field may reach a few voxels further
-        read = tuple(r + 2 * int(round(max(spatial["elastic_magnitude"]))) for r in read)
-    return Augmentation(arm, pipe, None, read, pipe.config())
+    if spatial.get("p_elastic", 0) > 0:
+        raise ValueError(f"arm {arm!r}: elastic deformation is not supported by the study's enlarged-patch reading yet")
+    rotation = spatial["rotation_deg"] if spatial.get("p_rotation", 0) > 0 else 0.0
+    scale = tuple(spatial["scale"]) if spatial.get("p_scale", 0) > 0 else (1.0, 1.0)
+    return Augmentation(arm, pipe, None, rotation, scale, enlarged_patch_size(patch, rotation, scale), pipe.config())
 
 
 def _bgv2(patch: tuple[int, int, int]) -> Augmentation:
     from spineaug.baselines.batchgenerators import nnunet_transforms
 
     transforms = nnunet_transforms(patch)
-    read = enlarged_patch_size(patch, (-30.0, 30.0), (0.7, 1.4))
+    rotation, scale = (-30.0, 30.0), (0.7, 1.4)  # nnU-Net v2's 3-D defaults (its SpatialTransform's ranges)
 
     def worker(image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
         out = transforms(image=image, segmentation=label)
@@ -83,7 +85,8 @@ def _bgv2(patch: tuple[int, int, int]) -> Augmentation:
 
     config = {"arm": "bgv2-nnunet", "description": BASELINE_ARMS["bgv2-nnunet"], "patch_size": list(patch),
               "transforms": repr(transforms)}  # fmt: skip
-    return Augmentation("bgv2-nnunet", None, worker, read, config)
+    read = enlarged_patch_size(patch, rotation, scale)
+    return Augmentation("bgv2-nnunet", None, worker, rotation, scale, read, config)
 
 
 class WorkerAugmented(torch.utils.data.Dataset):

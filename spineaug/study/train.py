@@ -137,8 +137,10 @@ def train_cell(
         gen.set_state(ckpt["generator"])
         start, rows = int(ckpt["iteration"]), list(ckpt["log"])
 
-    sampler = PatchSampler(train, aug.read_size, length=tr.iterations * tr.batch_size, foreground_p=tr.p_foreground,
-                           seed=seed)  # fmt: skip
+    sampler = PatchSampler(train, tr.patch_size, length=tr.iterations * tr.batch_size, foreground_p=tr.p_foreground,
+                           seed=seed, rotation_deg=aug.rotation_deg, scale=aug.scale)  # fmt: skip
+    if sampler.read_size != aug.read_size:
+        raise RuntimeError(f"sampler reads {sampler.read_size}, the arm expects {aug.read_size}")
     dataset = sampler if aug.worker is None else WorkerAugmented(sampler, aug.worker)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=tr.batch_size, sampler=range(start * tr.batch_size, tr.iterations * tr.batch_size),

@@ -93,6 +93,9 @@ class RandomSpatial(GeometricTransform):
         elastic_spacing: Control-point spacing in voxels (larger = smoother field).
         p_foreground: Per-sample probability of centring the crop on a random foreground voxel of the label
             (otherwise the crop is uniform over valid positions).
+        crop: ``random`` (default: the position is drawn as above) or ``center``: the patch is cut from the middle
+            of the input, as nnU-Net does after its loader read an enlarged patch around the chosen position
+            (:func:`spineaug.data.enlarged_patch_size`); needs ``p_foreground = 0``.
         pad_mode: Image read outside the input: ``constant`` (``pad_value``), ``edge``, ``reflect`` or ``min``
             (each sample's minimum).
         pad_value: Image padding value for ``pad_mode="constant"``.
@@ -133,6 +136,7 @@ class RandomSpatial(GeometricTransform):
         elastic_magnitude: NonNegativeRange = (0.0, 4.0),
         elastic_spacing: PositiveInt = 16,
         p_foreground: Probability = 0.0,
+        crop: Literal["random", "center"] = "random",
         pad_mode: PadMode = "constant",
         pad_value: float = 0.0,
         label_pad: int = 0,
@@ -143,7 +147,11 @@ class RandomSpatial(GeometricTransform):
         self.p_rotation, self.rotation = p_rotation, _angle_ranges(rotation_deg)
         self.p_scale, self.scale, self.per_axis_scale = p_scale, tuple(scale), per_axis_scale
         self.p_elastic, self.elastic_magnitude, self.elastic_spacing = p_elastic, elastic_magnitude, elastic_spacing
-        self.p_foreground = p_foreground
+        if crop == "center" and p_foreground > 0:
+            raise ValueError(
+                f"Spatial: crop='center' cuts the middle of the input, so p_foreground must be 0, got {p_foreground}"
+            )
+        self.p_foreground, self.crop = p_foreground, crop
         self.pad_mode, self.pad_value, self.label_pad = pad_mode, pad_value, label_pad
 
     def output_shape(self, batch: Batch) -> tuple[int, int, int]:
@@ -197,6 +205,8 @@ class RandomSpatial(GeometricTransform):
         room = in_shape - out_shape  # largest valid start per axis
         crop_u = params.crop_u.to(device, non_blocking=True)
         start = torch.minimum(torch.floor(crop_u * (room + 1)).long(), room)
+        if self.crop == "center":
+            start = (room // 2).expand_as(start)
         if batch.label is not None and self.p_foreground > 0:
             fg_start, has_fg = _foreground_start(
                 batch.label, params.foreground_u.to(device, non_blocking=True), out_shape, room
