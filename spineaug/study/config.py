@@ -85,6 +85,8 @@ class NiftiDomain(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> NiftiDomain:
+        if not Path(self.path).is_dir():
+            raise ValueError(f"data folder not found: {self.path}")
         if self.format == "paired" and (self.image is None or self.label is None):
             raise ValueError("format 'paired' needs 'image' and 'label' patterns with {id}")
         if (self.n_train == 0) != (self.n_val == 0):

@@ -40,7 +40,9 @@ def cell_state(out: Path, cell: Cell) -> str:
     log = folder / "train_log.csv"
     if log.is_file():
         k = max(len(log.read_text().splitlines()) - 1, 0)
-        return f"training ({k} it logged)"
+        return f"training ({k} it checkpointed)"
+    if (folder / "cell.json").is_file():
+        return "training (no checkpoint yet)"
     return "missing"
 
 
@@ -65,6 +67,13 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
         if progress:
             from tqdm.auto import tqdm
         prepare_phantom(study.data, study.data.domain_names(), splits_needed(study), progress=tqdm)
+    else:  # read every case once now: a shape/affine mismatch or a bad label fails before any training starts
+        from spineaug.study.data import load_split
+
+        for split, names in splits_needed(study).items():
+            for name in names:
+                if split == "test" or study.data.domains[name].n_train > 0:
+                    load_split(study, name, split)
 
 
 def run_cell(study_dict: dict[str, Any], out: str, cell: Cell, progress: bool = True) -> str:

@@ -65,6 +65,7 @@ def test_every_arm_crops_the_patch(tiny):
     assert all(r > 16 for r in build_augmentation("nnunet", (16, 16, 16)).read_size)  # enlarged for rotations
 
 
+@pytest.mark.slow
 def test_study_kill_and_resume(tmp_path):
     """Kill a real `spineaug study` process mid-training, rerun it: it resumes and completes the grid."""
     import yaml
@@ -78,15 +79,16 @@ def test_study_kill_and_resume(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = out / "tiny" / "cells" / "t2w__none__s0" / "checkpoint.pt"
-    deadline = time.time() + 240
+    deadline = time.time() + 600
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read().decode()
+    assert ckpt.exists(), "no checkpoint within 600 s"
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     state = S.status(S.load_study(path), out / "tiny")
-    assert "training" in state and "0/2 cells done" in state
+    assert "training (" in state and "0/2 cells done" in state
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     log = _log(out / "tiny" / "cells" / "t2w__none__s0")
@@ -174,3 +176,52 @@ def test_predict_bad_inputs(tmp_path):
         predict(other, tmp_path, tmp_path / "o", progress=False)
     with pytest.raises(FileNotFoundError, match="no .nii"):
         predict(model, tmp_path / "out", tmp_path / "o", progress=False)
+
+
+def test_debug_executor_runs_the_cluster_path(tmp_path, tiny):
+    """submitit's debug executor runs the same submission code as SLURM, in this process."""
+    study = S.load_study(tiny)
+    S.run_study(study, tmp_path / "out", executor="debug", progress=False)
+    assert "1/1 cells done" in S.status(study, tmp_path / "out")
+    assert (tmp_path / "out" / "summary.csv").is_file()
+
+
+def test_real_nifti_data_path(tmp_path):
+    """The same harness on nnU-Net raw datasets (here written from the phantom) instead of the phantom cache."""
+    from spineaug import phantom
+
+    roots = phantom.write_datasets(tmp_path / "raw", ["t2w", "ct"], cases=4, seed=0, spacing=4.0,
+                                   shape=(24, 28, 48), progress=False)  # fmt: skip
+    data = {"kind": "nifti", "domains": {
+        "t2w": {"format": "nnunet_raw", "path": str(roots["t2w"]), "n_train": 2, "n_val": 1},
+        "ct": {"format": "nnunet_raw", "path": str(roots["ct"])},
+    }}  # fmt: skip
+    spec = tiny_study(tmp_path, data=data)
+    study = S.load_study(spec)
+    S.run_study(study, tmp_path / "out", progress=False)
+    import pandas as pd
+
+    metrics = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    assert set(metrics["domain"]) == {"t2w", "ct"}
+    assert len(metrics[metrics["domain"] == "t2w"]) == 1 * 3  # one test case left after 2 train + 1 val
+    assert len(metrics[metrics["domain"] == "ct"]) == 4 * 3  # a target-only domain tests on every case
+
+
+def test_nifti_data_errors_before_training(tmp_path):
+    from spineaug.validation import ConfigError
+
+    with pytest.raises(ConfigError, match="data folder not found"):
+        S.load_study(tiny_study(tmp_path, data={"kind": "nifti", "domains": {
+            "t2w": {"path": str(tmp_path / "nope"), "n_train": 1, "n_val": 1}}}))  # fmt: skip
+    from spineaug import phantom
+
+    roots = phantom.write_datasets(tmp_path / "raw", ["t2w"], cases=3, seed=0, spacing=4.0, shape=(24, 28, 48),
+                                   progress=False)  # fmt: skip
+    label = next((roots["t2w"] / "labelsTr").glob("*.nii.gz"))
+    img = nib.load(str(label))
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:-1], img.affine), str(label))  # one slice short
+    study = S.load_study(tiny_study(tmp_path, data={"kind": "nifti", "domains": {
+        "t2w": {"path": str(roots["t2w"]), "n_train": 1, "n_val": 1}}}))  # fmt: skip
+    with pytest.raises(ValueError, match="shape mismatch"):
+        S.run_study(study, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "cells").exists()
