@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "spineaug"
 # module (file or package folder under spineaug/) -> spineaug modules it may import
 ALLOWED = {
     "functional": {"functional"},
-    "_sampling": set(),
+    "_sampling": {"functional"},
     "batch": set(),
     "validation": set(),
     "transforms": {"functional", "_sampling", "batch", "validation", "transforms"},

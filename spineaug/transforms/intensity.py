@@ -189,8 +189,9 @@ class RandomPercentileClamp(IntensityTransform):
 class RandomGaussianNoise(IntensityTransform):
     """Add voxelwise Gaussian noise with a per-sample standard deviation (CATALOG.md 3.10).
 
-    The noise field is not stored: the parameters hold one integer seed for the batch, and the field is generated on
-    the data's device from it (so a replay with the same parameters adds the same noise on the same device).
+    The noise field is not stored: the parameters hold one integer seed per sample, and each sample's field is
+    generated on the data's device from its own seed (:mod:`spineaug.functional.noise`), so it does not depend on
+    the other samples of the batch, and a replay with the same parameters adds the same noise on any device.
 
     Args:
         sigma: Range of the per-sample noise standard deviation (nnU-Net: ``(0, 0.1)``; AugLab: ``(0, 1)``).
@@ -216,12 +217,11 @@ class RandomGaussianNoise(IntensityTransform):
     def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
         return {
             "sigma": sample.uniform(generator, (batch.size,), *self.sigma),
-            "seed": sample.seeds(generator, ()),  # one field for the batch; 0-d, so it is not split per sample
+            "seed": sample.sample_seeds(generator, batch.size),
         }
 
     def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        seed = int(values["seed"])  # a CPU parameter: no device synchronisation
-        return FI.add_gaussian_noise(x, values["sigma"], seed, mean=self.mean, rician=self.rician)
+        return FI.add_gaussian_noise(x, values["sigma"], values["seed"], mean=self.mean, rician=self.rician)
 
 
 class RandomBrightness(IntensityTransform):

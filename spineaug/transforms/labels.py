@@ -18,8 +18,8 @@ from torch import Tensor
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import filters as FF
-from spineaug.functional import intensity as FI
 from spineaug.functional import labels as FL
+from spineaug.functional import noise as FN
 from spineaug.transforms.base import IntensityTransform, RegionOptions
 from spineaug.validation import NonNegativeRange, Probability, Range, UnitRange
 
@@ -102,7 +102,8 @@ class RandomLabelAppearance(IntensityTransform):
     (weight ``w ~ U(texture)``, keeping unit variance). Then a Gaussian blur (``sigma ~ U(blur_sigma)`` per axis) and,
     with probability ``p_bias``, a smooth multiplicative bias field ``exp(f)``, ``f`` the trilinear upsampling of a
     ``4^3`` grid of ``N(0, bias_std^2)`` values. With ``retain_stats`` (default) the result gets the input's mean and
-    std, so it fits z-scored pipelines. Opt-in: presets keep ``p`` small.
+    std, so it fits z-scored pipelines. Opt-in: presets keep ``p`` small. Each sample's noise ``n`` comes from its own
+    seed (:mod:`spineaug.functional.noise`), independent of the rest of the batch.
 
     Args:
         mean: Range of the region means (in units of the image's own range after ``retain_stats``).
@@ -143,7 +144,7 @@ class RandomLabelAppearance(IntensityTransform):
     def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
         n, num = batch.size, self.max_label + 1
         bias = sample.bernoulli(generator, (n,), self.p_bias)
-        coarse = torch.randn((n, 1, 4, 4, 4), generator=generator) * self.bias_std * bias.view(n, 1, 1, 1, 1)
+        coarse = sample.normal(generator, (n, 1, 4, 4, 4), self.bias_std) * bias.view(n, 1, 1, 1, 1)
         return {
             "mean": sample.uniform(generator, (n, num), *self.mean),
             "std": sample.uniform(generator, (n, num), *self.std),
@@ -159,8 +160,7 @@ class RandomLabelAppearance(IntensityTransform):
             raise ValueError(f"{self.name} needs a label map: call it with label=...")
         num = self.max_label + 1
         lab = FL.label_index(label, self.max_label)
-        g = FI.device_generator(x.device, values["seed"][0])  # CPU parameter: one noise stream per call
-        noise = torch.randn(x.shape, generator=g, device=x.device, dtype=torch.float32)
+        noise = FN.normal_field(values["seed"].to(x.device, non_blocking=True), tuple(x.shape[1:]))
         y = FL.label_appearance(x, lab, num, values["mean"], values["std"], noise, values["texture"])
         y = FF.gaussian_blur(y.float(), values["sigma"])
         if bool(values["bias"].any()):
