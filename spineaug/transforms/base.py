@@ -7,8 +7,9 @@ argument.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import torch
 from pydantic import BaseModel, Field
@@ -20,14 +21,39 @@ from spineaug.functional import intensity as FI
 from spineaug.validation import Probability, validated_init
 
 
+P = TypeVar("P", bound="Params")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Base of every transform's drawn parameters: one small frozen dataclass per effect, so they describe themselves.
+
+    Every field is a CPU tensor with leading dimension B (one row per sample), a nested :class:`Params`, or ``None``
+    (a part that is off for the whole batch). A sample whose gate said "no" holds neutral values.
+    """
+
+    def select(self: P, rows: Tensor) -> P:
+        """The parameters of the samples ``rows`` (a CPU index tensor), in that order."""
+        return dataclasses.replace(self, **{f.name: _select(getattr(self, f.name), rows) for f in dataclasses.fields(self)})
+
+
+def _select(value: Tensor | Params | None, rows: Tensor) -> Tensor | Params | None:
+    if value is None:
+        return None
+    if isinstance(value, Params):
+        return value.select(rows)
+    return value.index_select(0, rows)
+
+
 class RandomTransform(nn.Module):
     """A random augmentation: ``sample_params`` draws, ``apply`` is deterministic given the draw.
 
     Subclasses set ``name`` (their config key), implement ``sample_params`` and ``apply``, and annotate their
     constructor arguments with the validated types of :mod:`spineaug.validation`.
 
-    Parameters are small CPU tensors with a leading batch dimension drawn from an explicit CPU generator; a sample
-    whose coin flip said "no" holds neutral parameters (or a ``False`` gate) and comes out unchanged.
+    Parameters are a :class:`Params` dataclass of small CPU tensors with a leading batch dimension, drawn from an
+    explicit CPU generator; a sample whose coin flip said "no" holds neutral parameters (or a ``False`` gate) and
+    comes out unchanged.
     """
 
     name: ClassVar[str] = ""
@@ -52,15 +78,15 @@ class RandomTransform(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._init_args.items())
 
-    def sample_params(self, batch: Batch, generator: torch.Generator) -> Any:
+    def sample_params(self, batch: Batch, generator: torch.Generator) -> Params:
         """Draw this transform's parameters for every sample of ``batch``."""
         raise NotImplementedError
 
-    def apply(self, batch: Batch, params: Any) -> Batch:
+    def apply(self, batch: Batch, params: Params) -> Batch:
         """Apply drawn parameters to the whole batch; deterministic, no host synchronisation."""
         raise NotImplementedError
 
-    def forward(self, batch: Batch, generator: torch.Generator | None = None, params: Any = None) -> Batch:
+    def forward(self, batch: Batch, generator: torch.Generator | None = None, params: Params | None = None) -> Batch:
         """Draw parameters (unless given) and apply them."""
         if self.requires_label and batch.label is None:
             raise ValueError(f"{self.name} needs a label map: call it with label=...")
@@ -119,18 +145,14 @@ class RegionOptions(BaseModel, frozen=True, extra="forbid"):
 
 
 @dataclass(frozen=True)
-class IntensityParams:
+class IntensityParams(Params):
     """Parameters of an :class:`IntensityTransform`: the shared mechanics plus the transform's own values."""
 
     gate: Tensor  # (B,) bool: the transform fires for this sample
     alpha: Tensor  # (B,) weight of the ORIGINAL image when blending; 0 = pure transform
     region_mode: Tensor  # (B,) long: 0 everywhere, 1 inside the region, 2 outside
     keep: Tensor | None  # (B, max_label + 1) bool region lookup table, or None without region options
-    values: dict[str, Tensor]  # the transform's own parameters, each (B, ...)
-
-
-def _rows(t: Tensor, idx: Tensor, n: int) -> Tensor:
-    return t.index_select(0, idx) if t.ndim > 0 and t.shape[0] == n else t
+    values: Params | None  # the transform's own parameters (e.g. GammaParams), or None when it has none
 
 
 class IntensityTransform(RandomTransform):
@@ -156,12 +178,12 @@ class IntensityTransform(RandomTransform):
         self.mix_prob = mix_prob
         self.region = region
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
-        """Draw this transform's own per-sample values, each a CPU tensor with leading dimension B."""
-        return {}
+    def draw(self, batch: Batch, generator: torch.Generator) -> Params | None:
+        """Draw this transform's own per-sample values (``None``: it has none)."""
+        return None
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        """Apply to the selected samples ``x`` (B', C, D, H, W) with their values (B', ...); pure."""
+    def transform(self, x: Tensor, values: Any, label: Tensor | None) -> Tensor:
+        """Apply to the selected samples ``x`` (B', C, D, H, W) with their rows of ``draw``'s values; pure."""
         raise NotImplementedError
 
     def sample_params(self, batch: Batch, generator: torch.Generator) -> IntensityParams:
@@ -188,7 +210,7 @@ class IntensityTransform(RandomTransform):
 
         def run(x: Tensor, idx: Tensor) -> Tensor:
             idx_dev = idx.to(x.device, non_blocking=True)
-            values = {k: _rows(v, idx, n) for k, v in params.values.items()}
+            values = None if params.values is None else params.values.select(idx)
             label = batch.label
             if label is not None and idx.numel() < n:  # a subset fires: its rows (all fire: no copy)
                 label = label.index_select(0, idx_dev)

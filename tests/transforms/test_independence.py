@@ -6,11 +6,8 @@ the same drawn parameters: not which other samples fire, nor the batch size, nor
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
-from torch import Tensor
 
 import spineaug
 from spineaug.batch import Batch
@@ -27,18 +24,6 @@ FORCED = {
 }  # fmt: skip
 
 
-def take(params, rows: Tensor):
-    """The parameters of the samples ``rows``: every tensor is per sample (leading dimension B)."""
-    if isinstance(params, Tensor):
-        return params.index_select(0, rows)
-    if isinstance(params, dict):
-        return {k: take(v, rows) for k, v in params.items()}
-    if dataclasses.is_dataclass(params):
-        return dataclasses.replace(params, **{f.name: take(getattr(params, f.name), rows) for f in dataclasses.fields(params)})
-    assert params is None, f"unexpected parameter {params!r}"
-    return None
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_each_sample_comes_out_as_if_it_were_alone(name):
     image, label = make_batch(b=5, shape=(12, 13, 14), seed=1)
@@ -49,7 +34,7 @@ def test_each_sample_comes_out_as_if_it_were_alone(name):
         together = t.apply(batch, params)
         for i in range(batch.size):
             rows = torch.tensor([i])
-            alone = t.apply(Batch(image[i : i + 1], label[i : i + 1]), take(params, rows))
+            alone = t.apply(Batch(image[i : i + 1], label[i : i + 1]), params.select(rows))
             torch.testing.assert_close(alone.image[0], together.image[i], atol=2e-5, rtol=2e-5, msg=f"sample {i}")
             assert torch.equal(alone.label[0], together.label[i]), f"sample {i}"
         assert torch.equal(image, make_batch(b=5, shape=(12, 13, 14), seed=1)[0])  # inputs untouched

@@ -72,7 +72,7 @@ def test_gamma_matches_the_hand_computed_power():
     x, _ = make_batch(3)
     t = T.RandomGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0)
     out, params = run(t, x)
-    gamma = params.values["gamma"]
+    gamma = params.values.gamma
     for b in range(3):
         lo, hi = x[b].min(), x[b].max()
         expected = ((x[b] - lo) / (hi - lo)) ** gamma[b] * (hi - lo) + lo
@@ -90,13 +90,13 @@ def test_inverse_gamma_is_gamma_of_the_negated_image():
 def test_brightness_multiplies_each_sample_by_its_factor():
     x, _ = make_batch(4)
     out, params = run(T.RandomBrightness(multiplier=(0.5, 2.0), p=1.0), x)
-    torch.testing.assert_close(out.image, x * params.values["multiplier"].view(-1, 1, 1, 1, 1))
+    torch.testing.assert_close(out.image, x * params.values.multiplier.view(-1, 1, 1, 1, 1))
 
 
 def test_brightness_per_channel_draws_one_factor_per_channel():
     x = torch.rand(2, 3, 4, 4, 4) + 1
     out, params = run(T.RandomBrightness(per_channel=True, p=1.0), x)
-    m = params.values["multiplier"]
+    m = params.values.multiplier
     assert m.shape == (2, 3)
     torch.testing.assert_close(out.image, x * m[..., None, None, None])
 
@@ -105,7 +105,7 @@ def test_brightness_per_channel_draws_one_factor_per_channel():
 def test_contrast_stretches_about_the_mean(preserve_range):
     x, _ = make_batch(3)
     out, params = run(T.RandomContrast(contrast=(0.3, 3.0), preserve_range=preserve_range, p=1.0), x)
-    f = params.values["factor"].view(-1, 1, 1, 1, 1)
+    f = params.values.factor.view(-1, 1, 1, 1, 1)
     mean = x.mean(dim=(2, 3, 4), keepdim=True)
     expected = (x - mean) * f + mean
     if preserve_range:
@@ -128,7 +128,7 @@ def test_percentile_clamp_matches_torch_quantile():
     x, _ = make_batch(4)
     out, params = run(T.RandomPercentileClamp(max_amount=0.3, retain_stats=False, p=1.0), x)
     for b in range(4):
-        q = torch.stack([params.values["q_low"][b], params.values["q_high"][b]])
+        q = torch.stack([params.values.q_low[b], params.values.q_high[b]])
         lo, hi = torch.quantile(x[b].flatten(), q)
         torch.testing.assert_close(out.image[b], x[b].clamp(lo, hi))
 
@@ -159,7 +159,7 @@ def test_bias_field_transform_applies_exp_of_the_polynomial_above_the_minimum():
     for signed in (False, True):
         t = T.RandomBiasField(coefficients=0.5, retain_stats=False, signed=signed, p=1.0)
         out, params = run(t, x)
-        gain = torch.exp(FI.polynomial_field(params.values["coefficients"], (5, 6, 7), 3))[:, None]
+        gain = torch.exp(FI.polynomial_field(params.values.coefficients, (5, 6, 7), 3))[:, None]
         lo = x.flatten(1).amin(1).view(-1, 1, 1, 1, 1)
         expected = x * gain if signed else (x - lo) * gain + lo
         torch.testing.assert_close(out.image, expected, atol=1e-5, rtol=1e-5)
@@ -170,7 +170,7 @@ def test_intensity_function_applies_the_chosen_function_on_normalised_values():
     fns = {"log1p": torch.log1p, "sqrt": torch.sqrt, "sin": torch.sin, "exp": torch.exp, "sigmoid": torch.sigmoid}
     t = T.RandomIntensityFunction(retain_stats=False, p=1.0)
     out, params = run(t, x, seed=5)
-    which = params.values["function"]
+    which = params.values.function
     assert len(set(which.tolist())) > 1
     for b in range(6):
         f = fns[t.functions[which[b]]]
@@ -185,7 +185,7 @@ def test_gaussian_noise_adds_noise_of_the_drawn_std_and_replays():
     t = T.RandomGaussianNoise(sigma=(0.5, 2.0), p=1.0)
     out, params = run(t, x)
     std = out.image.flatten(1).std(dim=1)
-    torch.testing.assert_close(std, params.values["sigma"], rtol=0.08, atol=0)
+    torch.testing.assert_close(std, params.values.sigma, rtol=0.08, atol=0)
     again = t.apply(Batch(x), params)
     torch.testing.assert_close(again.image, out.image, rtol=0, atol=0)
 
@@ -410,7 +410,7 @@ def test_config_round_trip():
 def test_bgcontrast_sampler_splits_below_and_above_one():
     t = T.RandomContrast(contrast=(0.5, 3.0), sampler="bgcontrast", p=1.0)
     x = torch.zeros(4000, 1, 1, 1, 1)
-    f = t.sample_params(Batch(x), torch.Generator().manual_seed(0)).values["factor"]
+    f = t.sample_params(Batch(x), torch.Generator().manual_seed(0)).values.factor
     assert abs(float((f < 1).float().mean()) - 0.5) < 0.03
     assert f.min() >= 0.5 and f.max() <= 3.0
     assert math.isclose(float(f[f < 1].mean()), 0.75, abs_tol=0.02)
