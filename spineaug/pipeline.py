@@ -192,8 +192,7 @@ class Pipeline(nn.Module):
         _check_inputs(image, label, self.check_finite)
         generator = self._own_generator() if generator is None else _check_generator(generator)
         for t in self.transforms:
-            if t.requires_label and label is None:
-                raise ValueError(f"transform {t.name!r} needs a label map: call the pipeline with a label")
+            t.check_label(label)
         given = None if params is None else self._replayed(params)
         drawn: list[Params | None] = [None] * len(self.transforms)
         batch = Batch(image, label)
@@ -214,7 +213,7 @@ class Pipeline(nn.Module):
             p = draw(i)
             # Once the image is an intermediate of this call, transforms may write into it (never the caller's).
             owned = _storage(batch.image) != caller and not batch.image.requires_grad
-            batch = t.apply(batch.replace(owns_image=owned), p)
+            batch = t.apply(batch, p, inplace=owned)
         if return_params:
             return batch.image, batch.label, dict(zip(self.entry_keys(), drawn))
         return batch.image, batch.label

@@ -82,14 +82,25 @@ class RandomTransform(nn.Module):
         """Draw this transform's parameters for every sample of ``batch``."""
         raise NotImplementedError
 
-    def apply(self, batch: Batch, params: Params) -> Batch:
-        """Apply drawn parameters to the whole batch; deterministic, no host synchronisation."""
+    def apply(self, batch: Batch, params: Params, *, inplace: bool = False) -> Batch:
+        """Apply drawn parameters to the whole batch; deterministic, no host synchronisation.
+
+        The inputs are not checked (see :meth:`forward`). With ``inplace``, ``batch.image`` is an intermediate that
+        the caller owns (never a user's tensor), so the transform may write into it instead of copying it.
+        """
         raise NotImplementedError
 
+    def check_label(self, label: Tensor | None) -> None:
+        """Raise a ``ValueError`` when this transform needs a label map and ``label`` is ``None``.
+
+        The one place this is checked: :meth:`forward` and :class:`~spineaug.Pipeline` call it before drawing.
+        """
+        if self.requires_label and label is None:
+            raise ValueError(f"{self.name} needs a label map: call it (or the pipeline) with label=...")
+
     def forward(self, batch: Batch, generator: torch.Generator | None = None, params: Params | None = None) -> Batch:
-        """Draw parameters (unless given) and apply them."""
-        if self.requires_label and batch.label is None:
-            raise ValueError(f"{self.name} needs a label map: call it with label=...")
+        """Check the label, draw parameters (unless given) and apply them."""
+        self.check_label(batch.label)
         if params is None:
             if generator is None:
                 raise ValueError(f"{self.name}: pass generator= (a CPU torch.Generator) or params=")
@@ -190,7 +201,7 @@ class IntensityTransform(RandomTransform):
         n = batch.size
         gate = sample.bernoulli(generator, (n,), self.p)
         mixing = sample.bernoulli(generator, (n,), self.mix_prob)
-        alpha = torch.where(mixing, torch.rand((n,), generator=generator), torch.zeros(()))
+        alpha = torch.where(mixing, sample.uniform(generator, (n,), 0.0, 1.0), torch.zeros(()))
         mode = torch.zeros(n, dtype=torch.long)
         keep = None
         if self.region is not None:
@@ -201,7 +212,7 @@ class IntensityTransform(RandomTransform):
             keep[:, 0] = False
         return IntensityParams(gate=gate, alpha=alpha, region_mode=mode, keep=keep, values=self.draw(batch, generator))
 
-    def apply(self, batch: Batch, params: IntensityParams) -> Batch:
+    def apply(self, batch: Batch, params: IntensityParams, *, inplace: bool = False) -> Batch:
         n = batch.size
         uses_region = params.keep is not None and bool((params.region_mode != FI.REGION_ALL).any())
         if uses_region and batch.label is None:
@@ -227,4 +238,4 @@ class IntensityTransform(RandomTransform):
             bad = FI.non_finite(y)
             return FI.fall_back(y, x, bad if use_x is None else bad | use_x)
 
-        return batch.replace(image=subset_apply(batch.image, params.gate, run, inplace=batch.owns_image))
+        return batch.replace(image=subset_apply(batch.image, params.gate, run, inplace=inplace))

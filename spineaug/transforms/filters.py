@@ -212,7 +212,7 @@ def random_kernels(
     inside = t.abs().view(1, -1) <= (sizes // 2).view(b, 1)  # (B, k_max)
     support = inside[:, :, None, None] & inside[:, None, :, None] & inside[:, None, None, :]
     std = (1.0 / sizes.float()).view(b, 1, 1, 1)
-    w = torch.randn((b, k_max, k_max, k_max), generator=generator) * std * support
+    w = sample.normal(generator, (b, k_max, k_max, k_max), std) * support
     if preserve_dc:
         count = sizes.float().pow(3).view(b, 1, 1, 1)
         w = (w - w.sum(dim=(1, 2, 3), keepdim=True) / count + 1.0 / count) * support

@@ -71,7 +71,7 @@ class RandomFovCrop(RandomTransform):
         stop = torch.where(use, start + size, n).long()
         return FovCropParams(start=start, stop=stop)
 
-    def apply(self, batch: Batch, params: FovCropParams) -> Batch:
+    def apply(self, batch: Batch, params: FovCropParams, *, inplace: bool = False) -> Batch:
         full = torch.tensor(batch.spatial_shape)
         if bool(((params.start == 0) & (params.stop == full)).all()):  # CPU parameters: nothing to crop
             return batch

@@ -92,8 +92,6 @@ class RandomLabelIntensityRemap(IntensityTransform):
         return LabelIntensityRemapParams(inside, width, sample.uniform(generator, (n, num), *self.amplitude))
 
     def transform(self, x: Tensor, values: LabelIntensityRemapParams, label: Tensor | None) -> Tensor:
-        if label is None:
-            raise ValueError(f"{self.name} needs a label map: call it with label=...")
         lab = FL.label_index(label, self.max_label, self.ignore_label)
         if self.regions == "union":
             lab = (lab > 0).long()
@@ -177,8 +175,6 @@ class RandomLabelAppearance(IntensityTransform):
         )
 
     def transform(self, x: Tensor, values: LabelAppearanceParams, label: Tensor | None) -> Tensor:
-        if label is None:
-            raise ValueError(f"{self.name} needs a label map: call it with label=...")
         num = self.max_label + 1
         lab = FL.label_index(label, self.max_label)
         noise = FN.normal_field(values.seed.to(x.device, non_blocking=True), tuple(x.shape[1:]))

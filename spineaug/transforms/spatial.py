@@ -41,7 +41,7 @@ class GeometricTransform(RandomTransform):
         """The sampling map (CPU tensors) and, for the entry that decides the output patch, the placement."""
         raise NotImplementedError
 
-    def apply(self, batch: Batch, params: Params) -> Batch:
+    def apply(self, batch: Batch, params: Params, *, inplace: bool = False) -> Batch:
         return self.apply_together(batch, [(self, params)])
 
     @staticmethod
@@ -161,8 +161,8 @@ class RandomSpatial(GeometricTransform):
             angles=angles,
             scale=scale,
             control=control,
-            crop_u=torch.rand((n, 3), generator=generator),
-            foreground_u=torch.rand((n,), generator=generator),
+            crop_u=sample.uniform(generator, (n, 3), 0.0, 1.0),
+            foreground_u=sample.uniform(generator, (n,), 0.0, 1.0),
             use_foreground=sample.bernoulli(generator, (n,), self.p_foreground),
         )
 
