@@ -6,10 +6,10 @@ gives the same parameters whatever device the data lives on, and deciding which 
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
+
+from spineaug.functional.noise import splitmix64
 
 
 def uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float) -> Tensor:
@@ -17,9 +17,9 @@ def uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high
     return torch.rand(shape, generator=generator) * (high - low) + low
 
 
-def log_uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float) -> Tensor:
-    """Draw values whose logarithm is uniform on ``[log low, log high]`` (low > 0)."""
-    return torch.exp(uniform(generator, shape, math.log(low), math.log(high)))
+def normal(generator: torch.Generator, shape: tuple[int, ...], std: float | Tensor = 1.0) -> Tensor:
+    """Draw ``N(0, std^2)`` values of the given shape (float32, CPU)."""
+    return torch.randn(shape, generator=generator) * std
 
 
 def bernoulli(generator: torch.Generator, shape: tuple[int, ...], p: float) -> Tensor:
@@ -51,5 +51,14 @@ def choice(generator: torch.Generator, shape: tuple[int, ...], n: int) -> Tensor
 
 
 def seeds(generator: torch.Generator, shape: tuple[int, ...]) -> Tensor:
-    """Draw 63-bit integer seeds for dense fields that are generated later, on the data's device."""
+    """Draw 62-bit integer seeds for dense fields that are generated later, on the data's device."""
     return torch.randint(0, 2**62, shape, generator=generator, dtype=torch.int64)
+
+
+def sample_seeds(generator: torch.Generator, n: int) -> Tensor:
+    """One seed per sample, (n,), from a single draw: the first ``n`` outputs of a SplitMix64 stream it starts.
+
+    The generator advances as for one seed whatever ``n`` is, so the draws of the entries that follow do not depend on
+    the batch size; each sample still gets a seed of its own.
+    """
+    return splitmix64(seeds(generator, (1,)), n)[0]

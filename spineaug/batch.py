@@ -15,13 +15,10 @@ class Batch:
     Attributes:
         image: Images, (B, C, D, H, W), floating point.
         label: Label maps, (B, 1, D, H, W), integer, 0 = background; ``None`` when absent.
-        owns_image: The image is a tensor the running pipeline call created (not the caller's, nor a view of it), so
-            a transform may write into it instead of copying it; set by :class:`~spineaug.Pipeline`, never by users.
     """
 
     image: Tensor
     label: Tensor | None = None
-    owns_image: bool = False
 
     @property
     def size(self) -> int:

@@ -69,7 +69,7 @@ def load_config(
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a {what} must be {expected}, got {type(data).__name__}")
+        raise ConfigError(f"{path}: the {what} must be {expected}, got {type(data).__name__}")
     return data
 
 

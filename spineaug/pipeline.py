@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 
 from spineaug.batch import Batch
 from spineaug.config import build_pipeline_parts, preset_config
-from spineaug.transforms import GeometricTransform, RandomTransform
+from spineaug.transforms import GeometricTransform, Params, RandomTransform
 from spineaug.validation import ConfigError
 
 
@@ -148,13 +149,28 @@ class Pipeline(nn.Module):
         """Return a config dict that rebuilds this pipeline."""
         return {"seed": self.seed, "transforms": [t.config() for t in self.transforms]}
 
+    def entry_keys(self) -> list[str]:
+        """The keys of ``return_params``' dict, one per entry in config order: ``"<index>:<name>"``."""
+        return [f"{i}:{t.name}" for i, t in enumerate(self.transforms)]
+
+    def _replayed(self, params: Mapping[str, Params] | Sequence[Params]) -> list[Params]:
+        """Parameters to replay, one per entry in config order."""
+        keys = self.entry_keys()
+        if len(params) != len(keys):
+            raise ValueError(f"params has {len(params)} entries but the pipeline has {len(keys)} transforms")
+        if isinstance(params, Mapping):
+            if set(params) != set(keys):
+                raise ValueError(f"params keys {sorted(params)} do not match the pipeline's entries {keys}")
+            return [params[k] for k in keys]
+        return list(params)
+
     def forward(
         self,
         image: Tensor,
         label: Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
-        params: list[Any] | None = None,
+        params: Mapping[str, Params] | Sequence[Params] | None = None,
         return_params: bool = False,
     ):
         """Augment a batch.
@@ -163,8 +179,11 @@ class Pipeline(nn.Module):
             image: Images, (B, C, D, H, W), floating point.
             label: Label maps, (B, 1, D, H, W), integer, or ``None``.
             generator: CPU generator to draw from; defaults to the pipeline's own (seeded) generator.
-            params: Parameters returned by an earlier call with ``return_params=True``: replays it exactly.
-            return_params: Also return the drawn parameters (one entry per transform, in application order).
+            params: Parameters returned by an earlier call with ``return_params=True`` (or a list of them in config
+                order): replays that call exactly.
+            return_params: Also return the drawn parameters: a dict in config order, keyed by entry
+                (``"0:Spatial"``, ``"1:Flip"``, ... see :meth:`entry_keys`), each a typed
+                :class:`~spineaug.transforms.Params` dataclass of per-sample CPU tensors.
 
         Returns:
             ``(image, label)``, or ``(image, label, params)`` with ``return_params``. The caller's tensors are not
@@ -173,28 +192,28 @@ class Pipeline(nn.Module):
         _check_inputs(image, label, self.check_finite)
         generator = self._own_generator() if generator is None else _check_generator(generator)
         for t in self.transforms:
-            if t.requires_label and label is None:
-                raise ValueError(f"transform {t.name!r} needs a label map: call the pipeline with a label")
-        ordered = [t for t in self.transforms if t.geometric] + [t for t in self.transforms if not t.geometric]
-        if params is not None and len(params) != len(ordered):
-            raise ValueError(f"params has {len(params)} entries but the pipeline has {len(ordered)} transforms")
+            t.check_label(label)
+        given = None if params is None else self._replayed(params)
+        drawn: list[Params | None] = [None] * len(self.transforms)
         batch = Batch(image, label)
-        drawn: list[Any] = []
-        n_geometric = sum(t.geometric for t in self.transforms)
-        geometric_params = []
-        for i, t in enumerate(ordered[:n_geometric]):
-            p = params[i] if params is not None else t.sample_params(batch, generator)
-            geometric_params.append(p)
-        if ordered[:n_geometric]:  # one resampling for all of them
-            batch = GeometricTransform.apply_together(batch, list(zip(ordered[:n_geometric], geometric_params)))
-        drawn.extend(geometric_params)
+
+        def draw(i: int) -> Params:
+            drawn[i] = self.transforms[i].sample_params(batch, generator) if given is None else given[i]
+            return drawn[i]
+
+        # Geometric entries first: all drawn on the input, then one resampling for all of them.
+        geometric = [i for i, t in enumerate(self.transforms) if t.geometric]
+        if geometric:
+            steps = [(self.transforms[i], draw(i)) for i in geometric]
+            batch = GeometricTransform.apply_together(batch, steps)
         caller = _storage(image)
-        for i, t in enumerate(ordered[n_geometric:], start=n_geometric):
-            p = params[i] if params is not None else t.sample_params(batch, generator)
+        for i, t in enumerate(self.transforms):
+            if t.geometric:
+                continue
+            p = draw(i)
             # Once the image is an intermediate of this call, transforms may write into it (never the caller's).
             owned = _storage(batch.image) != caller and not batch.image.requires_grad
-            batch = t.apply(batch.replace(owns_image=owned), p)
-            drawn.append(p)
+            batch = t.apply(batch, p, inplace=owned)
         if return_params:
-            return batch.image, batch.label, drawn
+            return batch.image, batch.label, dict(zip(self.entry_keys(), drawn))
         return batch.image, batch.label

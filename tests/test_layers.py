@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "spineaug"
 # module (file or package folder under spineaug/) -> spineaug modules it may import
 ALLOWED = {
     "functional": {"functional"},
-    "_sampling": set(),
+    "_sampling": {"functional"},
     "batch": set(),
     "validation": set(),
     "transforms": {"functional", "_sampling", "batch", "validation", "transforms"},
@@ -51,3 +51,22 @@ def test_pipeline_knows_no_geometry_internals():
     text = (ROOT / "pipeline.py").read_text()
     for pattern in (r"isinstance\(.*RandomSpatial", r"\bPlacement\b", r"\bresample\b", r"_resample"):
         assert not re.search(pattern, text), pattern
+
+
+def test_random_draws_go_through_sampling():
+    """Transforms draw only through spineaug._sampling (explicit CPU generator), never torch's own samplers."""
+    import re
+
+    paths = [*sorted((ROOT / "transforms").glob("*.py")), ROOT / "pipeline.py", ROOT / "config.py"]
+    for path in paths:
+        text = "\n".join(line for line in path.read_text().splitlines() if ">>>" not in line)  # not examples
+        assert not re.search(r"torch\.(rand|randn|randint|randperm|normal|bernoulli|multinomial)\(", text), path.name
+
+
+def test_alias_f_means_torch_nn_functional_only():
+    import re
+
+    for path in sorted(ROOT.rglob("*.py")):
+        for module in re.findall(r"^\s*(?:import (\S+)|from (\S+) import \S+) as F$", path.read_text(), re.M):
+            name = module[0] or module[1]
+            assert name in ("torch.nn.functional", "torch.nn"), f"{path.relative_to(ROOT.parent)}: {name} as F"

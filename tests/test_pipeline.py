@@ -257,3 +257,37 @@ def test_patch_overrides_are_validated(kwargs, message):
     if "patch_size" in kwargs:  # a preset with a Spatial entry validates the same way
         with pytest.raises(ConfigError, match=message.replace("(", "\\(")):
             spineaug.Pipeline.from_preset("nnunet", **kwargs)
+
+
+def test_return_params_are_typed_in_config_order_and_replay():
+    from spineaug.transforms.intensity import GammaParams, GaussianNoiseParams
+    from spineaug.transforms.spatial import FlipParams, SpatialParams
+
+    entries = [{"name": "Gamma", "p": 0.5}, {"name": "Flip"}, {"name": "GaussianNoise"}, {"name": "Spatial"}]
+    aug = spineaug.Pipeline.from_config({"transforms": entries})
+    image, label = make_batch(b=3)
+    out, lab, params = aug(image, label, generator=torch.Generator().manual_seed(0), return_params=True)
+    assert list(params) == aug.entry_keys() == ["0:Gamma", "1:Flip", "2:GaussianNoise", "3:Spatial"]
+    assert isinstance(params["0:Gamma"], spineaug.transforms.IntensityParams)
+    assert isinstance(params["0:Gamma"].values, GammaParams) and params["0:Gamma"].values.gamma.shape == (3,)
+    assert isinstance(params["1:Flip"], FlipParams) and isinstance(params["3:Spatial"], SpatialParams)
+    assert isinstance(params["2:GaussianNoise"].values, GaussianNoiseParams)
+    assert "gamma=tensor(" in repr(params["0:Gamma"])  # self-describing
+    # replay: the dict in any key order, or a list in config order
+    for replay in (params, dict(reversed(list(params.items()))), list(params.values())):
+        again = aug(image, label, params=replay)
+        assert torch.equal(again[0], out) and torch.equal(again[1], lab)
+    with pytest.raises(ValueError, match="do not match the pipeline's entries"):
+        aug(image, label, params={"0:Flip": 1, "1:Gamma": 2, "2:GaussianNoise": 3, "3:Spatial": 4})
+
+
+def test_params_select_takes_samples():
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": "Spatial"}, {"name": "Gamma"}]})
+    image, label = make_batch(b=4)
+    _, _, params = aug(image, label, generator=torch.Generator().manual_seed(0), return_params=True)
+    picked = {k: p.select(torch.tensor([2, 0])) for k, p in params.items()}
+    assert torch.equal(picked["1:Gamma"].values.gamma, params["1:Gamma"].values.gamma[[2, 0]])
+    assert torch.equal(picked["0:Spatial"].crop_u, params["0:Spatial"].crop_u[[2, 0]])
+    out, lab = aug(image[[2, 0]], label[[2, 0]], params=picked)
+    full = aug(image, label, params=params)
+    torch.testing.assert_close(out, full[0][[2, 0]], atol=1e-5, rtol=1e-5)

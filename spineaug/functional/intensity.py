@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor
 
+from spineaug.functional import noise as FN
+
 SPATIAL = (2, 3, 4)
 
 REGION_ALL, REGION_INSIDE, REGION_OUTSIDE = 0, 1, 2
@@ -184,23 +186,16 @@ def zscore(x: Tensor, eps: float = 1e-8) -> Tensor:
     return (x.float() - mean) / std.clamp_min(eps)
 
 
-def device_generator(device: torch.device, seed: int | Tensor) -> torch.Generator | None:
-    """A fresh generator on ``device`` seeded with ``seed`` (a CPU value); ``None`` on the value-less meta device."""
-    if device.type == "meta":
-        return None
-    return torch.Generator(device=device).manual_seed(int(seed))
-
-
-def add_gaussian_noise(x: Tensor, sigma: Tensor, seed: int, *, mean: float = 0.0, rician: bool = False) -> Tensor:
+def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float = 0.0, rician: bool = False) -> Tensor:
     """Add voxelwise Gaussian (or Rician) noise with a per-sample standard deviation.
 
-    The noise field is generated on ``x``'s device from ``seed`` with a local generator, so it is never stored and
-    the global RNG is untouched. The same seed gives the same field on the same device and shape.
+    Each sample's noise field is generated on ``x``'s device from its own seed (:func:`~spineaug.functional.noise.
+    normal_field`), so it is never stored, depends on nothing but that seed, and the global RNG is untouched.
 
     Args:
         x: Images, (B, C, D, H, W).
         sigma: Noise standard deviation, (B,) or (B, C); 0 adds nothing.
-        seed: Seed of the noise field (one for the whole batch).
+        seeds: One seed per sample, (B,) int64 (CPU or on ``x``'s device).
         mean: Constant added with the noise (``x + mean + sigma * eps``); Gaussian only.
         rician: Rician noise instead: the magnitude ``|x - min + sigma * (eps1 + i * eps2)| + min`` of a complex
             signal, computed above each sample's minimum so it is defined for signed (z-scored) data.
@@ -208,16 +203,15 @@ def add_gaussian_noise(x: Tensor, sigma: Tensor, seed: int, *, mean: float = 0.0
     Returns:
         Float32 tensor like ``x``.
     """
-    generator = device_generator(x.device, seed)
     s = per_sample(sigma, x)
     xf = x.float()
-    eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+    seeds = seeds.to(x.device, non_blocking=True)
     if not rician:
-        return xf + mean + s * eps
+        return xf + mean + s * FN.normal_field(seeds, tuple(x.shape[1:]))
+    eps = FN.normal_field(seeds, (2, *x.shape[1:]))
     lo, _ = min_max(xf)
-    eps2 = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
-    real = xf - lo + s * eps
-    return torch.sqrt(real.square() + (s * eps2).square()) + lo
+    real = xf - lo + s * eps[:, 0]
+    return torch.sqrt(real.square() + (s * eps[:, 1]).square()) + lo
 
 
 INTENSITY_FUNCTIONS = ("log1p", "sqrt", "sin", "exp", "sigmoid")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as nnf
+import torch.nn.functional as F
 from torch import Tensor
 
 IMAGE_PAD_MODES = ("constant", "edge", "reflect", "min")
@@ -126,7 +126,7 @@ def sampling_grid(
     grid = grid + along[2].view(b, 1, 1, -1, 3)
     if control is not None:
         coarse = torch.einsum("bij,bj...->bi...", a, control.float())
-        dense = nnf.interpolate(coarse, size=out_shape, mode="trilinear", align_corners=True)
+        dense = F.interpolate(coarse, size=out_shape, mode="trilinear", align_corners=True)
         grid += dense.permute(0, 2, 3, 4, 1)
     return grid
 
@@ -156,7 +156,7 @@ def warp_image(x: Tensor, grid: Tensor, *, pad_mode: str = "constant", pad_value
     shifted = isinstance(offset, Tensor) or offset != 0
     if shifted:
         src = src - offset
-    out = nnf.grid_sample(src, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode=padding, align_corners=False)
     if shifted:
         out += offset
     return out.to(x.dtype)
@@ -180,7 +180,7 @@ def warp_labels(y: Tensor, grid: Tensor, *, pad_value: int = 0) -> Tensor:
     src = y.to(torch.float32)
     if pad_value:
         src = src - pad_value
-    out = nnf.grid_sample(src, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(src, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     if pad_value:
         out += pad_value
     return out.to(y.dtype)
@@ -219,21 +219,6 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
     if bool(flips[:, 2].any()):
         out = torch.where(flips_dev[:, 2].view(b, 1, 1, 1, 1), out.flip(4), out)
     return out
-
-
-def flip(x: Tensor, mask: Tensor, dim: int) -> Tensor:
-    """Flip the samples selected by ``mask`` along one spatial axis.
-
-    Args:
-        x: Volumes, (B, C, D, H, W).
-        mask: Which samples to flip, (B,), bool.
-        dim: Spatial axis, 0 (D), 1 (H) or 2 (W).
-
-    Returns:
-        Tensor like ``x``.
-    """
-    m = mask.to(x.device).view(-1, *([1] * (x.ndim - 1)))
-    return torch.where(m, x.flip(2 + dim), x)
 
 
 def degrees_to_radians(x: Tensor) -> Tensor:

@@ -4,7 +4,7 @@
 """
 
 from spineaug.transforms._resample import Warp
-from spineaug.transforms.base import RandomTransform
+from spineaug.transforms.base import IntensityParams, IntensityTransform, Params, RandomTransform
 from spineaug.transforms.intensity import (
     RandomBiasField,
     RandomBrightness,
@@ -64,6 +64,9 @@ __all__ = [
     "TRANSFORMS",
     "ConfigError",
     "GeometricTransform",
+    "IntensityParams",
+    "IntensityTransform",
+    "Params",
     "RandomAffine",
     "RandomFlip",
     "RandomBiasField",

@@ -8,9 +8,10 @@ argument.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import torch
 from pydantic import BaseModel, Field
@@ -22,14 +23,39 @@ from spineaug.functional import intensity as FI
 from spineaug.validation import Probability, validated_init
 
 
+P = TypeVar("P", bound="Params")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Base of every transform's drawn parameters: one small frozen dataclass per effect, so they describe themselves.
+
+    Every field is a CPU tensor with leading dimension B (one row per sample), a nested :class:`Params`, or ``None``
+    (a part that is off for the whole batch). A sample whose gate said "no" holds neutral values.
+    """
+
+    def select(self: P, rows: Tensor) -> P:
+        """The parameters of the samples ``rows`` (a CPU index tensor), in that order."""
+        return dataclasses.replace(self, **{f.name: _select(getattr(self, f.name), rows) for f in dataclasses.fields(self)})
+
+
+def _select(value: Tensor | Params | None, rows: Tensor) -> Tensor | Params | None:
+    if value is None:
+        return None
+    if isinstance(value, Params):
+        return value.select(rows)
+    return value.index_select(0, rows)
+
+
 class RandomTransform(nn.Module):
     """A random augmentation: ``sample_params`` draws, ``apply`` is deterministic given the draw.
 
     Subclasses set ``name`` (their config key), implement ``sample_params`` and ``apply``, and annotate their
     constructor arguments with the validated types of :mod:`spineaug.validation`.
 
-    Parameters are small CPU tensors with a leading batch dimension drawn from an explicit CPU generator; a sample
-    whose coin flip said "no" holds neutral parameters (or a ``False`` gate) and comes out unchanged.
+    Parameters are a :class:`Params` dataclass of small CPU tensors with a leading batch dimension, drawn from an
+    explicit CPU generator; a sample whose coin flip said "no" holds neutral parameters (or a ``False`` gate) and
+    comes out unchanged.
     """
 
     name: ClassVar[str] = ""
@@ -95,18 +121,29 @@ class RandomTransform(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._init_args.items())
 
-    def sample_params(self, batch: Batch, generator: torch.Generator) -> Any:
+    def sample_params(self, batch: Batch, generator: torch.Generator) -> Params:
         """Draw this transform's parameters for every sample of ``batch``."""
         raise NotImplementedError
 
-    def apply(self, batch: Batch, params: Any) -> Batch:
-        """Apply drawn parameters to the whole batch; deterministic, no host synchronisation."""
+    def apply(self, batch: Batch, params: Params, *, inplace: bool = False) -> Batch:
+        """Apply drawn parameters to the whole batch; deterministic, no host synchronisation.
+
+        The inputs are not checked (see :meth:`forward`). With ``inplace``, ``batch.image`` is an intermediate that
+        the caller owns (never a user's tensor), so the transform may write into it instead of copying it.
+        """
         raise NotImplementedError
 
-    def forward(self, batch: Batch, generator: torch.Generator | None = None, params: Any = None) -> Batch:
-        """Draw parameters (unless given) and apply them."""
-        if self.requires_label and batch.label is None:
-            raise ValueError(f"{self.name} needs a label map: call it with label=...")
+    def check_label(self, label: Tensor | None) -> None:
+        """Raise a ``ValueError`` when this transform needs a label map and ``label`` is ``None``.
+
+        The one place this is checked: :meth:`forward` and :class:`~spineaug.Pipeline` call it before drawing.
+        """
+        if self.requires_label and label is None:
+            raise ValueError(f"{self.name} needs a label map: call it (or the pipeline) with label=...")
+
+    def forward(self, batch: Batch, generator: torch.Generator | None = None, params: Params | None = None) -> Batch:
+        """Check the label, draw parameters (unless given) and apply them."""
+        self.check_label(batch.label)
         if params is None:
             if generator is None:
                 raise ValueError(f"{self.name}: pass generator= (a CPU torch.Generator) or params=")
@@ -162,18 +199,14 @@ class RegionOptions(BaseModel, frozen=True, extra="forbid"):
 
 
 @dataclass(frozen=True)
-class IntensityParams:
+class IntensityParams(Params):
     """Parameters of an :class:`IntensityTransform`: the shared mechanics plus the transform's own values."""
 
     gate: Tensor  # (B,) bool: the transform fires for this sample
     alpha: Tensor  # (B,) weight of the ORIGINAL image when blending; 0 = pure transform
     region_mode: Tensor  # (B,) long: 0 everywhere, 1 inside the region, 2 outside
     keep: Tensor | None  # (B, max_label + 1) bool region lookup table, or None without region options
-    values: dict[str, Tensor]  # the transform's own parameters, each (B, ...)
-
-
-def _rows(t: Tensor, idx: Tensor, n: int) -> Tensor:
-    return t.index_select(0, idx) if t.ndim > 0 and t.shape[0] == n else t
+    values: Params | None  # the transform's own parameters (e.g. GammaParams), or None when it has none
 
 
 class IntensityTransform(RandomTransform):
@@ -199,19 +232,19 @@ class IntensityTransform(RandomTransform):
         self.mix_prob = mix_prob
         self.region = region
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
-        """Draw this transform's own per-sample values, each a CPU tensor with leading dimension B."""
-        return {}
+    def draw(self, batch: Batch, generator: torch.Generator) -> Params | None:
+        """Draw this transform's own per-sample values (``None``: it has none)."""
+        return None
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        """Apply to the selected samples ``x`` (B', C, D, H, W) with their values (B', ...); pure."""
+    def transform(self, x: Tensor, values: Any, label: Tensor | None) -> Tensor:
+        """Apply to the selected samples ``x`` (B', C, D, H, W) with their rows of ``draw``'s values; pure."""
         raise NotImplementedError
 
     def sample_params(self, batch: Batch, generator: torch.Generator) -> IntensityParams:
         n = batch.size
         gate = sample.bernoulli(generator, (n,), self.p)
         mixing = sample.bernoulli(generator, (n,), self.mix_prob)
-        alpha = torch.where(mixing, torch.rand((n,), generator=generator), torch.zeros(()))
+        alpha = torch.where(mixing, sample.uniform(generator, (n,), 0.0, 1.0), torch.zeros(()))
         mode = torch.zeros(n, dtype=torch.long)
         keep = None
         if self.region is not None:
@@ -222,7 +255,7 @@ class IntensityTransform(RandomTransform):
             keep[:, 0] = False
         return IntensityParams(gate=gate, alpha=alpha, region_mode=mode, keep=keep, values=self.draw(batch, generator))
 
-    def apply(self, batch: Batch, params: IntensityParams) -> Batch:
+    def apply(self, batch: Batch, params: IntensityParams, *, inplace: bool = False) -> Batch:
         n = batch.size
         uses_region = params.keep is not None and bool((params.region_mode != FI.REGION_ALL).any())
         if uses_region and batch.label is None:
@@ -231,7 +264,7 @@ class IntensityTransform(RandomTransform):
 
         def run(x: Tensor, idx: Tensor) -> Tensor:
             idx_dev = idx.to(x.device, non_blocking=True)
-            values = {k: _rows(v, idx, n) for k, v in params.values.items()}
+            values = None if params.values is None else params.values.select(idx)
             label = batch.label
             if label is not None and idx.numel() < n:  # a subset fires: its rows (all fire: no copy)
                 label = label.index_select(0, idx_dev)
@@ -248,4 +281,4 @@ class IntensityTransform(RandomTransform):
             bad = FI.non_finite(y)
             return FI.fall_back(y, x, bad if use_x is None else bad | use_x)
 
-        return batch.replace(image=subset_apply(batch.image, params.gate, run, inplace=batch.owns_image))
+        return batch.replace(image=subset_apply(batch.image, params.gate, run, inplace=inplace))

@@ -8,6 +8,7 @@ original (``mix_prob``) -> ``retain_stats`` -> label region -> per-sample NaN/In
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import filters as FF
-from spineaug.transforms.base import IntensityTransform, RegionOptions
+from spineaug.transforms.base import IntensityTransform, Params, RegionOptions
 from spineaug.validation import NonNegativeRange, Probability
 
 Truncate = Annotated[float, Field(gt=0.0, le=8.0)]
@@ -44,6 +45,13 @@ KernelSizes = Annotated[tuple[Annotated[int, Field(ge=1, le=15)], ...], AfterVal
 def _draw_sigma(generator: torch.Generator, n: int, sigma: tuple[float, float], per_axis: bool) -> Tensor:
     k = 3 if per_axis else 1
     return sample.uniform(generator, (n, k), *sigma).expand(n, 3).contiguous()
+
+
+@dataclass(frozen=True)
+class GaussianBlurParams(Params):
+    """Own parameters of :class:`RandomGaussianBlur`."""
+
+    sigma: Tensor  # (B, 3) voxels, per axis
 
 
 class RandomGaussianBlur(IntensityTransform):
@@ -75,11 +83,19 @@ class RandomGaussianBlur(IntensityTransform):
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
         self.sigma, self.per_axis, self.truncate = tuple(sigma), per_axis, truncate
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
-        return {"sigma": _draw_sigma(generator, batch.size, self.sigma, self.per_axis)}
+    def draw(self, batch: Batch, generator: torch.Generator) -> GaussianBlurParams:
+        return GaussianBlurParams(sigma=_draw_sigma(generator, batch.size, self.sigma, self.per_axis))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        return FF.gaussian_blur(x, values["sigma"], self.truncate)
+    def transform(self, x: Tensor, values: GaussianBlurParams, label: Tensor | None) -> Tensor:
+        return FF.gaussian_blur(x, values.sigma, self.truncate)
+
+
+@dataclass(frozen=True)
+class UnsharpMaskParams(Params):
+    """Own parameters of :class:`RandomUnsharpMask`."""
+
+    sigma: Tensor  # (B, 3) voxels, per axis
+    amount: Tensor  # (B,) sharpening strength
 
 
 class RandomUnsharpMask(IntensityTransform):
@@ -118,15 +134,12 @@ class RandomUnsharpMask(IntensityTransform):
             truncate,
         )
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
-        n = batch.size
-        return {
-            "sigma": _draw_sigma(generator, n, self.sigma, self.per_axis),
-            "amount": sample.uniform(generator, (n,), *self.amount),
-        }
+    def draw(self, batch: Batch, generator: torch.Generator) -> UnsharpMaskParams:
+        sigma = _draw_sigma(generator, batch.size, self.sigma, self.per_axis)
+        return UnsharpMaskParams(sigma=sigma, amount=sample.uniform(generator, (batch.size,), *self.amount))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        return FF.unsharp_mask(x, values["sigma"], values["amount"], self.truncate)
+    def transform(self, x: Tensor, values: UnsharpMaskParams, label: Tensor | None) -> Tensor:
+        return FF.unsharp_mask(x, values.sigma, values.amount, self.truncate)
 
 
 class RandomScharrEdge(IntensityTransform):
@@ -164,7 +177,7 @@ class RandomScharrEdge(IntensityTransform):
         self.magnitude = magnitude
         self.normalize = normalize
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+    def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         edges = FF.scharr_edges(x, self.magnitude)
         return edges if self.normalize else edges * SCHARR_INTEGER_GAIN
 
@@ -191,7 +204,7 @@ class RandomLaplacian(IntensityTransform):
     ) -> None:
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+    def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         return FF.laplacian(x)
 
 
@@ -215,11 +228,19 @@ def random_kernels(
     inside = t.abs().view(1, -1) <= (sizes // 2).view(b, 1)  # (B, k_max)
     support = inside[:, :, None, None] & inside[:, None, :, None] & inside[:, None, None, :]
     std = (1.0 / sizes.float()).view(b, 1, 1, 1)
-    w = torch.randn((b, k_max, k_max, k_max), generator=generator) * std * support
+    w = sample.normal(generator, (b, k_max, k_max, k_max), std) * support
     if preserve_dc:
         count = sizes.float().pow(3).view(b, 1, 1, 1)
         w = (w - w.sum(dim=(1, 2, 3), keepdim=True) / count + 1.0 / count) * support
     return w
+
+
+@dataclass(frozen=True)
+class RandomConvParams(Params):
+    """Own parameters of :class:`RandomConv`."""
+
+    size: Tensor  # (B,) long: kernel size
+    weight: Tensor  # (B, k_max, k_max, k_max): the kernel, zero-padded and centred
 
 
 class RandomConv(IntensityTransform):
@@ -253,17 +274,14 @@ class RandomConv(IntensityTransform):
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
         self.kernel_sizes, self.preserve_dc = tuple(kernel_sizes), preserve_dc
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
-        n = batch.size
-        sizes = torch.tensor(self.kernel_sizes)[sample.choice(generator, (n,), len(self.kernel_sizes))]
-        return {
-            "size": sizes,
-            "weight": random_kernels(generator, sizes, max(self.kernel_sizes), self.preserve_dc),
-        }
+    def draw(self, batch: Batch, generator: torch.Generator) -> RandomConvParams:
+        sizes = torch.tensor(self.kernel_sizes)[sample.choice(generator, (batch.size,), len(self.kernel_sizes))]
+        weight = random_kernels(generator, sizes, max(self.kernel_sizes), self.preserve_dc)
+        return RandomConvParams(size=sizes, weight=weight)
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        weight = values["weight"]
-        k = int(values["size"].max())  # CPU tensor: the largest kernel among the firing samples
+    def transform(self, x: Tensor, values: RandomConvParams, label: Tensor | None) -> Tensor:
+        weight = values.weight
+        k = int(values.size.max())  # CPU tensor: the largest kernel among the firing samples
         if k < weight.shape[-1]:
             lo = (weight.shape[-1] - k) // 2
             weight = weight[:, lo : lo + k, lo : lo + k, lo : lo + k]

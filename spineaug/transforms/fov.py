@@ -13,12 +13,12 @@ from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import intensity as FI
 from spineaug.functional import resolution as FR
-from spineaug.transforms.base import RandomTransform
+from spineaug.transforms.base import Params, RandomTransform
 from spineaug.validation import Axes, FractionRange, Probability, UnitRange
 
 
 @dataclass(frozen=True)
-class FovCropParams:
+class FovCropParams(Params):
     """Parameters of :class:`RandomFovCrop`; a skipped sample's box is the whole volume."""
 
     start: Tensor  # (B, 3) long: first voxel inside the box, (d, h, w)
@@ -72,7 +72,7 @@ class RandomFovCrop(RandomTransform):
         stop = torch.where(use, start + size, n).long()
         return FovCropParams(start=start, stop=stop)
 
-    def apply(self, batch: Batch, params: FovCropParams) -> Batch:
+    def apply(self, batch: Batch, params: FovCropParams, *, inplace: bool = False) -> Batch:
         full = torch.tensor(batch.spatial_shape)
         if bool(((params.start == 0) & (params.stop == full)).all()):  # CPU parameters: nothing to crop
             return batch

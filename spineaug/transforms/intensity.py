@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import torch
@@ -12,7 +13,7 @@ from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import histogram as FH
 from spineaug.functional import intensity as FI
-from spineaug.transforms.base import IntensityTransform, RegionOptions
+from spineaug.transforms.base import IntensityTransform, Params, RegionOptions
 from spineaug.validation import NonNegativeRange, PositiveRange, Probability
 
 Sampler = Literal["uniform", "bgcontrast"]
@@ -34,6 +35,13 @@ FunctionNames = Annotated[tuple[FunctionName, ...], AfterValidator(_distinct_fun
 def _draw_factor(generator: torch.Generator, shape: tuple[int, ...], sampler: str, low: float, high: float) -> Tensor:
     draw = sample.bg_contrast if sampler == "bgcontrast" else sample.uniform
     return draw(generator, shape, low, high)
+
+
+@dataclass(frozen=True)
+class GammaParams(Params):
+    """Own parameters of :class:`RandomGamma` and :class:`RandomInverseGamma`."""
+
+    gamma: Tensor  # (B,) exponent
 
 
 class RandomGamma(IntensityTransform):
@@ -66,13 +74,12 @@ class RandomGamma(IntensityTransform):
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
         self.gamma, self.sampler, self.invert = tuple(gamma), sampler, invert
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
-        draw = sample.bg_contrast if self.sampler == "bgcontrast" else sample.uniform
-        return {"gamma": draw(generator, (batch.size,), *self.gamma)}
+    def draw(self, batch: Batch, generator: torch.Generator) -> GammaParams:
+        return GammaParams(gamma=_draw_factor(generator, (batch.size,), self.sampler, *self.gamma))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+    def transform(self, x: Tensor, values: GammaParams, label: Tensor | None) -> Tensor:
         u, offset, scale = FI.normalise01(x, flip=self.invert)
-        return torch.addcmul(offset, u.pow_(FI.per_sample(values["gamma"], x)), scale)
+        return torch.addcmul(offset, u.pow_(FI.per_sample(values.gamma, x)), scale)
 
 
 class RandomInverseGamma(RandomGamma):
@@ -117,7 +124,7 @@ class RandomInversion(IntensityTransform):
     ) -> None:
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+    def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         return FI.invert(x, about_mean=self.retain_stats)
 
 
@@ -149,8 +156,16 @@ class RandomHistogramEqualization(IntensityTransform):
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
         self.bins, self.interpolate = bins, interpolate
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+    def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         return FH.equalize_histogram(x, self.bins, interpolate=self.interpolate)
+
+
+@dataclass(frozen=True)
+class PercentileClampParams(Params):
+    """Own parameters of :class:`RandomPercentileClamp`."""
+
+    q_low: Tensor  # (B,) lower quantile
+    q_high: Tensor  # (B,) upper quantile
 
 
 class RandomPercentileClamp(IntensityTransform):
@@ -179,22 +194,29 @@ class RandomPercentileClamp(IntensityTransform):
         super().__init__(p=p, retain_stats=retain_stats, region=region)
         self.max_amount = max_amount
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(self, batch: Batch, generator: torch.Generator) -> PercentileClampParams:
         n = batch.size
-        return {
-            "q_low": sample.uniform(generator, (n,), 0.0, self.max_amount),
-            "q_high": 1.0 - sample.uniform(generator, (n,), 0.0, self.max_amount),
-        }
+        q_low = sample.uniform(generator, (n,), 0.0, self.max_amount)
+        return PercentileClampParams(q_low=q_low, q_high=1.0 - sample.uniform(generator, (n,), 0.0, self.max_amount))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        return FH.percentile_clamp(x, values["q_low"], values["q_high"])
+    def transform(self, x: Tensor, values: PercentileClampParams, label: Tensor | None) -> Tensor:
+        return FH.percentile_clamp(x, values.q_low, values.q_high)
+
+
+@dataclass(frozen=True)
+class GaussianNoiseParams(Params):
+    """Own parameters of :class:`RandomGaussianNoise`."""
+
+    sigma: Tensor  # (B,) noise standard deviation
+    seed: Tensor  # (B,) int64 seed of each sample's noise field
 
 
 class RandomGaussianNoise(IntensityTransform):
     """Add voxelwise Gaussian noise with a per-sample standard deviation (CATALOG.md 3.10).
 
-    The noise field is not stored: the parameters hold one integer seed for the batch, and the field is generated on
-    the data's device from it (so a replay with the same parameters adds the same noise on the same device).
+    The noise field is not stored: the parameters hold one integer seed per sample, and each sample's field is
+    generated on the data's device from its own seed (:mod:`spineaug.functional.noise`), so it does not depend on
+    the other samples of the batch, and a replay with the same parameters adds the same noise on any device.
 
     Args:
         sigma: Range of the per-sample noise standard deviation (nnU-Net: ``(0, 0.1)``; AugLab: ``(0, 1)``).
@@ -218,15 +240,19 @@ class RandomGaussianNoise(IntensityTransform):
         super().__init__(p=p, region=region)
         self.sigma, self.mean, self.rician = tuple(sigma), mean, rician
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
-        return {
-            "sigma": sample.uniform(generator, (batch.size,), *self.sigma),
-            "seed": sample.seeds(generator, ()),  # one field for the batch; 0-d, so it is not split per sample
-        }
+    def draw(self, batch: Batch, generator: torch.Generator) -> GaussianNoiseParams:
+        sigma = sample.uniform(generator, (batch.size,), *self.sigma)
+        return GaussianNoiseParams(sigma=sigma, seed=sample.sample_seeds(generator, batch.size))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        seed = int(values["seed"])  # a CPU parameter: no device synchronisation
-        return FI.add_gaussian_noise(x, values["sigma"], seed, mean=self.mean, rician=self.rician)
+    def transform(self, x: Tensor, values: GaussianNoiseParams, label: Tensor | None) -> Tensor:
+        return FI.add_gaussian_noise(x, values.sigma, values.seed, mean=self.mean, rician=self.rician)
+
+
+@dataclass(frozen=True)
+class BrightnessParams(Params):
+    """Own parameters of :class:`RandomBrightness`."""
+
+    multiplier: Tensor  # (B,) or (B, C) with per_channel
 
 
 class RandomBrightness(IntensityTransform):
@@ -255,12 +281,19 @@ class RandomBrightness(IntensityTransform):
         super().__init__(p=p, region=region)
         self.multiplier, self.sampler, self.per_channel = tuple(multiplier), sampler, per_channel
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(self, batch: Batch, generator: torch.Generator) -> BrightnessParams:
         shape = (batch.size, batch.image.shape[1]) if self.per_channel else (batch.size,)
-        return {"multiplier": _draw_factor(generator, shape, self.sampler, *self.multiplier)}
+        return BrightnessParams(multiplier=_draw_factor(generator, shape, self.sampler, *self.multiplier))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        return FI.multiply(x, values["multiplier"])
+    def transform(self, x: Tensor, values: BrightnessParams, label: Tensor | None) -> Tensor:
+        return FI.multiply(x, values.multiplier)
+
+
+@dataclass(frozen=True)
+class ContrastParams(Params):
+    """Own parameters of :class:`RandomContrast`."""
+
+    factor: Tensor  # (B,) or (B, C) with per_channel
 
 
 class RandomContrast(IntensityTransform):
@@ -291,12 +324,19 @@ class RandomContrast(IntensityTransform):
         self.contrast, self.sampler = tuple(contrast), sampler
         self.preserve_range, self.per_channel = preserve_range, per_channel
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(self, batch: Batch, generator: torch.Generator) -> ContrastParams:
         shape = (batch.size, batch.image.shape[1]) if self.per_channel else (batch.size,)
-        return {"factor": _draw_factor(generator, shape, self.sampler, *self.contrast)}
+        return ContrastParams(factor=_draw_factor(generator, shape, self.sampler, *self.contrast))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        return FI.adjust_contrast(x, values["factor"], preserve_range=self.preserve_range)
+    def transform(self, x: Tensor, values: ContrastParams, label: Tensor | None) -> Tensor:
+        return FI.adjust_contrast(x, values.factor, preserve_range=self.preserve_range)
+
+
+@dataclass(frozen=True)
+class IntensityFunctionParams(Params):
+    """Own parameters of :class:`RandomIntensityFunction`."""
+
+    function: Tensor  # (B,) long: index into the transform's ``functions``
 
 
 class RandomIntensityFunction(IntensityTransform):
@@ -328,13 +368,20 @@ class RandomIntensityFunction(IntensityTransform):
         super().__init__(p=p, retain_stats=retain_stats, region=region)
         self.functions = tuple(functions)
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
-        return {"function": sample.choice(generator, (batch.size,), len(self.functions))}
+    def draw(self, batch: Batch, generator: torch.Generator) -> IntensityFunctionParams:
+        return IntensityFunctionParams(function=sample.choice(generator, (batch.size,), len(self.functions)))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        which = values["function"]
+    def transform(self, x: Tensor, values: IntensityFunctionParams, label: Tensor | None) -> Tensor:
+        which = values.function
         present = tuple(sorted(set(which.tolist())))  # a CPU parameter: no device synchronisation
         return FI.apply_intensity_function(x, which, self.functions, present)
+
+
+@dataclass(frozen=True)
+class BiasFieldParams(Params):
+    """Own parameters of :class:`RandomBiasField`."""
+
+    coefficients: Tensor  # (B, terms) polynomial coefficients of the log gain
 
 
 class RandomBiasField(IntensityTransform):
@@ -370,13 +417,13 @@ class RandomBiasField(IntensityTransform):
         super().__init__(p=p, retain_stats=retain_stats, region=region)
         self.coefficients, self.order, self.invert, self.signed = coefficients, order, invert, signed
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(self, batch: Batch, generator: torch.Generator) -> BiasFieldParams:
         terms = len(FI.monomial_exponents(self.order))
         c = self.coefficients
-        return {"coefficients": sample.uniform(generator, (batch.size, terms), -c, c)}
+        return BiasFieldParams(coefficients=sample.uniform(generator, (batch.size, terms), -c, c))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        log_field = FI.polynomial_field(values["coefficients"], tuple(x.shape[2:]), self.order, device=x.device)
+    def transform(self, x: Tensor, values: BiasFieldParams, label: Tensor | None) -> Tensor:
+        log_field = FI.polynomial_field(values.coefficients, tuple(x.shape[2:]), self.order, device=x.device)
         return FI.apply_bias_field(x, -log_field if self.invert else log_field, signed=self.signed)
 
 
@@ -394,5 +441,5 @@ class RandomZScore(IntensityTransform):
     def __init__(self, region: RegionOptions | None = None, p: Probability = 1.0) -> None:
         super().__init__(p=p, region=region)
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
+    def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         return FI.zscore(x)

@@ -9,6 +9,7 @@ phantom's tissue map or per-vertebra labels). Cost grows with it: the ring stati
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
 import torch
@@ -18,12 +19,21 @@ from torch import Tensor
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import filters as FF
-from spineaug.functional import intensity as FI
 from spineaug.functional import labels as FL
-from spineaug.transforms.base import IntensityTransform, RegionOptions
+from spineaug.functional import noise as FN
+from spineaug.transforms.base import IntensityTransform, Params, RegionOptions
 from spineaug.validation import NonNegativeRange, Probability, Range, UnitRange
 
 MaxLabel = Annotated[int, Field(ge=1, le=1024)]
+
+
+@dataclass(frozen=True)
+class LabelIntensityRemapParams(Params):
+    """Own parameters of :class:`RandomLabelIntensityRemap` (``L`` = number of label values or regions)."""
+
+    inside: Tensor  # (B,) bool: inside-only mode
+    width: Tensor  # (B, L) random part of each bump's width
+    amplitude: Tensor  # (B, L) bump amplitudes
 
 
 class RandomLabelIntensityRemap(IntensityTransform):
@@ -76,23 +86,32 @@ class RandomLabelIntensityRemap(IntensityTransform):
     def _num(self) -> int:
         return 2 if self.regions == "union" else self.max_label + 1
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(self, batch: Batch, generator: torch.Generator) -> LabelIntensityRemapParams:
         n, num = batch.size, self._num
-        return {
-            "inside": sample.bernoulli(generator, (n,), self.p_inside),
-            "width": sample.uniform(generator, (n, num), *self.width),
-            "amplitude": sample.uniform(generator, (n, num), *self.amplitude),
-        }
+        inside = sample.bernoulli(generator, (n,), self.p_inside)
+        width = sample.uniform(generator, (n, num), *self.width)
+        return LabelIntensityRemapParams(inside, width, sample.uniform(generator, (n, num), *self.amplitude))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        if label is None:
-            raise ValueError(f"{self.name} needs a label map: call it with label=...")
+    def transform(self, x: Tensor, values: LabelIntensityRemapParams, label: Tensor | None) -> Tensor:
         lab = FL.label_index(label, self.max_label, self.ignore_label)
         if self.regions == "union":
             lab = (lab > 0).long()
         return FL.remap_intensities(
-            x, lab, self._num, values["width"], values["amplitude"], values["inside"], radius=self.ring_radius
+            x, lab, self._num, values.width, values.amplitude, values.inside, radius=self.ring_radius
         )
+
+
+@dataclass(frozen=True)
+class LabelAppearanceParams(Params):
+    """Own parameters of :class:`RandomLabelAppearance` (``L = max_label + 1``)."""
+
+    mean: Tensor  # (B, L) region means
+    std: Tensor  # (B, L) region standard deviations
+    texture: Tensor  # (B,) weight of the original texture
+    sigma: Tensor  # (B, 3) blur sigma per axis
+    bias: Tensor  # (B,) bool: a bias field is applied
+    bias_field: Tensor  # (B, 1, 4, 4, 4) coarse log bias field (zero without bias)
+    seed: Tensor  # (B,) int64 seed of each sample's noise field
 
 
 class RandomLabelAppearance(IntensityTransform):
@@ -103,7 +122,8 @@ class RandomLabelAppearance(IntensityTransform):
     (weight ``w ~ U(texture)``, keeping unit variance). Then a Gaussian blur (``sigma ~ U(blur_sigma)`` per axis) and,
     with probability ``p_bias``, a smooth multiplicative bias field ``exp(f)``, ``f`` the trilinear upsampling of a
     ``4^3`` grid of ``N(0, bias_std^2)`` values. With ``retain_stats`` (default) the result gets the input's mean and
-    std, so it fits z-scored pipelines. Opt-in: presets keep ``p`` small.
+    std, so it fits z-scored pipelines. Opt-in: presets keep ``p`` small. Each sample's noise ``n`` comes from its own
+    seed (:mod:`spineaug.functional.noise`), independent of the rest of the batch.
 
     Args:
         mean: Range of the region means (in units of the image's own range after ``retain_stats``).
@@ -143,30 +163,27 @@ class RandomLabelAppearance(IntensityTransform):
         self.blur_sigma, self.p_bias, self.bias_std = tuple(blur_sigma), p_bias, bias_std
         self.max_label = max_label
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(self, batch: Batch, generator: torch.Generator) -> LabelAppearanceParams:
         n, num = batch.size, self.max_label + 1
         bias = sample.bernoulli(generator, (n,), self.p_bias)
-        coarse = torch.randn((n, 1, 4, 4, 4), generator=generator) * self.bias_std * bias.view(n, 1, 1, 1, 1)
-        return {
-            "mean": sample.uniform(generator, (n, num), *self.mean),
-            "std": sample.uniform(generator, (n, num), *self.std),
-            "texture": sample.uniform(generator, (n,), *self.texture),
-            "sigma": sample.uniform(generator, (n, 3), *self.blur_sigma),
-            "bias": bias,
-            "bias_field": coarse,
-            "seed": sample.seeds(generator, (n,)),
-        }
+        coarse = sample.normal(generator, (n, 1, 4, 4, 4), self.bias_std) * bias.view(n, 1, 1, 1, 1)
+        return LabelAppearanceParams(
+            mean=sample.uniform(generator, (n, num), *self.mean),
+            std=sample.uniform(generator, (n, num), *self.std),
+            texture=sample.uniform(generator, (n,), *self.texture),
+            sigma=sample.uniform(generator, (n, 3), *self.blur_sigma),
+            bias=bias,
+            bias_field=coarse,
+            seed=sample.seeds(generator, (n,)),
+        )
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        if label is None:
-            raise ValueError(f"{self.name} needs a label map: call it with label=...")
+    def transform(self, x: Tensor, values: LabelAppearanceParams, label: Tensor | None) -> Tensor:
         num = self.max_label + 1
         lab = FL.label_index(label, self.max_label)
-        g = FI.device_generator(x.device, values["seed"][0])  # CPU parameter: one noise stream per call
-        noise = torch.randn(x.shape, generator=g, device=x.device, dtype=torch.float32)
-        y = FL.label_appearance(x, lab, num, values["mean"], values["std"], noise, values["texture"])
-        y = FF.gaussian_blur(y.float(), values["sigma"])
-        if bool(values["bias"].any()):
-            field = FL.smooth_field(values["bias_field"].to(x.device, non_blocking=True), tuple(x.shape[2:]))
+        noise = FN.normal_field(values.seed.to(x.device, non_blocking=True), tuple(x.shape[1:]))
+        y = FL.label_appearance(x, lab, num, values.mean, values.std, noise, values.texture)
+        y = FF.gaussian_blur(y.float(), values.sigma)
+        if bool(values.bias.any()):  # CPU parameter: no device synchronisation
+            field = FL.smooth_field(values.bias_field.to(x.device, non_blocking=True), tuple(x.shape[2:]))
             y = y * torch.exp(field)
         return y.to(x.dtype)

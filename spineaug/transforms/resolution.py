@@ -7,6 +7,7 @@ three small per-sample matrices applied with batched matrix products (see :mod:`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -15,7 +16,7 @@ from torch import Tensor
 from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import resolution as FR
-from spineaug.transforms.base import IntensityTransform, RegionOptions
+from spineaug.transforms.base import IntensityTransform, Params, RegionOptions
 from spineaug.validation import FractionRange, NonEmptyAxes, Probability
 
 DownMode = Literal["nearest", "linear", "box", "gaussian"]
@@ -32,6 +33,13 @@ def degrade(x: Tensor, scale: Tensor, down: str, up: str) -> Tensor:
         else:
             operators.append(FR.resolution_matrix(s.to(x.device, non_blocking=True), n, down, up))
     return FR.apply_axis_operators(x, tuple(operators))
+
+
+@dataclass(frozen=True)
+class ResolutionParams(Params):
+    """Own parameters of :class:`RandomLowResolution` and :class:`RandomThickSlice`."""
+
+    scale: Tensor  # (B, 3) resolution factor per axis (1 = axis kept)
 
 
 class RandomLowResolution(IntensityTransform):
@@ -70,14 +78,21 @@ class RandomLowResolution(IntensityTransform):
         self.scale, self.per_axis, self.axes = tuple(scale), per_axis, tuple(axes)
         self.down, self.up = down, up
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(self, batch: Batch, generator: torch.Generator) -> ResolutionParams:
         n = batch.size
         s = sample.uniform(generator, (n, 3 if self.per_axis else 1), *self.scale).expand(n, 3)
         allowed = torch.tensor([a in self.axes for a in range(3)])
-        return {"scale": torch.where(allowed, s, torch.ones(()))}
+        return ResolutionParams(scale=torch.where(allowed, s, torch.ones(())))
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        return degrade(x, values["scale"], self.down, self.up)
+    def transform(self, x: Tensor, values: ResolutionParams, label: Tensor | None) -> Tensor:
+        return degrade(x, values.scale, self.down, self.up)
+
+
+@dataclass(frozen=True)
+class ThickSliceParams(ResolutionParams):
+    """Own parameters of :class:`RandomThickSlice`: the resolution factors and the degraded axis."""
+
+    axis: Tensor  # (B,) long: the through-plane axis
 
 
 class RandomThickSlice(IntensityTransform):
@@ -115,12 +130,11 @@ class RandomThickSlice(IntensityTransform):
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
         self.scale, self.axes, self.profile, self.up = tuple(scale), tuple(axes), profile, up
 
-    def draw(self, batch: Batch, generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(self, batch: Batch, generator: torch.Generator) -> ThickSliceParams:
         n = batch.size
         axis = torch.tensor(self.axes)[sample.choice(generator, (n,), len(self.axes))]
         s = sample.uniform(generator, (n, 1), *self.scale)
-        scale = torch.where(torch.arange(3) == axis[:, None], s, torch.ones(()))
-        return {"axis": axis, "scale": scale}
+        return ThickSliceParams(scale=torch.where(torch.arange(3) == axis[:, None], s, torch.ones(())), axis=axis)
 
-    def transform(self, x: Tensor, values: dict[str, Tensor], label: Tensor | None) -> Tensor:
-        return degrade(x, values["scale"], self.profile, self.up)
+    def transform(self, x: Tensor, values: ThickSliceParams, label: Tensor | None) -> Tensor:
+        return degrade(x, values.scale, self.profile, self.up)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -20,7 +20,7 @@ from spineaug import _sampling as sample
 from spineaug.batch import Batch
 from spineaug.functional import spatial as FS
 from spineaug.transforms._resample import Placement, Sampling, Warp, resample_all
-from spineaug.transforms.base import RandomTransform
+from spineaug.transforms.base import Params, RandomTransform
 from spineaug.validation import Axes, NonNegativeRange, PositiveInt, PositiveRange, Probability, Range
 
 PatchSize = tuple[PositiveInt, PositiveInt, PositiveInt]
@@ -38,15 +38,15 @@ class GeometricTransform(RandomTransform):
     geometric: ClassVar[bool] = True
     kind: ClassVar[str] = "resampling"
 
-    def sampling(self, params: Any, batch: Batch) -> Sampling:
+    def sampling(self, params: Params, batch: Batch) -> Sampling:
         """The sampling map (CPU tensors) and, for the entry that decides the output patch, the placement."""
         raise NotImplementedError
 
-    def apply(self, batch: Batch, params: Any, *, inplace: bool = False) -> Batch:
+    def apply(self, batch: Batch, params: Params, *, inplace: bool = False) -> Batch:
         return self.apply_together(batch, [(self, params)])
 
     @staticmethod
-    def apply_together(batch: Batch, steps: Sequence[tuple[GeometricTransform, Any]]) -> Batch:
+    def apply_together(batch: Batch, steps: Sequence[tuple[GeometricTransform, Params]]) -> Batch:
         """Apply several geometric transforms with one resampling of image and label.
 
         Args:
@@ -67,7 +67,7 @@ def _draw_angles(generator: torch.Generator, n: int, ranges: list[tuple[float, f
 
 
 @dataclass(frozen=True)
-class SpatialParams:
+class SpatialParams(Params):
     """Parameters of :class:`RandomSpatial`; skipped samples hold angle 0, scale 1, zero displacement."""
 
     angles: Tensor  # (B, 3) radians
@@ -187,8 +187,8 @@ class RandomSpatial(GeometricTransform):
             angles=angles,
             scale=scale,
             control=control,
-            crop_u=torch.rand((n, 3), generator=generator),
-            foreground_u=torch.rand((n,), generator=generator),
+            crop_u=sample.uniform(generator, (n, 3), 0.0, 1.0),
+            foreground_u=sample.uniform(generator, (n,), 0.0, 1.0),
             use_foreground=sample.bernoulli(generator, (n,), self.p_foreground),
         )
 
@@ -242,7 +242,7 @@ def _foreground_start(label: Tensor, u: Tensor, out_shape: Tensor, room: Tensor)
 
 
 @dataclass(frozen=True)
-class AffineParams:
+class AffineParams(Params):
     """Parameters of :class:`RandomAffine`; skipped samples hold the identity."""
 
     angles: Tensor  # (B, 3) radians
@@ -293,7 +293,7 @@ class RandomAffine(GeometricTransform):
 
 
 @dataclass(frozen=True)
-class FlipParams:
+class FlipParams(Params):
     """Parameters of :class:`RandomFlip`."""
 
     flip: Tensor  # (B, 3) bool, (d, h, w)

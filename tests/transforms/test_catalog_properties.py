@@ -65,6 +65,6 @@ def test_cuda_matches_cpu_without_host_sync(name):
         gpu = t.apply(Batch(xc, lc), params)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    if name != "LabelAppearance":  # its noise field comes from the device's own generator
-        torch.testing.assert_close(gpu.image.cpu(), cpu.image, atol=1e-3, rtol=1e-3)
+    # noise fields are counter-based (spineaug.functional.noise): the same seeds give the same noise on every device
+    torch.testing.assert_close(gpu.image.cpu(), cpu.image, atol=1e-3, rtol=1e-3)
     assert torch.equal(gpu.label.cpu(), cpu.label)

@@ -141,7 +141,7 @@ def test_random_conv_uses_each_samples_own_kernel():
     x, _ = make_batch(3, (9, 10, 11))
     t = build("RandomConv", retain_stats=False, kernel_sizes=[1, 3, 5])
     out, params = run(t, x, seed=3)
-    weight, sizes = params.values["weight"], params.values["size"]
+    weight, sizes = params.values.weight, params.values.size
     for b in range(3):
         ref = ndimage.correlate(x[b, 0].double().numpy(), weight[b].double().numpy(), mode="reflect")
         np.testing.assert_allclose(out.image[b, 0].numpy(), ref, atol=1e-4)
@@ -154,7 +154,7 @@ def test_random_conv_uses_each_samples_own_kernel():
 def test_random_conv_kernel_sizes_vary_and_weights_scale_with_size():
     t = build("RandomConv", kernel_sizes=[3, 7])
     params = t.sample_params(Batch(torch.zeros(256, 1, 2, 2, 2)), torch.Generator().manual_seed(0))
-    sizes, weight = params.values["size"], params.values["weight"]
+    sizes, weight = params.values.size, params.values.weight
     assert set(sizes.tolist()) == {3, 7}
     for k in (3, 7):
         w = weight[sizes == k]
@@ -167,7 +167,7 @@ def test_dc_preserving_random_conv_keeps_constant_images():
     x = torch.full((2, 1, 8, 8, 8), 3.5)
     t = build("RandomConv", preserve_dc=True, retain_stats=False)
     out, params = run(t, x)
-    torch.testing.assert_close(params.values["weight"].sum(dim=(1, 2, 3)), torch.ones(2))
+    torch.testing.assert_close(params.values.weight.sum(dim=(1, 2, 3)), torch.ones(2))
     torch.testing.assert_close(out.image, x)
 
 
@@ -208,16 +208,7 @@ def test_batched_equals_per_sample(name):
     t = build(name, mix_prob=0.5, retain_stats=True)
     out, params = run(t, x, seed=2)
     for b in range(3):
-        idx = torch.tensor([b])
-        values = {k: v.index_select(0, idx) for k, v in params.values.items()}
-        sub = type(params)(
-            gate=params.gate[idx],
-            alpha=params.alpha[idx],
-            region_mode=params.region_mode[idx],
-            keep=None,
-            values=values,
-        )
-        single = t.apply(Batch(x[b : b + 1]), sub)
+        single = t.apply(Batch(x[b : b + 1]), params.select(torch.tensor([b])))
         torch.testing.assert_close(single.image[0], out.image[b], atol=1e-5, rtol=1e-5)
 
 

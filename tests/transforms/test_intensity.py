@@ -14,7 +14,7 @@ from spineaug.batch import Batch
 from spineaug.functional import histogram as FH
 from spineaug.functional import intensity as FI
 from spineaug.transforms import ConfigError
-from spineaug.transforms import intensity as T
+from spineaug.transforms import intensity as TI
 from tests.conftest import make_batch
 
 # Every intensity transform of this module, with settings that make its effect large and its draws wide.
@@ -56,23 +56,23 @@ def test_registry_contains_the_catalog_intensity_entries():
 
 def test_inversion_reflects_about_the_mean_with_retain_stats():
     x, _ = make_batch(3)
-    out, _ = run(T.RandomInversion(p=1.0), x)
+    out, _ = run(TI.RandomInversion(p=1.0), x)
     mean = x.mean(dim=(2, 3, 4), keepdim=True)
     torch.testing.assert_close(out.image, 2 * mean - x, atol=1e-5, rtol=1e-5)
 
 
 def test_inversion_subtracts_from_the_maximum_without_retain_stats():
     x, _ = make_batch(3)
-    out, _ = run(T.RandomInversion(p=1.0, retain_stats=False), x)
+    out, _ = run(TI.RandomInversion(p=1.0, retain_stats=False), x)
     top = x.flatten(1).amax(dim=1).view(-1, 1, 1, 1, 1)
     torch.testing.assert_close(out.image, top - x)
 
 
 def test_gamma_matches_the_hand_computed_power():
     x, _ = make_batch(3)
-    t = T.RandomGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0)
+    t = TI.RandomGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0)
     out, params = run(t, x)
-    gamma = params.values["gamma"]
+    gamma = params.values.gamma
     for b in range(3):
         lo, hi = x[b].min(), x[b].max()
         expected = ((x[b] - lo) / (hi - lo)) ** gamma[b] * (hi - lo) + lo
@@ -81,22 +81,22 @@ def test_gamma_matches_the_hand_computed_power():
 
 def test_inverse_gamma_is_gamma_of_the_negated_image():
     x, _ = make_batch(2)
-    t = T.RandomInverseGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0)
+    t = TI.RandomInverseGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0)
     out, params = run(t, x)
-    ref = T.RandomGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0).apply(Batch(-x), params)
+    ref = TI.RandomGamma(gamma=(0.5, 2.0), retain_stats=False, p=1.0).apply(Batch(-x), params)
     torch.testing.assert_close(out.image, -ref.image)
 
 
 def test_brightness_multiplies_each_sample_by_its_factor():
     x, _ = make_batch(4)
-    out, params = run(T.RandomBrightness(multiplier=(0.5, 2.0), p=1.0), x)
-    torch.testing.assert_close(out.image, x * params.values["multiplier"].view(-1, 1, 1, 1, 1))
+    out, params = run(TI.RandomBrightness(multiplier=(0.5, 2.0), p=1.0), x)
+    torch.testing.assert_close(out.image, x * params.values.multiplier.view(-1, 1, 1, 1, 1))
 
 
 def test_brightness_per_channel_draws_one_factor_per_channel():
     x = torch.rand(2, 3, 4, 4, 4) + 1
-    out, params = run(T.RandomBrightness(per_channel=True, p=1.0), x)
-    m = params.values["multiplier"]
+    out, params = run(TI.RandomBrightness(per_channel=True, p=1.0), x)
+    m = params.values.multiplier
     assert m.shape == (2, 3)
     torch.testing.assert_close(out.image, x * m[..., None, None, None])
 
@@ -104,8 +104,8 @@ def test_brightness_per_channel_draws_one_factor_per_channel():
 @pytest.mark.parametrize("preserve_range", [False, True])
 def test_contrast_stretches_about_the_mean(preserve_range):
     x, _ = make_batch(3)
-    out, params = run(T.RandomContrast(contrast=(0.3, 3.0), preserve_range=preserve_range, p=1.0), x)
-    f = params.values["factor"].view(-1, 1, 1, 1, 1)
+    out, params = run(TI.RandomContrast(contrast=(0.3, 3.0), preserve_range=preserve_range, p=1.0), x)
+    f = params.values.factor.view(-1, 1, 1, 1, 1)
     mean = x.mean(dim=(2, 3, 4), keepdim=True)
     expected = (x - mean) * f + mean
     if preserve_range:
@@ -118,7 +118,7 @@ def test_contrast_stretches_about_the_mean(preserve_range):
 
 def test_zscore_gives_zero_mean_unit_std():
     x, _ = make_batch(3)
-    out, _ = run(T.RandomZScore(p=1.0), x * 7 - 3)
+    out, _ = run(TI.RandomZScore(p=1.0), x * 7 - 3)
     mean, std = FI.mean_std(out.image)
     torch.testing.assert_close(mean, torch.zeros_like(mean), atol=1e-5, rtol=0)
     torch.testing.assert_close(std, torch.ones_like(std), atol=1e-5, rtol=0)
@@ -126,9 +126,9 @@ def test_zscore_gives_zero_mean_unit_std():
 
 def test_percentile_clamp_matches_torch_quantile():
     x, _ = make_batch(4)
-    out, params = run(T.RandomPercentileClamp(max_amount=0.3, retain_stats=False, p=1.0), x)
+    out, params = run(TI.RandomPercentileClamp(max_amount=0.3, retain_stats=False, p=1.0), x)
     for b in range(4):
-        q = torch.stack([params.values["q_low"][b], params.values["q_high"][b]])
+        q = torch.stack([params.values.q_low[b], params.values.q_high[b]])
         lo, hi = torch.quantile(x[b].flatten(), q)
         torch.testing.assert_close(out.image[b], x[b].clamp(lo, hi))
 
@@ -157,9 +157,9 @@ def test_bias_field_matches_a_direct_sum_of_monomials():
 def test_bias_field_transform_applies_exp_of_the_polynomial_above_the_minimum():
     x, _ = make_batch(2, (5, 6, 7))
     for signed in (False, True):
-        t = T.RandomBiasField(coefficients=0.5, retain_stats=False, signed=signed, p=1.0)
+        t = TI.RandomBiasField(coefficients=0.5, retain_stats=False, signed=signed, p=1.0)
         out, params = run(t, x)
-        gain = torch.exp(FI.polynomial_field(params.values["coefficients"], (5, 6, 7), 3))[:, None]
+        gain = torch.exp(FI.polynomial_field(params.values.coefficients, (5, 6, 7), 3))[:, None]
         lo = x.flatten(1).amin(1).view(-1, 1, 1, 1, 1)
         expected = x * gain if signed else (x - lo) * gain + lo
         torch.testing.assert_close(out.image, expected, atol=1e-5, rtol=1e-5)
@@ -168,9 +168,9 @@ def test_bias_field_transform_applies_exp_of_the_polynomial_above_the_minimum():
 def test_intensity_function_applies_the_chosen_function_on_normalised_values():
     x, _ = make_batch(6)
     fns = {"log1p": torch.log1p, "sqrt": torch.sqrt, "sin": torch.sin, "exp": torch.exp, "sigmoid": torch.sigmoid}
-    t = T.RandomIntensityFunction(retain_stats=False, p=1.0)
+    t = TI.RandomIntensityFunction(retain_stats=False, p=1.0)
     out, params = run(t, x, seed=5)
-    which = params.values["function"]
+    which = params.values.function
     assert len(set(which.tolist())) > 1
     for b in range(6):
         f = fns[t.functions[which[b]]]
@@ -182,17 +182,17 @@ def test_intensity_function_applies_the_chosen_function_on_normalised_values():
 
 def test_gaussian_noise_adds_noise_of_the_drawn_std_and_replays():
     x = torch.zeros(3, 1, 16, 16, 16)
-    t = T.RandomGaussianNoise(sigma=(0.5, 2.0), p=1.0)
+    t = TI.RandomGaussianNoise(sigma=(0.5, 2.0), p=1.0)
     out, params = run(t, x)
     std = out.image.flatten(1).std(dim=1)
-    torch.testing.assert_close(std, params.values["sigma"], rtol=0.08, atol=0)
+    torch.testing.assert_close(std, params.values.sigma, rtol=0.08, atol=0)
     again = t.apply(Batch(x), params)
     torch.testing.assert_close(again.image, out.image, rtol=0, atol=0)
 
 
 def test_rician_noise_stays_above_the_minimum():
     x, _ = make_batch(2)
-    out, _ = run(T.RandomGaussianNoise(sigma=(0.5, 1.0), rician=True, p=1.0), x)
+    out, _ = run(TI.RandomGaussianNoise(sigma=(0.5, 1.0), rician=True, p=1.0), x)
     lo = x.flatten(1).amin(1).view(-1, 1, 1, 1, 1)
     assert (out.image >= lo - 1e-6).all()
     assert not torch.equal(out.image, x)
@@ -200,7 +200,7 @@ def test_rician_noise_stays_above_the_minimum():
 
 def test_zero_sigma_noise_is_the_identity():
     x, _ = make_batch(2)
-    out, _ = run(T.RandomGaussianNoise(sigma=(0.0, 0.0), p=1.0), x)
+    out, _ = run(TI.RandomGaussianNoise(sigma=(0.0, 0.0), p=1.0), x)
     torch.testing.assert_close(out.image, x)
 
 
@@ -219,7 +219,7 @@ def _reference_equalisation(v: torch.Tensor, bins: int) -> torch.Tensor:
 
 def test_histogram_equalisation_matches_a_per_sample_reference():
     x, _ = make_batch(3)
-    out, _ = run(T.RandomHistogramEqualization(bins=32, mix_prob=0.0, retain_stats=False, p=1.0), x)
+    out, _ = run(TI.RandomHistogramEqualization(bins=32, mix_prob=0.0, retain_stats=False, p=1.0), x)
     for b in range(3):
         torch.testing.assert_close(out.image[b], _reference_equalisation(x[b], 32), atol=1e-4, rtol=1e-4)
 
@@ -333,7 +333,7 @@ def test_gate_fires_per_sample(name):
 
 def test_region_restricts_the_effect_to_labelled_voxels():
     x, label = make_batch(2)
-    t = T.RandomBrightness(multiplier=(2.0, 2.0), region={"p_inside": 1.0}, p=1.0)
+    t = TI.RandomBrightness(multiplier=(2.0, 2.0), region={"p_inside": 1.0}, p=1.0)
     out, _ = run(t, x, label)
     inside = label > 0
     torch.testing.assert_close(out.image[inside], 2 * x[inside])
@@ -408,9 +408,9 @@ def test_config_round_trip():
 
 
 def test_bgcontrast_sampler_splits_below_and_above_one():
-    t = T.RandomContrast(contrast=(0.5, 3.0), sampler="bgcontrast", p=1.0)
+    t = TI.RandomContrast(contrast=(0.5, 3.0), sampler="bgcontrast", p=1.0)
     x = torch.zeros(4000, 1, 1, 1, 1)
-    f = t.sample_params(Batch(x), torch.Generator().manual_seed(0)).values["factor"]
+    f = t.sample_params(Batch(x), torch.Generator().manual_seed(0)).values.factor
     assert abs(float((f < 1).float().mean()) - 0.5) < 0.03
     assert f.min() >= 0.5 and f.max() <= 3.0
     assert math.isclose(float(f[f < 1].mean()), 0.75, abs_tol=0.02)

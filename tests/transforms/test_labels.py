@@ -78,7 +78,7 @@ def remap(**kwargs):
 def test_inside_mode_changes_only_labelled_voxels_and_never_the_label():
     x, lbl = make_batch(3, (12, 12, 12), classes=4)
     out, params = run(remap(p_inside=1.0, retain_stats=False, amplitude=(0.5, 1.0)), x, lbl)
-    assert params.values["inside"].all()
+    assert params.values.inside.all()
     assert out.label is lbl
     bg = lbl == 0
     torch.testing.assert_close(out.image[bg], x[bg], atol=1e-5, rtol=1e-5)
@@ -141,7 +141,7 @@ def test_label_appearance_gives_each_region_the_drawn_statistics():
     lbl = blocks(3, 16)
     x, _ = make_batch(3, (16, 16, 16))
     out, params = run(appearance(mean=(-5.0, 5.0), std=(0.5, 2.0)), x, lbl, seed=4)
-    mean, std = params.values["mean"], params.values["std"]
+    mean, std = params.values.mean, params.values.std
     assert out.label is lbl
     for b in range(3):
         for v in range(4):
@@ -160,7 +160,7 @@ def test_label_appearance_full_texture_restandardises_the_original():
         for v in range(4):
             m = lbl[b, 0] == v
             z = (x[b, 0][m] - x[b, 0][m].mean()) / x[b, 0][m].std(correction=0)
-            ref = params.values["mean"][b, v] + params.values["std"][b, v] * z
+            ref = params.values.mean[b, v] + params.values.std[b, v] * z
             torch.testing.assert_close(out.image[b, 0][m], ref, atol=1e-4, rtol=1e-4)
 
 

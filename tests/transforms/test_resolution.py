@@ -108,7 +108,7 @@ def test_lowres_nnunet_parity_per_sample():
     x, _ = make_batch(3, (10, 12, 14))
     t = spineaug.TRANSFORMS["LowResolution"](scale=(0.5, 1.0), per_axis=False, down="nearest", up="linear")
     out, params = run(t, x, seed=4)
-    scale = params.values["scale"]
+    scale = params.values.scale
     assert len(set(scale[:, 0].tolist())) == 3  # per-sample factors
     assert torch.equal(scale[:, 0], scale[:, 1]) and torch.equal(scale[:, 0], scale[:, 2])
     for b in range(3):
@@ -121,9 +121,9 @@ def test_lowres_axes_option_leaves_other_axes_alone():
     x, _ = make_batch(2, (8, 9, 10))
     t = spineaug.TRANSFORMS["LowResolution"](scale=(0.3, 0.5), axes=[2], per_axis=True, down="linear")
     out, params = run(t, x)
-    assert (params.values["scale"][:, :2] == 1).all()
+    assert (params.values.scale[:, :2] == 1).all()
     for b in range(2):
-        m = int(FR.target_size(params.values["scale"][b, 2:], 10))
+        m = int(FR.target_size(params.values.scale[b, 2:], 10))
         ref = _torch_roundtrip(x[b : b + 1], [8, 9, m], "trilinear", "trilinear")
         torch.testing.assert_close(out.image[b : b + 1], ref, atol=1e-5, rtol=1e-5)
 
@@ -136,7 +136,7 @@ def test_thick_slice_averages_slabs_along_the_chosen_axis_only(axis):
     x, lbl = make_batch(2, (16, 16, 16))
     t = spineaug.TRANSFORMS["ThickSlice"](scale=(0.25, 0.25), axes=[axis], up="nearest")
     out, params = run(t, x, lbl)
-    assert (params.values["axis"] == axis).all()
+    assert (params.values.axis == axis).all()
     dim = 2 + axis
     slabs = x.unflatten(dim, (4, 4)).mean(dim=dim + 1, keepdim=True)
     ref = slabs.expand_as(x.unflatten(dim, (4, 4))).flatten(dim, dim + 1)
@@ -148,7 +148,7 @@ def test_thick_slice_draws_one_axis_per_sample():
     x, _ = make_batch(12, (8, 8, 8))
     t = spineaug.TRANSFORMS["ThickSlice"](scale=(0.2, 0.5))
     out, params = run(t, x, seed=3)
-    axis, scale = params.values["axis"], params.values["scale"]
+    axis, scale = params.values.axis, params.values.scale
     assert set(axis.tolist()) == {0, 1, 2}
     assert ((scale < 1).sum(1) == 1).all()
     for b in range(12):

@@ -111,7 +111,7 @@ def test_flip_is_per_sample():
     out, _, params = pipeline({"name": "Flip", "axes": [1], "p": 0.5})(
         image, label, generator=torch.Generator().manual_seed(0), return_params=True
     )
-    flipped = params[0].flip[:, 1]
+    flipped = params["0:Flip"].flip[:, 1]
     assert 0 < int(flipped.sum()) < 16
     for b in range(16):
         expected = image[b].flip(2) if flipped[b] else image[b]
