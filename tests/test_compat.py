@@ -56,15 +56,38 @@ AUGLAB_GPU = {
         "in_seg": 0.0,
         "out_seg": 0.0,
     },
-    "RandomConvTransform": {"probability": 0.2, "kernel_sizes": [3, 5, 7], "retain_stats": True, "mix_prob": 0.5, **_REGION},
+    "RandomConvTransform": {
+        "probability": 0.2,
+        "kernel_sizes": [3, 5, 7],
+        "retain_stats": True,
+        "mix_prob": 0.5,
+        **_REGION,
+    },
     "ClampTransform": {"probability": 0.0, "max_clamp_amount": 0.2, "retain_stats": True, **_REGION},
     "GaussianNoiseTransform": {"probability": 0.1, "mean": 0.0, "std": 1.0, **_REGION},
-    "GaussianBlurTransform": {"probability": 0.2, "sigma": 1.0, "retain_stats": False, "mix_prob": 0.0, **_REGION},
+    "GaussianBlurTransform": {
+        "probability": 0.2,
+        "sigma": 1.0,
+        "retain_stats": False,
+        "mix_prob": 0.0,
+        **_REGION,
+    },
     "BrightnessTransform": {"probability": 0.15, "brightness_range": [0.75, 1.25], **_REGION},
     "GammaTransform": {"probability": 0.3, "gamma_range": [0.7, 1.5], "retain_stats": True, **_REGION},
     "InvGammaTransform": {"probability": 0.1, "gamma_range": [0.7, 1.5], "retain_stats": True, **_REGION},
-    "ContrastTransform": {"probability": 0.15, "contrast_range": [0.75, 1.25], "retain_stats": False, **_REGION},
-    "FunctionTransform": {"probability": 0.1, "retain_stats": True, "in_seg": 0.0, "out_seg": 0.0, "mix_in_out": False},
+    "ContrastTransform": {
+        "probability": 0.15,
+        "contrast_range": [0.75, 1.25],
+        "retain_stats": False,
+        **_REGION,
+    },
+    "FunctionTransform": {
+        "probability": 0.1,
+        "retain_stats": True,
+        "in_seg": 0.0,
+        "out_seg": 0.0,
+        "mix_in_out": False,
+    },
     "SimulateLowResTransform": {"probability": 0.25, "scale": [0.5, 1.0], "same_on_batch": False},
     "AcqTransform": {"probability": 0.2, "scale": [0.1, 1.0], "same_on_batch": False},
     "CropTransform": {"probability": 0.25, "crop": [0.5, 1.0], "pos": [0.0, 1.0]},
@@ -105,7 +128,13 @@ def test_default_gpu_config_maps_to_the_catalog_entries_in_auglab_order():
     ]
     by_name = {e["name"]: e for e in config["transforms"]}
     assert by_name["GaussianNoise"]["sigma"] == [0.0, 1.0] and by_name["GaussianNoise"]["p"] == 0.1
-    expected_gamma = {"name": "Gamma", "sampler": "uniform", "retain_stats": True, "gamma": [0.7, 1.5], "p": 0.3}
+    expected_gamma = {
+        "name": "Gamma",
+        "sampler": "uniform",
+        "retain_stats": True,
+        "gamma": [0.7, 1.5],
+        "p": 0.3,
+    }
     assert by_name["Gamma"] == expected_gamma
     assert by_name["Contrast"]["preserve_range"] is False
     assert by_name["UnsharpMask"]["amount"] == [0.0, 1.5]
@@ -134,7 +163,11 @@ def test_dead_keys_warn():
     assert "FunctionTransform.mix_in_out" not in text  # false: nothing to warn about
     assert "UnsharpMaskTransform.retain_stats" in text  # never forwarded by AugLab's builder
     assert "GaussianBlurTransform.mix_prob" in text
-    for dropped in ("AffineTransform.probability", "ClampTransform.probability", "ZscoreNormalizationTransform.probability"):
+    for dropped in (
+        "AffineTransform.probability",
+        "ClampTransform.probability",
+        "ZscoreNormalizationTransform.probability",
+    ):
         assert dropped in text
     gamma = [m for m in messages if m.startswith("AugLab config: GammaTransform.")]
     assert [m.split(":")[1].strip() for m in gamma] == ["GammaTransform.mix_in_out"]  # the rest is honoured
@@ -143,7 +176,13 @@ def test_dead_keys_warn():
 def test_regions_and_gpu_block_and_spatial():
     source = {
         "GPU": {
-            "GammaTransform": {"probability": 1.0, "gamma_range": [0.5, 2.0], "in_seg": 0.5, "out_seg": 0.5, "mix_in_out": True}
+            "GammaTransform": {
+                "probability": 1.0,
+                "gamma_range": [0.5, 2.0],
+                "in_seg": 0.5,
+                "out_seg": 0.5,
+                "mix_in_out": True,
+            }
         },
         "nnUNetSpatialTransform": {
             "random_crop": False,
@@ -158,7 +197,11 @@ def test_regions_and_gpu_block_and_spatial():
     }
     config, messages = translate(source)
     spatial, gamma = config["transforms"]
-    assert spatial["name"] == "Spatial" and spatial["p_scale"] == 0.2 and spatial["rotation_deg"] == [-30.0, 30.0]
+    assert (
+        spatial["name"] == "Spatial"
+        and spatial["p_scale"] == 0.2
+        and spatial["rotation_deg"] == [-30.0, 30.0]
+    )
     assert gamma["region"] == {"p_inside": 0.5, "p_outside": 0.5, "label_subset_p": 0.5}
     assert any("patch_center_dist_from_border" in m for m in messages)
     assert any(m.startswith("AugLab config: CPU") for m in messages)
@@ -206,7 +249,9 @@ def test_old_import_path_still_works():
 
 def test_probability_defaults_to_zero_and_p_is_not_read():
     """AugLab's builder reads ``probability`` with default 0: a module without it (or with only ``p``) never fires."""
-    config, messages = translate({"GammaTransform": {"gamma_range": [0.7, 1.5]}, "BrightnessTransform": {"p": 1.0}})
+    config, messages = translate(
+        {"GammaTransform": {"gamma_range": [0.7, 1.5]}, "BrightnessTransform": {"p": 1.0}}
+    )
     assert config["transforms"] == []
     text = "\n".join(messages)
     assert "GammaTransform.probability: is absent" in text
@@ -215,8 +260,14 @@ def test_probability_defaults_to_zero_and_p_is_not_read():
 
 @pytest.mark.parametrize("value", ["false", "true", "False", ""])
 def test_string_booleans_are_errors_not_true(value):
-    for key, name in (("GammaTransform", "retain_stats"), ("InverseTransform", "mix_in_out"), ("ScharrTransform", "absolute")):
-        with pytest.raises(spineaug.ConfigError, match=f"{key}.{name}: expected true or false, got the string"):
+    for key, name in (
+        ("GammaTransform", "retain_stats"),
+        ("InverseTransform", "mix_in_out"),
+        ("ScharrTransform", "absolute"),
+    ):
+        with pytest.raises(
+            spineaug.ConfigError, match=f"{key}.{name}: expected true or false, got the string"
+        ):
             auglab_to_config({key: {"probability": 0.5, name: value}})
 
 
@@ -244,7 +295,9 @@ def test_contrast_with_retain_stats_is_a_no_op_in_auglab():
 
 
 def test_kernel_type_picks_the_kernel():
-    config, _ = translate({"ScharrTransform": {"probability": 0.5, "kernel_type": "Laplace", "retain_stats": True}})
+    config, _ = translate(
+        {"ScharrTransform": {"probability": 0.5, "kernel_type": "Laplace", "retain_stats": True}}
+    )
     assert [e["name"] for e in config["transforms"]] == ["Laplacian"]
 
 
@@ -252,7 +305,8 @@ def test_kernel_type_picks_the_kernel():
 
 SNAPSHOT = Path(__file__).resolve().parents[1].parent / "shared/third_party/auglab-1ee096a.tar.gz"
 needs_snapshot = pytest.mark.skipif(
-    not SNAPSHOT.is_file(), reason=f"AugLab snapshot not found at {SNAPSHOT} (the shared third_party folder is absent)"
+    not SNAPSHOT.is_file(),
+    reason=f"AugLab snapshot not found at {SNAPSHOT} (the shared third_party folder is absent)",
 )
 
 # Per file: the keys whose NoEffectWarning is expected, each checked against AugLab's code (commit 1ee096a):
@@ -352,4 +406,6 @@ def test_paper_gpu_config_equals_the_xdomain_preset_entry_by_entry():
     preset = preset_config("xdomain")["transforms"]
     assert [e["name"] for e in ours] == [e["name"] for e in preset]
     for i, (mine, theirs) in enumerate(zip(ours, preset)):
-        assert build_transform(mine).config() == build_transform(theirs).config(), f"entry {i} ({mine['name']})"
+        assert build_transform(mine).config() == build_transform(theirs).config(), (
+            f"entry {i} ({mine['name']})"
+        )
