@@ -1,0 +1,4 @@
+"""Adapters to other frameworks; each imports its framework lazily (install the matching extra).
+
+``nnunet`` (nnU-Net v2 trainers), ``monai`` (a MONAI dictionary transform), ``torchio`` (a TorchIO transform).
+"""
