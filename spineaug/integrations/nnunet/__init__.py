@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spineaug.integrations.nnunet.install import install, uninstall
+from spineaug.integrations.nnunet.installer import install, uninstall
 
 
 def __getattr__(name: str) -> Any:
