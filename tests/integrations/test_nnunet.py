@@ -143,6 +143,7 @@ def test_nnunet_plan_train_predict_on_phantom(tmp_path):
     plans_file.write_text(json.dumps(plans, indent=1))
 
     # nnU-Net finds the trainer through the module `spineaug nnunet-install` writes (here into nnUNet_extTrainer).
+    ext.mkdir()
     assert cli.main(["nnunet-install", "--folder", str(ext)]) == 0
     trainer = "nnUNetTrainerSpineAug_1epoch"
     run(_tool("nnUNetv2_train"), "951", "3d_fullres", "all", "-tr", trainer, "-device", "cpu", nnUNet_n_proc_DA="0")
