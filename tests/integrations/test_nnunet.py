@@ -179,3 +179,16 @@ def test_nnunet_plan_train_predict_on_phantom(tmp_path):
     assert seg.shape == ref.shape and np.allclose(seg.affine, ref.affine, atol=1e-4)
     values = np.unique(np.asarray(seg.dataobj))
     assert set(values.tolist()) <= {0, 1, 2, 3}
+
+
+def test_workers_only_crop_and_map_padding_label():
+    import torch
+
+    from spineaug.integrations.nnunet import trainers
+
+    transforms = trainers.nnUNetTrainerSpineAug.get_training_transforms((16, 16, 16), None, [[1, 1, 1]], (0,), False)
+    image = torch.randn(1, 20, 20, 20)
+    seg = torch.randint(-1, 3, (1, 20, 20, 20), dtype=torch.int16)
+    out = transforms(image=image.clone(), segmentation=seg.clone())
+    assert torch.equal(out["image"], image)  # no augmentation, no crop to the final patch in the workers
+    assert torch.equal(out["segmentation"], seg.clamp_min(0))
