@@ -135,6 +135,25 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_nnunet_install(args: argparse.Namespace) -> int:
+    from spineaug.integrations import nnunet
+
+    try:
+        if args.uninstall:
+            path = nnunet.uninstall(args.folder)
+            print(f"removed {path}" if path else "nothing to remove: spineaug's trainer module is not installed")
+            return 0
+        path, written = nnunet.install(args.folder)
+    except (ImportError, OSError) as exc:
+        print(f"spineaug nnunet-install: error: {exc}", file=sys.stderr)
+        return 2
+    if written:
+        print(f"wrote {path}:\n{path.read_text()}", end="")
+    else:
+        print(f"already installed: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spineaug", description=__doc__)
     parser.add_argument("--version", action="version", version=f"spineaug {spineaug.__version__}")
@@ -217,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="output folder for the label maps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("nnunet-install", help="make nnUNetv2_train -tr find spineaug's trainers (adds one module)")
+    p.add_argument("--uninstall", action="store_true", help="remove exactly the module nnunet-install wrote")
+    p.add_argument("--folder", default=None, help="trainer folder (default: the installed nnunetv2's "
+                   "training/nnUNetTrainer; or a folder listed in nnUNet_extTrainer)")
+    p.set_defaults(func=_cmd_nnunet_install)
 
     return parser
 

@@ -1,4 +1,4 @@
-"""Adapters between spineaug and other tools (AugLab's config files today; nnU-Net, MONAI, TorchIO later).
+"""Adapters to other frameworks; each imports its framework lazily (install the matching extra).
 
-Each adapter imports its third-party dependency inside functions, so ``import spineaug`` never needs it.
+``nnunet`` (nnU-Net v2 trainers), ``monai`` (a MONAI dictionary transform), ``torchio`` (a TorchIO transform).
 """

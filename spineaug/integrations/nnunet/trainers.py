@@ -1,0 +1,252 @@
+"""nnU-Net v2 trainers whose batch is augmented by spineaug on the training device.
+
+nnU-Net's data loader keeps its job of reading an enlarged patch (foreground-oversampled, large enough that every
+rotation and zoom-out of the final patch reads real tissue), but its CPU workers no longer augment: they only load,
+crop and map nnU-Net's padding label -1 to background. In ``train_step`` the batch moves to the device, spineaug
+augments it (its ``Spatial`` entry cuts the final patch from the middle of the enlarged one), the deep-supervision
+targets are built from the augmented label, and nnU-Net's own step (loss, backward, optimizer) follows.
+
+Trainers (use with ``nnUNetv2_train DATASET 3d_fullres FOLD -tr NAME`` after ``spineaug nnunet-install``):
+
+- ``nnUNetTrainerSpineAug``: preset ``xdomain`` (the paper's GPU augmentation);
+- ``nnUNetTrainerSpineAugNnunet``: preset ``nnunet`` (nnU-Net's default augmentation, batched);
+- ``nnUNetTrainerSpineAugPlus``: preset ``xdomain-plus``;
+- ``nnUNetTrainerSpineAugConfig``: the preset name or JSON/YAML config file given in ``SPINEAUG_CONFIG``;
+- each also as ``..._1epoch`` and ``..._5epochs`` for smoke runs. ``SPINEAUG_NNUNET_ITERATIONS=N`` sets the
+  training iterations per epoch of any of them (validation iterations: ``max(1, N // 5)``).
+
+Test-time mirroring uses the axes the config's ``Flip`` entries mirror (none: no mirroring). The resolved
+augmentation config is written to ``spineaug_augmentation.json`` in the fold's output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+import spineaug
+from spineaug.data import enlarged_patch_size
+from spineaug.integrations._extras import require
+
+require("nnunetv2", "nnunet", "spineaug.integrations.nnunet")
+
+from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms  # noqa: E402
+from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform  # noqa: E402
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer  # noqa: E402
+
+CONFIG_ENV = "SPINEAUG_CONFIG"
+ITERATIONS_ENV = "SPINEAUG_NNUNET_ITERATIONS"
+CONFIG_FILE = "spineaug_augmentation.json"
+
+__all__ = [
+    "nnUNetTrainerSpineAug",
+    "nnUNetTrainerSpineAug_1epoch",
+    "nnUNetTrainerSpineAug_5epochs",
+    "nnUNetTrainerSpineAugConfig",
+    "nnUNetTrainerSpineAugConfig_1epoch",
+    "nnUNetTrainerSpineAugConfig_5epochs",
+    "nnUNetTrainerSpineAugNnunet",
+    "nnUNetTrainerSpineAugNnunet_1epoch",
+    "nnUNetTrainerSpineAugNnunet_5epochs",
+    "nnUNetTrainerSpineAugPlus",
+    "nnUNetTrainerSpineAugPlus_1epoch",
+    "nnUNetTrainerSpineAugPlus_5epochs",
+]
+
+
+def load_source(source: str) -> dict[str, Any]:
+    """Validate a preset name or config file and return its full config (raises ``ConfigError``/``ValueError``)."""
+    if source in spineaug.presets():
+        return spineaug.Pipeline.from_preset(source).config()
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(
+            f"{CONFIG_ENV}={source!r} is neither a preset ({', '.join(spineaug.presets())}) nor a readable config file"
+        )
+    return spineaug.Pipeline.from_config(path).config()
+
+
+def batch_pipeline(config: dict[str, Any], patch_size: tuple[int, int, int]) -> tuple[spineaug.Pipeline, tuple]:
+    """The pipeline that turns an enlarged patch into the final ``patch_size``, and the enlarged size to read."""
+    entries = spineaug.Pipeline.from_config(config, patch_size=patch_size).config()
+    spatial = next(e for e in entries["transforms"] if e["name"] == "Spatial")
+    # nnU-Net's loader already placed (and foreground-oversampled) the enlarged patch: cut its middle.
+    spatial.update(crop="center", p_foreground=0.0)
+    if spatial.get("p_elastic", 0) > 0:
+        raise ValueError("elastic deformation is not supported by the enlarged-patch reading of these trainers yet")
+    rotation = spatial["rotation_deg"] if spatial.get("p_rotation", 0) > 0 else 0.0
+    scale = tuple(spatial["scale"]) if spatial.get("p_scale", 0) > 0 else (1.0, 1.0)
+    # nnU-Net's data is trusted (preprocessed): skip the per-call NaN check, which syncs with the device.
+    pipe = spineaug.Pipeline.from_config(entries, check_finite=False)
+    return pipe, enlarged_patch_size(patch_size, rotation, scale)
+
+
+def flip_axes(config: dict[str, Any]) -> tuple[int, ...] | None:
+    """Spatial axes mirrored by the config's ``Flip`` entries (``None`` when nothing is mirrored)."""
+    axes = sorted({int(a) for e in config["transforms"] if e["name"] == "Flip" and e.get("p", 0) > 0 for a in e["axes"]})
+    return tuple(axes) or None
+
+
+def deep_supervision_targets(target: torch.Tensor, scales: list | None) -> torch.Tensor | list[torch.Tensor]:
+    """Downsampled copies of ``target`` (B, 1, D, H, W), one per scale, as nnU-Net's DownsampleSegForDSTransform."""
+    if scales is None:
+        return target
+    out, as_float = [], None
+    for scale in scales:
+        if all(s == 1 for s in scale):
+            out.append(target)
+            continue
+        shape = [round(n * s) for n, s in zip(target.shape[2:], scale)]
+        as_float = target.float() if as_float is None else as_float
+        out.append(F.interpolate(as_float, shape, mode="nearest-exact").to(target.dtype))
+    return out
+
+
+class nnUNetTrainerSpineAug(nnUNetTrainer):
+    """nnU-Net's trainer with spineaug's preset ``xdomain`` applied to the batch on the training device."""
+
+    spineaug_source: str | None = "xdomain"
+    """Preset name; ``None`` reads ``SPINEAUG_CONFIG`` (a preset name or a config file)."""
+    spineaug_epochs: int | None = None
+    """Epochs of the short variants (``None``: nnU-Net's default)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):  # fmt: skip
+        # Everything that can be wrong with the augmentation is checked before nnU-Net creates any folder.
+        source, ignored = self.spineaug_source, None
+        if source is None:
+            source = os.environ.get(CONFIG_ENV, "").strip()
+            if not source:
+                raise ValueError(f"{type(self).__name__} reads its augmentation from {CONFIG_ENV} (a preset name or "
+                                 "a JSON/YAML config file), which is not set")  # fmt: skip
+        elif os.environ.get(CONFIG_ENV):
+            ignored = os.environ[CONFIG_ENV]
+        config = load_source(source)
+        iterations = _iterations_from_env()
+        patch = plans.get("configurations", {}).get(configuration, {}).get("patch_size")
+        if patch is not None and len(patch) != 3:
+            raise ValueError(f"spineaug augments 3-D patches; configuration {configuration!r} has patch {patch}")
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.label_manager.has_regions or self.is_cascaded:
+            raise ValueError("spineaug trainers support plain label maps only (no region-based or cascaded training)")
+        self.spineaug_name, self.spineaug_config = source, config
+        self.spineaug: spineaug.Pipeline | None = None  # built for the patch size in get_dataloaders
+        self.spineaug_read_size: tuple[int, int, int] | None = None
+        if self.spineaug_epochs is not None:
+            self.num_epochs = self.spineaug_epochs
+        if iterations is not None:
+            self.num_iterations_per_epoch = iterations
+            self.num_val_iterations_per_epoch = max(1, iterations // 5)
+        if ignored is not None:
+            self.print_to_log_file(f"{CONFIG_ENV}={ignored!r} is ignored by {type(self).__name__} (preset {source!r}); "
+                                   "use nnUNetTrainerSpineAugConfig to train with it")  # fmt: skip
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        patch = tuple(int(p) for p in self.configuration_manager.patch_size)
+        pipe, read = batch_pipeline(self.spineaug_config, patch)
+        self.spineaug, self.spineaug_read_size = pipe.to(self.device), read
+        mirror_axes = flip_axes(pipe.config())
+        self.inference_allowed_mirroring_axes = mirror_axes
+        if any(self.configuration_manager.use_mask_for_norm):
+            self.print_to_log_file("note: use_mask_for_norm is set; spineaug does not re-mask the image after "
+                                   "augmentation as nnU-Net's MaskImageTransform does")  # fmt: skip
+        self.print_to_log_file(f"spineaug {self.spineaug_name!r}: read {list(read)}, final patch {list(patch)}, "
+                               f"test-time mirroring axes {mirror_axes}")  # fmt: skip
+        # rotation_for_DA and dummy 2-D are only used by nnU-Net's own transforms, which these trainers replace.
+        return None, False, read, mirror_axes
+
+    @staticmethod
+    def get_training_transforms(patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
+                                do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,
+                                foreground_labels=None, regions=None, ignore_label=None):  # fmt: skip
+        """Workers only load and crop: map nnU-Net's padding label -1 to background; spineaug runs in train_step."""
+        return ComposeTransforms([RemoveLabelTransform(-1, 0)])
+
+    def train_step(self, batch: dict) -> dict:
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"].to(self.device, non_blocking=True)
+        with torch.no_grad():
+            data, target = self.spineaug(data, target)
+        targets = deep_supervision_targets(target, self._get_deep_supervision_scales())
+        return super().train_step({**batch, "data": data, "target": targets})
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.local_rank == 0:
+            record = {
+                "trainer": type(self).__name__,
+                "source": self.spineaug_name,
+                "final_patch_size": [int(p) for p in self.configuration_manager.patch_size],
+                "read_patch_size": list(self.spineaug_read_size),
+                "inference_mirroring_axes": self.inference_allowed_mirroring_axes,
+                "config": self.spineaug.config(),
+            }
+            Path(self.output_folder, CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _iterations_from_env() -> int | None:
+    text = os.environ.get(ITERATIONS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{ITERATIONS_ENV} must be a positive integer, got {text!r}")
+    return value
+
+
+class nnUNetTrainerSpineAugNnunet(nnUNetTrainerSpineAug):
+    """Preset ``nnunet``: nnU-Net's default augmentation, batched on the device."""
+
+    spineaug_source = "nnunet"
+
+
+class nnUNetTrainerSpineAugPlus(nnUNetTrainerSpineAug):
+    """Preset ``xdomain-plus``: the paper's augmentation with spineaug's improvements."""
+
+    spineaug_source = "xdomain-plus"
+
+
+class nnUNetTrainerSpineAugConfig(nnUNetTrainerSpineAug):
+    """The preset or JSON/YAML config named by the environment variable ``SPINEAUG_CONFIG``."""
+
+    spineaug_source = None
+
+
+class nnUNetTrainerSpineAug_1epoch(nnUNetTrainerSpineAug):
+    spineaug_epochs = 1
+
+
+class nnUNetTrainerSpineAug_5epochs(nnUNetTrainerSpineAug):
+    spineaug_epochs = 5
+
+
+class nnUNetTrainerSpineAugNnunet_1epoch(nnUNetTrainerSpineAugNnunet):
+    spineaug_epochs = 1
+
+
+class nnUNetTrainerSpineAugNnunet_5epochs(nnUNetTrainerSpineAugNnunet):
+    spineaug_epochs = 5
+
+
+class nnUNetTrainerSpineAugPlus_1epoch(nnUNetTrainerSpineAugPlus):
+    spineaug_epochs = 1
+
+
+class nnUNetTrainerSpineAugPlus_5epochs(nnUNetTrainerSpineAugPlus):
+    spineaug_epochs = 5
+
+
+class nnUNetTrainerSpineAugConfig_1epoch(nnUNetTrainerSpineAugConfig):
+    spineaug_epochs = 1
+
+
+class nnUNetTrainerSpineAugConfig_5epochs(nnUNetTrainerSpineAugConfig):
+    spineaug_epochs = 5

@@ -1,0 +1,119 @@
+"""TorchIO integration: a ``tio.Transform`` that runs a spineaug pipeline on one ``Subject``.
+
+Use it in ``tio.Compose`` like any TorchIO transform. It augments one subject at a time, on the CPU, in the
+data-loader workers (TorchIO's pattern). For speed, prefer spineaug's batched path: collate the batch, move it to
+the GPU and call ``spineaug.Pipeline`` (or :class:`spineaug.integrations.monai.SpineAugd`) on it in the training
+loop, where every sample still draws its own parameters.
+
+Randomness follows TorchIO: each call draws one seed from torch's global generator (seeded per worker by PyTorch's
+``DataLoader``; ``torch.manual_seed`` makes runs reproducible) and spineaug draws every parameter from a
+``torch.Generator`` seeded with it. The image and label keep their affine and type (``ScalarImage``/``LabelMap``);
+spineaug works in array axes and does not rewrite the affine.
+
+Example:
+    >>> import torch, torchio as tio
+    >>> from spineaug.integrations.torchio import SpineAug
+    >>> subject = tio.Subject(image=tio.ScalarImage(tensor=torch.randn(1, 24, 24, 24)),
+    ...                       label=tio.LabelMap(tensor=torch.zeros(1, 24, 24, 24, dtype=torch.long)))
+    >>> out = tio.Compose([tio.ZNormalization(), SpineAug(preset="xdomain")])(subject)
+    >>> tuple(out["image"].shape)
+    (1, 24, 24, 24)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import spineaug
+from spineaug.integrations._extras import require
+
+tio = require("torchio", "torchio", "spineaug.integrations.torchio")
+
+__all__ = ["SpineAug"]
+
+
+class SpineAug(tio.Transform):
+    """Apply a spineaug preset or config to a subject's scalar image and label map.
+
+    Args:
+        preset: A preset name (see :func:`spineaug.presets`); the default is ``xdomain`` when no config is given.
+        config: A config dict or JSON/YAML file instead of ``preset``.
+        patch_size: Output patch of the ``Spatial`` entry (``None``: keep the shape). Other images of the subject
+            are not changed, so with a patch size use a subject of one image and one label map.
+        image_key: The ``ScalarImage`` to augment (default: the subject's only one).
+        label_key: The ``LabelMap`` (default: the subject's only one, or none).
+        **kwargs: Passed to ``tio.Transform`` (``p``, ``copy``).
+    """
+
+    def __init__(
+        self,
+        preset: str | None = None,
+        config: str | Path | dict[str, Any] | None = None,
+        *,
+        patch_size: tuple[int, int, int] | None = None,
+        image_key: str | None = None,
+        label_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if preset is not None and config is not None:
+            raise ValueError("give either preset= or config=, not both")
+        if config is not None:
+            self.pipeline = spineaug.Pipeline.from_config(config, patch_size=patch_size)
+        else:
+            self.pipeline = spineaug.Pipeline.from_preset(preset or "xdomain", patch_size=patch_size)
+        self.preset, self.config, self.patch_size = preset, config, patch_size
+        self.image_key, self.label_key = image_key, label_key
+        self.args_names = ["preset", "config", "patch_size", "image_key", "label_key"]
+        self._needs_label = [t.name for t in self.pipeline.transforms if t.requires_label]
+
+    def _names(self, subject: tio.Subject) -> tuple[str, str | None]:
+        images = subject.get_images_dict(intensity_only=False)
+        scalars = [k for k, v in images.items() if isinstance(v, tio.ScalarImage)]
+        labels = [k for k, v in images.items() if isinstance(v, tio.LabelMap)]
+        if self.image_key is not None:
+            if self.image_key not in scalars:
+                raise KeyError(f"SpineAug: image_key {self.image_key!r} is not a ScalarImage of the subject "
+                               f"(scalar images: {scalars})")  # fmt: skip
+            image = self.image_key
+        elif len(scalars) == 1:
+            image = scalars[0]
+        else:
+            raise ValueError(f"SpineAug: the subject has {len(scalars)} scalar images {scalars}; pass image_key=")
+        if self.label_key is not None:
+            if self.label_key not in labels:
+                raise KeyError(f"SpineAug: label_key {self.label_key!r} is not a LabelMap of the subject "
+                               f"(label maps: {labels})")  # fmt: skip
+            label = self.label_key
+        elif len(labels) <= 1:
+            label = labels[0] if labels else None
+        else:
+            raise ValueError(f"SpineAug: the subject has {len(labels)} label maps {labels}; pass label_key=")
+        if label is None and self._needs_label:
+            raise ValueError(f"SpineAug: the subject has no LabelMap, but the augmentation needs one "
+                             f"(transforms {self._needs_label})")  # fmt: skip
+        return image, label
+
+    def apply_transform(self, subject: tio.Subject) -> tio.Subject:
+        image_key, label_key = self._names(subject)
+        image = subject[image_key]
+        data = image.data[None]
+        data = data if data.is_floating_point() else data.float()
+        label = None
+        if label_key is not None:
+            label = subject[label_key]
+            if label.data.is_floating_point() and not torch.equal(label.data, label.data.round()):
+                raise ValueError(f"SpineAug: LabelMap {label_key!r} holds non-integer values")
+            if label.spatial_shape != image.spatial_shape:
+                raise ValueError(f"SpineAug: LabelMap {label_key!r} has shape {label.spatial_shape} but "
+                                 f"{image_key!r} has {image.spatial_shape}")  # fmt: skip
+        seed = int(torch.randint(0, 2**62, (1,)))  # TorchIO's convention: torch's global RNG
+        generator = torch.Generator().manual_seed(seed)
+        out, out_label = self.pipeline(data, None if label is None else label.data[None].long(), generator=generator)
+        image.set_data(out[0])
+        if label is not None:
+            label.set_data(out_label[0].to(label.data.dtype))
+        return subject

@@ -1,0 +1,83 @@
+"""TorchIO integration: SpineAug in tio.Compose (metadata, types, errors); slow: SubjectsDataset + Queue training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+tio = pytest.importorskip("torchio")
+
+from spineaug.integrations.torchio import SpineAug  # noqa: E402
+
+
+def _subject(label: bool = True) -> tio.Subject:
+    g = torch.Generator().manual_seed(0)
+    affine = torch.diag(torch.tensor([2.0, 2.0, 3.0, 1.0])).numpy()
+    images = {"image": tio.ScalarImage(tensor=torch.randn(1, 24, 24, 24, generator=g), affine=affine)}
+    if label:
+        images["label"] = tio.LabelMap(tensor=torch.randint(0, 4, (1, 24, 24, 24), generator=g), affine=affine)
+    return tio.Subject(**images, age=40)
+
+
+def test_in_compose_keeps_types_and_metadata_and_follows_torch_seed():
+    subject = _subject()
+    before = subject["image"].data.clone()
+    transform = tio.Compose([tio.ZNormalization(), SpineAug(preset="xdomain", patch_size=(16, 16, 16))])
+    torch.manual_seed(1)
+    a = transform(subject)
+    torch.manual_seed(1)
+    b = transform(subject)
+    assert isinstance(a["image"], tio.ScalarImage) and isinstance(a["label"], tio.LabelMap)
+    assert a["image"].shape == a["label"].shape == (1, 16, 16, 16)
+    assert (a["image"].affine == subject["image"].affine).all() and a["age"] == 40
+    assert a["label"].data.dtype == subject["label"].data.dtype
+    assert set(a["label"].data.unique().tolist()) <= {0, 1, 2, 3}
+    assert torch.equal(a["image"].data, b["image"].data)
+    assert torch.equal(subject["image"].data, before)
+    assert [h.name for h in a.history][-1] == "SpineAug"
+
+
+def test_bad_subjects_are_clear():
+    with pytest.raises(ValueError, match="no LabelMap"):
+        SpineAug(preset="xdomain")(_subject(label=False))  # xdomain's label-guided transforms need one
+    out = SpineAug(preset="nnunet")(_subject(label=False))
+    assert out["image"].shape == (1, 24, 24, 24)
+    with pytest.raises(KeyError, match="image_key 't1'"):
+        SpineAug(preset="nnunet", image_key="t1")(_subject())
+    two = _subject()
+    two.add_image(tio.ScalarImage(tensor=torch.zeros(1, 24, 24, 24)), "t2")
+    with pytest.raises(ValueError, match="pass image_key="):
+        SpineAug(preset="nnunet")(two)
+    with pytest.raises(ValueError, match="either preset= or config="):
+        SpineAug(preset="nnunet", config={"transforms": []})
+
+
+@pytest.mark.slow
+def test_subjects_dataset_and_queue_train(tmp_path):
+    """A few training iterations on phantom NIfTI files: tio.SubjectsDataset + tio.Queue, spineaug in the workers."""
+    from spineaug import phantom
+
+    root = phantom.write_datasets(tmp_path, "t2w", 2, spacing=4.0, shape=(32, 40, 64), progress=False)["t2w"]
+    subjects = [
+        tio.Subject(image=tio.ScalarImage(p), label=tio.LabelMap(root / "labelsTr" / p.name.replace("_0000.nii", ".nii")))
+        for p in sorted((root / "imagesTr").glob("*_0000.nii.gz"))
+    ]
+    transform = tio.Compose([tio.ZNormalization(), SpineAug(preset="xdomain")])
+    dataset = tio.SubjectsDataset(subjects, transform=transform)
+    queue = tio.Queue(dataset, max_length=8, samples_per_volume=2, sampler=tio.UniformSampler(24), num_workers=1)
+    loader = tio.SubjectsLoader(queue, batch_size=2, num_workers=0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(8, 4, 1))
+    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+    losses = []
+    for _ in range(2):
+        for batch in loader:
+            image, label = batch["image"][tio.DATA], batch["label"][tio.DATA]
+            assert image.shape == (2, 1, 24, 24, 24) and not label.is_floating_point()
+            loss = torch.nn.functional.cross_entropy(net(image), label[:, 0].long())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
