@@ -27,19 +27,30 @@ VERSIONED_PACKAGES = (
 # ---------------------------------------------------------------------------------------------- atomic files
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
+def atomic_write(path: str | Path, write: Any) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file in the same folder, then rename it to ``path``.
 
-    A reader never sees a half-written file, and a re-run replaces the whole file.
+    A reader (or a process killed at any moment) never sees a half-written file, and a re-run replaces the whole
+    file. Any writer works: ``lambda p: torch.save(obj, p)``, ``lambda p: np.savez(p, ...)``.
 
     Returns:
         The written path.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def atomic_write_csv(

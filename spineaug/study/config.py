@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from spineaug.validation import ConfigError
+from spineaug.validation import ConfigError, ordered
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -108,14 +108,9 @@ class Preprocessing(_Strict):
     """The same for every domain: resampling to a common spacing, then a per-image robust z-score."""
 
     spacing: Annotated[float, Field(gt=0)] = 2.0
-    zscore_percentiles: tuple[float, float] = (0.5, 99.5)
-
-    @field_validator("zscore_percentiles")
-    @classmethod
-    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not 0 <= v[0] < v[1] <= 100:
-            raise ValueError(f"must satisfy 0 <= low < high <= 100, got {list(v)}")
-        return v
+    zscore_percentiles: Annotated[
+        tuple[Annotated[float, Field(ge=0, le=100)], Annotated[float, Field(ge=0, le=100)]], AfterValidator(ordered)
+    ] = (0.5, 99.5)
 
 
 class Model(_Strict):

@@ -8,13 +8,12 @@ spacing). Every image is robust-z-scored per case with the study's percentiles.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from spineaug._io import atomic_write
 from spineaug.data import Sample
 from spineaug.data.nifti import robust_zscore
 from spineaug.study.config import NiftiData, PhantomData, StudyConfig
@@ -42,16 +41,11 @@ def _cache_file(cfg: PhantomData, domain: str, seed: int) -> Path:
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(path, write)
 
 
 def prepare_phantom(cfg: PhantomData, domains: Sequence[str], splits: dict[str, Sequence[str]], progress=None) -> int:

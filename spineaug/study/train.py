@@ -7,10 +7,7 @@ augmentation parameters it would have drawn without the interruption.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spineaug._io import atomic_write_text
+from spineaug._io import atomic_write, atomic_write_csv, atomic_write_text
 from spineaug.data import PatchSampler, Sample
 from spineaug.study.augment import WorkerAugmented, build_augmentation, dump_config, seed_worker
 from spineaug.study.config import StudyConfig
@@ -78,17 +75,7 @@ def device_for(study: StudyConfig) -> torch.device:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _log_text(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _sync(device: torch.device) -> None:
@@ -189,7 +176,7 @@ def train_cell(
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                      "scaler": scaler.state_dict(), "generator": gen.get_state(), "iteration": it, "log": rows}  # fmt: skip
             _atomic_torch_save(state, ckpt_path)
-            atomic_write_text(folder / "train_log.csv", _log_text(rows))
+            atomic_write_csv(folder / "train_log.csv", rows, LOG_COLUMNS)
         if stop_after is not None and it - start >= stop_after:
             if bar is not None:
                 bar.close()
@@ -197,7 +184,7 @@ def train_cell(
         t_wait = time.perf_counter()
     if bar is not None:
         bar.close()
-    atomic_write_text(folder / "train_log.csv", _log_text(rows))
+    atomic_write_csv(folder / "train_log.csv", rows, LOG_COLUMNS)
     _atomic_torch_save({"spec": model_spec(study, train[0].image.shape[0]), "model": model.state_dict(),
                         "cell": cell.__dict__}, final)  # fmt: skip
     ckpt_path.unlink(missing_ok=True)

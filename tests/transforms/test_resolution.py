@@ -267,7 +267,7 @@ def test_thick_slice_linear_profile_point_samples_like_trilinear_interpolation(a
     out, params = run(t, x, lbl, seed=5)
     for b in range(3):
         sizes = list(x.shape[2:])
-        sizes[axis] = int(FR.target_size(params.values["scale"][b, axis : axis + 1], sizes[axis]))
+        sizes[axis] = int(FR.target_size(params.values.scale[b, axis : axis + 1], sizes[axis]))
         ref = _torch_roundtrip(x[b : b + 1], sizes, "trilinear", "trilinear")
         torch.testing.assert_close(out.image[b : b + 1], ref, atol=1e-5, rtol=1e-5)
     assert out.label is lbl
