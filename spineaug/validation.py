@@ -71,11 +71,14 @@ NonEmptyAxes = Annotated[Axes, AfterValidator(_non_empty)]
 
 
 def _format_validation_error(owner: str, error: ValidationError) -> str:
-    lines = []
+    lines: list[str] = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(arguments)"
-        got = item.get("input")
-        lines.append(f"{owner}: {where}: {item['msg']} (got {got!r})")
+        # Keep the argument name and list positions; drop pydantic's names of union members and validators.
+        parts = [str(p) for p in item["loc"] if isinstance(p, int) or str(p).isidentifier()]
+        where = ".".join(parts) or "(arguments)"
+        line = f"{owner}: {where}: {item['msg']} (got {item.get('input')!r})"
+        if line not in lines:
+            lines.append(line)
     return "\n".join(lines)
 
 
