@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 
@@ -17,6 +18,11 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 def _cmd_config(args: argparse.Namespace) -> int:
     source = args.config
+    if source in spineaug.TRANSFORMS:  # a transform name: its parameters with their defaults, then its documentation
+        cls = spineaug.TRANSFORMS[source]
+        print(json.dumps(cls().config(), indent=2))
+        print(inspect.getdoc(cls) or "")
+        return 0
     aug = spineaug.Pipeline.from_preset(source) if source in spineaug.presets() else spineaug.Pipeline.from_config(source)
     print(json.dumps(aug.config(), indent=2))
     return 0
@@ -27,6 +33,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
 
     if args.label is not None and args.image is None:
         raise ValueError("--label needs --image")
+    if args.config is None and args.preset not in spineaug.presets():
+        raise ValueError(f"unknown preset {args.preset!r}; available presets: {', '.join(spineaug.presets())}")
     if args.image is not None:
         volume = gallery.nifti_volume(args.image, args.label)
     else:
@@ -162,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the bundled augmentation presets")
     p.set_defaults(func=_cmd_presets)
 
-    p = sub.add_parser("config", help="validate a preset name or a JSON/YAML config and print it in full")
-    p.add_argument("config", help="preset name or path to a .json/.yaml config")
+    p = sub.add_parser("config", help="validate a preset name or a JSON/YAML config and print it in full; "
+                       "a transform name (e.g. Gamma) prints its parameters")
+    p.add_argument("config", help="preset name, transform name or path to a .json/.yaml config")
     p.set_defaults(func=_cmd_config)
 
     p = sub.add_parser("preview", help="render one case under each transform of a preset (forced on) to a PNG grid")
@@ -251,8 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError) as exc:
         print(f"spineaug {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # missing files, unwritable folders, an --out under a file, a full disk...
+        where = f": {exc.filename}" if getattr(exc, "filename", None) and str(exc.filename) not in str(exc) else ""
+        print(f"spineaug {args.command}: error: {exc}{where}", file=sys.stderr)
         return 2
 
 

@@ -62,15 +62,24 @@ def load_config(
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            raise ConfigError(_yaml_error(path, exc)) from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+            raise ConfigError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the {what} must be {expected}, got {type(data).__name__}")
     return data
+
+
+def _yaml_error(path: Path, exc: Exception) -> str:
+    """One line for a YAML syntax error: file, line and column (1-based) and the parser's complaint."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
 
 
 def build_transform(entry: dict[str, Any], where: str = "transform") -> RandomTransform:

@@ -12,6 +12,7 @@ import functools
 import inspect
 from typing import Annotated
 
+import torch
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError, validate_call
 
 
@@ -41,13 +42,15 @@ def _non_empty(axes: tuple[int, ...]) -> tuple[int, ...]:
 
 def _pair(bounds: dict[str, float]):
     """An ordered ``(low, high)`` pair whose ends both satisfy the pydantic ``Field`` bounds ``bounds``."""
-    end = Annotated[float, Field(**bounds)]
+    end = Annotated[float, Field(allow_inf_nan=False, **bounds)]
     return Annotated[tuple[end, end], AfterValidator(ordered)]
 
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 """A probability in [0, 1]."""
-Range = Annotated[tuple[float, float], AfterValidator(ordered)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+"""A finite float (every float a transform takes is finite: constructors reject NaN/Inf, see :func:`validated_init`)."""
+Range = Annotated[tuple[FiniteFloat, FiniteFloat], AfterValidator(ordered)]
 """A ``(low, high)`` interval with ``low <= high``."""
 NonNegativeRange = _pair({"ge": 0.0})
 """A ``(low, high)`` interval of non-negative values."""
@@ -57,6 +60,8 @@ UnitRange = _pair({"ge": 0.0, "le": 1.0})
 """A ``(low, high)`` interval inside [0, 1]."""
 FractionRange = _pair({"gt": 0.0, "le": 1.0})
 """A ``(low, high)`` interval inside (0, 1]: fractions of a size or a resolution (1 = all of it)."""
+ShearRange = _pair({"gt": -90.0, "lt": 90.0})
+"""A ``(low, high)`` interval of shear angles in degrees, strictly inside (-90, 90): at ±90° the map is singular."""
 PositiveInt = Annotated[int, Field(ge=1)]
 """An integer of at least 1."""
 Axes = Annotated[tuple[Annotated[int, Field(ge=0, le=2)], ...], AfterValidator(_unique)]
@@ -66,21 +71,26 @@ NonEmptyAxes = Annotated[Axes, AfterValidator(_non_empty)]
 
 
 def _format_validation_error(owner: str, error: ValidationError) -> str:
-    lines = []
+    lines: list[str] = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(arguments)"
-        got = item.get("input")
-        lines.append(f"{owner}: {where}: {item['msg']} (got {got!r})")
+        # Keep the argument name and list positions; drop pydantic's names of union members and validators.
+        parts = [str(p) for p in item["loc"] if isinstance(p, int) or str(p).isidentifier()]
+        where = ".".join(parts) or "(arguments)"
+        line = f"{owner}: {where}: {item['msg']} (got {item.get('input')!r})"
+        if line not in lines:
+            lines.append(line)
     return "\n".join(lines)
 
 
 def validated_init(init):
     """Wrap a constructor so that its annotated arguments are validated; errors become :class:`ConfigError`.
 
-    Unknown keyword arguments are named with the allowed ones. After a successful call the bound arguments (defaults
+    Every float, wherever it sits (a plain ``float``, a range, a list), must be finite: NaN and ±Inf are rejected
+    with the key named, so they can never reach a transform (``allow_inf_nan=False`` for the whole call). Unknown
+    keyword arguments are named with the allowed ones. After a successful call the bound arguments (defaults
     filled in) are stored as ``self._init_args``, from which a transform rebuilds its config entry.
     """
-    checked = validate_call(init, config=ConfigDict(arbitrary_types_allowed=True, strict=False))
+    checked = validate_call(init, config=ConfigDict(arbitrary_types_allowed=True, strict=False, allow_inf_nan=False))
     signature = inspect.signature(init)
 
     @functools.wraps(init)
@@ -102,3 +112,20 @@ def validated_init(init):
         self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
 
     return wrapper
+
+
+def check_label_value(value: int, dtype: torch.dtype, key: str, owner: str) -> None:
+    """Raise when a label value set by config key ``key`` of ``owner`` does not fit the label dtype.
+
+    Called on every call that has a label (host-only work on a Python int and a dtype, no synchronisation), so an
+    out-of-range value fails on the first call instead of wrapping silently (300 on uint8 would read as 44).
+
+    Raises:
+        ConfigError: Naming the key, the value, the dtype and its range.
+    """
+    info = torch.iinfo(dtype)
+    if not info.min <= value <= info.max:
+        raise ConfigError(
+            f"{owner}: {key}={value} does not fit the label dtype {dtype} (range [{info.min}, {info.max}]); "
+            f"choose a {key} in that range or pass the label as a wider integer dtype"
+        )

@@ -72,7 +72,7 @@ def test_bad_config_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.json"):
         spineaug.Pipeline.from_config(tmp_path / "missing.json")
     (tmp_path / "broken.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="broken.json: not valid JSON"):
+    with pytest.raises(ConfigError, match="broken.json, line 1, column 2: not valid JSON"):
         spineaug.Pipeline.from_config(tmp_path / "broken.json")
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         spineaug.Pipeline.from_preset("nope")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import nibabel as nib
 import numpy as np
@@ -40,23 +41,83 @@ class Volume:
         return self.data.shape
 
 
-def load_nifti(path: str | Path, *, reorient: bool = True, dtype=None) -> Volume:
+NONFINITE_POLICIES = ("raise", "zero", "keep")
+"""What :func:`load_nifti` does with NaN/±Inf voxels: raise (default), replace them by 0, or keep them."""
+
+
+def _stored_header(img):
+    """The header as stored in the file: ``nib.load`` fixes some fields (a zero pixdim becomes 1) before we see them."""
+    from nibabel.openers import ImageOpener
+
+    try:
+        holder = img.file_map.get("header", img.file_map["image"])
+        with ImageOpener(holder.filename) as f:
+            return type(img.header).from_fileobj(f, check=False)
+    except Exception:  # not a file-backed header: what nibabel gives is all there is
+        return img.header
+
+
+def _check_geometry(img, path: Path) -> None:
+    """Raise when the header's voxel sizes are zero/negative/non-finite or the affine is singular or non-finite.
+
+    nibabel substitutes a 1 mm voxel for a zero spacing without a word, so such a volume would be resampled wrongly.
+    """
+    zooms = np.asarray(_stored_header(img).get_zooms()[:3], dtype=np.float64)
+    if zooms.size < 3 or not np.all(np.isfinite(zooms)) or np.any(zooms <= 0):
+        raise ValueError(f"{path}: the header's voxel spacing (pixdim) must be positive and finite, got {zooms.tolist()}")
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)):
+        raise ValueError(f"{path}: the affine has non-finite entries: {affine.tolist()}")
+    linear = affine[:3, :3]
+    scale = float(np.prod(np.linalg.norm(linear, axis=0)))
+    if scale == 0 or abs(float(np.linalg.det(linear))) <= 1e-6 * scale:
+        raise ValueError(f"{path}: the affine is singular (voxel axes do not span 3-D space): {affine.tolist()}")
+
+
+def _check_finite_voxels(data: np.ndarray, path: Path, nonfinite: str) -> np.ndarray:
+    """Apply the non-finite voxel policy of :func:`load_nifti` (only floating data can hold NaN/Inf)."""
+    if nonfinite == "keep" or data.dtype.kind not in "fc":
+        return data
+    finite = np.isfinite(data)
+    if finite.all():
+        return data
+    if nonfinite == "raise":
+        bad = int(finite.size - np.count_nonzero(finite))
+        raise ValueError(
+            f"{path}: {bad} of {finite.size} voxels are NaN or infinite; fix the file, or read it with "
+            f"load_nifti(..., nonfinite='zero') to replace them by 0 (or 'keep' to keep them)"
+        )
+    return np.where(finite, data, np.zeros((), dtype=data.dtype))
+
+
+def load_nifti(
+    path: str | Path, *, reorient: bool = True, dtype=None, nonfinite: Literal["raise", "zero", "keep"] = "raise"
+) -> Volume:
     """Read a 3-D NIfTI file (a trailing singleton 4th axis is dropped).
 
     Args:
         path: ``.nii`` or ``.nii.gz`` file.
         reorient: Reorient to closest canonical RAS (see module docstring).
         dtype: Cast the data to this dtype (default: the stored dtype after scaling, as nibabel returns it).
+        nonfinite: NaN/±Inf voxels: ``"raise"`` (default: a ``ValueError`` naming the file and the count),
+            ``"zero"`` (replace them by 0) or ``"keep"`` (return them as stored; the caller deals with them).
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: The file cannot be read as NIfTI or is not 3-D; the message names the file.
+        ValueError: The file cannot be read as NIfTI, is not 3-D, has a zero/negative/non-finite voxel spacing, a
+            singular or non-finite affine, or (by default) non-finite voxels; the message names the file.
     """
     path = Path(path)
+    if nonfinite not in NONFINITE_POLICIES:
+        raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
     if not path.is_file():
         raise FileNotFoundError(f"NIfTI file not found: {path}")
     try:
         img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises a zoo of exception types for corrupt files
+        raise ValueError(f"cannot read NIfTI file {path}: {exc}") from exc
+    _check_geometry(img, path)
+    try:
         if reorient:
             img = nib.as_closest_canonical(img)
         data = np.asanyarray(img.dataobj)
@@ -66,6 +127,7 @@ def load_nifti(path: str | Path, *, reorient: bool = True, dtype=None) -> Volume
         data = data[..., 0]
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 3-D volume, got shape {data.shape}")
+    data = _check_finite_voxels(data, path, nonfinite)
     if dtype is not None:
         data = data.astype(dtype, copy=False)
     return Volume(np.ascontiguousarray(data), np.asarray(img.affine, dtype=np.float64), path)
@@ -132,8 +194,14 @@ def robust_zscore(image: np.ndarray, mask: np.ndarray | None = None, *, percenti
 
     Statistics are taken over ``mask`` (e.g. the body) when given, else over the whole image; clipping makes
     them robust to outliers (metal, air, bright vessels). Returns a new float32 array; a constant image maps to 0.
+
+    Raises:
+        ValueError: The image has NaN/Inf voxels (they would turn the whole output into NaN).
     """
     image = np.asarray(image, dtype=np.float32)
+    if not np.all(np.isfinite(image)):
+        bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+        raise ValueError(f"robust_zscore: {bad} of {image.size} voxels are NaN or infinite")
     lo_p, hi_p = percentiles
     if not 0 <= lo_p < hi_p <= 100:
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles!r}")

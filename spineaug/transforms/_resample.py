@@ -2,8 +2,13 @@
 
 Each geometric transform only describes a :class:`Sampling` (a :class:`Warp`, and for the one entry that decides the
 output patch a :class:`Placement`); :func:`resample` composes the warps of all of them and reads the image once
-(trilinear) and the label once (nearest neighbour). When a sample's map is a pure crop/flip (known on the host,
-because parameters are CPU tensors) it reads that sample's voxels by index instead, which is exact and cheaper.
+(trilinear) and the label once. When a sample's map is a pure crop/flip (known on the host, because parameters are
+CPU tensors) it reads that sample's voxels by index instead, which is exact and cheaper.
+
+Labels are never interpolated as floats: the nearest-neighbour read computes each output voxel's nearest source index
+and gathers the label there, so every value of every integer dtype comes out exactly (a float32 round trip would
+change values from 2**24 on). ``label_interpolation="onehot"`` (nnU-Net's choice) interpolates each label's indicator
+linearly and keeps the label with the largest weight; it, too, only ever writes input values or the padding label.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from spineaug.batch import Batch
 from spineaug.functional import spatial as FS
@@ -62,6 +68,7 @@ class Placement:
         pad_mode: Image padding, see :func:`spineaug.functional.spatial.warp_image`.
         pad_value: Image value for ``pad_mode="constant"``.
         label_pad: Label value read outside the input.
+        label_mode: Label interpolation, ``"nearest"`` or ``"onehot"`` (see :func:`read_labels`).
     """
 
     shape: tuple[int, int, int]
@@ -70,6 +77,7 @@ class Placement:
     pad_mode: str = "constant"
     pad_value: float = 0.0
     label_pad: int = 0
+    label_mode: str = "nearest"
 
     @staticmethod
     def whole(batch: Batch) -> Placement:
@@ -142,8 +150,88 @@ def _read_by_grid(batch: Batch, warp: Warp, placement: Placement) -> Batch:
         control=control,
     )
     image = FS.warp_image(batch.image, grid, pad_mode=placement.pad_mode, pad_value=placement.pad_value)
-    label = None if batch.label is None else FS.warp_labels(batch.label, grid, pad_value=placement.label_pad)
+    label = None
+    if batch.label is not None:
+        label = read_labels(batch.label, grid, pad_value=placement.label_pad, mode=placement.label_mode)
     return batch.replace(image=image, label=label)
+
+
+LABEL_MODES = ("nearest", "onehot")
+"""Label interpolations of :func:`read_labels`."""
+
+
+def _source_index(grid: Tensor, in_shape: tuple[int, int, int]) -> tuple[Tensor, Tensor]:
+    """Nearest input voxel of every grid point, as grid_sample's ``mode="nearest"`` picks it.
+
+    Returns:
+        Flat input indices, (B, d*h*w) int64 (0 where outside), and whether the point lies inside, (B, d*h*w) bool.
+    """
+    b = grid.shape[0]
+    flat = torch.zeros(b, grid[..., 0].numel() // b, dtype=torch.long, device=grid.device)
+    inside = torch.ones_like(flat, dtype=torch.bool)
+    stride = 1
+    # grid lists (x, y, z) = (w, h, d); unnormalise as grid_sample does (align_corners=False) and round half to even.
+    for axis, n in zip((0, 1, 2), (in_shape[2], in_shape[1], in_shape[0])):
+        coord = grid[..., axis].reshape(b, -1).float()
+        index = torch.round(((coord + 1) * n - 1) / 2)
+        inside &= (index >= 0) & (index <= n - 1)
+        flat += index.clamp(0, n - 1).long() * stride
+        stride *= n
+    return flat, inside
+
+
+def _nearest_labels(y: Tensor, grid: Tensor, pad_value: int) -> Tensor:
+    """Exact nearest-neighbour read: gather the label at each point's nearest source voxel (any integer dtype)."""
+    b, c = y.shape[:2]
+    flat, inside = _source_index(grid, tuple(y.shape[2:]))
+    values = y.reshape(b, c, -1).gather(2, flat[:, None, :].expand(b, c, -1))
+    pad = torch.full((), pad_value, dtype=y.dtype, device=y.device)
+    return torch.where(inside[:, None, :], values, pad).view(b, c, *grid.shape[1:4])
+
+
+def _onehot_labels(y: Tensor, grid: Tensor, pad_value: int) -> Tensor:
+    """One-hot linear read: each label's indicator is interpolated trilinearly, the largest weight wins.
+
+    Points outside the input count as ``pad_value``; ties go to the smaller label value (``argmax`` order). The label
+    values are found with ``torch.unique``, one host synchronisation per call (the price of this option).
+    """
+    pad = torch.full((1,), pad_value, dtype=y.dtype, device=y.device)
+    classes = torch.unique(torch.cat([y.flatten(), pad])).tolist()  # sorted
+    best = out = None
+    for value in classes:
+        indicator = (y == value).float()
+        constant = torch.full((), value, dtype=y.dtype, device=y.device)
+        if value == pad_value:  # reads 1 outside the input: interpolate (indicator - 1) with zero padding, add 1
+            weight = F.grid_sample(indicator - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1
+        else:
+            weight = F.grid_sample(indicator, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if best is None:
+            best, out = weight, constant.expand(weight.shape).clone()
+        else:
+            wins = weight > best
+            best = torch.where(wins, weight, best)
+            out = torch.where(wins, constant, out)
+    return out
+
+
+def read_labels(y: Tensor, grid: Tensor, *, pad_value: int = 0, mode: str = "nearest") -> Tensor:
+    """Resample label maps on a sampling grid without any float round trip of the values.
+
+    Args:
+        y: Label maps, (B, C, D, H, W), any integer dtype.
+        grid: (B, d, h, w, 3) from :func:`spineaug.functional.spatial.sampling_grid`.
+        pad_value: Label read outside the input; must fit ``y.dtype``.
+        mode: ``"nearest"`` (default: the nearest voxel's value, exactly as ``grid_sample(mode="nearest")`` picks
+            it) or ``"onehot"`` (nnU-Net's: linear interpolation of each label's indicator, then argmax).
+
+    Returns:
+        Label maps, (B, C, d, h, w), same dtype and device as ``y``; every value is an input value or ``pad_value``.
+    """
+    if mode == "nearest":
+        return _nearest_labels(y, grid, pad_value)
+    if mode == "onehot":
+        return _onehot_labels(y, grid, pad_value)
+    raise ValueError(f"label interpolation must be one of {LABEL_MODES}, got {mode!r}")
 
 
 def _select(batch: Batch, warp: Warp, placement: Placement, rows: Tensor) -> tuple[Batch, Warp, Placement]:

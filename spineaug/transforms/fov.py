@@ -14,7 +14,7 @@ from spineaug.batch import Batch
 from spineaug.functional import intensity as FI
 from spineaug.functional import resolution as FR
 from spineaug.transforms.base import Params, RandomTransform
-from spineaug.validation import Axes, FractionRange, Probability, UnitRange
+from spineaug.validation import Axes, FractionRange, Probability, UnitRange, check_label_value
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class RandomFovCrop(RandomTransform):
         fill: Image value outside the box: each sample's (and channel's) ``"min"`` (background, the default),
             ``"mean"``, or the constant ``fill_value``.
         fill_value: Image value for ``fill="value"``.
-        label_fill: Label value outside the box (background 0, or an ignore label).
+        label_fill: Label value outside the box (background 0, or an ignore label); must fit the label's dtype
+            (checked on every call with a label).
         p: Per-sample probability.
     """
 
@@ -58,6 +59,12 @@ class RandomFovCrop(RandomTransform):
         super().__init__(p=p)
         self.crop, self.pos, self.axes = tuple(crop), tuple(pos), tuple(axes)
         self.fill, self.fill_value, self.label_fill = fill, fill_value, label_fill
+
+    def check_label(self, label: Tensor | None) -> None:
+        """As :meth:`RandomTransform.check_label`; also ``label_fill`` must fit the label's dtype."""
+        super().check_label(label)
+        if label is not None:
+            check_label_value(self.label_fill, label.dtype, "label_fill", self.name)
 
     def sample_params(self, batch: Batch, generator: torch.Generator) -> FovCropParams:
         b = batch.size

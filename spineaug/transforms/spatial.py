@@ -21,7 +21,16 @@ from spineaug.batch import Batch
 from spineaug.functional import spatial as FS
 from spineaug.transforms._resample import Placement, Sampling, Warp, resample_all
 from spineaug.transforms.base import Params, RandomTransform
-from spineaug.validation import Axes, NonNegativeRange, PositiveInt, PositiveRange, Probability, Range
+from spineaug.validation import (
+    Axes,
+    NonNegativeRange,
+    PositiveInt,
+    PositiveRange,
+    Probability,
+    Range,
+    ShearRange,
+    check_label_value,
+)
 
 PatchSize = tuple[PositiveInt, PositiveInt, PositiveInt]
 PadMode = Literal["constant", "edge", "reflect", "min"]
@@ -99,7 +108,11 @@ class RandomSpatial(GeometricTransform):
         pad_mode: Image read outside the input: ``constant`` (``pad_value``), ``edge``, ``reflect`` or ``min``
             (each sample's minimum).
         pad_value: Image padding value for ``pad_mode="constant"``.
-        label_pad: Label read outside the input (background by default).
+        label_pad: Label read outside the input (background by default); must fit the label's dtype (checked on
+            every call with a label).
+        label_interpolation: ``nearest`` (default: each voxel takes its nearest source voxel's label, exactly, for
+            any integer dtype) or ``onehot`` (nnU-Net's: each label's indicator interpolated linearly, the largest
+            weight wins, ties to the smaller label; one host synchronisation per call to list the labels).
         p: Per-sample probability that rotation, scaling and deformation are considered at all; the crop always
             happens.
     """
@@ -140,6 +153,7 @@ class RandomSpatial(GeometricTransform):
         pad_mode: PadMode = "constant",
         pad_value: float = 0.0,
         label_pad: int = 0,
+        label_interpolation: Literal["nearest", "onehot"] = "nearest",
         p: Probability = 1.0,
     ) -> None:
         super().__init__(p=p)
@@ -153,6 +167,13 @@ class RandomSpatial(GeometricTransform):
             )
         self.p_foreground, self.crop = p_foreground, crop
         self.pad_mode, self.pad_value, self.label_pad = pad_mode, pad_value, label_pad
+        self.label_interpolation = label_interpolation
+
+    def check_label(self, label: Tensor | None) -> None:
+        """As :meth:`RandomTransform.check_label`; also ``label_pad`` must fit the label's dtype."""
+        super().check_label(label)
+        if label is not None:
+            check_label_value(self.label_pad, label.dtype, "label_pad", self.name)
 
     def output_shape(self, batch: Batch) -> tuple[int, int, int]:
         """The patch shape for this batch; raises when ``patch_size`` exceeds the input."""
@@ -221,6 +242,7 @@ class RandomSpatial(GeometricTransform):
             pad_mode=self.pad_mode,
             pad_value=self.pad_value,
             label_pad=self.label_pad,
+            label_mode=self.label_interpolation,
         )
 
 
@@ -258,7 +280,7 @@ class RandomAffine(GeometricTransform):
         degrees: Rotation range in degrees, one for all axes or three per-axis ranges.
         translate: Largest shift per axis as a fraction of that axis' size (drawn from ``U(-t, t)``).
         scale: Sampling-grid scale range (one factor for all axes; above 1 zooms out).
-        shear_deg: Shear angle range in degrees, for each of the six shear terms.
+        shear_deg: Shear angle range in degrees, for each of the six shear terms; strictly inside (-90, 90).
         p: Per-sample probability.
     """
 
@@ -271,7 +293,7 @@ class RandomAffine(GeometricTransform):
             Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]
         ] = (0.1, 0.1, 0.1),
         scale: PositiveRange = (0.7, 1.4),
-        shear_deg: Range = (-5.0, 5.0),
+        shear_deg: ShearRange = (-5.0, 5.0),
         p: Probability = 1.0,
     ) -> None:
         super().__init__(p=p)
