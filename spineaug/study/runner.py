@@ -109,6 +109,11 @@ def run_study(
     """Run (or resume) every missing cell of the study and write the study-level results; returns ``out``."""
     from spineaug.study.summary import summarize
 
+    from spineaug.integrations._extras import require
+
+    require("monai", "study", "the cross-domain study (network, loss, metrics)")
+    if executor != "inline":
+        require("submitit", "study", f"the {executor!r} executor")
     if not isinstance(study, StudyConfig):
         study = load_study(study)
     if executor not in EXECUTORS:
