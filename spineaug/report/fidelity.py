@@ -232,24 +232,56 @@ def rates(draws: int = 400, seed: int = 0) -> list[Rate]:
     np.random.seed(seed)
     torch.manual_seed(seed)
     out = []
-    for name, t in zip(_REFERENCE_ORDER, reference):
+    for i, (name, t) in enumerate(zip(_REFERENCE_ORDER, reference)):
         fired = 0
         for _ in range(draws):
             res = t(image=image.clone(), segmentation=label.clone())
             fired += bool(_changed(res["image"][None], image[None])[0] or not torch.equal(res["segmentation"], label))
         cls = spineaug.TRANSFORMS[name]
         o_img, o_lbl = _ours(entries[name], image.expand(draws, *image.shape), label.expand(draws, *label.shape),
-                             seed)
+                             seed + i)  # one stream per entry, as in a pipeline
         ours = (_changed(o_img, image[None]) | _changed(o_lbl, label[None])).float().mean()
         out.append(Rate(name, fired / draws, float(ours), draws, cls.firing_probability(entries[name])))
     return out
+
+
+@dataclass(frozen=True)
+class SigmaStats:
+    """Realised noise std over many firings of nnU-Net's and spineaug's Gaussian noise (range ``U(0, 0.1)``)."""
+
+    reference_mean: float
+    ours_mean: float
+    reference_sd: float
+    ours_sd: float
+    draws: int
+
+    @property
+    def z(self) -> float:
+        se = math.sqrt((self.reference_sd**2 + self.ours_sd**2) / self.draws)
+        return (self.ours_mean - self.reference_mean) / max(se, 1e-12)
+
+
+def noise_sigma(draws: int = 400, seed: int = 0) -> SigmaStats:
+    """The std of ``output - input`` for ``draws`` firings of each library's noise, with nnU-Net's sigma range."""
+    from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
+
+    from spineaug.config import preset_config
+
+    image, label = volume(RATE_SHAPE, seed + 2)
+    entry = next(e for e in preset_config("nnunet")["transforms"] if e["name"] == "GaussianNoise")
+    t = GaussianNoiseTransform(noise_variance=(0, 0.1), p_per_channel=1, synchronize_channels=True)  # nnU-Net's
+    torch.manual_seed(seed)
+    ref = torch.stack([float((t(image=image.clone())["image"] - image).std()) * torch.ones(()) for _ in range(draws)])
+    o, _ = _ours({**entry, "p": 1.0}, image.expand(draws, *image.shape), label.expand(draws, *label.shape), seed)
+    ours = (o - image[None]).flatten(1).std(1)
+    return SigmaStats(float(ref.mean()), float(ours.mean()), float(ref.std()), float(ours.std()), draws)
 
 
 def _fmt(x: float) -> str:
     return "0" if x == 0 else f"{x:.2g}" if abs(x) < 0.01 else f"{x:.3f}"
 
 
-def render(matches: list[Match], rate_rows: list[Rate]) -> str:
+def render(matches: list[Match], rate_rows: list[Rate], sigma: SigmaStats) -> str:
     """The markdown of ``reports/fidelity.md``."""
     from importlib.metadata import version
 
@@ -266,8 +298,9 @@ def render(matches: list[Match], rate_rows: list[Rate]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for m in matches:
-        lines.append(f"| {m.entry} | {m.parameter} | {m.reference} | {m.ours} | {_fmt(m.difference)} ({m.metric}) "
-                     f"| {_fmt(m.tolerance)} | {m.intentional} |")
+        cells = [m.entry, m.parameter, m.reference, m.ours, f"{_fmt(m.difference)} ({m.metric})", _fmt(m.tolerance),
+                 m.intentional]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += [
         "",
         f"## Firing rates ({rate_rows[0].draws if rate_rows else 0} draws each, a sample fired when its output "
@@ -279,6 +312,10 @@ def render(matches: list[Match], rate_rows: list[Rate]) -> str:
     for r in rate_rows:
         lines.append(f"| {r.entry} | {r.reference:.3f} | {r.ours:.3f} | {r.expected:.3f} | {r.z:+.2f} |")
     lines += [
+        "",
+        f"GaussianNoise sigma over {sigma.draws} firings each (residual std, nnU-Net's range U(0, 0.1)): nnU-Net "
+        f"mean {sigma.reference_mean:.4f} (sd {sigma.reference_sd:.4f}), ours mean {sigma.ours_mean:.4f} "
+        f"(sd {sigma.ours_sd:.4f}), z {sigma.z:+.2f}.",
         "",
         "GaussianBlur and LowResolution: the preset's probabilities are nnU-Net's effective ones for one channel "
         "(0.2 x 0.5 per channel, 0.25 x 0.5). LowResolution at a scale close to 1 keeps the size of a small volume "
@@ -292,5 +329,5 @@ def write(out: str | Path = "reports", draws: int = 400, seed: int = 0) -> Path:
     """Measure everything and write ``<out>/fidelity.md``; returns its path."""
     path = Path(out) / "fidelity.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(matched(seed), rates(draws, seed)))
+    path.write_text(render(matched(seed), rates(draws, seed), noise_sigma(draws, seed)))
     return path
