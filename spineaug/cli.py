@@ -81,6 +81,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from spineaug.report import benchmark
 
+    if args.fidelity:
+        from spineaug.report import fidelity
+
+        print(fidelity.write(args.out))
+        return 0
+
     results = Path(args.results)
     if (results / "bench" / "pipelines.csv").exists() or (results / "pipelines.csv").exists():
         print(benchmark.write(results, args.out))
@@ -209,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--study-data", default="reports/data/study",
                    help="compact study results, one folder per study (default: reports/data/study)")
+    p.add_argument("--fidelity", action="store_true",
+                   help="only measure the nnunet preset against nnU-Net v2 and write OUT/fidelity.md (under a minute)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("phantom", help="write synthetic spine phantom datasets (nnU-Net raw format, one per domain)")

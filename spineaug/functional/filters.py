@@ -1,8 +1,11 @@
 """Batched linear filters: per-sample separable Gaussians, unsharp masking, Scharr edges, Laplacian, random kernels.
 
 All filters take images ``(B, C, D, H, W)``, compute in float32 and return the input dtype. Borders are padded by
-half-sample symmetric reflection (``d c b a | a b c d | d c b a``, scipy.ndimage's ``"reflect"`` mode, the one
-nnU-Net's blur uses), which is defined for any axis length, even 1.
+half-sample symmetric reflection (``d c b a | a b c d | d c b a``, scipy.ndimage's ``"reflect"`` mode), which is
+defined for any axis length, even 1. nnU-Net's blur (batchgeneratorsv2 ``blur_dimension``) pads with torch's
+``"reflect"`` instead, the whole-sample reflection that does not repeat the edge (``c b | a b c d | c b``, scipy's
+``"mirror"``), and sizes its kernel ``round-to-odd(6 sigma + 0.5)``; the results differ only within a kernel radius
+of the border (and by the kernels' small tails inside): ``reports/fidelity.md`` gives the measured differences.
 
 Separable kernels run as one 1-D pass per axis (3 taps per voxel per axis instead of a dense 3-D kernel). A per-sample
 1-D kernel is applied as a grouped ``conv3d`` (one group per sample and channel); on the CPU, where PyTorch's

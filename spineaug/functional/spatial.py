@@ -14,23 +14,28 @@ Conventions (used everywhere in spineaug):
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 IMAGE_PAD_MODES = ("constant", "edge", "reflect", "min")
+RotationOrder = Literal["w_first", "d_first"]
 
 
-def rotation_matrix(angles: Tensor) -> Tensor:
+def rotation_matrix(angles: Tensor, *, order: RotationOrder = "w_first") -> Tensor:
     """Build rotation matrices from angles about the D, H and W axes.
 
-    The result is ``R_d @ R_h @ R_w``: a rotation about the W axis first, then H, then D. A rotation about axis
-    ``a`` turns the plane of the two other axes; positive angles turn the first of them towards the second
-    (about D: from H towards W).
+    ``order="w_first"`` gives ``R_d @ R_h @ R_w`` (the column vector is turned about W first, then H, then D);
+    ``order="d_first"`` gives ``R_w @ R_h @ R_d``, nnU-Net's ``Rz @ Ry @ Rx`` (batchgeneratorsv2's
+    ``create_affine_matrix_3d``: its angles are in array-axis order too, x = D). A rotation about axis ``a`` turns
+    the plane of the two other axes; positive angles turn the first of them towards the second (about D: from H
+    towards W), as in nnU-Net.
 
     Args:
         angles: Radians, (B, 3), in (d, h, w) order.
+        order: Which axis' rotation acts on the vector first.
 
     Returns:
         (B, 3, 3) rotation matrices acting on (d, h, w) column vectors.
@@ -46,6 +51,10 @@ def rotation_matrix(angles: Tensor) -> Tensor:
     r_d = plane(cos[:, 0], sin[:, 0], 1, 2)  # about D: turns H towards W
     r_h = plane(cos[:, 1], sin[:, 1], 2, 0)  # about H: turns W towards D
     r_w = plane(cos[:, 2], sin[:, 2], 0, 1)  # about W: turns D towards H
+    if order == "d_first":
+        return r_w @ r_h @ r_d
+    if order != "w_first":
+        raise ValueError(f"order must be 'w_first' or 'd_first', got {order!r}")
     return r_d @ r_h @ r_w
 
 
@@ -64,11 +73,14 @@ def shear_matrix(shear: Tensor) -> Tensor:
     return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
 
 
-def affine_matrix(angles: Tensor, scale: Tensor, shear: Tensor | None = None) -> Tensor:
+def affine_matrix(
+    angles: Tensor, scale: Tensor, shear: Tensor | None = None, *, order: RotationOrder = "w_first"
+) -> Tensor:
     """Compose rotation, (optional) shear and per-axis scaling of the sampling coordinates.
 
     Args:
         angles: Radians, (B, 3), (d, h, w) order.
+        order: Rotation order, see :func:`rotation_matrix` (``"d_first"`` is nnU-Net's).
         scale: Sampling-grid scale per axis, (B, 3); values above 1 sample a larger region, so anatomy looks
             smaller (nnU-Net's convention).
         shear: Radians, (B, 6) or ``None``.
@@ -76,7 +88,7 @@ def affine_matrix(angles: Tensor, scale: Tensor, shear: Tensor | None = None) ->
     Returns:
         (B, 3, 3) matrix ``R @ Sh @ diag(scale)``.
     """
-    m = rotation_matrix(angles)
+    m = rotation_matrix(angles, order=order)
     if shear is not None:
         m = m @ shear_matrix(shear)
     return m * scale[:, None, :]

@@ -214,7 +214,9 @@ class RandomSpatial(GeometricTransform):
         )
 
     def sampling(self, params: SpatialParams, batch: Batch) -> Sampling:
-        warp = Warp(FS.affine_matrix(params.angles, params.scale), torch.zeros(params.angles.shape[0], 3))
+        # nnU-Net's order (Rz @ Ry @ Rx @ S in batchgeneratorsv2): the rotation about D acts first.
+        matrix = FS.affine_matrix(params.angles, params.scale, order="d_first")
+        warp = Warp(matrix, torch.zeros(params.angles.shape[0], 3))
         return Sampling(warp, self._placement(params, batch))
 
     def _placement(self, params: SpatialParams, batch: Batch) -> Placement:

@@ -1,0 +1,132 @@
+"""Presets named after a reference behave like it: ``nnunet`` vs nnU-Net v2 (batchgeneratorsv2), ``xdomain`` vs AugLab.
+
+``nnunet``: on matched parameters (one transform, one fixed value, in both libraries) the outputs agree within
+:data:`spineaug.report.fidelity.TOLERANCES` (image differences relative to the input's std: 1e-4 for gamma, exact
+for brightness, contrast, low resolution and flips, 1e-3 for the rotation/scaling resample; documented, accepted
+differences: the blur's kernel support and border padding, nearest-neighbour labels); over 400 draws per entry the
+firing rates agree within :data:`~spineaug.report.fidelity.RATE_SIGMAS` binomial standard errors. The same
+measurements make ``reports/fidelity.md`` (``spineaug report --fidelity``).
+
+``xdomain``: comparing outputs with AugLab needs its own interpreter (``.venv-auglab``, ``make auglab-env``), which CI
+does not have; its probabilities, ranges and order are checked without it in ``tests/test_xdomain_fidelity.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("batchgeneratorsv2")
+pytest.importorskip("nnunetv2")
+
+from batchgeneratorsv2.transforms.spatial.spatial import create_affine_matrix_3d  # noqa: E402
+
+from spineaug.batch import Batch  # noqa: E402
+from spineaug.functional import spatial as FS  # noqa: E402
+from spineaug.report import fidelity  # noqa: E402
+from spineaug.transforms.spatial import RandomSpatial, SpatialParams  # noqa: E402
+
+DRAWS = 400
+ANGLES_DEG = [(20.0, -15.0, 25.0), (-30.0, 30.0, -30.0), (5.0, 0.0, -12.0), (0.0, 0.0, 0.0)]
+
+
+@pytest.fixture(scope="module")
+def matches() -> list[fidelity.Match]:
+    return fidelity.matched(seed=0)
+
+
+@pytest.fixture(scope="module")
+def rates() -> list[fidelity.Rate]:
+    return fidelity.rates(draws=DRAWS, seed=0)
+
+
+@pytest.mark.parametrize("angles_deg", ANGLES_DEG)
+@pytest.mark.parametrize("scale", [(1.0, 1.0, 1.0), (1.2, 1.2, 1.2), (0.8, 1.1, 1.3)])
+def test_spatial_matrix_equals_batchgeneratorsv2(angles_deg, scale):
+    angles = [math.radians(a) for a in angles_deg]
+    reference = torch.from_numpy(create_affine_matrix_3d(angles, list(scale)))
+    ours = FS.affine_matrix(torch.tensor([angles], dtype=torch.float64), torch.tensor([scale], dtype=torch.float64),
+                            order="d_first")[0]
+    torch.testing.assert_close(ours, reference, atol=1e-12, rtol=0)
+    # and the Spatial transform itself uses that matrix for these parameters
+    params = SpatialParams(angles=torch.tensor([angles]), scale=torch.tensor([scale]), control=None,
+                           crop_u=torch.zeros(1, 3), foreground_u=torch.zeros(1),
+                           use_foreground=torch.zeros(1, dtype=torch.bool))
+    batch = Batch(image=torch.zeros(1, 1, 8, 8, 8))
+    warp = RandomSpatial().sampling(params, batch).warp
+    torch.testing.assert_close(warp.matrix[0].double(), reference, atol=1e-6, rtol=0)
+
+
+def test_old_rotation_order_differs_by_11_9_degrees():
+    assert fidelity.rotation_order_difference_deg((20.0, -15.0, 25.0)) == pytest.approx(11.9, abs=0.05)
+    assert fidelity.rotation_order_difference_deg((0.0, 0.0, 25.0)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_matched_parameters_agree_within_tolerance(matches):
+    entries = {m.entry for m in matches}
+    for name in ("Gamma", "InverseGamma", "Brightness", "Contrast", "GaussianNoise", "GaussianBlur", "LowResolution",
+                 "Spatial", "Flip"):
+        assert name in entries, f"no matched comparison for {name}"
+    too_far = [(m.entry, m.parameter, m.difference, m.tolerance) for m in matches if not m.difference <= m.tolerance]
+    assert not too_far, f"outside tolerance (entry, parameter, measured, tolerance): {too_far}"
+
+
+def test_exact_entries_are_exact(matches):
+    # flips, brightness and contrast are the same float operations: bit-identical
+    for m in matches:
+        if m.entry in ("Flip", "Brightness", "Contrast"):
+            assert m.difference == 0.0, (m.entry, m.parameter, m.difference)
+
+
+def test_firing_rates_agree_within_sampling_error(rates):
+    assert [r.entry for r in rates] == fidelity._REFERENCE_ORDER
+    for r in rates:
+        assert r.draws >= 300
+        assert abs(r.z) < fidelity.RATE_SIGMAS, f"{r.entry}: nnU-Net {r.reference:.3f} vs ours {r.ours:.3f} (z {r.z:.2f})"
+        # ours also fires as often as the preset says (binomial, 4 sigma)
+        se = math.sqrt(r.expected * (1 - r.expected) / r.draws)
+        assert abs(r.ours - r.expected) < fidelity.RATE_SIGMAS * se + 0.02, (r.entry, r.ours, r.expected)
+
+
+def test_noise_sigma_distribution_agrees():
+    stats = fidelity.noise_sigma(draws=DRAWS, seed=0)
+    assert abs(stats.z) < fidelity.RATE_SIGMAS, stats
+    assert stats.reference_mean == pytest.approx(0.05, abs=0.006) and stats.ours_mean == pytest.approx(0.05, abs=0.006)
+
+
+def test_report_renders_every_row(matches, rates):
+    stats = fidelity.SigmaStats(0.05, 0.05, 0.03, 0.03, DRAWS)
+    text = fidelity.render(matches, rates, stats)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| entry")]
+    assert len(rows) == len(matches) + len(rates)
+    assert all(len(re.split(r"(?<!\\)\|", line)) == 9 for line in rows[: len(matches)])  # 7 cells, pipes escaped
+
+
+def test_cli_report_fidelity_writes_the_file(tmp_path, monkeypatch):
+    from spineaug import cli
+
+    calls = []
+
+    def fake_write(out):
+        calls.append(out)
+        path = Path(out) / "fidelity.md"
+        path.write_text("ok")
+        return path
+
+    monkeypatch.setattr(fidelity, "write", fake_write)
+    assert cli.main(["report", "--fidelity", "--out", str(tmp_path)]) == 0
+    assert calls == [str(tmp_path)] and (tmp_path / "fidelity.md").read_text() == "ok"
+
+
+AUGLAB_VENV = Path(__file__).resolve().parents[1] / ".venv-auglab"
+
+
+@pytest.mark.skipif(not AUGLAB_VENV.is_dir(), reason=f"AugLab environment {AUGLAB_VENV} absent (make auglab-env); "
+                    "xdomain's probabilities, ranges and order are checked in tests/test_xdomain_fidelity.py")
+def test_xdomain_outputs_match_auglab():
+    pytest.skip("xdomain vs AugLab output comparison (matched parameters, firing rates) is not implemented yet: it "
+                "needs the AugLab snapshot installed in .venv-auglab and a worker protocol for fixed parameters")
