@@ -169,6 +169,7 @@ class StudyConfig(_Strict):
     sources: list[str]
     targets: list[str] | None = None  # None: every domain of the data
     arms: list[str]
+    arm_sources: dict[str, list[str]] = {}  # restrict an arm to some sources (e.g. an expensive reference arm)
     reference_arm: str = "nnunet"
     seeds: list[Annotated[int, Field(ge=0)]] = [0]
     model: Model = Model()
@@ -195,6 +196,12 @@ class StudyConfig(_Strict):
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
             _check_arm(arm)
+        for arm, names in self.arm_sources.items():
+            if arm not in self.arms:
+                raise ValueError(f"arm_sources: {arm!r} is not one of the arms {self.arms}")
+            for name in names:
+                if name not in self.sources:
+                    raise ValueError(f"arm_sources.{arm}: {name!r} is not one of the sources {self.sources}")
         return self
 
     def target_domains(self) -> list[str]:

@@ -23,7 +23,14 @@ EXECUTORS = ("inline", "local", "slurm", "debug")
 
 def cells(study: StudyConfig) -> list[Cell]:
     """Every (source, arm, seed) of the grid, in a stable order (seed-major so early results cover all arms)."""
-    return [Cell(src, arm, seed) for seed in study.seeds for src in study.sources for arm in study.arms]
+    return [
+        Cell(src, arm, seed) for seed in study.seeds for src in study.sources for arm in study.arms
+        if src in study.arm_sources.get(arm, study.sources)
+    ]  # fmt: skip
+
+
+GRID_KEYS = ("sources", "arms", "arm_sources", "seeds", "reference_arm", "description")
+"""Study keys that only choose which cells exist or how they are summarised: changing them keeps finished cells."""
 
 
 def cell_folder(out: Path, cell: Cell) -> Path:
@@ -56,9 +63,10 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
     previous = out / "study.json"
     if previous.is_file():
         old = json.loads(previous.read_text())
-        if old != resolved:
+        changed = sorted(k for k in set(old) | set(resolved) if k not in GRID_KEYS and old.get(k) != resolved.get(k))
+        if changed:
             raise ValueError(
-                f"{previous} holds a different study under the same name; results would mix. "
+                f"{previous} holds a study with other {changed} under the same name; results would mix. "
                 "Use another --out or name, or delete the folder to start over."
             )
     atomic_write_text(previous, json.dumps(resolved, indent=1))

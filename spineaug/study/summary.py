@@ -35,10 +35,15 @@ def bootstrap_ci(values: np.ndarray, n: int, seed: int = 0) -> tuple[float, floa
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def collect(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All finished cells' metrics rows and training logs (with source/arm/seed columns)."""
+def collect(out: Path, study: StudyConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Finished cells' metrics rows and training logs (with source/arm/seed columns); only the study's grid."""
     metrics, curves = [], []
-    for folder in sorted((out / "cells").glob("*")):
+    folders = sorted((out / "cells").glob("*"))
+    if study is not None:
+        from spineaug.study.runner import cell_folder, cells
+
+        folders = [cell_folder(out, c) for c in cells(study)]
+    for folder in folders:
         if (folder / "metrics.csv").is_file():
             metrics.append(pd.read_csv(folder / "metrics.csv"))
             state = json.loads((folder / "cell.json").read_text()) if (folder / "cell.json").is_file() else None
@@ -115,7 +120,7 @@ def summary_markdown(study: StudyConfig, table: pd.DataFrame) -> str:
 
 def summarize(study: StudyConfig, out: Path) -> Path:
     """Write the study-level files from whatever cells are finished; returns ``out``."""
-    metrics, curves = collect(out)
+    metrics, curves = collect(out, study)
     if metrics.empty:
         return out
     atomic_write_text(out / "metrics.csv", metrics.to_csv(index=False))

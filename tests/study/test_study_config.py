@@ -75,3 +75,14 @@ def test_study_file_errors_name_the_file(tmp_path):
     path.write_text("name: s\nsources: [t2w]\narms: [none]\nseeds: [-1]\n")
     with pytest.raises(ConfigError, match=r"s\.yaml.*seeds"):
         load_study(path)
+
+
+def test_arm_sources_restricts_an_arm():
+    from spineaug.study import cells
+
+    study = load_study(_study(sources=["t2w", "ct"], arms=["none", "nnunet"], arm_sources={"nnunet": ["ct"]}))
+    assert [c.slug for c in cells(study)] == ["t2w__none__s0", "ct__none__s0", "ct__nnunet__s0"]
+    with pytest.raises(ConfigError, match="arm_sources: 'xdomain' is not one of the arms"):
+        load_study(_study(arm_sources={"xdomain": ["t2w"]}))
+    with pytest.raises(ConfigError, match="arm_sources.nnunet: 'ct' is not one of the sources"):
+        load_study(_study(arm_sources={"nnunet": ["ct"]}))

@@ -225,3 +225,16 @@ def test_nifti_data_errors_before_training(tmp_path):
     with pytest.raises(ValueError, match="shape mismatch"):
         S.run_study(study, tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_grid_can_grow_but_settings_cannot_change(tmp_path, tiny):
+    """Adding an arm keeps finished cells; changing a shared setting under the same name is refused."""
+    out = tmp_path / "out"
+    S.run_study(S.load_study(tiny), out, progress=False)
+    first = (cell_folder(out, Cell("t2w", "none", 0)) / "metrics.csv").stat().st_mtime_ns
+    S.run_study(S.load_study({**tiny, "arms": ["none", "nnunet"]}), out, progress=False)
+    assert (cell_folder(out, Cell("t2w", "none", 0)) / "metrics.csv").stat().st_mtime_ns == first
+    assert "2/2 cells done" in S.status(S.load_study({**tiny, "arms": ["none", "nnunet"]}), out)
+    changed = {**tiny, "training": {**tiny["training"], "iterations": 13}}
+    with pytest.raises(ValueError, match=r"other \['training'\]"):
+        S.run_study(S.load_study(changed), out, progress=False)
