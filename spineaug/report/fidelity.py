@@ -44,6 +44,7 @@ TOLERANCES: dict[str, float] = {
     "LowResolution": 1e-4,
     "Spatial": 1e-3,  # image; same matrix, same grid, both trilinear with zero padding
     "Spatial@label": 0.05,  # fraction of voxels whose label differs: nearest (ours) vs one-hot linear + argmax
+    "Spatial@label-onehot": 0.005,  # the same with Spatial(label_interpolation="onehot")
     "Flip": 0.0,
 }
 """Largest accepted difference per comparison; image differences are relative to the input's std."""
@@ -202,6 +203,12 @@ def matched(seed: int = 0) -> list[Match]:
     out.append(Match("Spatial@label", what, "one-hot linear + argmax", "nearest neighbour",
                      float((o_lbl[0] != r_lbl).float().mean()), "fraction of voxels with another label",
                      "yes: default stays nearest (labels never invented)"))
+    _, o_hot = _ours({"name": "Spatial", "p_rotation": 1.0, "rotation_deg": [[a, a] for a in SPATIAL_ANGLES_DEG],
+                      "p_scale": 1.0, "scale": [SPATIAL_SCALE, SPATIAL_SCALE], "pad_mode": "constant",
+                      "pad_value": 0.0, "label_pad": 0, "label_interpolation": "onehot"}, img_b, lbl_b)
+    out.append(Match("Spatial@label-onehot", what, "one-hot linear + argmax", "label_interpolation onehot",
+                     float((o_hot[0] != r_lbl).float().mean()), "fraction of voxels with another label",
+                     "option for parity: ties may break differently"))
     r = ref(MirrorTransform((0, 1, 2)), axes=[0, 1, 2])
     o, o_lbl = _ours({"name": "Flip", "p": 1.0, "axes": [0, 1, 2]}, img_b, lbl_b)
     flip_diff = max(_rel(o[0], r["image"], image), float((o_lbl[0] != r["segmentation"]).float().mean()))
