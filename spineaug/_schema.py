@@ -49,3 +49,18 @@ FLOOR_TRANSFORM = "(elementwise pass x*c)"
 
 STATUS_OK = "ok"
 """``status`` of a row that measured successfully (others: ``error``, ``oom``)."""
+
+
+# ---------------------------------------------------------------------------------------------- study
+
+STUDY_METRIC_COLUMNS = ("source", "arm", "seed", "domain", "case", "class", "dice", "hd95")
+"""``metrics.csv``: one row per cell x test domain x case x foreground class (HD95 in mm, empty when undefined)."""
+STUDY_LOG_COLUMNS = ("iteration", "loss", "data_s", "augment_s", "network_s", "val_dice", "elapsed_s")
+"""``train_log.csv``: per iteration; seconds waiting for data / augmenting / in the network; validation Dice."""
+STUDY_SUMMARY_COLUMNS = (
+    "source", "arm", "seeds", "in_domain_dice", "ood_dice", "ood_ci_low", "ood_ci_high", "ood_gain_pct",
+    "in_domain_change_pct", "s_per_iteration", "augment_s_per_iteration", "iterations", "final_val_dice",
+)  # fmt: skip
+"""``summary.csv``: one row per source (or ``all``) x arm."""
+STUDY_FILES = ("study.json", "metrics.csv", "curves.csv", "summary.csv", "summary.md")
+"""The compact study results that ``spineaug study --export`` copies and ``spineaug report`` reads."""

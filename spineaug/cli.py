@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ImportError, RuntimeError) as exc:
         print(f"spineaug {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # missing files, unwritable folders, an --out under a file, a full disk...

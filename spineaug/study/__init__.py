@@ -8,7 +8,6 @@ Example:
 
 from spineaug.study.config import StudyConfig, load_study
 from spineaug.study.runner import SlurmOptions, cells, run_cell, run_study, status
-from spineaug.study.summary import export, summarize
 
 __all__ = [
     "SlurmOptions",
@@ -21,3 +20,17 @@ __all__ = [
     "status",
     "summarize",
 ]
+
+
+def summarize(*args, **kwargs):
+    """See :func:`spineaug.study.summary.summarize` (imported on use: it needs pandas, the ``study`` extra)."""
+    from spineaug.study.summary import summarize as _summarize
+
+    return _summarize(*args, **kwargs)
+
+
+def export(*args, **kwargs):
+    """See :func:`spineaug.study.summary.export`."""
+    from spineaug.study.summary import export as _export
+
+    return _export(*args, **kwargs)

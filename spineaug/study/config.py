@@ -195,7 +195,16 @@ class StudyConfig(_Strict):
         if not self.arms:
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
-            _check_arm(arm)
+            _check_arm(arm, self.training.patch_size)
+        from spineaug.study.augment import arm_slug
+
+        slugs = [arm_slug(a) for a in self.arms]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError(f"arms: two arms would share a result folder (names {slugs}); rename a config file")
+        if self.reference_arm not in self.arms:
+            raise ValueError(f"reference_arm: {self.reference_arm!r} is not one of the arms {self.arms}")
+        if "bgv2-nnunet" in self.arms and self.training.loader_workers < 1:
+            raise ValueError("training.loader_workers: the bgv2-nnunet arm augments in DataLoader workers, set >= 1")
         for arm, names in self.arm_sources.items():
             if arm not in self.arms:
                 raise ValueError(f"arm_sources: {arm!r} is not one of the arms {self.arms}")
@@ -208,21 +217,22 @@ class StudyConfig(_Strict):
         return list(self.targets or self.data.domain_names())
 
 
-def _check_arm(arm: str) -> None:
+def _check_arm(arm: str, patch_size: tuple[int, int, int]) -> None:
+    """Build the arm's augmentation now (a bad preset, config or missing library fails here, not mid-study)."""
     import spineaug
-    from spineaug.study.augment import BASELINE_ARMS
+    from spineaug.study.augment import BASELINE_ARMS, build_augmentation
 
-    if arm in spineaug.presets() or arm in BASELINE_ARMS:
-        return
-    if arm.endswith((".json", ".yaml", ".yml")):
-        if not Path(arm).is_file():
-            raise ValueError(f"arms: config file not found: {arm}")
-        spineaug.Pipeline.from_config(arm)  # validated now, not after hours of training
-        return
-    raise ValueError(
-        f"arms: unknown arm {arm!r}; use a preset ({spineaug.presets()}), {sorted(BASELINE_ARMS)} "
-        "or a .json/.yaml config file"
-    )
+    if arm.endswith((".json", ".yaml", ".yml")) and not Path(arm).is_file():
+        raise ValueError(f"arms: config file not found: {arm}")
+    if not (arm in spineaug.presets() or arm in BASELINE_ARMS or arm.endswith((".json", ".yaml", ".yml"))):
+        raise ValueError(
+            f"arms: unknown arm {arm!r}; use a preset ({spineaug.presets()}), {sorted(BASELINE_ARMS)} "
+            "or a .json/.yaml config file"
+        )
+    try:
+        build_augmentation(arm, patch_size)
+    except RuntimeError as exc:  # a baseline library missing
+        raise ValueError(f"arms: {arm!r} cannot run here: {exc}") from None
 
 
 def load_study(source: str | Path | dict[str, Any]) -> StudyConfig:

@@ -48,7 +48,7 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write(path, write)
 
 
-def prepare_phantom(cfg: PhantomData, domains: Sequence[str], splits: dict[str, Sequence[str]], progress=None) -> int:
+def prepare_phantom(cfg: PhantomData, splits: dict[str, Sequence[str]], progress=None) -> int:
     """Render every (domain, seed) the study needs that is not cached yet; returns how many were rendered.
 
     ``splits`` maps a split name to the domains that need it. One anatomy is built per seed and rendered in all
@@ -111,6 +111,8 @@ def _nifti_split(data: NiftiData, domain: str, split: str, spacing: float, pct) 
     else:
         ds = PairedNiftiDataset(d.path, d.image, d.label, spacing=spacing, normalize=False, label_map=label_map)
     n = len(ds)
+    if d.n_train + d.n_val > n:
+        raise ValueError(f"data.domains.{domain}: n_train + n_val = {d.n_train + d.n_val} but {d.path} holds {n} cases")
     bounds = {"train": (0, d.n_train), "val": (d.n_train, d.n_train + d.n_val), "test": (d.n_train + d.n_val, n)}
     lo, hi = bounds[split]
     if split == "test" and lo >= n:
@@ -118,6 +120,11 @@ def _nifti_split(data: NiftiData, domain: str, split: str, spacing: float, pct) 
     out = []
     for i in range(lo, hi):
         s = ds[i]
+        if s.label is not None and s.label.max(initial=0) > 3:
+            raise ValueError(
+                f"data.domains.{domain}: case {s.case_id} has label {int(s.label.max())}; the study segments "
+                "0 background, 1 vertebra, 2 disc, 3 canal: map other values with label_map"
+            )
         image = np.stack([robust_zscore(c, percentiles=pct) for c in s.image])
         out.append(Sample(s.case_id, image, s.label, s.affine))
     return out

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from spineaug._io import atomic_write_text
+from spineaug import _schema
+from spineaug._io import atomic_write_csv, atomic_write_text
 from spineaug.data import Sample
 from spineaug.study.config import StudyConfig
 from spineaug.study.train import CLASS_NAMES, N_CLASSES, Cell, build_model, device_for, predict_volume
 
-METRIC_COLUMNS = ("source", "arm", "seed", "domain", "case", "class", "dice", "hd95")
+METRIC_COLUMNS = _schema.STUDY_METRIC_COLUMNS
 
 
 def case_metrics(pred: torch.Tensor, label: np.ndarray, spacing, hd95: bool) -> list[tuple[str, float, float]]:
@@ -57,12 +58,17 @@ def evaluate_cell(
     model.load_state_dict(state["model"])
     partial = folder / "metrics.partial.csv"
     done: set[tuple[str, str]] = set()
-    if partial.is_file():
+    if partial.is_file():  # a case counts as done when all its class rows are there (a kill may cut a write)
         with partial.open() as f:
-            done = {(r["domain"], r["case"]) for r in csv.DictReader(f)}
+            rows = [r for r in csv.DictReader(f) if r.get("hd95") is not None]
+        counts: dict[tuple[str, str], int] = {}
+        for r in rows:
+            counts[r["domain"], r["case"]] = counts.get((r["domain"], r["case"]), 0) + 1
+        done = {k for k, n in counts.items() if n == len(CLASS_NAMES)}
+        kept = [[r[c] for c in METRIC_COLUMNS] for r in rows if (r["domain"], r["case"]) in done]
+        atomic_write_csv(partial, [dict(zip(METRIC_COLUMNS, r)) for r in kept], METRIC_COLUMNS)
     else:
-        with partial.open("w", newline="") as f:
-            csv.writer(f).writerow(METRIC_COLUMNS)
+        atomic_write_csv(partial, [], METRIC_COLUMNS)
     bar = None
     if progress:
         from tqdm.auto import tqdm

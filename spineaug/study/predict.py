@@ -86,6 +86,9 @@ def predict(model_path: str | Path, inputs: str | Path, output: str | Path, *, p
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, spec = load_model(model_path, device)
     files = _inputs(Path(inputs))
+    out = Path(output).resolve()
+    if any(f.resolve().parent == out for f in files):
+        raise ValueError(f"--output {output} is the input folder: the label maps would overwrite the images")
     if progress:
         from tqdm.auto import tqdm
 

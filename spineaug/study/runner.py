@@ -74,7 +74,7 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
         tqdm = None
         if progress:
             from tqdm.auto import tqdm
-        prepare_phantom(study.data, study.data.domain_names(), splits_needed(study), progress=tqdm)
+        prepare_phantom(study.data, splits_needed(study), progress=tqdm)
     else:  # read every case once now: a shape/affine mismatch or a bad label fails before any training starts
         from spineaug.study.data import load_split
 
@@ -117,7 +117,7 @@ def run_study(
     """Run (or resume) every missing cell of the study and write the study-level results; returns ``out``."""
     from spineaug.study.summary import summarize
 
-    from spineaug.integrations._extras import require
+    from spineaug.integrations import require
 
     require("monai", "study", "the cross-domain study (network, loss, metrics)")
     if executor != "inline":
@@ -136,33 +136,47 @@ def run_study(
             from tqdm.auto import tqdm
 
             grid = tqdm(total=len(cells(study)), initial=len(cells(study)) - len(todo), desc="study grid", unit="cell")
+        failures = []
         for cell in todo:
-            run_cell(payload, str(out), cell, progress)
+            try:
+                run_cell(payload, str(out), cell, progress)
+            except Exception as exc:  # noqa: BLE001 - one failed cell must not stop the others
+                failures.append((cell, exc))
             if grid is not None:
                 grid.update(1)
         if grid is not None:
             grid.close()
-    elif todo:
-        _submit(payload, out, todo, executor, workers, slurm or SlurmOptions(), progress)
-    return summarize(study, out)
+    else:
+        failures = _submit(payload, out, todo, executor, workers, slurm or SlurmOptions(), progress) if todo else []
+    summarize(study, out)
+    if failures:
+        listing = "; ".join(f"{c.slug}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                            for c, e in failures)  # fmt: skip
+        raise RuntimeError(f"{len(failures)} cell(s) failed (the others are done and summarised): {listing}")
+    return out
 
 
-def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, slurm: SlurmOptions, progress) -> None:
-    """Run ``todo`` through submitit: a SLURM job array, or at most ``workers`` local processes at a time."""
+def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, slurm: SlurmOptions, progress):
+    """Run ``todo`` through submitit: a SLURM job array, or at most ``workers`` local processes at a time.
+
+    Returns the failed cells with their exceptions (a failed cell does not stop the others).
+    """
     import time
 
-    try:
-        import submitit
-    except ImportError:  # pragma: no cover - submitit is a dependency; this is for trimmed installs
-        raise ImportError("executors 'local'/'slurm' need submitit: pip install submitit") from None
+    import submitit
+    import torch
+
     ex = submitit.AutoExecutor(folder=out / "submitit" / "%j", cluster=executor)
+    n_gpus = torch.cuda.device_count() if executor == "local" else 0
     if executor == "slurm":
         ex.update_parameters(
             timeout_min=slurm.time_min, gpus_per_node=slurm.gpus, cpus_per_task=slurm.cpus, mem_gb=slurm.mem_gb,
-            slurm_partition=slurm.partition, slurm_array_parallelism=max(workers, 1), name="spineaug-study",
+            slurm_partition=slurm.partition, slurm_array_parallelism=workers if workers > 1 else len(todo),
+            name="spineaug-study",
         )  # fmt: skip
     elif executor == "local":
         ex.update_parameters(timeout_min=7 * 24 * 60)
+    failures = []
     grid = None
     if progress:
         from tqdm.auto import tqdm
@@ -174,14 +188,21 @@ def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, s
         pending: list[Cell] = []
     else:  # local processes: keep `workers` busy, start the next cell when one finishes
         pending, running = list(todo), []
+    started = 0
     while pending or running:
         while pending and len(running) < max(workers, 1):
             cell = pending.pop(0)
+            if n_gpus:  # local jobs take the GPUs in turn (submitit would hide them all otherwise)
+                ex.update_parameters(gpus_per_node=1, local_visible_gpus=[started % n_gpus])
+            started += 1
             running.append((cell, ex.submit(run_cell, *args, cell, False)))
         finished = [(c, j) for c, j in running if j.done()]
         for cell, job in finished:
             running.remove((cell, job))
-            job.result()  # raises with the job's traceback if the cell failed
+            try:
+                job.result()  # raises with the job's traceback if the cell failed
+            except Exception as exc:  # noqa: BLE001 - collected, reported after the others finish
+                failures.append((cell, exc))
             if grid is not None:
                 grid.update(1)
         if grid is not None:
@@ -190,6 +211,7 @@ def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, s
             time.sleep(2.0)
     if grid is not None:
         grid.close()
+    return failures
 
 
 def status(study: StudyConfig | str | Path, out: str | Path) -> str:

@@ -1,9 +1,11 @@
 """Study-level results from the cell folders: ``metrics.csv``, ``curves.csv``, ``summary.csv``, ``summary.md``.
 
-Per source x arm (seeds pooled; per-seed rows too) and overall: in-domain Dice, mean out-of-domain Dice with a
-95 % bootstrap interval over test cases, the relative gain over the reference arm out of domain (the paper:
-+155 %), the in-domain change (the paper: -0.008 %), and training seconds per iteration (the paper: GPU
-augmentation ~10 % faster than CPU workers). Dice of a case is the mean over the three foreground classes.
+Per source x arm (seeds pooled) and overall (``source = all``): in-domain Dice, mean out-of-domain Dice with a 95 %
+bootstrap interval, the relative gain over the reference arm out of domain (the paper: +155 %), the in-domain
+change (the paper: -0.008 %), and training seconds per iteration (the paper: GPU augmentation ~10 % faster than
+CPU workers). Dice of a case is the mean over the three foreground classes. The interval resamples test
+*anatomies* (a cluster bootstrap): the phantom renders the same anatomies in every domain, so the rows of one
+anatomy are not independent. Gains compare an arm with the reference arm on the same sources and seeds.
 """
 
 from __future__ import annotations
@@ -14,25 +16,39 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spineaug import _schema
 from spineaug._io import atomic_write_text
 from spineaug.study.config import StudyConfig
 
-SUMMARY_COLUMNS = (
-    "source", "arm", "seeds", "in_domain_dice", "ood_dice", "ood_ci_low", "ood_ci_high", "ood_gain_pct",
-    "in_domain_change_pct", "s_per_iteration", "augment_s_per_iteration", "iterations", "final_val_dice",
-)  # fmt: skip
+SUMMARY_COLUMNS = _schema.STUDY_SUMMARY_COLUMNS
 WARMUP_ITERATIONS = 20
 """Iterations left out of the seconds-per-iteration mean (allocator and thread-pool warm-up)."""
 
 
-def bootstrap_ci(values: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of the mean."""
+def bootstrap_ci(values: np.ndarray, clusters: np.ndarray | None = None, n: int = 2000, seed: int = 0):
+    """95 % percentile bootstrap interval of the mean, resampling whole clusters (e.g. anatomies) when given."""
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (n, len(values)))].mean(axis=1)
+    if clusters is None:
+        means = values[rng.integers(0, len(values), (n, len(values)))].mean(axis=1)
+    else:
+        keys, inverse = np.unique(np.asarray(clusters), return_inverse=True)
+        sums = np.bincount(inverse, weights=values, minlength=len(keys))
+        counts = np.bincount(inverse, minlength=len(keys)).astype(float)
+        pick = rng.integers(0, len(keys), (n, len(keys)))
+        means = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def anatomy(case: pd.Series, domain: pd.Series) -> pd.Series:
+    """The anatomy a test case shows: ``<domain>_<seed>`` (phantom, paired across domains) -> the seed; real
+    data (other case ids) -> domain and case, each its own anatomy."""
+    case, domain = case.astype(str), domain.astype(str)
+    prefix = domain + "_"
+    paired = pd.Series([c.startswith(p) for c, p in zip(case, prefix)], index=case.index)
+    return case.where(~paired, case.str.rsplit("_", n=1).str[-1]).where(paired, domain + "/" + case)
 
 
 def collect(out: Path, study: StudyConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -59,43 +75,50 @@ def collect(out: Path, study: StudyConfig | None = None) -> tuple[pd.DataFrame, 
     return m, c
 
 
+def _row(case: pd.DataFrame, curves: pd.DataFrame, n_boot: int) -> dict:
+    ind, ood = case[case["in_domain"]], case[~case["in_domain"]]
+    lo, hi = bootstrap_ci(ood["dice"].to_numpy(), ood["anatomy"].to_numpy(), n_boot)
+    steady = curves[curves["iteration"] > WARMUP_ITERATIONS]
+    per_it = (steady["data_s"] + steady["augment_s"] + steady["network_s"]).mean() if len(steady) else np.nan
+    last = curves.dropna(subset=["val_dice"]).sort_values("iteration").groupby(["source", "seed"]).tail(1)
+    return {
+        "seeds": int(case["seed"].nunique()), "in_domain_dice": ind["dice"].mean(), "ood_dice": ood["dice"].mean(),
+        "ood_ci_low": lo, "ood_ci_high": hi, "s_per_iteration": per_it,
+        "augment_s_per_iteration": steady["augment_s"].mean() if len(steady) else np.nan,
+        "iterations": int(curves["iteration"].max()) if len(curves) else 0,
+        "final_val_dice": last["val_dice"].mean() if len(last) else np.nan,
+    }  # fmt: skip
+
+
 def summary_table(metrics: pd.DataFrame, curves: pd.DataFrame, reference: str, n_boot: int) -> pd.DataFrame:
-    """The headline table (see the module docstring); ``source == "all"`` rows pool the sources."""
+    """The headline table (see the module docstring); ``source == "all"`` rows pool the sources an arm ran on."""
     case = metrics.groupby(["source", "arm", "seed", "domain", "case"], as_index=False)["dice"].mean()
     case["in_domain"] = case["source"] == case["domain"]
+    case["anatomy"] = anatomy(case["case"], case["domain"])
+    arms = list(dict.fromkeys(case["arm"]))
     rows = []
-    groups = [(src, arm) for src in sorted(case["source"].unique()) for arm in case["arm"].unique()] + [
-        ("all", arm) for arm in case["arm"].unique()
-    ]
-    for src, arm in groups:
-        sel = case[(case["arm"] == arm) & ((case["source"] == src) if src != "all" else True)]
-        if sel.empty:
-            continue
-        ind, ood = sel[sel["in_domain"]]["dice"], sel[~sel["in_domain"]]["dice"]
-        lo, hi = bootstrap_ci(ood.to_numpy(), n_boot)
-        cur = curves[(curves["arm"] == arm) & ((curves["source"] == src) if src != "all" else True)]
-        steady = cur[cur["iteration"] > WARMUP_ITERATIONS]
-        per_it = (steady["data_s"] + steady["augment_s"] + steady["network_s"]).mean() if len(steady) else np.nan
-        last = cur.dropna(subset=["val_dice"]).sort_values("iteration").groupby(["source", "seed"]).tail(1)
-        rows.append({
-            "source": src, "arm": arm, "seeds": int(sel["seed"].nunique()),
-            "in_domain_dice": ind.mean(), "ood_dice": ood.mean(), "ood_ci_low": lo, "ood_ci_high": hi,
-            "s_per_iteration": per_it, "augment_s_per_iteration": steady["augment_s"].mean() if len(steady) else np.nan,
-            "iterations": int(cur["iteration"].max()) if len(cur) else 0,
-            "final_val_dice": last["val_dice"].mean() if len(last) else np.nan,
-        })  # fmt: skip
-    table = pd.DataFrame(rows)
-    ref = table[table["arm"] == reference].set_index("source")
-    gain, change = [], []
-    for r in table.itertuples():
-        if r.source in ref.index:
-            gain.append(100.0 * (r.ood_dice / ref.loc[r.source, "ood_dice"] - 1.0))
-            change.append(100.0 * (r.in_domain_dice / ref.loc[r.source, "in_domain_dice"] - 1.0))
-        else:
-            gain.append(np.nan)
-            change.append(np.nan)
-    table["ood_gain_pct"], table["in_domain_change_pct"] = gain, change
-    return table[list(SUMMARY_COLUMNS)]
+    for src in [*sorted(case["source"].unique()), "all"]:
+        for arm in arms:
+            mine = case[case["arm"] == arm]
+            cells = mine[["source", "seed"]].drop_duplicates()
+            if src != "all":
+                cells = cells[cells["source"] == src]
+            if cells.empty:
+                continue
+            keys = list(cells.itertuples(index=False, name=None))
+
+            def select(frame, keys=keys):
+                return frame[[k in keys for k in zip(frame["source"], frame["seed"])]]
+
+            row = {"source": src, "arm": arm, **_row(select(mine), select(curves[curves["arm"] == arm]), n_boot)}
+            ref = select(case[case["arm"] == reference])  # the reference on the same sources and seeds
+            same = len(ref[["source", "seed"]].drop_duplicates()) == len(keys)
+            ref_ood = ref[~ref["in_domain"]]["dice"].mean() if same else np.nan
+            ref_ind = ref[ref["in_domain"]]["dice"].mean() if same else np.nan
+            row["ood_gain_pct"] = 100.0 * (row["ood_dice"] / ref_ood - 1.0)
+            row["in_domain_change_pct"] = 100.0 * (row["in_domain_dice"] / ref_ind - 1.0)
+            rows.append(row)
+    return pd.DataFrame(rows)[list(SUMMARY_COLUMNS)]
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -132,23 +155,25 @@ def summarize(study: StudyConfig, out: Path) -> Path:
 
 
 def compact_curves(curves: pd.DataFrame, every: int = 25) -> pd.DataFrame:
-    """One row per ``every`` iterations per cell (means of loss and timings over the window) plus every row with a
-    validation Dice: small enough to commit, enough to draw the learning curves."""
+    """Per cell, one row per ``every`` iterations (means of loss and timings over the window, ``val_dice`` empty)
+    plus every validation row as it was logged: small enough to commit, enough to draw the learning curves."""
     keys = ["source", "arm", "seed"]
     c = curves.sort_values([*keys, "iteration"]).copy()
     c["window"] = (c["iteration"] - 1) // every
     agg = c.groupby([*keys, "window"], as_index=False).agg(
         iteration=("iteration", "max"), loss=("loss", "mean"), data_s=("data_s", "mean"),
-        augment_s=("augment_s", "mean"), network_s=("network_s", "mean"), val_dice=("val_dice", "last"),
-        elapsed_s=("elapsed_s", "max"),
+        augment_s=("augment_s", "mean"), network_s=("network_s", "mean"), elapsed_s=("elapsed_s", "max"),
     )  # fmt: skip
-    return agg.drop(columns="window")
+    agg["val_dice"] = np.nan
+    val = c.dropna(subset=["val_dice"])[agg.columns.drop("window").tolist()]
+    out = pd.concat([agg.drop(columns="window"), val], ignore_index=True)
+    return out.sort_values([*keys, "iteration"], kind="stable")[list(curves.columns)]
 
 
 def export(out: Path, dest: Path) -> Path:
     """Copy the compact results (no checkpoints, no volumes) to ``dest`` (e.g. ``reports/data/study/<name>``)."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("study.json", "metrics.csv", "summary.csv", "summary.md"):
+    for name in (n for n in _schema.STUDY_FILES if n != "curves.csv"):
         if (out / name).is_file():
             atomic_write_text(dest / name, (out / name).read_text())
     if (out / "curves.csv").is_file():

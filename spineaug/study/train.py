@@ -1,4 +1,4 @@
-"""Train one study cell (source domain x arm x seed): MONAI DynUNet + DiceCE, augmentation inside the step.
+"""Train one study cell (source domain x arm x seed): a MONAI network + DiceCE, augmentation inside the step.
 
 Resumable: a checkpoint (model, optimiser, scheduler, augmentation generator, log so far) is written atomically
 every ``checkpoint_every`` iterations; a restarted cell continues from it and draws exactly the patches and
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spineaug import _schema
 from spineaug._io import atomic_write, atomic_write_csv, atomic_write_text
 from spineaug.data import PatchSampler, Sample
 from spineaug.study.augment import WorkerAugmented, build_augmentation, dump_config, seed_worker
@@ -25,7 +26,7 @@ from spineaug.study.config import StudyConfig
 N_CLASSES = 4
 """Background, vertebra, disc, canal."""
 CLASS_NAMES = ("vertebra", "disc", "canal")
-LOG_COLUMNS = ("iteration", "loss", "data_s", "augment_s", "network_s", "val_dice", "elapsed_s")
+LOG_COLUMNS = _schema.STUDY_LOG_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def model_spec(study: StudyConfig, in_channels: int = 1) -> dict[str, Any]:
         "model": study.model.model_dump(), "in_channels": in_channels, "n_classes": N_CLASSES,
         "class_names": list(CLASS_NAMES), "spacing": study.preprocessing.spacing,
         "zscore_percentiles": list(study.preprocessing.zscore_percentiles),
-        "patch_size": list(study.training.patch_size),
+        "patch_size": list(study.training.patch_size), "overlap": study.evaluation.overlap,
+        "sw_batch_size": study.evaluation.sw_batch_size,
     }  # fmt: skip
 
 
@@ -200,7 +202,8 @@ def predict_volume(model: nn.Module, image: torch.Tensor, study_or_spec: Any, de
         roi, overlap, sw = study_or_spec.training.patch_size, study_or_spec.evaluation.overlap, \
             study_or_spec.evaluation.sw_batch_size  # fmt: skip
     else:
-        roi, overlap, sw = tuple(study_or_spec["patch_size"]), 0.25, 2
+        spec = study_or_spec
+        roi, overlap, sw = tuple(spec["patch_size"]), spec.get("overlap", 0.25), spec.get("sw_batch_size", 2)
     model.eval()
     x = image[None].to(device)
     with torch.autocast(device.type, enabled=device.type == "cuda"):

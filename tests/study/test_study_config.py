@@ -86,3 +86,14 @@ def test_arm_sources_restricts_an_arm():
         load_study(_study(arm_sources={"xdomain": ["t2w"]}))
     with pytest.raises(ConfigError, match="arm_sources.nnunet: 'ct' is not one of the sources"):
         load_study(_study(arm_sources={"nnunet": ["ct"]}))
+
+
+def test_reference_arm_and_folder_names_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="reference_arm: 'xdomain' is not one of the arms"):
+        load_study(_study(reference_arm="xdomain"))
+    same = tmp_path / "nnunet.json"
+    same.write_text('{"transforms": [{"name": "Gamma", "p": 0.5}]}')
+    with pytest.raises(ConfigError, match="share a result folder"):
+        load_study(_study(arms=["nnunet", str(same)]))
+    with pytest.raises(ConfigError, match="loader_workers"):
+        load_study(_study(arms=["nnunet", "bgv2-nnunet"], training={"loader_workers": 0}))

@@ -139,7 +139,7 @@ def test_predict_writes_on_the_input_grid(tmp_path):
     model = _model(tmp_path)
     case = phantom.make_case(20_000, "t2w", shape=(24, 28, 48), spacing=4.0)
     ras = nib.Nifti1Image(case.image, case.affine)
-    flip = np.diag([-1.0, -1.0, 1.0, 1.0])  # the same volume stored L->R reversed, P->A reversed (LPS)
+    # the same volume stored L->R reversed and P->A reversed (LPS)
     lps_affine = case.affine @ np.array([[-1, 0, 0, 23], [0, -1, 0, 27], [0, 0, 1, 0], [0, 0, 0, 1.0]])
     lps = nib.Nifti1Image(case.image[::-1, ::-1, :].copy(), lps_affine)
     (tmp_path / "in").mkdir()
@@ -153,7 +153,6 @@ def test_predict_writes_on_the_input_grid(tmp_path):
     pa, pb = np.asarray(a.dataobj), np.asarray(b.dataobj)
     assert set(np.unique(pa)) <= {0, 1, 2, 3}
     assert np.array_equal(pa, pb[::-1, ::-1, :])  # same anatomy, same labels, whatever the storage order
-    del flip
 
 
 def test_predict_bad_inputs(tmp_path):
