@@ -29,6 +29,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
+    from spineaug.integrations import require
+
+    require("matplotlib", "report", "spineaug preview")
     from spineaug.report import gallery
 
     if args.label is not None and args.image is None:
@@ -79,6 +82,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from spineaug.integrations import require
+
+    require("pandas", "report", "spineaug report")
+    require("matplotlib", "report", "spineaug report")
     from spineaug.report import benchmark
 
     if args.fidelity:
@@ -142,6 +149,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from spineaug.integrations import require
+
+    require("monai", "study", "spineaug predict")
     from spineaug.study.predict import predict
 
     for path in predict(args.model, args.input, args.output, progress=not args.quiet):

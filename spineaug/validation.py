@@ -88,10 +88,22 @@ def validated_init(init):
     Every float, wherever it sits (a plain ``float``, a range, a list), must be finite: NaN and ±Inf are rejected
     with the key named, so they can never reach a transform (``allow_inf_nan=False`` for the whole call). Unknown
     keyword arguments are named with the allowed ones. After a successful call the bound arguments (defaults
-    filled in) are stored as ``self._init_args``, from which a transform rebuilds its config entry.
+    filled in, as converted by the validation) are stored as ``self._init_args``, from which a transform rebuilds its config entry.
     """
-    checked = validate_call(init, config=ConfigDict(arbitrary_types_allowed=True, strict=False, allow_inf_nan=False))
     signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def recording(self, *args, **kwargs):  # receives the values pydantic converted ("0.5" -> 0.5)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        result = init(self, *args, **kwargs)
+        # set after the body: a subclass's constructor (the outermost) wins over its base's super().__init__ call
+        self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
+        return result
+
+    checked = validate_call(
+        recording, config=ConfigDict(arbitrary_types_allowed=True, strict=False, allow_inf_nan=False)
+    )
 
     @functools.wraps(init)
     def wrapper(self, *args, **kwargs):
@@ -107,9 +119,6 @@ def validated_init(init):
             checked(self, *args, **kwargs)
         except ValidationError as exc:
             raise ConfigError(_format_validation_error(type(self).__name__, exc)) from None
-        bound = signature.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
 
     return wrapper
 

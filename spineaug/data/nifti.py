@@ -127,9 +127,9 @@ def load_nifti(
         data = data[..., 0]
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 3-D volume, got shape {data.shape}")
-    data = _check_finite_voxels(data, path, nonfinite)
     if dtype is not None:
         data = data.astype(dtype, copy=False)
+    data = _check_finite_voxels(data, path, nonfinite)  # after the cast: a narrower dtype may overflow to Inf
     return Volume(np.ascontiguousarray(data), np.asarray(img.affine, dtype=np.float64), path)
 
 

@@ -10,8 +10,9 @@ One object, two places to use it:
 Randomness follows MONAI: each call draws one seed from the transform's ``self.R`` (so ``set_random_state``, and
 MONAI's ``DataLoader`` worker seeding, make runs reproducible) and spineaug draws all parameters from a
 ``torch.Generator`` seeded with it. ``MetaTensor`` inputs come back as ``MetaTensor`` with their metadata (affine,
-spacing, filename...) unchanged: spineaug works in array axes and does not rewrite the affine (a patch crop or
-rotation is an augmentation of the same scan, not a new geometry). Labels keep their dtype (MONAI loads label maps
+spacing, filename...) unchanged: spineaug works in array axes and does not rewrite the affine, so after a patch crop,
+rotation or flip the affine no longer describes the augmented voxel grid (harmless for training; do not save or
+invert augmented samples as if it were exact). Labels keep their dtype (MONAI loads label maps
 as float; they are augmented as integers and converted back).
 
 Example:
@@ -102,7 +103,11 @@ class SpineAugd(Randomizable, MapTransform):
             if _ndim(label) != img.ndim:
                 raise ValueError(f"SpineAugd: {label_key!r} has shape {tuple(label.shape)} but {image_key!r} has "
                                  f"{tuple(image.shape)}")  # fmt: skip
-            lbl = lbl.round().long() if lbl.is_floating_point() else lbl.long()
+            if lbl.is_floating_point():  # MONAI loads label maps as float: accept whole numbers only
+                if not bool((lbl == lbl.round()).all()):  # a host sync, once per call, on the loader's tensor
+                    raise ValueError(f"SpineAugd: {label_key!r} holds non-integer values; a label map must be integer")
+                lbl = lbl.round()
+            lbl = lbl.long()
             lbl = lbl.to(img.device)
         if not batched:
             img, lbl = img[None], None if lbl is None else lbl[None]

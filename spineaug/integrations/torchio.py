@@ -7,8 +7,10 @@ loop, where every sample still draws its own parameters.
 
 Randomness follows TorchIO: each call draws one seed from torch's global generator (seeded per worker by PyTorch's
 ``DataLoader``; ``torch.manual_seed`` makes runs reproducible) and spineaug draws every parameter from a
-``torch.Generator`` seeded with it. The image and label keep their affine and type (``ScalarImage``/``LabelMap``);
-spineaug works in array axes and does not rewrite the affine.
+``torch.Generator`` seeded with it. The image and label keep their type (``ScalarImage``/``LabelMap``) and their
+*original* affine: spineaug works in array axes and does not rewrite it, so after a crop, rotation or flip the affine
+no longer describes the voxel grid. That is harmless for training; do not save or invert augmented subjects as if
+it were exact.
 
 Example:
     >>> import torch, torchio as tio
@@ -99,6 +101,12 @@ class SpineAug(tio.Transform):
 
     def apply_transform(self, subject: tio.Subject) -> tio.Subject:
         image_key, label_key = self._names(subject)
+        others = [k for k, v in subject.get_images_dict(intensity_only=False).items() if k not in (image_key, label_key)]
+        if others and any(e["name"] in ("Spatial", "Affine", "Flip") for e in self.pipeline.config()["transforms"]):
+            raise ValueError(
+                f"SpineAug: the subject also holds {others}; the pipeline moves {image_key!r} (and the label) "
+                "geometrically, which would misalign them: use a subject of one image and one label map"
+            )
         image = subject[image_key]
         data = image.data[None]
         data = data if data.is_floating_point() else data.float()

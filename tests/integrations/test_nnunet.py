@@ -108,6 +108,22 @@ def test_batch_pipeline_reads_enlarged_patch_and_builds_deep_supervision_targets
     assert set(targets[1].unique().tolist()) <= set(lbl.unique().tolist())
 
 
+def test_thin_slab_patches_rotate_in_plane_only():
+    """Sagittal MRI plans (16 x 128 x 128): rotations about the slab axis only, so the read stays thin through it."""
+    import torch
+
+    from spineaug.integrations.nnunet import trainers
+
+    assert trainers.is_anisotropic((16, 128, 128)) and not trainers.is_anisotropic((64, 64, 64))
+    pipe, read = trainers.batch_pipeline(trainers.load_source("nnunet"), (8, 32, 32))
+    spatial = next(e for e in pipe.config()["transforms"] if e["name"] == "Spatial")
+    assert spatial["rotation_deg"] == [[-180.0, 180.0], [0.0, 0.0], [0.0, 0.0]]
+    assert read[0] <= 12 and read[1] > 32  # only the isotropic zoom-out (<= 1.4) enlarges the slab axis
+    out, _ = pipe(torch.randn(2, 1, *read), torch.zeros(2, 1, *read, dtype=torch.long),
+                  generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert out.shape[2:] == (8, 32, 32)
+
+
 def _tool(name: str) -> str:
     path = Path(sys.executable).with_name(name)
     found = str(path) if path.exists() else shutil.which(name)

@@ -71,12 +71,26 @@ def load_source(source: str) -> dict[str, Any]:
     return spineaug.Pipeline.from_config(path).config()
 
 
+def is_anisotropic(patch_size: tuple[int, int, int]) -> bool:
+    """nnU-Net's test for a thin-slab patch (e.g. sagittal MRI): it then augments in-plane only ("dummy 2-D")."""
+    from nnunetv2.configuration import ANISO_THRESHOLD
+
+    return max(patch_size) / patch_size[0] > ANISO_THRESHOLD
+
+
 def batch_pipeline(config: dict[str, Any], patch_size: tuple[int, int, int]) -> tuple[spineaug.Pipeline, tuple]:
-    """The pipeline that turns an enlarged patch into the final ``patch_size``, and the enlarged size to read."""
+    """The pipeline that turns an enlarged patch into the final ``patch_size``, and the enlarged size to read.
+
+    For a thin-slab patch (:func:`is_anisotropic`) rotations are in-plane only (about axis 0, +-180 deg, as nnU-Net's
+    dummy-2-D augmentation), so the read is not enlarged through the slab by rotations. The isotropic scale still
+    applies to all three axes (nnU-Net scales in-plane only).
+    """
     entries = spineaug.Pipeline.from_config(config, patch_size=patch_size).config()
     spatial = next(e for e in entries["transforms"] if e["name"] == "Spatial")
     # nnU-Net's loader already placed (and foreground-oversampled) the enlarged patch: cut its middle.
     spatial.update(crop="center", p_foreground=0.0)
+    if is_anisotropic(tuple(patch_size)):
+        spatial["rotation_deg"] = [[-180.0, 180.0], [0.0, 0.0], [0.0, 0.0]]
     if spatial.get("p_elastic", 0) > 0:
         raise ValueError("elastic deformation is not supported by the enlarged-patch reading of these trainers yet")
     rotation = spatial["rotation_deg"] if spatial.get("p_rotation", 0) > 0 else 0.0
