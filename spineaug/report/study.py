@@ -39,9 +39,14 @@ def _heatmaps(metrics, study: dict, out: Path) -> Path:
     arms = list(dict.fromkeys(study["arms"]))
     sources = list(study["sources"])
     targets = list(dict.fromkeys(case["domain"]))
-    fig, axes = plt.subplots(1, len(arms), figsize=(2.2 + 0.55 * len(targets) * len(arms), 0.6 * len(sources) + 2.2),
+    ncols = min(3, len(arms))
+    nrows = -(-len(arms) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.0 + 0.6 * len(targets) * ncols, nrows * (0.5 * len(sources) + 2.4)),
                              squeeze=False)  # fmt: skip
-    for ax, arm in zip(axes[0], arms):
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, arm in zip(axes.flat, arms):
+        ax.set_axis_on()
         grid = np.full((len(sources), len(targets)), np.nan)
         for i, s in enumerate(sources):
             for j, t in enumerate(targets):
@@ -56,7 +61,8 @@ def _heatmaps(metrics, study: dict, out: Path) -> Path:
         ax.set_yticks(range(len(sources)), sources, fontsize=8)
         ax.set_title(arm, fontsize=10)
         ax.set_xlabel("test domain", fontsize=8)
-    axes[0][0].set_ylabel("trained on", fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("trained on", fontsize=8)
     fig.suptitle(f"study {study['name']}: mean Dice (vertebra, disc, canal) per source x test domain", fontsize=10)
     fig.tight_layout()
     path = out / f"study_{study['name']}_heatmap.png"
@@ -82,7 +88,7 @@ def _curves(curves, study: dict, out: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mean foreground Dice")
     axes[0][0].set_ylim(0, 1)
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+    axes[0][0].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path = out / f"study_{study['name']}_curves.png"
     fig.savefig(path, dpi=110)
@@ -114,8 +120,11 @@ def _section(folder: Path, out: Path) -> list[str]:
               f"+{PAPER['ood_gain_pct']:.0f} % out-of-domain Dice, {PAPER['in_domain_change_pct']} % in domain, "
               f"~{PAPER['speedup_pct']:.0f} % faster training with GPU augmentation. Out-of-domain Dice is the mean "
               "over every test case of every domain other than the source; the interval is a 95 % percentile "
-              "bootstrap over those cases. Seconds per iteration are measured on the machine that ran the study "
-              "(data wait + augmentation + network).", ""]  # fmt: skip
+              "bootstrap over test anatomies (the phantom shows the same anatomies in every domain; the target "
+              "domains are fixed, not resampled). Gains compare with the reference arm on the same sources. "
+              "Seconds per iteration (data wait + augmentation + network) are measured on the machine that ran "
+              "the study, with two cells sharing its cores and other work running at times: they are not a "
+              "controlled speed comparison between arms.", ""]  # fmt: skip
     heat = _heatmaps(metrics, study, out)
     curve = _curves(curves, study, out)
     lines += [f"![Dice heatmaps]({heat.name})", "", f"![learning curves]({curve.name})", ""]
