@@ -37,7 +37,7 @@ benchmark: install
 bench-quick: install
 	$(BIN)/spineaug bench --quick --out results/bench
 
-# The cross-domain study (studies/default.yaml: 3 sources x 5 arms, about two hours on 2 CPU cores, two cells at
+# The cross-domain study (studies/default.yaml: 13 cells, about two hours on 2 CPU cores, two cells at
 # a time with one thread each). Resumable: run it again after an interruption. Compact results are exported to
 # reports/data/study/ (committed) and rendered into reports/study.md.
 STUDY ?= studies/default.yaml
