@@ -41,6 +41,11 @@ def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
             )
         if label.device != image.device:
             raise ValueError(f"label is on {label.device} but image is on {image.device}")
+    if finite and image.is_meta:
+        raise ValueError(
+            "image is a meta tensor (no values), so it cannot be checked for NaN/Inf: build the pipeline with "
+            "check_finite=False to trace the apply path on the meta device"
+        )
     if finite and not bool(torch.isfinite(image).all()):
         raise ValueError("image contains NaN or Inf values")
 

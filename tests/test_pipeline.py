@@ -291,3 +291,10 @@ def test_params_select_takes_samples():
     out, lab = aug(image[[2, 0]], label[[2, 0]], params=picked)
     full = aug(image, label, params=params)
     torch.testing.assert_close(out, full[0][[2, 0]], atol=1e-5, rtol=1e-5)
+
+
+def test_meta_tensors_with_the_finite_check_get_a_clear_message():
+    aug = spineaug.Pipeline.from_preset("nnunet")
+    image = torch.empty(2, 1, 8, 8, 8, device="meta")
+    with pytest.raises(ValueError, match="meta tensor.*check_finite=False"):
+        aug(image, None)
