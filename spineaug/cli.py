@@ -134,7 +134,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
     from spineaug import study
 
-    cfg = study.load_study(args.study)
+    if args.quick and args.study is not None:
+        raise ValueError("give a study file or --quick, not both")
+    cfg = study.load_study(args.study or ("studies/quick.yaml" if args.quick else "studies/default.yaml"))
     out = Path(args.out) / cfg.name
     if args.status:
         print(study.status(cfg, out))
@@ -242,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_phantom)
 
     p = sub.add_parser("study", help="cross-domain study: train per source x augmentation arm, Dice on every domain")
-    p.add_argument("study", nargs="?", default="studies/default.yaml", help="study file (default: studies/default.yaml)")
+    p.add_argument("study", nargs="?", default=None, help="study file (default: studies/default.yaml)")
+    p.add_argument("--quick", action="store_true", help="run studies/quick.yaml (the few-minute CI study)")
     p.add_argument("--out", default="results/study", help="results root; the study writes OUT/<name> (default: results/study)")
     p.add_argument("--status", action="store_true", help="show which cells are done, running or missing, and exit")
     p.add_argument("--executor", default="inline", choices=["inline", "local", "slurm", "debug"],

@@ -97,3 +97,15 @@ def test_reference_arm_and_folder_names_are_checked(tmp_path):
         load_study(_study(arms=["nnunet", str(same)]))
     with pytest.raises(ConfigError, match="loader_workers"):
         load_study(_study(arms=["nnunet", "bgv2-nnunet"], training={"loader_workers": 0}))
+
+
+def test_cli_study_status_and_quick_flag(tmp_path, capsys, monkeypatch):
+    from spineaug.cli import main
+
+    monkeypatch.chdir(ROOT)
+    assert main(["study", "--quick", "--status", "--out", str(tmp_path)]) == 0
+    assert "study 'quick'" in capsys.readouterr().out
+    assert main(["study", "studies/quick.yaml", "--quick", "--status"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["study", str(tmp_path / "none.yaml"), "--status"]) == 2
+    assert "not found" in capsys.readouterr().err
