@@ -16,25 +16,13 @@ from typing import Any
 
 from spineaug._io import atomic_write_text
 from spineaug.study.config import StudyConfig, load_study
-from spineaug.study.train import Cell
+from spineaug.study.grid import Cell, cell_folder, cells
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
 
 
-def cells(study: StudyConfig) -> list[Cell]:
-    """Every (source, arm, seed) of the grid, in a stable order (seed-major so early results cover all arms)."""
-    return [
-        Cell(src, arm, seed) for seed in study.seeds for src in study.sources for arm in study.arms
-        if src in study.arm_sources.get(arm, study.sources)
-    ]  # fmt: skip
-
-
 GRID_KEYS = ("sources", "arms", "arm_sources", "seeds", "reference_arm", "description")
 """Study keys that only choose which cells exist or how they are summarised: changing them keeps finished cells."""
-
-
-def cell_folder(out: Path, cell: Cell) -> Path:
-    return out / "cells" / cell.slug
 
 
 def cell_state(out: Path, cell: Cell) -> str:

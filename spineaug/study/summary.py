@@ -19,6 +19,7 @@ import pandas as pd
 from spineaug import _schema
 from spineaug._io import atomic_write_text
 from spineaug.study.config import StudyConfig
+from spineaug.study.grid import cell_folder, cells
 
 SUMMARY_COLUMNS = _schema.STUDY_SUMMARY_COLUMNS
 WARMUP_ITERATIONS = 20
@@ -56,8 +57,6 @@ def collect(out: Path, study: StudyConfig | None = None) -> tuple[pd.DataFrame, 
     metrics, curves = [], []
     folders = sorted((out / "cells").glob("*"))
     if study is not None:
-        from spineaug.study.runner import cell_folder, cells
-
         folders = [cell_folder(out, c) for c in cells(study)]
     for folder in folders:
         if (folder / "metrics.csv").is_file():

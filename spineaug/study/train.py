@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +21,12 @@ from spineaug._io import atomic_write, atomic_write_csv, atomic_write_text
 from spineaug.data import PatchSampler, Sample
 from spineaug.study.augment import WorkerAugmented, build_augmentation, dump_config, seed_worker
 from spineaug.study.config import StudyConfig
+from spineaug.study.grid import Cell
 
 N_CLASSES = 4
 """Background, vertebra, disc, canal."""
 CLASS_NAMES = ("vertebra", "disc", "canal")
 LOG_COLUMNS = _schema.STUDY_LOG_COLUMNS
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One model of the grid."""
-
-    source: str
-    arm: str
-    seed: int
-
-    @property
-    def slug(self) -> str:
-        from spineaug.study.augment import arm_slug
-
-        return f"{self.source}__{arm_slug(self.arm)}__s{self.seed}"
 
 
 def build_model(study_or_model: Any, in_channels: int = 1) -> nn.Module:

@@ -1,0 +1,34 @@
+"""The study grid: one cell per source x arm x seed, and where each cell keeps its files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from spineaug.study.augment import arm_slug
+from spineaug.study.config import StudyConfig
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model of the grid."""
+
+    source: str
+    arm: str
+    seed: int
+
+    @property
+    def slug(self) -> str:
+        return f"{self.source}__{arm_slug(self.arm)}__s{self.seed}"
+
+
+def cells(study: StudyConfig) -> list[Cell]:
+    """Every (source, arm, seed) of the grid, in a stable order (seed-major so early results cover all arms)."""
+    return [
+        Cell(src, arm, seed) for seed in study.seeds for src in study.sources for arm in study.arms
+        if src in study.arm_sources.get(arm, study.sources)
+    ]  # fmt: skip
+
+
+def cell_folder(out: Path, cell: Cell) -> Path:
+    return out / "cells" / cell.slug
