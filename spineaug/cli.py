@@ -46,7 +46,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise ValueError(f"the phantom is not available ({exc}); pass --image (and --label) NIfTI files") from None
     title, entries = gallery.preset_entries(args.config if args.config is not None else args.preset)
-    out = gallery.render_gallery(volume, entries, args.out, seed=args.seed, title=title)
+    out = gallery.render_gallery(volume, entries, args.out, seed=args.seed, title=title, whole_case=args.whole_case)
     print(out)
     return 0
 
@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default=None, help="NIfTI label map for --image (needed by label-guided transforms)")
     p.add_argument("--domain", default="t2w", help="phantom domain (default: t2w)")
     p.add_argument("--case", type=int, default=0, help="phantom case seed (default: 0)")
+    p.add_argument("--whole-case", action="store_true",
+                   help="show the whole case in every panel (default: the final training patch from the middle of "
+                        "the case, Spatial reading the enlarged patch around it as nnU-Net's loader does)")
     p.add_argument("--seed", type=int, default=0, help="augmentation seed for every panel (default: 0)")
     p.set_defaults(func=_cmd_preview)
 

@@ -222,5 +222,56 @@ def run(
     return reply
 
 
+def probe(image: Any, label: Any, *, draws: int, matched: dict[str, dict[str, Any]] | None = None, seed: int = 0,
+          timeout: float = 900.0) -> dict[str, Any]:
+    """Observe AugLab's GPU modules on one volume, in the AugLab environment (``_auglab_probe.py``).
+
+    Args:
+        image: (1, 1, X, Y, Z) float array (numpy or torch, on the CPU).
+        label: (1, 1, X, Y, Z) integer label map.
+        draws: Calls of the full GPU container (the :func:`gpu_config` configuration) whose per-module coin flips
+            are counted.
+        matched: ``{id: single-module AugLab config}``: each is built alone and applied once to ``image``.
+        seed: torch seed in the worker.
+
+    Returns:
+        The worker's reply: ``modules`` (class names in container order), ``fired`` (coin flips that said yes, per
+        module), ``draws``, ``matched`` (``{id: output array}``, or an ``"error: ..."`` string), versions.
+
+    Raises:
+        BaselineUnavailable: The environment is missing or the worker failed.
+    """
+    import numpy as np
+
+    python = interpreter()
+    if not python.exists():
+        raise BaselineUnavailable(f"AugLab environment {python} not found; {HINT}")
+    worker = Path(__file__).with_name("_auglab_probe.py")
+    with tempfile.TemporaryDirectory(prefix="spineaug-auglab-probe-") as tmp:
+        values, origin = gpu_config()
+        config = Path(tmp) / "transform_params_gpu.json"
+        config.write_text(json.dumps(values, indent=1))
+        np.save(Path(tmp) / "image.npy", np.asarray(image, dtype=np.float32))
+        np.save(Path(tmp) / "label.npy", np.asarray(label, dtype=np.float32))
+        request = Path(tmp) / "request.json"
+        request.write_text(json.dumps({
+            "config": str(config), "image": str(Path(tmp) / "image.npy"), "label": str(Path(tmp) / "label.npy"),
+            "draws": int(draws), "seed": int(seed), "out": tmp,
+            "matched": [{"id": k, "config": v} for k, v in (matched or {}).items()],
+        }))
+        proc = subprocess.run([str(python), "-P", str(worker), str(request)], capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-5:]
+            raise BaselineUnavailable(f"AugLab probe failed (exit {proc.returncode}): {' | '.join(tail)}")
+        try:
+            reply = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            raise BaselineUnavailable(f"AugLab probe returned no JSON: {proc.stdout[-300:]!r}") from None
+        reply["matched"] = {k: v if v.startswith("error") else np.load(v) for k, v in reply["matched"].items()}
+    reply["source"], reply["config"] = installed_source(), origin
+    return reply
+
+
 if __name__ == "__main__":  # pragma: no cover - manual check: python -m spineaug.baselines.auglab
     print(json.dumps(run([(1, 32)], repeats=2), indent=1), file=sys.stdout)

@@ -333,8 +333,16 @@ def render(matches: list[Match], rate_rows: list[Rate], sigma: SigmaStats) -> st
 
 
 def write(out: str | Path = "reports", draws: int = 400, seed: int = 0) -> Path:
-    """Measure everything and write ``<out>/fidelity.md``; returns its path."""
+    """Measure everything and write ``<out>/fidelity.md``; returns its path.
+
+    The second part, ``xdomain`` against AugLab (:mod:`spineaug.report.fidelity_auglab`), needs the AugLab
+    environment; without it the file says so.
+    """
+    from spineaug._io import atomic_write_text
+    from spineaug.report import fidelity_auglab
+
     path = Path(out) / "fidelity.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(matched(seed), rates(draws, seed), noise_sigma(draws, seed)))
+    text = render(matched(seed), rates(draws, seed), noise_sigma(draws, seed))
+    atomic_write_text(path, text + "\n" + fidelity_auglab.section(max(draws, fidelity_auglab.DRAWS), seed))
     return path

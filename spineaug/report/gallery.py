@@ -4,6 +4,11 @@ Used by ``spineaug preview``. Every panel starts from the same (z-scored) case a
 one-entry pipeline made of entry ``k`` forced on (``RandomTransform.forced``: ``p = 1``, its effect gates above 0
 raised to 1, blending ``mix_prob`` off), so each panel shows that transform's effect alone. Label contours are drawn
 on every panel to show image/label alignment (geometric entries move both; intensity entries must not move the image).
+
+Patches as in training (:func:`training_patches`): when a ``Spatial`` entry rotates or scales, every panel shows the
+same final patch, the middle of the case, as large as fits; ``Spatial``'s panel reads the enlarged patch around it
+(:func:`spineaug.data.enlarged_patch_size`, nnU-Net's loading) and crops the final patch from the middle of its
+output (``crop="center"``), so a rotation or zoom-out shows anatomy where it would otherwise show padding.
 """
 
 from __future__ import annotations
@@ -66,15 +71,49 @@ def nifti_volume(image: str | Path, label: str | Path | None = None) -> GalleryC
     return GalleryCase(img.data, lab, img.spacing, Path(image).name)
 
 
-def force_on(entry: dict[str, Any]) -> dict[str, Any]:
+def force_on(entry: dict[str, Any], patch: Sequence[int] | None = None) -> dict[str, Any]:
     """Return ``entry`` forced on (``RandomTransform.forced``: fires for every sample, pure effect, no blending).
 
-    Spatial's ``patch_size`` is dropped as well, so every panel keeps the case's shape.
+    Spatial's ``patch_size`` is dropped as well, so its panel keeps the input's shape; with ``patch`` given, Spatial
+    instead crops that patch from the middle of its output (``crop="center"``, no foreground centring).
     """
     cls = spineaug.TRANSFORMS.get(entry.get("name"))
     forced = dict(entry) if cls is None else cls.forced(entry)  # an unknown name fails later, with its message
     forced.pop("patch_size", None)
+    if patch is not None and forced.get("name") == "Spatial":
+        forced.update(patch_size=list(patch), crop="center", p_foreground=0.0)
     return forced
+
+
+def training_patches(shape: Sequence[int], entries: list[dict[str, Any]]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The final patch and its enlarged read for a case of ``shape`` under ``entries``' ``Spatial`` ranges.
+
+    The final patch is the largest one with the case's proportions whose enlarged patch (every rotation and scaling
+    of the ``Spatial`` entries, :func:`~spineaug.data.enlarged_patch_size`) fits inside the case. Without a rotating
+    or scaling ``Spatial`` entry both are the case's shape.
+    """
+    from spineaug.data import enlarged_patch_size
+
+    shape = tuple(int(s) for s in shape)
+    spatial = [e for e in entries if e.get("name") == "Spatial"]
+    if not spatial:
+        return shape, shape
+
+    def enlarged(patch: tuple[int, ...]) -> tuple[int, ...]:
+        sizes = [enlarged_patch_size(patch, e.get("rotation_deg", 0.0), e.get("scale", (1.0, 1.0))) for e in spatial]
+        return tuple(max(s[a] for s in sizes) for a in range(3))
+
+    for step in range(100, 9, -1):
+        patch = tuple(max(1, int(s * step / 100)) for s in shape)
+        read = enlarged(patch)
+        if all(r <= s for r, s in zip(read, shape)):
+            return patch, read
+    raise ValueError(f"case shape {shape} is too small for the Spatial entries' rotation/scale ranges")
+
+
+def _center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    starts = [(s - p) // 2 for s, p in zip(x.shape[-3:], size)]
+    return x[..., starts[0]:starts[0] + size[0], starts[1]:starts[1] + size[1], starts[2]:starts[2] + size[2]]
 
 
 def _titles(entries: list[dict[str, Any]]) -> list[str]:
@@ -104,6 +143,7 @@ def render_gallery(
     seed: int = 0,
     title: str = "",
     columns: int = 6,
+    whole_case: bool = False,
 ) -> Path:
     """Render the original and each entry forced on, as mid-sagittal slices in a grid, to a PNG.
 
@@ -114,6 +154,8 @@ def render_gallery(
         seed: Generator seed used for every panel.
         title: Figure title (the case name is appended).
         columns: Panels per row.
+        whole_case: Show the whole case in every panel (Spatial pads what it rotates in) instead of the final patch
+            of :func:`training_patches`.
 
     Returns:
         The written path.
@@ -125,21 +167,30 @@ def render_gallery(
 
     image = torch.from_numpy(_zscore(volume.image))[None, None]
     label = None if volume.label is None else torch.from_numpy(volume.label.astype(np.int64))[None, None]
+    shape = tuple(volume.image.shape)
+    patch, read = (shape, shape) if whole_case else training_patches(shape, entries)
+
+    def crop(x: torch.Tensor | None, size: Sequence[int]) -> torch.Tensor | None:
+        return None if x is None else _center_crop(x, size)
+
+    final_label = crop(label, patch)
     panels: list[tuple[str, np.ndarray | None, np.ndarray | None, str]] = [
-        ("original", image[0, 0].numpy(), volume.label, "")
+        ("original", crop(image, patch)[0, 0].numpy(), None if final_label is None else final_label[0, 0].numpy(), "")
     ]
     for name, entry in zip(_titles(entries), entries):
-        transform = spineaug.build_transform(force_on(entry), name)
+        enlarged = entry.get("name") == "Spatial" and patch != read
+        transform = spineaug.build_transform(force_on(entry, patch if enlarged else None), name)
         if transform.requires_label and label is None:
             panels.append((name, None, None, "needs a label map"))
             continue
+        size = read if enlarged else patch
         pipe = spineaug.Pipeline(transform, seed=seed)
-        img, lab = pipe(image, label, generator=torch.Generator().manual_seed(seed))
+        img, lab = pipe(crop(image, size), crop(label, size), generator=torch.Generator().manual_seed(seed))
         panels.append((name, img[0, 0].numpy(), None if lab is None else lab[0, 0].numpy(), ""))
 
     rows = -(-len(panels) // columns)
     sy, sz = volume.spacing[1], volume.spacing[2]
-    ny, nz = volume.image.shape[1], volume.image.shape[2]
+    ny, nz = patch[1], patch[2]
     panel_h = 2.8
     panel_w = max(1.2, min(4.0, panel_h * (ny * sy) / (nz * sz)))
     fig, axes = plt.subplots(
@@ -168,9 +219,10 @@ def render_gallery(
                         (ls == value).astype(float), levels=[0.5], colors=colour, linewidths=0.5,
                         extent=extent, origin="upper",
                     )  # fmt: skip
-    heading = f"{title} - {volume.name}, mid-sagittal slice, each transform forced on (seed {seed})".strip(
-        " -"
-    )
+    heading = f"{title} - {volume.name}, mid-sagittal slice, each transform forced on (seed {seed})".strip(" -")
+    if patch != read:
+        heading += (f"\nfinal patch {'x'.join(map(str, patch))} from the middle of the case; Spatial reads the "
+                    f"enlarged patch {'x'.join(map(str, read))} around it, as nnU-Net's loader does")
     fig.suptitle(heading, fontsize=11)
     fig.tight_layout()
     out = Path(out)
@@ -189,4 +241,6 @@ def preset_entries(source: str | Path | dict[str, Any]) -> tuple[str, list[dict[
     return f"config {source}" if not isinstance(source, dict) else "config", list(data.get("transforms", []))
 
 
-__all__ = ["GalleryCase", "force_on", "nifti_volume", "phantom_volume", "preset_entries", "render_gallery"]
+__all__ = [
+    "GalleryCase", "force_on", "nifti_volume", "phantom_volume", "preset_entries", "render_gallery", "training_patches",
+]
