@@ -50,6 +50,20 @@ def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
     return mean, std
 
 
+def safe_mean(x: Tensor) -> Tensor:
+    """Per-sample, per-channel spatial mean in :func:`work_dtype`, (B, C, 1, 1, 1), that cannot overflow.
+
+    A plain float32 sum overflows for values near the float32 maximum (3.4e38). The values are divided by a power of
+    two near each channel's largest magnitude (exact), averaged, and multiplied back; the mean lies within the
+    channel's range, so it is finite whenever the input is.
+    """
+    xf = work(x)
+    lo, hi = min_max(xf)
+    big = torch.maximum(lo.abs(), hi.abs()).clamp_min(torch.finfo(xf.dtype).tiny)
+    scale = torch.exp2(torch.ceil(torch.log2(big)) - 1)  # |x| / scale <= 2; 2**127 at most for float32
+    return (xf / scale).mean(dim=SPATIAL, keepdim=True) * scale
+
+
 def min_max(x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel spatial minimum and maximum in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 

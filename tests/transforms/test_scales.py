@@ -69,3 +69,37 @@ def test_label_appearance_texture_is_standardised_at_any_scale(scale, offset):
     y = FL.label_appearance(x, label, 4, torch.zeros(1, 4), torch.ones(1, 4), torch.zeros_like(x), torch.ones(1))
     for value in range(4):
         assert y[label == value].std(unbiased=False).item() == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "Spatial", "p_rotation": 1.0, "rotation_deg": [-30, 30], "p_scale": 1.0, "scale": [0.8, 1.2]},
+        {"name": "Affine", "p": 1.0},
+    ],
+    ids=["Spatial", "Affine"],
+)
+@pytest.mark.parametrize("scale", [1e39, 1e300])
+def test_float64_beyond_the_float32_range_resamples_finitely(entry, scale):
+    image, label = make_batch(b=2)
+    x = image.double() * scale
+    out, _ = spineaug.Pipeline.from_config({"transforms": [entry]})(x, label, generator=torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float64 and torch.isfinite(out).all()
+    assert out.abs().max() <= x.abs().max() * (1 + 1e-12) and out.abs().max() > x.abs().max() * 0.5
+    # resampled in float64: the result is the float32-range result scaled (interpolation is linear in the values)
+    small, _ = spineaug.Pipeline.from_config({"transforms": [entry]})(
+        image.double(), label, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(out / scale, small, rtol=1e-9, atol=1e-9)
+
+
+def test_fov_crop_mean_fill_is_finite_near_the_float32_maximum():
+    image, label = make_batch(b=2)
+    x = (image - image.amin()) / (image.amax() - image.amin()) * 3e38 + 3e37  # all near the float32 maximum
+    entry = {"name": "FovCrop", "p": 1.0, "fill": "mean"}
+    out, _ = spineaug.Pipeline.from_config({"transforms": [entry]})(x, label, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out).all()
+    filled = out != x
+    assert filled.any()
+    mean = x.double().mean(dim=(1, 2, 3, 4), keepdim=True).expand_as(x)
+    torch.testing.assert_close(out[filled].double(), mean[filled], rtol=1e-5, atol=0)
