@@ -140,3 +140,83 @@ def test_cli_oserror_is_one_line_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("spineaug phantom: error: ") and "Not a directory" in err and "a_file" in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+# --- config names and seeds (issue 13 item 8) -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [["Gamma"], {"a": 1}, 3, 1.5, True])
+def test_a_name_that_is_not_a_string_names_the_key(name):
+    with pytest.raises(ConfigError, match=r"transforms\[0\]: 'name' must be a string, one of \[.*'Gamma'.*got "):
+        spineaug.Pipeline.from_config({"transforms": [{"name": name}]})
+
+
+@pytest.mark.parametrize("seed", [2**70, 2**64, -(2**63) - 1, 1.5, "7", True, [1]])
+def test_a_seed_torch_cannot_take_names_the_key(seed):
+    with pytest.raises(ConfigError, match=r"^'seed' must be an integer"):
+        spineaug.Pipeline.from_config({"seed": seed, "transforms": []})
+    with pytest.raises(ConfigError, match=r"^'seed' must be an integer"):
+        spineaug.Pipeline(seed=seed)
+
+
+@pytest.mark.parametrize("seed", [2**64 - 1, -(2**63), 0])
+def test_seeds_at_the_ends_of_torch_range_are_accepted(seed):
+    assert spineaug.Pipeline.from_config({"seed": seed, "transforms": []}).seed == seed
+
+
+# --- replayed params (issue 13 item 9) ------------------------------------------------------------------------------
+
+def _replay_setup(b: int = 3):
+    import torch
+
+    from tests.conftest import make_batch
+
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": "Flip", "p": 0.5}, {"name": "Gamma", "p": 0.5}]})
+    image, label = make_batch(b=b)
+    _, _, params = aug(image, label, generator=torch.Generator().manual_seed(0), return_params=True)
+    return aug, image, label, params
+
+
+@pytest.mark.parametrize("b", [1, 2, 5])
+def test_replaying_params_of_another_batch_size_says_so(b):
+    from tests.conftest import make_batch
+
+    aug, _, _, params = _replay_setup(3)
+    image, label = make_batch(b=b)
+    with pytest.raises(ValueError, match=rf"params\['0:Flip'\] was drawn for a batch of 3 samples but the image has B = {b}"):
+        aug(image, label, params=params)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda p: [p["1:Gamma"], p["0:Flip"]], r"params\['0:Flip'\] must be of type FlipParams \(drawn by Flip\), got IntensityParams"),
+    (lambda p: [p["0:Flip"], 7], r"params\['1:Gamma'\] must be of type IntensityParams \(drawn by Gamma\), got int"),
+    (lambda p: {"0:Flip": p["0:Flip"], "1:Gamma": None}, r"params\['1:Gamma'\] must be of type IntensityParams .*got NoneType"),
+    (lambda p: [p["0:Flip"]], r"params has 1 entries but the pipeline has 2 transforms"),
+    (lambda p: {"0:Flip": p["0:Flip"], "2:Gamma": p["1:Gamma"]}, r"params keys \['0:Flip', '2:Gamma'\] do not match"),
+    (lambda p: "0:Flip", r"params must be the dict returned with return_params=True .*got str"),
+    (lambda p: 3, r"params must be the dict returned with return_params=True .*got int"),
+])  # fmt: skip
+def test_malformed_params_say_what_is_wrong(bad, message):
+    aug, image, label, params = _replay_setup()
+    with pytest.raises((TypeError, ValueError), match=message):
+        aug(image, label, params=bad(params))
+
+
+def test_params_and_generator_together_is_an_error():
+    import torch
+
+    aug, image, label, params = _replay_setup()
+    with pytest.raises(ValueError, match=r"pass generator= or params=, not both.*generator would be ignored"):
+        aug(image, label, params=params, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("name", sorted(spineaug.TRANSFORMS))
+def test_every_transform_replays_its_own_params(name):
+    import torch
+
+    from tests.conftest import make_batch
+
+    aug = spineaug.Pipeline.from_config({"transforms": [spineaug.TRANSFORMS[name].forced({"name": name})]})
+    image, label = make_batch(b=2)
+    out, lab, params = aug(image, label, generator=torch.Generator().manual_seed(0), return_params=True)
+    again, lab2 = aug(image, label, params=list(params.values()))
+    assert torch.equal(out, again) and torch.equal(lab, lab2)
