@@ -220,3 +220,84 @@ def test_every_transform_replays_its_own_params(name):
     out, lab, params = aug(image, label, generator=torch.Generator().manual_seed(0), return_params=True)
     again, lab2 = aug(image, label, params=list(params.values()))
     assert torch.equal(out, again) and torch.equal(lab, lab2)
+
+
+# --- the AugLab importer (issue 13 item 12) ---------------------------------------------------------------------------
+
+AUGLAB_BAD = [
+    ({"GammaTransform": {"probability": 0.3, "gamma_range": ["a", 1.5]}}, r"GammaTransform\.gamma_range: expected two numbers"),
+    ({"GammaTransform": {"probability": 0.3, "gamma_range": []}}, r"GammaTransform\.gamma_range: expected a \[low, high\] pair, got \[\]"),
+    ({"GammaTransform": {"probability": 0.3, "gamma_range": 1.2}}, r"GammaTransform\.gamma_range: expected a \[low, high\] pair, got 1\.2"),
+    ({"BrightnessTransform": {"probability": 0.3, "brightness_range": 2}}, r"BrightnessTransform\.brightness_range: expected a \[low"),
+    ({"ContrastTransform": {"probability": 0.3, "contrast_range": [None, 1]}}, r"ContrastTransform\.contrast_range: expected two numbers"),
+    ({"AffineTransform": {"probability": 0.3, "degrees": "ten"}}, r"AffineTransform\.degrees: expected a list of 2 or 3 numbers, got 'ten'"),
+    ({"AffineTransform": {"probability": 0.3, "degrees": []}}, r"AffineTransform\.degrees: expected a list of 2 or 3 numbers, got \[\]"),
+    ({"AffineTransform": {"probability": 0.3, "degrees": [[1, 2], [3, 4]]}}, r"AffineTransform\.degrees: expected a list of 2 or 3 numbers"),
+    ({"AffineTransform": {"probability": 0.3, "degrees": [[-1, 1], [-2, "x"], [0, 1]]}}, r"AffineTransform\.degrees: expected a list of 2 numbers"),
+    ({"AffineTransform": {"probability": 0.3, "translate": 0.1}}, r"AffineTransform\.translate: expected a list of 3 numbers, got 0\.1"),
+    ({"AffineTransform": {"probability": 0.3, "translate": []}}, r"AffineTransform\.translate: expected a list of 3 numbers, got \[\]"),
+    ({"AffineTransform": {"probability": 0.3, "translate": [2, 0.1, 0.1]}}, r"AffineTransform \(Affine\): .*translate\.2: .*less than or equal to 1"),
+    ({"AffineTransform": {"probability": 0.3, "shear": [5, 10, 5, 5, 5, 5]}}, r"AffineTransform\.shear: per-term shear ranges .* differ"),
+    ({"AffineTransform": {"probability": 0.3, "shear": "x"}}, r"AffineTransform\.shear: expected a list of 2 or 6 numbers"),
+    ({"AffineTransform": {"probability": 0.3, "shear": [90, 90]}}, r"AffineTransform \(Affine\): .*shear_deg\.0: .*less than 90"),
+    ({"AffineTransform": {"probability": 0.3, "scale": [1.2, 0.9]}}, r"AffineTransform \(Affine\): .*scale: .*range low 1\.2 is above high 0\.9"),
+    ({"AffineTransform": {"probability": 0.3, "resample": 3}}, r"AffineTransform\.resample: expected a mode name"),
+    ({"FlipTransform": {"probability": 0.3, "flip_axis": []}}, r"FlipTransform\.flip_axis: expected an axis or a non-empty list of axes, got \[\]"),
+    ({"FlipTransform": {"probability": 0.3, "flip_axis": "0"}}, r"FlipTransform\.flip_axis: expected an axis"),
+    ({"FlipTransform": {"probability": 0.3, "flip_axis": [5]}}, r"FlipTransform \(Flip\): .*axes\.0: .*less than or equal to 2"),
+    ({"RandomConvTransform": {"probability": 0.3, "kernel_sizes": 3}}, r"RandomConvTransform\.kernel_sizes: expected a non-empty list of odd kernel sizes, got 3"),
+    ({"RandomConvTransform": {"probability": 0.3, "kernel_sizes": []}}, r"RandomConvTransform\.kernel_sizes: expected a non-empty list"),
+    ({"RandomConvTransform": {"probability": 0.3, "kernel_sizes": ["3"]}}, r"RandomConvTransform\.kernel_sizes: expected a non-empty list"),
+    ({"RandomConvTransform": {"probability": 0.3, "kernel_sizes": [4]}}, r"RandomConvTransform \(RandomConv\): .*kernel sizes must be odd"),
+    ({"BiasFieldTransform": {"probability": 0.3, "coefficients": ["a", "a"]}}, r"BiasFieldTransform\.coefficients: expected c or a symmetric pair"),
+    ({"BiasFieldTransform": {"probability": 0.3, "coefficients": []}}, r"BiasFieldTransform\.coefficients: expected c or a symmetric pair"),
+    ({"ClampTransform": {"probability": 0.3, "max_clamp_amount": "x"}}, r"ClampTransform\.max_clamp_amount: expected a number, got 'x'"),
+    ({"GaussianNoiseTransform": {"probability": 0.3, "std": -1}}, r"GaussianNoiseTransform \(GaussianNoise\): .*sigma\.1: .*greater than or equal to 0"),
+    ({"GaussianNoiseTransform": {"probability": "0.3"}}, r"GaussianNoiseTransform\.probability: expected a number, got '0\.3'"),
+    ({"GaussianNoiseTransform": [0.3]}, r"GaussianNoiseTransform: expected an object of parameters, got \[0\.3\]"),
+    ({"nnUNetSpatialTransform": {"patch_size": 64}}, r"nnUNetSpatialTransform\.patch_size: expected three integers \[D, H, W\], got 64"),
+    ({"nnUNetSpatialTransform": {"patch_size": []}}, r"nnUNetSpatialTransform\.patch_size: expected three integers"),
+    ({"nnUNetSpatialTransform": {"scaling": [1.4, 0.7], "p_scaling": 0.2}}, r"nnUNetSpatialTransform \(Spatial\): .*scale: .*range low 1\.4"),
+    ({"nnUNetSpatialTransform": {"scaling": 1.2}}, r"nnUNetSpatialTransform\.scaling: expected a \[low, high\] pair"),
+    ({"GPU": [1, 2]}, r"GPU: expected an object of modules, got list"),
+]  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::spineaug.integrations.auglab.AugLabWarning")
+@pytest.mark.parametrize("config, message", AUGLAB_BAD, ids=[f"auglab{i}" for i in range(len(AUGLAB_BAD))])
+def test_auglab_bad_values_name_the_module_and_key(config, message):
+    from spineaug.integrations.auglab import from_auglab
+
+    with pytest.raises(ConfigError, match=rf"^AugLab config: .*{message}"):
+        from_auglab(config)
+
+
+@pytest.mark.parametrize("source", [[1, 2], [{"GammaTransform": {}}], 3, None])
+def test_auglab_top_level_that_is_not_an_object_is_named(source):
+    from spineaug.integrations.auglab import from_auglab
+
+    with pytest.raises(ConfigError, match=r"AugLab config: expected a JSON object of modules .*got "):
+        from_auglab(source)
+
+
+def test_auglab_top_level_json_list_file_names_the_file(tmp_path):
+    from spineaug.integrations.auglab import from_auglab
+
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"list\.json: the AugLab config must be a JSON object of modules, got list"):
+        from_auglab(path)
+
+
+@pytest.mark.filterwarnings("ignore::spineaug.integrations.auglab.AugLabWarning")
+def test_auglab_per_axis_ranges_are_not_collapsed():
+    from spineaug.integrations.auglab import auglab_to_config
+
+    block = {"probability": 0.3, "degrees": [10, 20, 30], "translate": [0.1, 0.2, 0.3], "shear": [7, 7, 7, 7, 7, 7]}
+    (entry,) = auglab_to_config({"AffineTransform": block})["transforms"]
+    # kornia's per-axis values are about x, y, z (W, H, D); spineaug's are (D, H, W)
+    assert entry["degrees"] == [[-30.0, 30.0], [-20.0, 20.0], [-10.0, 10.0]]
+    assert entry["translate"] == [0.3, 0.2, 0.1]
+    assert entry["shear_deg"] == [-7.0, 7.0]
+    pairs = {"probability": 0.3, "degrees": [[-1, 1], [-2, 2], [-3, 3]]}
+    assert auglab_to_config({"AffineTransform": pairs})["transforms"][0]["degrees"] == [[-3, 3], [-2, 2], [-1, 1]]
