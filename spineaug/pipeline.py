@@ -236,7 +236,8 @@ class Pipeline(nn.Module):
 
         Returns:
             ``(image, label)``, or ``(image, label, params)`` with ``return_params``. The caller's tensors are not
-            modified; output dtype and device equal the input's.
+            modified; output dtype and device equal the input's. Outputs are contiguous and do not depend on the
+            input's memory layout (the input is made contiguous first).
         """
         _check_inputs(image, label, self.check_finite)
         if params is not None and generator is not None:
@@ -248,7 +249,10 @@ class Pipeline(nn.Module):
             t.check_label(label)
         given = None if params is None else self._replayed(params, image.shape[0])
         drawn: list[Params | None] = [None] * len(self.transforms)
-        batch = Batch(image, label)
+        caller = _storage(image)
+        # One layout for every computation: the same values give the same bits whatever the caller's strides
+        # (channels-last, permuted or strided views); a contiguous input is used as is, without a copy.
+        batch = Batch(image.contiguous(), None if label is None else label.contiguous())
 
         def draw(i: int) -> Params:
             drawn[i] = self.transforms[i].sample_params(batch, generator) if given is None else given[i]
@@ -259,7 +263,6 @@ class Pipeline(nn.Module):
         if geometric:
             steps = [(self.transforms[i], draw(i)) for i in geometric]
             batch = GeometricTransform.apply_together(batch, steps)
-        caller = _storage(image)
         for i, t in enumerate(self.transforms):
             if t.geometric:
                 continue
