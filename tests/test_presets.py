@@ -168,7 +168,9 @@ def test_readme_usage_snippets_run_and_the_label_needs_are_as_stated():
     exec(blocks[0].replace("64, 64, 64", "16, 16, 16"), namespace)  # noqa: S102 (our own README)
     exec(blocks[1], namespace)  # noqa: S102
     assert namespace["out"].shape == namespace["image"].shape
-    needs = {p for p in spineaug.presets() if any(t.requires_label for t in spineaug.Pipeline.from_preset(p).transforms)}
+    needs = {
+        p for p in spineaug.presets() if any(t.requires_label for t in spineaug.Pipeline.from_preset(p).transforms)
+    }
     assert needs == {"xdomain", "xdomain-plus"}
     image = torch.randn(1, 1, 16, 16, 16)
     for preset in ("none", "nnunet"):

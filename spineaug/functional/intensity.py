@@ -76,8 +76,8 @@ def min_max(x: Tensor) -> tuple[Tensor, Tensor]:
 def normalise01(x: Tensor, *, flip: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """Min-max normalise each sample and channel to [0, 1].
 
-    Any positive span counts, however small next to the offset (a CT channel at +1e5 with a spread of 1e-3 is not
-    constant); only a span of exactly 0 is "constant" and gives ``u = 0``.
+    Any positive span counts, however small next to the offset (a float64 CT channel at +1e5 with a spread of 1e-6
+    is not constant); only a span of exactly 0 is "constant" and gives ``u = 0``.
 
     Args:
         x: Images, (B, C, D, H, W).
@@ -105,9 +105,10 @@ def restore_stats(y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     such channels are flagged so the caller keeps ``x`` there (:func:`fall_back`). Collapsed means: exactly 0, or
     both below ``1e-6`` of the spread of ``x`` and within rounding error (64 ulps) of ``y``'s own values. Both
     thresholds are on spreads, never on ``|mean|`` alone, so they hold at any scale (1e-6 ... 1e7) and under any
-    offset: a CT channel at +1e5 with a spread of 1e-3 is rescaled, and so is an output in other units than the
-    input (a synthetic image in [0, 1] for a 1e7-scale input). The reductions run in :func:`work_dtype` (two-pass, so offsets
-    do not swamp the spread) and the small per-channel statistics are compared and divided in float64.
+    offset: a CT channel at +1e5 with a spread of 0.1 (float32) or 1e-6 (float64) is rescaled, and so is an output
+    in other units than the input (a synthetic image in [0, 1] for a 1e7-scale input). The reductions run in
+    :func:`work_dtype` (two-pass, so offsets do not swamp the spread); the small per-channel statistics are
+    compared and divided in float64.
 
     Returns:
         ``(out, degenerate)``: ``out`` like ``y`` in :func:`work_dtype` of ``x``, and a (B, C, 1, 1, 1) bool flag per

@@ -307,7 +307,7 @@ def _unsharp(b: Block, conv: dict[str, Any]) -> Entry:
 
 def _rand_conv(b: Block, conv: dict[str, Any]) -> Entry:
     sizes = conv["kernel_sizes"]
-    if not isinstance(sizes, list) or not sizes or not all(isinstance(k, int) and not isinstance(k, bool) for k in sizes):
+    if not isinstance(sizes, list) or not sizes or not all(_is_number(k) and isinstance(k, int) for k in sizes):
         raise b._error("kernel_sizes", f"expected a non-empty list of odd kernel sizes, got {sizes!r}")
     return {
         "name": "RandomConv",

@@ -83,7 +83,8 @@ def test_label_appearance_texture_is_standardised_at_any_scale(scale, offset):
 def test_float64_beyond_the_float32_range_resamples_finitely(entry, scale):
     image, label = make_batch(b=2)
     x = image.double() * scale
-    out, _ = spineaug.Pipeline.from_config({"transforms": [entry]})(x, label, generator=torch.Generator().manual_seed(0))
+    aug = spineaug.Pipeline.from_config({"transforms": [entry]})
+    out, _ = aug(x, label, generator=torch.Generator().manual_seed(0))
     assert out.dtype == torch.float64 and torch.isfinite(out).all()
     assert out.abs().max() <= x.abs().max() * (1 + 1e-12) and out.abs().max() > x.abs().max() * 0.5
     # resampled in float64: the result is the float32-range result scaled (interpolation is linear in the values)
@@ -97,7 +98,8 @@ def test_fov_crop_mean_fill_is_finite_near_the_float32_maximum():
     image, label = make_batch(b=2)
     x = (image - image.amin()) / (image.amax() - image.amin()) * 3e38 + 3e37  # all near the float32 maximum
     entry = {"name": "FovCrop", "p": 1.0, "fill": "mean"}
-    out, _ = spineaug.Pipeline.from_config({"transforms": [entry]})(x, label, generator=torch.Generator().manual_seed(0))
+    aug = spineaug.Pipeline.from_config({"transforms": [entry]})
+    out, _ = aug(x, label, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(out).all()
     filled = out != x
     assert filled.any()
