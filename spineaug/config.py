@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spineaug.transforms import TRANSFORMS, RandomTransform
-from spineaug.validation import ConfigError
+from spineaug.validation import ConfigError, check_seed
 
 TOP_LEVEL_KEYS = frozenset({"seed", "transforms", "description"})
 """The keys a pipeline config may have."""
@@ -90,6 +90,8 @@ def build_transform(entry: dict[str, Any], where: str = "transform") -> RandomTr
     name = params.pop("name", None)
     if name is None:
         raise ConfigError(f"{where}: missing 'name' (one of {sorted(TRANSFORMS)})")
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: 'name' must be a string, one of {sorted(TRANSFORMS)}; got {name!r}")
     if name not in TRANSFORMS:
         raise ConfigError(f"{where}: unknown transform name {name!r}; known names: {sorted(TRANSFORMS)}")
     try:
@@ -134,8 +136,6 @@ def build_pipeline_parts(
     entries = data.get("transforms", [])
     if not isinstance(entries, list):
         raise ConfigError(f"'transforms' must be a list of entries, got {type(entries).__name__}")
-    seed = data.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ConfigError(f"'seed' must be an integer or null, got {seed!r}")
+    seed = check_seed(data.get("seed"))
     entries = with_patch(entries, patch_size, p_foreground)
     return [build_transform(e, f"transforms[{i}]") for i, e in enumerate(entries)], seed

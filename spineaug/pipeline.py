@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import dataclasses
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from torch import Tensor, nn
 from spineaug.batch import Batch
 from spineaug.config import build_pipeline_parts, preset_config
 from spineaug.transforms import GeometricTransform, Params, RandomTransform
-from spineaug.validation import ConfigError
+from spineaug.validation import ConfigError, check_seed
 
 
 def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
@@ -65,6 +67,24 @@ def _check_generator(generator: Any) -> torch.Generator:
     return generator
 
 
+def _params_type(transform: RandomTransform) -> type:
+    """The :class:`Params` class ``transform.sample_params`` returns (its return annotation; ``Params`` if absent)."""
+    hint = typing.get_type_hints(type(transform).sample_params).get("return")
+    return hint if isinstance(hint, type) and issubclass(hint, Params) else Params
+
+
+def _batch_rows(params: Params) -> set[int]:
+    """The leading (batch) sizes of every tensor in ``params``, nested parameters included."""
+    rows: set[int] = set()
+    for field in dataclasses.fields(params):
+        value = getattr(params, field.name)
+        if isinstance(value, Params):
+            rows |= _batch_rows(value)
+        elif isinstance(value, Tensor) and value.ndim > 0:
+            rows.add(value.shape[0])
+    return rows
+
+
 class Pipeline(nn.Module):
     """An ordered list of random transforms applied to batched 3-D volumes.
 
@@ -94,7 +114,7 @@ class Pipeline(nn.Module):
             if t.one_per_pipeline and limited.count(t.name) > 1:
                 raise ConfigError(f"at most one {t.name!r} entry is allowed ({t.one_per_pipeline})")
         self.transforms = nn.ModuleList(transforms)
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.check_finite = check_finite
         self.generator = torch.Generator()
         if seed is None:
@@ -158,16 +178,40 @@ class Pipeline(nn.Module):
         """The keys of ``return_params``' dict, one per entry in config order: ``"<index>:<name>"``."""
         return [f"{i}:{t.name}" for i, t in enumerate(self.transforms)]
 
-    def _replayed(self, params: Mapping[str, Params] | Sequence[Params]) -> list[Params]:
-        """Parameters to replay, one per entry in config order."""
+    def _replayed(self, params: Mapping[str, Params] | Sequence[Params], batch_size: int) -> list[Params]:
+        """Parameters to replay, one per entry in config order, checked against the entries and the batch.
+
+        Raises:
+            TypeError: ``params`` is not a dict or list, or an entry is not the :class:`Params` its transform draws.
+            ValueError: Wrong number of entries or keys, or parameters drawn for another batch size.
+        """
         keys = self.entry_keys()
+        if isinstance(params, (str, bytes)) or not isinstance(params, (Mapping, Sequence)):
+            raise TypeError(
+                "params must be the dict returned with return_params=True (or a list in config order), "
+                f"got {type(params).__name__}"
+            )
         if len(params) != len(keys):
-            raise ValueError(f"params has {len(params)} entries but the pipeline has {len(keys)} transforms")
+            raise ValueError(f"params has {len(params)} entries but the pipeline has {len(keys)} transforms {keys}")
         if isinstance(params, Mapping):
             if set(params) != set(keys):
                 raise ValueError(f"params keys {sorted(params)} do not match the pipeline's entries {keys}")
-            return [params[k] for k in keys]
-        return list(params)
+            given = [params[k] for k in keys]
+        else:
+            given = list(params)
+        for key, t, p in zip(keys, self.transforms, given):
+            expected = _params_type(t)
+            if not isinstance(p, expected):
+                raise TypeError(
+                    f"params[{key!r}] must be of type {expected.__name__} (drawn by {t.name}), got {type(p).__name__}"
+                )
+            rows = _batch_rows(p)
+            if rows and rows != {batch_size}:
+                raise ValueError(
+                    f"params[{key!r}] was drawn for a batch of {sorted(rows)[0]} samples but the image has "
+                    f"B = {batch_size}: replay params only on a batch of the size they were drawn for"
+                )
+        return given
 
     def forward(
         self,
@@ -192,15 +236,23 @@ class Pipeline(nn.Module):
 
         Returns:
             ``(image, label)``, or ``(image, label, params)`` with ``return_params``. The caller's tensors are not
-            modified; output dtype and device equal the input's.
+            modified; output dtype and device equal the input's. Outputs are contiguous and do not depend on the
+            input's memory layout (the input is made contiguous first).
         """
         _check_inputs(image, label, self.check_finite)
+        if params is not None and generator is not None:
+            raise ValueError(
+                "pass generator= or params=, not both: replayed params draw nothing, so the generator would be ignored"
+            )
         generator = self._own_generator() if generator is None else _check_generator(generator)
         for t in self.transforms:
             t.check_label(label)
-        given = None if params is None else self._replayed(params)
+        given = None if params is None else self._replayed(params, image.shape[0])
         drawn: list[Params | None] = [None] * len(self.transforms)
-        batch = Batch(image, label)
+        caller = _storage(image)
+        # One layout for every computation: the same values give the same bits whatever the caller's strides
+        # (channels-last, permuted or strided views); a contiguous input is used as is, without a copy.
+        batch = Batch(image.contiguous(), None if label is None else label.contiguous())
 
         def draw(i: int) -> Params:
             drawn[i] = self.transforms[i].sample_params(batch, generator) if given is None else given[i]
@@ -211,7 +263,6 @@ class Pipeline(nn.Module):
         if geometric:
             steps = [(self.transforms[i], draw(i)) for i in geometric]
             batch = GeometricTransform.apply_together(batch, steps)
-        caller = _storage(image)
         for i, t in enumerate(self.transforms):
             if t.geometric:
                 continue

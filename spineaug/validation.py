@@ -138,3 +138,23 @@ def check_label_value(value: int, dtype: torch.dtype, key: str, owner: str) -> N
             f"{owner}: {key}={value} does not fit the label dtype {dtype} (range [{info.min}, {info.max}]); "
             f"choose a {key} in that range or pass the label as a wider integer dtype"
         )
+
+
+SEED_RANGE = (-(2**63), 2**64 - 1)
+"""The seeds ``torch.Generator.manual_seed`` accepts (inclusive)."""
+
+
+def check_seed(seed: object, key: str = "seed") -> int | None:
+    """Return ``seed`` when it is ``None`` or an integer that ``torch.Generator.manual_seed`` accepts.
+
+    Raises:
+        ConfigError: Naming ``key``, the value and the accepted range (a bool, a float or 2**70 are not seeds).
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"'{key}' must be an integer or null, got {seed!r}")
+    low, high = SEED_RANGE
+    if not low <= seed <= high:
+        raise ConfigError(f"'{key}' must be an integer in [-2**63, 2**64 - 1] (a torch.Generator seed), got {seed}")
+    return seed

@@ -140,3 +140,164 @@ def test_cli_oserror_is_one_line_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("spineaug phantom: error: ") and "Not a directory" in err and "a_file" in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+# --- config names and seeds (issue 13 item 8) -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [["Gamma"], {"a": 1}, 3, 1.5, True])
+def test_a_name_that_is_not_a_string_names_the_key(name):
+    with pytest.raises(ConfigError, match=r"transforms\[0\]: 'name' must be a string, one of \[.*'Gamma'.*got "):
+        spineaug.Pipeline.from_config({"transforms": [{"name": name}]})
+
+
+@pytest.mark.parametrize("seed", [2**70, 2**64, -(2**63) - 1, 1.5, "7", True, [1]])
+def test_a_seed_torch_cannot_take_names_the_key(seed):
+    with pytest.raises(ConfigError, match=r"^'seed' must be an integer"):
+        spineaug.Pipeline.from_config({"seed": seed, "transforms": []})
+    with pytest.raises(ConfigError, match=r"^'seed' must be an integer"):
+        spineaug.Pipeline(seed=seed)
+
+
+@pytest.mark.parametrize("seed", [2**64 - 1, -(2**63), 0])
+def test_seeds_at_the_ends_of_torch_range_are_accepted(seed):
+    assert spineaug.Pipeline.from_config({"seed": seed, "transforms": []}).seed == seed
+
+
+# --- replayed params (issue 13 item 9) ------------------------------------------------------------------------------
+
+def _replay_setup(b: int = 3):
+    import torch
+
+    from tests.conftest import make_batch
+
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": "Flip", "p": 0.5}, {"name": "Gamma", "p": 0.5}]})
+    image, label = make_batch(b=b)
+    _, _, params = aug(image, label, generator=torch.Generator().manual_seed(0), return_params=True)
+    return aug, image, label, params
+
+
+@pytest.mark.parametrize("b", [1, 2, 5])
+def test_replaying_params_of_another_batch_size_says_so(b):
+    from tests.conftest import make_batch
+
+    aug, _, _, params = _replay_setup(3)
+    image, label = make_batch(b=b)
+    with pytest.raises(ValueError, match=rf"params\['0:Flip'\] was drawn for a batch of 3 samples but the image has B = {b}"):
+        aug(image, label, params=params)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda p: [p["1:Gamma"], p["0:Flip"]], r"params\['0:Flip'\] must be of type FlipParams \(drawn by Flip\), got IntensityParams"),
+    (lambda p: [p["0:Flip"], 7], r"params\['1:Gamma'\] must be of type IntensityParams \(drawn by Gamma\), got int"),
+    (lambda p: {"0:Flip": p["0:Flip"], "1:Gamma": None}, r"params\['1:Gamma'\] must be of type IntensityParams .*got NoneType"),
+    (lambda p: [p["0:Flip"]], r"params has 1 entries but the pipeline has 2 transforms"),
+    (lambda p: {"0:Flip": p["0:Flip"], "2:Gamma": p["1:Gamma"]}, r"params keys \['0:Flip', '2:Gamma'\] do not match"),
+    (lambda p: "0:Flip", r"params must be the dict returned with return_params=True .*got str"),
+    (lambda p: 3, r"params must be the dict returned with return_params=True .*got int"),
+])  # fmt: skip
+def test_malformed_params_say_what_is_wrong(bad, message):
+    aug, image, label, params = _replay_setup()
+    with pytest.raises((TypeError, ValueError), match=message):
+        aug(image, label, params=bad(params))
+
+
+def test_params_and_generator_together_is_an_error():
+    import torch
+
+    aug, image, label, params = _replay_setup()
+    with pytest.raises(ValueError, match=r"pass generator= or params=, not both.*generator would be ignored"):
+        aug(image, label, params=params, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("name", sorted(spineaug.TRANSFORMS))
+def test_every_transform_replays_its_own_params(name):
+    import torch
+
+    from tests.conftest import make_batch
+
+    aug = spineaug.Pipeline.from_config({"transforms": [spineaug.TRANSFORMS[name].forced({"name": name})]})
+    image, label = make_batch(b=2)
+    out, lab, params = aug(image, label, generator=torch.Generator().manual_seed(0), return_params=True)
+    again, lab2 = aug(image, label, params=list(params.values()))
+    assert torch.equal(out, again) and torch.equal(lab, lab2)
+
+
+# --- the AugLab importer (issue 13 item 12) ---------------------------------------------------------------------------
+
+AUGLAB_BAD = [
+    ({"GammaTransform": {"probability": 0.3, "gamma_range": ["a", 1.5]}}, r"GammaTransform\.gamma_range: expected two numbers"),
+    ({"GammaTransform": {"probability": 0.3, "gamma_range": []}}, r"GammaTransform\.gamma_range: expected a \[low, high\] pair, got \[\]"),
+    ({"GammaTransform": {"probability": 0.3, "gamma_range": 1.2}}, r"GammaTransform\.gamma_range: expected a \[low, high\] pair, got 1\.2"),
+    ({"BrightnessTransform": {"probability": 0.3, "brightness_range": 2}}, r"BrightnessTransform\.brightness_range: expected a \[low"),
+    ({"ContrastTransform": {"probability": 0.3, "contrast_range": [None, 1]}}, r"ContrastTransform\.contrast_range: expected two numbers"),
+    ({"AffineTransform": {"probability": 0.3, "degrees": "ten"}}, r"AffineTransform\.degrees: expected a list of 2 or 3 numbers, got 'ten'"),
+    ({"AffineTransform": {"probability": 0.3, "degrees": []}}, r"AffineTransform\.degrees: expected a list of 2 or 3 numbers, got \[\]"),
+    ({"AffineTransform": {"probability": 0.3, "degrees": [[1, 2], [3, 4]]}}, r"AffineTransform\.degrees: expected a list of 2 or 3 numbers"),
+    ({"AffineTransform": {"probability": 0.3, "degrees": [[-1, 1], [-2, "x"], [0, 1]]}}, r"AffineTransform\.degrees: expected a list of 2 numbers"),
+    ({"AffineTransform": {"probability": 0.3, "translate": 0.1}}, r"AffineTransform\.translate: expected a list of 3 numbers, got 0\.1"),
+    ({"AffineTransform": {"probability": 0.3, "translate": []}}, r"AffineTransform\.translate: expected a list of 3 numbers, got \[\]"),
+    ({"AffineTransform": {"probability": 0.3, "translate": [2, 0.1, 0.1]}}, r"AffineTransform \(Affine\): .*translate\.2: .*less than or equal to 1"),
+    ({"AffineTransform": {"probability": 0.3, "shear": [5, 10, 5, 5, 5, 5]}}, r"AffineTransform\.shear: per-term shear ranges .* differ"),
+    ({"AffineTransform": {"probability": 0.3, "shear": "x"}}, r"AffineTransform\.shear: expected a list of 2 or 6 numbers"),
+    ({"AffineTransform": {"probability": 0.3, "shear": [90, 90]}}, r"AffineTransform \(Affine\): .*shear_deg\.0: .*less than 90"),
+    ({"AffineTransform": {"probability": 0.3, "scale": [1.2, 0.9]}}, r"AffineTransform \(Affine\): .*scale: .*range low 1\.2 is above high 0\.9"),
+    ({"AffineTransform": {"probability": 0.3, "resample": 3}}, r"AffineTransform\.resample: expected a mode name"),
+    ({"FlipTransform": {"probability": 0.3, "flip_axis": []}}, r"FlipTransform\.flip_axis: expected an axis or a non-empty list of axes, got \[\]"),
+    ({"FlipTransform": {"probability": 0.3, "flip_axis": "0"}}, r"FlipTransform\.flip_axis: expected an axis"),
+    ({"FlipTransform": {"probability": 0.3, "flip_axis": [5]}}, r"FlipTransform \(Flip\): .*axes\.0: .*less than or equal to 2"),
+    ({"RandomConvTransform": {"probability": 0.3, "kernel_sizes": 3}}, r"RandomConvTransform\.kernel_sizes: expected a non-empty list of odd kernel sizes, got 3"),
+    ({"RandomConvTransform": {"probability": 0.3, "kernel_sizes": []}}, r"RandomConvTransform\.kernel_sizes: expected a non-empty list"),
+    ({"RandomConvTransform": {"probability": 0.3, "kernel_sizes": ["3"]}}, r"RandomConvTransform\.kernel_sizes: expected a non-empty list"),
+    ({"RandomConvTransform": {"probability": 0.3, "kernel_sizes": [4]}}, r"RandomConvTransform \(RandomConv\): .*kernel sizes must be odd"),
+    ({"BiasFieldTransform": {"probability": 0.3, "coefficients": ["a", "a"]}}, r"BiasFieldTransform\.coefficients: expected c or a symmetric pair"),
+    ({"BiasFieldTransform": {"probability": 0.3, "coefficients": []}}, r"BiasFieldTransform\.coefficients: expected c or a symmetric pair"),
+    ({"ClampTransform": {"probability": 0.3, "max_clamp_amount": "x"}}, r"ClampTransform\.max_clamp_amount: expected a number, got 'x'"),
+    ({"GaussianNoiseTransform": {"probability": 0.3, "std": -1}}, r"GaussianNoiseTransform \(GaussianNoise\): .*sigma\.1: .*greater than or equal to 0"),
+    ({"GaussianNoiseTransform": {"probability": "0.3"}}, r"GaussianNoiseTransform\.probability: expected a number, got '0\.3'"),
+    ({"GaussianNoiseTransform": [0.3]}, r"GaussianNoiseTransform: expected an object of parameters, got \[0\.3\]"),
+    ({"nnUNetSpatialTransform": {"patch_size": 64}}, r"nnUNetSpatialTransform\.patch_size: expected three integers \[D, H, W\], got 64"),
+    ({"nnUNetSpatialTransform": {"patch_size": []}}, r"nnUNetSpatialTransform\.patch_size: expected three integers"),
+    ({"nnUNetSpatialTransform": {"scaling": [1.4, 0.7], "p_scaling": 0.2}}, r"nnUNetSpatialTransform \(Spatial\): .*scale: .*range low 1\.4"),
+    ({"nnUNetSpatialTransform": {"scaling": 1.2}}, r"nnUNetSpatialTransform\.scaling: expected a \[low, high\] pair"),
+    ({"GPU": [1, 2]}, r"GPU: expected an object of modules, got list"),
+]  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::spineaug.integrations.auglab.AugLabWarning")
+@pytest.mark.parametrize("config, message", AUGLAB_BAD, ids=[f"auglab{i}" for i in range(len(AUGLAB_BAD))])
+def test_auglab_bad_values_name_the_module_and_key(config, message):
+    from spineaug.integrations.auglab import from_auglab
+
+    with pytest.raises(ConfigError, match=rf"^AugLab config: .*{message}"):
+        from_auglab(config)
+
+
+@pytest.mark.parametrize("source", [[1, 2], [{"GammaTransform": {}}], 3, None])
+def test_auglab_top_level_that_is_not_an_object_is_named(source):
+    from spineaug.integrations.auglab import from_auglab
+
+    with pytest.raises(ConfigError, match=r"AugLab config: expected a JSON object of modules .*got "):
+        from_auglab(source)
+
+
+def test_auglab_top_level_json_list_file_names_the_file(tmp_path):
+    from spineaug.integrations.auglab import from_auglab
+
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"list\.json: the AugLab config must be a JSON object of modules, got list"):
+        from_auglab(path)
+
+
+@pytest.mark.filterwarnings("ignore::spineaug.integrations.auglab.AugLabWarning")
+def test_auglab_per_axis_ranges_are_not_collapsed():
+    from spineaug.integrations.auglab import auglab_to_config
+
+    block = {"probability": 0.3, "degrees": [10, 20, 30], "translate": [0.1, 0.2, 0.3], "shear": [7, 7, 7, 7, 7, 7]}
+    (entry,) = auglab_to_config({"AffineTransform": block})["transforms"]
+    # kornia's per-axis values are about x, y, z (W, H, D); spineaug's are (D, H, W)
+    assert entry["degrees"] == [[-30.0, 30.0], [-20.0, 20.0], [-10.0, 10.0]]
+    assert entry["translate"] == [0.3, 0.2, 0.1]
+    assert entry["shear_deg"] == [-7.0, 7.0]
+    pairs = {"probability": 0.3, "degrees": [[-1, 1], [-2, 2], [-3, 3]]}
+    assert auglab_to_config({"AffineTransform": pairs})["transforms"][0]["degrees"] == [[-3, 3], [-2, 2], [-1, 1]]

@@ -153,3 +153,28 @@ def test_xdomain_plus_runs_with_every_label_transform_firing():
         entry["p"] = 1.0 if entry["name"] in ("LabelIntensityRemap", "LabelAppearance", "FovCrop") else 0.0
     forced, _ = spineaug.Pipeline.from_config(cfg)(image, label, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(forced).all() and not torch.allclose(forced, image)
+
+
+def test_readme_usage_snippets_run_and_the_label_needs_are_as_stated():
+    """The README's usage snippets define what they use and run; the presets' label needs are as it says."""
+    import re
+    from pathlib import Path
+
+    text = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    usage = text[text.index("## Usage"):text.index("### What every call guarantees")]
+    blocks = re.findall(r"```python\n(.*?)```", usage, flags=re.S)
+    assert len(blocks) == 2
+    namespace: dict = {}
+    exec(blocks[0].replace("64, 64, 64", "16, 16, 16"), namespace)  # noqa: S102 (our own README)
+    exec(blocks[1], namespace)  # noqa: S102
+    assert namespace["out"].shape == namespace["image"].shape
+    needs = {
+        p for p in spineaug.presets() if any(t.requires_label for t in spineaug.Pipeline.from_preset(p).transforms)
+    }
+    assert needs == {"xdomain", "xdomain-plus"}
+    image = torch.randn(1, 1, 16, 16, 16)
+    for preset in ("none", "nnunet"):
+        out, lab = spineaug.Pipeline.from_preset(preset, seed=0)(image)
+        assert lab is None and out.shape == image.shape
+    with pytest.raises(ValueError, match="LabelIntensityRemap needs a label map"):
+        spineaug.Pipeline.from_preset("xdomain", seed=0)(image)

@@ -1,6 +1,7 @@
 """Batched linear filters: per-sample separable Gaussians, unsharp masking, Scharr edges, Laplacian, random kernels.
 
-All filters take images ``(B, C, D, H, W)``, compute in float32 and return the input dtype. Borders are padded by
+All filters take images ``(B, C, D, H, W)``, compute in float32 (the Gaussian, unsharp and Laplacian filters in float64
+for float64 images) and return the input dtype. Borders are padded by
 half-sample symmetric reflection (``d c b a | a b c d | d c b a``, scipy.ndimage's ``"reflect"`` mode), which is
 defined for any axis length, even 1. nnU-Net's blur (batchgeneratorsv2 ``blur_dimension``) pads with torch's
 ``"reflect"`` instead, the whole-sample reflection that does not repeat the edge (``c b | a b c d | c b``, scipy's
@@ -20,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from spineaug.functional.intensity import work
 
 SIGMA_FLOOR = 1e-3
 """Gaussian sigmas below this (in voxels) mean "no blur along that axis"."""
@@ -136,7 +139,7 @@ def gaussian_blur(x: Tensor, sigma: Tensor, truncate: float = 3.0) -> Tensor:
         Blurred images, like ``x``.
     """
     sigma = _per_axis(sigma, x.shape[0])
-    y = x.float()
+    y = work(x)
     for axis in range(3):
         s = sigma[:, axis]
         if not bool((s >= SIGMA_FLOOR).any()):  # host check on a CPU tensor
@@ -157,9 +160,9 @@ def unsharp_mask(x: Tensor, sigma: Tensor, amount: Tensor, truncate: float = 3.0
     Returns:
         Sharpened images, like ``x``.
     """
-    xf = x.float()
+    xf = work(x)
     blurred = gaussian_blur(xf, sigma, truncate)
-    k = amount.to(x.device, torch.float32, non_blocking=True).view(-1, 1, 1, 1, 1)
+    k = amount.to(x.device, xf.dtype, non_blocking=True).view(-1, 1, 1, 1, 1)
     return (xf + k * (xf - blurred)).to(x.dtype)
 
 
@@ -205,7 +208,7 @@ def laplacian(x: Tensor) -> Tensor:
         High-passed images, like ``x`` (zero on constant regions).
     """
     box = torch.full((3,), 1.0 / 3.0)
-    xf = x.float()
+    xf = work(x)
     mean = conv1d_axis(conv1d_axis(conv1d_axis(xf, box, 2), box, 1), box, 0)
     return ((xf - mean) * (27.0 / 26.0)).to(x.dtype)
 

@@ -1,13 +1,15 @@
 """Batched histogram operations: equalisation and quantiles, per sample and channel, without host synchronisation.
 
 Images are ``(B, C, D, H, W)``; every sample and channel gets its own histogram or sort, computed for the whole batch
-in one pass (no loop over the batch). Results are float32.
+in one pass (no loop over the batch). Results are float32 (quantiles: float64 for float64 images).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from spineaug.functional.intensity import work
 
 
 def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False, eps: float = 1e-8) -> Tensor:
@@ -66,15 +68,15 @@ def quantiles(x: Tensor, q: Tensor) -> Tensor:
         q: Quantile levels in [0, 1], (B, K) (one set per sample, shared by its channels).
 
     Returns:
-        (B, C, K) float32.
+        (B, C, K) in :func:`~spineaug.functional.intensity.work_dtype` (float64 for float64 images).
     """
     b, c = x.shape[:2]
-    rows = x.float().flatten(2).sort(dim=2).values  # (B, C, N)
+    rows = work(x).flatten(2).sort(dim=2).values  # (B, C, N)
     n = rows.shape[2]
-    pos = q.to(x.device, torch.float32, non_blocking=True).clamp(0.0, 1.0) * (n - 1)  # (B, K)
+    pos = q.to(x.device, torch.float64, non_blocking=True).clamp(0.0, 1.0) * (n - 1)  # (B, K); exact positions
     below = pos.floor().long().clamp(0, n - 1)
     above = (below + 1).clamp_max(n - 1)
-    frac = (pos - below.float())[:, None, :]
+    frac = (pos - below.double()).to(rows.dtype)[:, None, :]
     k = q.shape[1]
     v0 = rows.gather(2, below[:, None, :].expand(b, c, k))
     v1 = rows.gather(2, above[:, None, :].expand(b, c, k))
@@ -94,4 +96,4 @@ def percentile_clamp(x: Tensor, q_low: Tensor, q_high: Tensor) -> Tensor:
     """
     v = quantiles(x, torch.stack([q_low, q_high], dim=1))
     lo, hi = v[..., 0, None, None, None], v[..., 1, None, None, None]
-    return torch.maximum(torch.minimum(x.float(), hi), lo)
+    return torch.maximum(torch.minimum(work(x), hi), lo)

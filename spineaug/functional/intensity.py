@@ -1,7 +1,8 @@
 """Batched intensity helpers shared by the intensity transforms (and the transforms' pure cores).
 
-All functions take images ``(B, C, D, H, W)``, compute in float32 and return the input dtype; per-sample parameters
-have a leading batch dimension. Nothing here synchronises with the host or modifies its inputs.
+All functions take images ``(B, C, D, H, W)`` and compute in :func:`work_dtype` (float64 for float64 images, float32
+otherwise, so a float64 image with a large offset and a tiny spread keeps its spread); per-sample parameters have a
+leading batch dimension. Nothing here synchronises with the host or modifies its inputs.
 """
 
 from __future__ import annotations
@@ -18,76 +19,113 @@ SPATIAL = (2, 3, 4)
 REGION_ALL, REGION_INSIDE, REGION_OUTSIDE = 0, 1, 2
 
 
+def work_dtype(x: Tensor) -> torch.dtype:
+    """The precision the intensity helpers compute ``x`` in: float64 for float64 images, float32 for the others."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def work(x: Tensor) -> Tensor:
+    """``x`` in :func:`work_dtype` (no copy when it already is)."""
+    return x.to(work_dtype(x))
+
+
 def per_sample(v: Tensor, x: Tensor) -> Tensor:
-    """Reshape a (B,) or (B, C) parameter to broadcast against ``x`` (B, C, D, H, W), on ``x``'s device, float32."""
-    v = v.to(x.device, torch.float32, non_blocking=True)
+    """Reshape a (B,) or (B, C) parameter to broadcast against ``x`` (B, C, D, H, W), on ``x``'s device, in
+    :func:`work_dtype`."""
+    v = v.to(x.device, work_dtype(x), non_blocking=True)
     return v.reshape(v.shape[0], -1, 1, 1, 1) if v.ndim > 1 else v.view(-1, 1, 1, 1, 1)
 
 
 def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample, per-channel spatial mean and population std, float32, shaped (B, C, 1, 1, 1).
+    """Per-sample, per-channel spatial mean and population std in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
-    Two-pass (mean, then the norm of ``x - mean``): exact enough for CT offsets, and on the CPU about ten times
-    faster than ``torch.var_mean``'s Welford reduction (measured, 2 x 128^3).
+    Two-pass (mean, then the norm of ``x - mean``): the spread is measured about the mean, so it stays exact under
+    large offsets (CT with +1e5), and on the CPU this is about ten times faster than ``torch.var_mean``'s Welford
+    reduction (measured, 2 x 128^3).
     """
-    x = x.float()
+    x = work(x)
     n = math.prod(x.shape[2:])
     mean = x.mean(dim=SPATIAL, keepdim=True)
     std = torch.linalg.vector_norm(x - mean, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
     return mean, std
 
 
+def safe_mean(x: Tensor) -> Tensor:
+    """Per-sample, per-channel spatial mean in :func:`work_dtype`, (B, C, 1, 1, 1), that cannot overflow.
+
+    A plain float32 sum overflows for values near the float32 maximum (3.4e38). The values are divided by a power of
+    two near each channel's largest magnitude (exact), averaged, and multiplied back; the mean lies within the
+    channel's range, so it is finite whenever the input is.
+    """
+    xf = work(x)
+    lo, hi = min_max(xf)
+    big = torch.maximum(lo.abs(), hi.abs()).clamp_min(torch.finfo(xf.dtype).tiny)
+    scale = torch.exp2(torch.ceil(torch.log2(big)) - 1)  # |x| / scale <= 2; 2**127 at most for float32
+    return (xf / scale).mean(dim=SPATIAL, keepdim=True) * scale
+
+
 def min_max(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample, per-channel spatial minimum and maximum, float32, shaped (B, C, 1, 1, 1).
+    """Per-sample, per-channel spatial minimum and maximum in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
     Two reductions: ``amin`` and ``amax`` are each about ten times faster than one ``aminmax`` on the CPU.
     """
-    flat = x.float().flatten(2)
+    flat = work(x).flatten(2)
     return flat.amin(dim=2)[..., None, None, None], flat.amax(dim=2)[..., None, None, None]
 
 
-def normalise01(x: Tensor, eps: float = 1e-8, *, flip: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+def normalise01(x: Tensor, *, flip: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """Min-max normalise each sample and channel to [0, 1].
+
+    Any positive span counts, however small next to the offset (a float64 CT channel at +1e5 with a spread of 1e-6
+    is not constant); only a span of exactly 0 is "constant" and gives ``u = 0``.
 
     Args:
         x: Images, (B, C, D, H, W).
-        eps: Smallest span; constant channels give ``u = 0``.
         flip: Normalise the negated image instead (``u = (max - x) / span``), without materialising ``-x``.
 
     Returns:
         ``(u, offset, scale)`` with ``x = u * scale + offset``: ``(lo, span)``, or ``(hi, -span)`` with ``flip``.
-        ``u`` is a fresh float32 tensor the caller may modify in place.
+        ``u`` is a fresh tensor in :func:`work_dtype` that the caller may modify in place.
     """
     lo, hi = min_max(x)
-    span = (hi - lo).clamp_min(eps)
+    span = (hi - lo).clamp_min(torch.finfo(lo.dtype).tiny)  # 1 / span stays finite; constant channels give u = 0
     if flip:
         offset, scale = hi, -span
     else:
         offset, scale = lo, span
     # (x - offset) / scale, not x / scale - offset / scale: the minimum must map to exactly 0 (sqrt, log near 0).
-    u = (x.float() - offset).mul_(1 / scale)
+    u = (work(x) - offset).mul_(1 / scale)
     return u.clamp_(0.0, 1.0), offset, scale
 
 
 def restore_stats(y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """Give ``y`` the per-sample, per-channel mean and std of ``x`` ("retain_stats"): ``y * a + b``, one pass.
 
-    A channel of ``y`` that is (numerically) constant cannot be rescaled without blowing rounding noise up to full
-    scale; such channels are flagged so the caller keeps ``x`` there (:func:`fall_back`).
+    A channel of ``y`` whose spread collapsed cannot be rescaled without blowing rounding noise up to full scale;
+    such channels are flagged so the caller keeps ``x`` there (:func:`fall_back`). Collapsed means: exactly 0, or
+    both below ``1e-6`` of the spread of ``x`` and within rounding error (64 ulps) of ``y``'s own values. Both
+    thresholds are on spreads, never on ``|mean|`` alone, so they hold at any scale (1e-6 ... 1e7) and under any
+    offset: a CT channel at +1e5 with a spread of 0.1 (float32) or 1e-6 (float64) is rescaled, and so is an output
+    in other units than the input (a synthetic image in [0, 1] for a 1e7-scale input). The reductions run in
+    :func:`work_dtype` (two-pass, so offsets do not swamp the spread); the small per-channel statistics are
+    compared and divided in float64.
 
     Returns:
-        ``(out, degenerate)``: float32 ``out`` like ``y`` and a (B, C, 1, 1, 1) bool flag per channel.
+        ``(out, degenerate)``: ``out`` like ``y`` in :func:`work_dtype` of ``x``, and a (B, C, 1, 1, 1) bool flag per
+        channel.
     """
-    m0, s0 = mean_std(x)
-    m1, s1 = mean_std(y)
-    degenerate = s1 < 1e-6 * (s0 + m0.abs()) + 1e-12
-    a = s0 / s1.clamp_min(1e-12)
-    return torch.addcmul(m0 - m1 * a, y.float(), a), degenerate
+    m0, s0 = (t.double() for t in mean_std(x))
+    m1, s1 = (t.double() for t in mean_std(y))
+    rounding = 64 * torch.finfo(work_dtype(y)).eps * (m1.abs() + s1)
+    degenerate = ((s1 <= 1e-6 * s0) & (s1 <= rounding)) | (s1 == 0)
+    a = s0 / torch.where(degenerate, 1.0, s1)
+    dtype = work_dtype(x)
+    return torch.addcmul((m0 - m1 * a).to(dtype), work(y).to(dtype), a.to(dtype)), degenerate
 
 
 def blend(x: Tensor, y: Tensor, alpha: Tensor) -> Tensor:
     """Mix with the original: ``alpha * x + (1 - alpha) * y``; ``alpha`` (B,) weights the ORIGINAL. One pass."""
-    return torch.lerp(y.float(), x.float(), per_sample(alpha, x)).to(x.dtype)
+    return torch.lerp(work(y).to(work_dtype(x)), work(x), per_sample(alpha, x)).to(x.dtype)
 
 
 def region_mask(label: Tensor, keep: Tensor) -> Tensor:
@@ -147,9 +185,9 @@ def invert(x: Tensor, *, about_mean: bool) -> Tensor:
             maximum (``max - x``).
 
     Returns:
-        Float32 tensor like ``x``.
+        Tensor like ``x`` in :func:`work_dtype`.
     """
-    xf = x.float()
+    xf = work(x)
     if about_mean:
         return 2.0 * xf.mean(dim=SPATIAL, keepdim=True) - xf
     return xf.flatten(2).amax(dim=2)[..., None, None, None] - xf
@@ -157,7 +195,7 @@ def invert(x: Tensor, *, about_mean: bool) -> Tensor:
 
 def multiply(x: Tensor, factor: Tensor) -> Tensor:
     """Scale intensities by a per-sample (B,) or per-channel (B, C) factor."""
-    return x.float() * per_sample(factor, x)
+    return work(x) * per_sample(factor, x)
 
 
 def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tensor:
@@ -169,9 +207,9 @@ def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tenso
         preserve_range: Clamp each channel to its original minimum and maximum (nnU-Net).
 
     Returns:
-        Float32 tensor like ``x``.
+        Tensor like ``x`` in :func:`work_dtype`.
     """
-    xf = x.float()
+    xf = work(x)
     mean = xf.mean(dim=SPATIAL, keepdim=True)
     y = (xf - mean) * per_sample(factor, x) + mean
     if preserve_range:
@@ -180,10 +218,13 @@ def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tenso
     return y
 
 
-def zscore(x: Tensor, eps: float = 1e-8) -> Tensor:
-    """Normalise each sample and channel to zero mean and unit (population) std; constant channels become 0."""
+def zscore(x: Tensor) -> Tensor:
+    """Normalise each sample and channel to zero mean and unit (population) std; constant channels become 0.
+
+    Any positive std counts, however small (a channel at 1e-9 scale is standardised too).
+    """
     mean, std = mean_std(x)
-    return (x.float() - mean) / std.clamp_min(eps)
+    return (work(x) - mean) / std.clamp_min(torch.finfo(std.dtype).tiny)
 
 
 def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float = 0.0, rician: bool = False) -> Tensor:
@@ -311,8 +352,8 @@ def apply_bias_field(x: Tensor, log_field: Tensor, *, signed: bool = False, max_
         Float32 tensor like ``x``.
     """
     gain = torch.exp(log_field.float().clamp(-max_log, max_log))[:, None]
-    xf = x.float()
+    xf = work(x)
     if signed:
-        return xf * gain
+        return xf * gain.to(xf.dtype)
     lo, _ = min_max(xf)
-    return (xf - lo) * gain + lo
+    return (xf - lo) * gain.to(xf.dtype) + lo

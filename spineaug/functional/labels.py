@@ -231,9 +231,12 @@ def label_appearance(
         return torch.gather(t, 2, flat).view(xf.shape)
 
     w = texture.to(device, torch.float32, non_blocking=True).view(-1, 1, 1, 1, 1)
+    # z is shift-invariant: centre each channel first, so the sum-of-squares moments do not cancel at large offsets
+    # (raw CT at +1e5), and standardise by any positive std, however small (a region with std 0 has z = 0).
+    xf = xf - xf.mean(dim=SPATIAL, keepdim=True)
     count, total, total_sq = label_moments(xf, lab, num)
     mu_x, sd_x = moments_to_mean_std(count, total, total_sq)
-    z = (xf - pick(mu_x)) / pick(sd_x).clamp_min(1e-6)
+    z = (xf - pick(mu_x)) / pick(sd_x).clamp_min(torch.finfo(torch.float32).tiny)
     n = torch.sqrt((1 - w.square()).clamp_min(0)) * noise.float() + w * z
     m = mean.to(device, torch.float32, non_blocking=True)[:, None, :].expand(b, c, num)
     s = std.to(device, torch.float32, non_blocking=True)[:, None, :].expand(b, c, num)

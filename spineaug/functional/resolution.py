@@ -36,6 +36,8 @@ import math
 import torch
 from torch import Tensor
 
+from spineaug.functional.intensity import work
+
 DOWN_MODES = ("nearest", "linear", "box", "gaussian")
 UP_MODES = ("linear", "nearest")
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -146,12 +148,12 @@ def apply_axis_operators(x: Tensor, operators: tuple[Tensor | None, Tensor | Non
         operators: ``(R_D, R_H, R_W)``, each (B, n_a, n_a) or ``None``.
 
     Returns:
-        ``y[b] = R_D[b] x_b`` along D, then H, then W; like ``x`` (float32 compute).
+        ``y[b] = R_D[b] x_b`` along D, then H, then W; like ``x`` (float32 compute, float64 for float64 images).
     """
     b, c, d, h, w = x.shape
-    y = x.float()
+    y = work(x)
     r_d, r_h, r_w = (
-        None if r is None else r.to(x.device, torch.float32, non_blocking=True) for r in operators
+        None if r is None else r.to(x.device, y.dtype, non_blocking=True) for r in operators
     )
     if r_w is not None:
         y = y.matmul(r_w.transpose(1, 2).view(b, 1, 1, w, w))

@@ -158,7 +158,9 @@ def warp_image(x: Tensor, grid: Tensor, *, pad_mode: str = "constant", pad_value
     """
     if pad_mode not in IMAGE_PAD_MODES:
         raise ValueError(f"pad_mode must be one of {IMAGE_PAD_MODES}, got {pad_mode!r}")
-    src = x.to(torch.float32)
+    # float64 images are resampled in float64 (values beyond the float32 range stay finite); the others in float32.
+    src = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+    grid = grid.to(src.dtype)
     offset: Tensor | float = 0.0
     if pad_mode == "min":
         offset = src.amin(dim=(2, 3, 4), keepdim=True)

@@ -146,8 +146,8 @@ def _region(b: Block) -> Entry:
 def _flip(b: Block) -> list[Entry]:
     axes = b.raw("flip_axis", [0])
     axes = [axes] if isinstance(axes, int) and not isinstance(axes, bool) else axes
-    if not isinstance(axes, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
-        raise b._error("flip_axis", f"expected an axis or a list of axes, got {axes!r}")
+    if not isinstance(axes, list) or not axes or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+        raise b._error("flip_axis", f"expected an axis or a non-empty list of axes, got {axes!r}")
     if len(axes) > 1:
         b.differs(
             "flip_axis", "AugLab flips all listed axes together; spineaug flips each listed axis on its own"
@@ -155,28 +155,70 @@ def _flip(b: Block) -> list[Entry]:
     return [{"name": "Flip", "axes": axes}]
 
 
-def _symmetric(b: Block, name: str, value: Any) -> list[float]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(b: Block, name: str, value: Any, sizes: tuple[int, ...]) -> list[float]:
+    """``value`` as a list of numbers whose length is one of ``sizes``, or an error naming the key."""
+    if not isinstance(value, list) or len(value) not in sizes or not all(_is_number(v) for v in value):
+        raise b._error(name, f"expected a list of {' or '.join(map(str, sizes))} numbers, got {value!r}")
+    return [float(v) for v in value]
+
+
+def _rotation(b: Block) -> list:
+    """Kornia's ``degrees`` (AugLab passes it on): ``d``, ``[lo, hi]``, ``[a, b, c]`` or ``[[lo, hi] x 3]``.
+
+    Per-axis values are about kornia's x, y, z axes (W, H, D), so they are reversed into spineaug's (D, H, W) order.
+    """
+    value = b.raw("degrees", 10)
+    if _is_number(value):
         return [-abs(float(value)), abs(float(value))]
-    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
-        bound = max(abs(float(v)) for v in value)
-        return [-bound, bound]
-    raise b._error(name, f"expected a number or a list of numbers, got {value!r}")
+    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, list) for v in value):
+        ranges = [_numbers(b, "degrees", v, (2,)) for v in value]
+        if any(lo != -hi for lo, hi in ranges):
+            b.differs("degrees", "asymmetric per-axis ranges: the rotation directions follow spineaug's convention")
+        return ranges[::-1]
+    bounds = _numbers(b, "degrees", value, (2, 3))
+    if len(bounds) == 2:
+        return bounds
+    return [[-abs(v), abs(v)] for v in bounds[::-1]]
+
+
+def _shear(b: Block) -> list[float]:
+    """Kornia's ``shears`` as spineaug's one shear range for all six terms; per-term ranges must agree."""
+    value = b.raw("shear", [-10, 10, -10, 10, -10, 10])
+    if _is_number(value):
+        return [-abs(float(value)), abs(float(value))]
+    if isinstance(value, list) and len(value) == 6 and all(isinstance(v, list) for v in value):
+        ranges = [_numbers(b, "shear", v, (2,)) for v in value]
+    else:
+        bounds = _numbers(b, "shear", value, (2, 6))
+        if len(bounds) == 2:
+            return bounds
+        ranges = [[-abs(v), abs(v)] for v in bounds]
+    if any(r != ranges[0] for r in ranges):
+        raise b._error(
+            "shear",
+            f"per-term shear ranges {ranges} differ; spineaug's Affine takes one shear range for all six terms",
+        )
+    return ranges[0]
 
 
 def _affine(b: Block) -> list[Entry]:
-    degrees = b.raw("degrees", 10)
-    rotation = (
-        degrees if isinstance(degrees, list) and len(degrees) == 2 else _symmetric(b, "degrees", degrees)
-    )
+    translate = b.raw("translate", [0.1, 0.1, 0.1])
     entry: Entry = {
         "name": "Affine",
-        "degrees": rotation,
-        "translate": b.raw("translate", [0.1, 0.1, 0.1]),
+        "degrees": _rotation(b),
+        # kornia's (dx, dy, dz) are (W, H, D) fractions; spineaug's are (D, H, W)
+        "translate": _numbers(b, "translate", translate, (3,))[::-1],
         "scale": b.pair("scale", (0.9, 1.1)),
-        "shear_deg": _symmetric(b, "shear", b.raw("shear", [-10, 10, -10, 10, -10, 10])),
+        "shear_deg": _shear(b),
     }
-    resample = str(b.raw("resample", "bilinear")).lower()
+    resample = b.raw("resample", "bilinear")
+    if not isinstance(resample, str):
+        raise b._error("resample", f"expected a mode name such as 'bilinear', got {resample!r}")
+    resample = resample.lower()
     if resample not in ("bilinear", "linear", "trilinear"):
         b.differs("resample", f"{resample!r} is not supported; spineaug resamples images trilinearly")
     return [entry]
@@ -265,8 +307,8 @@ def _unsharp(b: Block, conv: dict[str, Any]) -> Entry:
 
 def _rand_conv(b: Block, conv: dict[str, Any]) -> Entry:
     sizes = conv["kernel_sizes"]
-    if not isinstance(sizes, list) or not sizes:
-        raise b._error("kernel_sizes", f"expected a list of odd kernel sizes, got {sizes!r}")
+    if not isinstance(sizes, list) or not sizes or not all(_is_number(k) and isinstance(k, int) for k in sizes):
+        raise b._error("kernel_sizes", f"expected a non-empty list of odd kernel sizes, got {sizes!r}")
     return {
         "name": "RandomConv",
         "kernel_sizes": sizes,
@@ -389,8 +431,8 @@ def _crop(b: Block) -> list[Entry]:
 
 def _bias_field(b: Block) -> list[Entry]:
     value = b.raw("coefficients", 0.5)
-    bound = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    if isinstance(value, list) and len(value) == 2 and value[0] == -value[1]:
+    bound = value if _is_number(value) else None
+    if isinstance(value, list) and len(value) == 2 and all(map(_is_number, value)) and value[0] == -value[1]:
         bound = value[1]
     if bound is None:
         raise b._error("coefficients", f"expected c or a symmetric pair [-c, c], got {value!r}")
@@ -422,7 +464,10 @@ def nnunet_spatial(b: Block) -> list[Entry]:
         "label_pad": 0,
     }
     if "patch_size" in b.params:  # a spineaug extension: AugLab takes the patch size from nnU-Net's plans
-        entry["patch_size"] = list(b.raw("patch_size", None))
+        size = b.raw("patch_size", None)
+        if not isinstance(size, list) or len(size) != 3 or not all(isinstance(n, int) for n in size):
+            raise b._error("patch_size", f"expected three integers [D, H, W], got {size!r}")
+        entry["patch_size"] = size
     if b.flag("random_crop", False):
         b.raw("patch_center_dist_from_border", 0)
         b.differs("random_crop", "nnU-Net's random crop of the loaded patch is not modelled")

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spineaug.config import load_config
+from spineaug.config import build_transform, load_config
 from spineaug.integrations._auglab_modules import (
     GPU_TRANSLATORS,
     UNREAD_REASONS,
@@ -84,9 +84,16 @@ def _gated(key: str, params: Any, translate: Callable[[Block], list[Entry]]) -> 
         "AugLab's container sets same_on_batch = true on every module; spineaug draws per sample",
     )
     b.no_effect("keepdim", "has no effect on (B, C, D, H, W) input")
-    entries = translate(b)
+    entries = [{**entry, "p": p} for entry in translate(b)]
     b.check_keys()
-    return [{**entry, "p": p} for entry in entries]
+    return _checked(key, entries)
+
+
+def _checked(key: str, entries: list[Entry]) -> list[Entry]:
+    """Validate the spineaug entries translated from AugLab module ``key``; an error names that module."""
+    for entry in entries:
+        build_transform(entry, f"AugLab config: {key}")
+    return entries
 
 
 def _is_comment(key: str, value: Any) -> bool:
@@ -142,6 +149,11 @@ def auglab_to_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     Raises:
         ConfigError: An unknown module or parameter key, or a value that spineaug cannot express.
     """
+    if not isinstance(source, (str, Path, dict)):
+        raise ConfigError(
+            f"AugLab config: expected a JSON object of modules (or the path of a file holding one), "
+            f"got {type(source).__name__}"
+        )
     gpu, spatial = _parts(load_config(source, what="AugLab config", expected="a JSON object of modules"))
     unknown = sorted(set(gpu) - set(GPU_TRANSLATORS) - {_SPATIAL})
     if unknown:
@@ -151,8 +163,9 @@ def auglab_to_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     entries: list[Entry] = []
     if spatial is not None:
         b = Block(_SPATIAL, spatial)
-        entries += nnunet_spatial(b)
+        translated = nnunet_spatial(b)
         b.check_keys()
+        entries += _checked(_SPATIAL, translated)
     for key, translate in GPU_TRANSLATORS.items():
         if key in gpu:
             entries += _gated(key, gpu[key], translate)

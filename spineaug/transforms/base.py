@@ -142,8 +142,13 @@ class RandomTransform(nn.Module):
             raise ValueError(f"{self.name} needs a label map: call it (or the pipeline) with label=...")
 
     def forward(self, batch: Batch, generator: torch.Generator | None = None, params: Params | None = None) -> Batch:
-        """Check the label, draw parameters (unless given) and apply them."""
+        """Check the label, draw parameters (unless given) and apply them to a contiguous copy of the batch.
+
+        Contiguous first (no copy when it already is), so the result does not depend on the input's memory layout.
+        """
         self.check_label(batch.label)
+        label = None if batch.label is None else batch.label.contiguous()
+        batch = batch.replace(image=batch.image.contiguous(), label=label)
         if params is None:
             if generator is None:
                 raise ValueError(f"{self.name}: pass generator= (a CPU torch.Generator) or params=")

@@ -93,7 +93,7 @@ class RandomFovCrop(RandomTransform):
         if self.fill == "min":
             value = FI.min_max(x)[0]
         elif self.fill == "mean":
-            value = FI.mean_std(x)[0]
+            value = FI.safe_mean(x)
         else:
             value = torch.full((), self.fill_value, device=device)
         image = torch.where(inside, x, value.to(x.dtype))

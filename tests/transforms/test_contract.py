@@ -85,3 +85,28 @@ def test_adversarial_but_valid_inputs_stay_finite(name, kind):
     }[kind]
     out, _ = build(name)(image, label, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(out).all()
+
+
+def _layouts(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The same values as ``x`` in other memory layouts: channels-last, a strided view, a permuted copy."""
+    strided = torch.empty(x.shape[0], x.shape[1], *(2 * n for n in x.shape[2:]), dtype=x.dtype)[:, :, ::2, ::2, ::2]
+    strided.copy_(x)
+    permuted = x.permute(0, 1, 4, 3, 2).contiguous().permute(0, 1, 4, 3, 2)
+    out = {"strided": strided, "permuted": permuted}
+    if x.is_floating_point():
+        out["channels_last_3d"] = x.to(memory_format=torch.channels_last_3d)
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_results_do_not_depend_on_the_memory_layout(name):
+    image, label = make_batch(b=2, shape=(10, 12, 14))
+    image = torch.cat([image, image * 0.5 + 1], dim=1)  # two channels: channels-last differs from contiguous
+    aug = build(name)
+    ref, ref_lab = aug(image, label, generator=torch.Generator().manual_seed(0))
+    for layout, x in _layouts(image).items():
+        for lab_layout, y in {"contiguous": label, **_layouts(label)}.items():
+            assert torch.equal(x, image) and torch.equal(y, label)
+            out, lab = aug(x, y, generator=torch.Generator().manual_seed(0))
+            assert torch.equal(out, ref), f"{name}: image in {layout} layout gives other values"
+            assert torch.equal(lab, ref_lab), f"{name}: label in {lab_layout} layout gives other values"

@@ -414,3 +414,40 @@ def test_bgcontrast_sampler_splits_below_and_above_one():
     assert abs(float((f < 1).float().mean()) - 0.5) < 0.03
     assert f.min() >= 0.5 and f.max() <= 3.0
     assert math.isclose(float(f[f < 1].mean()), 0.75, abs_tol=0.02)
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    log_scale=st.floats(-6, 7),
+    offset=st.sampled_from([0.0, 1e5, -1e5, 3e3]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    channels=st.integers(1, 3),
+)
+def test_retain_stats_keeps_mean_and_std_at_any_scale_and_offset(seed, log_scale, offset, dtype, channels):
+    scale = 10.0**log_scale
+    if dtype == torch.float32 and scale < 1e-5 * max(abs(offset), 1.0):
+        scale = 1e-5 * max(abs(offset), 1.0)  # below float32 resolution at this offset the image is constant
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(2, channels, 5, 6, 7, generator=g, dtype=torch.float64) * scale + offset).to(dtype)
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": "Gamma", "gamma": [0.5, 2.0], "retain_stats": True}]})
+    out, _ = aug(x, generator=torch.Generator().manual_seed(seed))
+    assert not torch.equal(out, x), "retain_stats fell back to the input: the spread was judged degenerate"
+    m0, s0 = FI.mean_std(x.double())
+    m1, s1 = FI.mean_std(out.double())
+    # float32 outputs are rounded at their own magnitude (|offset| + spread), float64 ones far below the spread
+    tol = (torch.finfo(dtype).eps * 64) * (m0.abs() + s0) + 1e-9 * s0
+    assert ((m1 - m0).abs() <= tol).all() and ((s1 - s0).abs() <= tol + 1e-3 * s0).all()
+
+
+@pytest.mark.parametrize("dtype, spread", [(torch.float32, 0.1), (torch.float64, 1e-6)])
+def test_restore_stats_flags_only_a_collapsed_spread(dtype, spread):
+    # std / |mean| = 1e-6 (float32: about 13 ulps of spread) and 1e-11 (float64)
+    x = (torch.randn(1, 2, 4, 5, 6, dtype=torch.float64) * spread + 1e5).to(dtype)
+    y_ok = x.double() * 2 - 3e5  # another offset and scale, a real spread
+    _, flag = FI.restore_stats(y_ok.to(dtype), x)
+    assert not flag.any()
+    _, flag = FI.restore_stats(torch.full_like(x, 1e5), x)  # constant output: degenerate
+    assert flag.all()
+    synthetic = torch.rand_like(x)  # an output in other units than a 1e7-scale input
+    _, flag = FI.restore_stats(synthetic, x * 1e10)
+    assert not flag.any()
