@@ -40,6 +40,20 @@ def mapping(pipeline: str) -> list[MappingRow]:
     return mapping_rows(pipeline, MAPPING, NOTE_MISSING)
 
 
+class _UnitRange(torch.nn.Module):
+    """Run a kornia module that accepts only [0, 1] intensities (``RandomEqualize3D``) on any image: per-sample
+    min-max to [0, 1] and back, as spineaug's histogram equalisation works on min-max-normalised intensities."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> Tensor:
+        lo = x.amin(dim=(1, 2, 3, 4), keepdim=True)
+        span = (x.amax(dim=(1, 2, 3, 4), keepdim=True) - lo).clamp_min(1e-8)
+        return self.module((x - lo) / span) * span + lo
+
+
 def _modules(K: Any, entry: dict[str, Any]) -> list[tuple[Any, Any | None]]:
     """``(image module, label twin or None)`` pairs for one preset entry."""
     name, p = entry["name"], float(num(entry, "p", 1.0))
@@ -63,7 +77,7 @@ def _modules(K: Any, entry: dict[str, Any]) -> list[tuple[Any, Any | None]]:
             out.append((cls[a](p=p), cls[a](p=p)))
         return out
     if name == "HistogramEqualization":
-        return [(K.RandomEqualize3D(p=p), None)]
+        return [(_UnitRange(K.RandomEqualize3D(p=p)), None)]
     return []
 
 

@@ -28,9 +28,11 @@ Example:
 """
 
 from spineaug.bench.cases import forced_entry, forced_pipeline, kind, make_batch, spineaug_fn, transform_entries
+from spineaug.bench.checks import op_growth, run_checks, run_memory
 from spineaug.bench.config import (
     FULL_BATCHES,
     FULL_SIZES,
+    HEADLINE,
     QUICK_BATCHES,
     QUICK_SIZES,
     WORKING_COPIES,
@@ -41,25 +43,32 @@ from spineaug.bench.config import (
     resolve_devices,
     validate,
 )
+from spineaug.bench.costs import run_overhead, run_transforms
+from spineaug.bench.matched import FIXED_PIPELINE, matched_config, matched_preset
+from spineaug.bench.memory import Drift, memory_drift, peak_extra_bytes
 from spineaug.bench.probes import SYNC_OPS, SyncCounter, count_syncs
 from spineaug.bench.runner import (
     ENGINE_COLUMNS,
     MAPPING_COLUMNS,
+    MEMORY_COLUMNS,
+    OVERHEAD_COLUMNS,
     PIPELINE_COLUMNS,
     TRANSFORM_COLUMNS,
     Run,
     run,
-    run_checks,
     run_pipelines,
-    run_transforms,
 )
 from spineaug.bench.timing import Timing, time_calls
 
 __all__ = [
     "ENGINE_COLUMNS",
+    "FIXED_PIPELINE",
     "FULL_BATCHES",
     "FULL_SIZES",
+    "HEADLINE",
     "MAPPING_COLUMNS",
+    "MEMORY_COLUMNS",
+    "OVERHEAD_COLUMNS",
     "PIPELINE_COLUMNS",
     "QUICK_BATCHES",
     "QUICK_SIZES",
@@ -68,6 +77,7 @@ __all__ = [
     "WORKING_COPIES",
     "BenchConfig",
     "BenchError",
+    "Drift",
     "Run",
     "SyncCounter",
     "Timing",
@@ -78,9 +88,16 @@ __all__ = [
     "forced_pipeline",
     "kind",
     "make_batch",
+    "matched_config",
+    "matched_preset",
+    "memory_drift",
+    "op_growth",
+    "peak_extra_bytes",
     "resolve_devices",
     "run",
     "run_checks",
+    "run_memory",
+    "run_overhead",
     "run_pipelines",
     "run_transforms",
     "spineaug_fn",
