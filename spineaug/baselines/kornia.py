@@ -30,7 +30,8 @@ MAPPING: dict[str, tuple[str | None, str]] = {
                 "no elastic, no crop"),
     "Affine": ("RandomAffine3D", "rotation, translation, scaling, shear"),
     "Flip": ("RandomDepthicalFlip3D / RandomVerticalFlip3D / RandomHorizontalFlip3D", "one module per axis"),
-    "HistogramEqualization": ("RandomEqualize3D", "plain equalisation, no mixing or retain_stats"),
+    "HistogramEqualization": ("RandomEqualize3D", "plain equalisation of per-sample min-max-scaled intensities, scaled "
+                              "back; no mixing or retain_stats"),
 }
 NOTE_MISSING = "no kornia 3-D augmentation; left out"
 
