@@ -211,8 +211,9 @@ def verdicts(ok, tr, ov, en, mem, training, b: int, s: int) -> list[str]:
             rows.append([f"`{r.pipeline}` {r.check} ({r.device}) {r.target}", value, r.verdict, ""])
     growth = en[en.check.astype(str).str.startswith("aten_ops_growth")] if not en.empty and "verdict" in en else en
     for r in (growth.itertuples() if not growth.empty else []):
-        rows.append([f"`{r.pipeline}` aten ops per call do not grow with B ({r.device})", f"+{int(r.value)} ops",
-                     "met" if r.verdict == "flat" else "missed", "" if r.verdict == "flat" else str(r.note)])
+        met = r.verdict == "flat"
+        rows.append([f"`{r.pipeline}` aten ops per call do not grow with B ({r.device})",
+                     f"{r.verdict}, {int(r.value):+d} ops", "met" if met else "missed", str(r.note)])
     if training is None or training.empty:
         rows.append(["training iteration: (b) spineaug nnunet / (a) bgv2 workers, paper ~0.9", "-", "not run",
                      "`spineaug bench --training`"])

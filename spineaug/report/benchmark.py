@@ -293,9 +293,12 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
             notes = "; ".join(sorted({str(n) for n in grp.note if isinstance(n, str) and n}))
             verdict = ",".join(sorted({str(v) for v in grp.verdict if isinstance(v, str) and v}))
             rows.append([device, pipeline, check, vals, verdict, notes])
-        lines += ["The growth check counts each B over several calls after a warm-up call (some op counts depend on "
-                  "the drawn parameters): *grows* when every call at the largest B ran more ops than any call at "
-                  "B = 1; the value is that margin.", "",
+        lines += ["The growth check counts each B over several calls after a warm-up call and compares the most ops "
+                  "seen per B (some counts depend on the drawn parameters: a branch runs when any sample takes it). "
+                  "*flat*: the same at every B (the target); *grows*: still rising between the two largest B (work "
+                  "per sample on the host); *saturates*: rising at small B, then level (branches per distinct "
+                  "parameter value or taken when any sample needs them: bounded, still more ops with more samples). "
+                  "The value is the most ops at the largest B minus the most at B = 1.", "",
                   md_table(["device", "pipeline", "check", "values", "verdict", "notes / sync ops seen"], rows), ""]
     lines += bench_targets.memory_section(mem)
     lines += bench_targets.training_section(training)
