@@ -1,29 +1,36 @@
 """Speed benchmark: spineaug pipelines against the baseline libraries, per transform, and engine checks.
 
-This is the runner behind ``spineaug bench`` and ``make benchmark``. It measures, in one process and one run:
+This is the runner behind ``spineaug bench`` and ``make benchmark``. Inputs are phantom patches (z-scored, with
+their labels; the volumes are rendered once per run). It measures, in one process and one run:
 
-* ``pipelines.csv``: each spineaug preset and each baseline that stands in for it, on batches of
-  ``B x 1 x S^3`` float32 images with int64 label maps: seconds per batch (median and quartiles over repeated calls
-  with fresh random parameters, after warm-up), samples per second and peak memory (process RSS high-water mark,
-  or CUDA max allocated).
+* ``pipelines.csv``: each spineaug preset, each baseline that stands in for it and, for every partial or substitute
+  baseline, spineaug restricted to exactly the entries that baseline expresses (``work`` = ``matched:<baseline>``,
+  :func:`matched_config`). The headline case runs ``repeats`` calls at every thread count of ``threads``; a scaling
+  grid follows at the most threads. Each row: mean with a 95 % bootstrap interval, median and quartiles, samples
+  per second (from the mean), process peak RSS (or CUDA max allocated).
 * ``transforms.csv``: every transform forced on (``RandomTransform.forced``), time per batch next to the time of one
   elementwise pass over the same batch (``x * c``: read once, write once), the memory-traffic floor.
-* ``engine.csv``: aten operations per call for B = 1, 2, 4 (all transforms forced on; must not grow with B) and
+* ``overhead.csv``: every entry of every preset forced on with its own parameters, and its expected cost (firing
+  probability x mean); the report sets their sum against the preset's measured mean.
+* ``engine.csv``: aten operations per call for B = 1, 2, 4, 8 (all transforms forced on) with a growth verdict, and
   host synchronisations in the apply path (``aten._local_scalar_dense``/``item``/``nonzero``/``unique`` on tensors
   derived from the data, counted by a dispatch mode; on CUDA also ``torch.cuda.set_sync_debug_mode("error")``).
+* ``memory.csv``: peak extra memory of a call against the batch's bytes, and memory drift over a long run.
 * ``mapping.csv``: which spineaug transform each baseline expresses, and how.
-* ``meta.json``: versions, threads, CPU, device, grid, and the notes (skipped baselines, failures).
+* ``meta.json``: versions, threads, CPU, device, config, and the notes (skipped baselines, failures).
 
 Every file is written atomically (temporary file + rename) when the run ends, so a re-run replaces whole files and
 never mixes rows of two runs; each row carries the run id. The column names live in :mod:`spineaug._schema`, which
 the report reads instead of this package.
 
 Modules: ``config`` (:class:`BenchConfig`, validation), ``probes`` (op and sync counters), ``timing`` (repeated
-calls and their statistics), ``cases`` (batches, forced-on pipelines), ``runner`` (the run and its rows).
+calls and their statistics), ``cases`` (phantom batches, forced-on pipelines), ``matched`` (matched work),
+``costs`` (per transform, overhead), ``checks`` (op counts, syncs, memory), ``memory`` (peak and drift probes),
+``runner`` (the run and its rows).
 
 Example:
     >>> from spineaug import bench
-    >>> cfg = bench.BenchConfig(sizes=(16,), batches=(1,), repeats=2, baselines=())   # doctest: +SKIP
+    >>> cfg = bench.BenchConfig.quick(baselines=())                                       # doctest: +SKIP
     >>> bench.run(cfg, "results/bench")                                               # doctest: +SKIP
 """
 
