@@ -29,6 +29,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
 # A failed AugLab build does not stop the benchmark: `spineaug bench` then skips AugLab with a visible note.
+# Default run: ~12-15 min on 2 idle CPU cores (estimated from the previous full run's per-call costs).
 benchmark: install
 	-$(MAKE) auglab-env || echo "NOTE: could not build $(AUGLAB_VENV); the benchmark skips AugLab"
 	$(BIN)/spineaug bench --out results/bench

@@ -9,20 +9,41 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------------------------- spineaug bench
 
 BENCH_PIPELINE_COLUMNS = [
-    "run_id", "device", "torch_threads", "pipeline", "impl", "library_version", "fidelity", "coverage",
-    "batch", "size", "voxels", "warmup", "repeats", "median_s", "q25_s", "q75_s", "iqr_s", "mean_s", "min_s", "max_s",
-    "samples_per_s", "peak_mem_bytes", "mem_kind", "status", "note",
+    "run_id", "device", "torch_threads", "pipeline", "impl", "work", "library_version", "fidelity", "coverage",
+    "batch", "size", "voxels", "warmup", "repeats", "median_s", "q25_s", "q75_s", "iqr_s", "mean_s", "mean_ci_low_s",
+    "mean_ci_high_s", "min_s", "max_s", "samples_per_s", "peak_mem_bytes", "mem_kind", "status", "note",
 ]
-"""``pipelines.csv``: one row per (device, pipeline, implementation, batch, size)."""
+"""``pipelines.csv``: one row per (device, threads, pipeline, implementation, work, batch, size)."""
+
+WORK_PRESET = "preset"
+"""``pipelines.csv`` ``work`` of a row that runs the whole preset (or, for a baseline, its own stand-in)."""
+
+WORK_MATCHED = "matched:"
+"""Prefix of ``work`` for a spineaug row restricted to what one baseline expresses (``matched:torchio``)."""
 
 BENCH_TRANSFORM_COLUMNS = [
     "run_id", "device", "torch_threads", "transform", "kind", "source", "batch", "size", "repeats",
-    "median_s", "q25_s", "q75_s", "floor_median_s", "ratio_to_floor", "status", "note",
+    "median_s", "q25_s", "q75_s", "mean_s", "mean_ci_low_s", "mean_ci_high_s", "floor_median_s", "ratio_to_floor",
+    "status", "note",
 ]
 """``transforms.csv``: one row per (device, transform forced on), plus the elementwise floor."""
 
-BENCH_ENGINE_COLUMNS = ["run_id", "device", "torch_threads", "pipeline", "check", "batch", "size", "value", "note"]
-"""``engine.csv``: op counts and host synchronisations."""
+BENCH_ENGINE_COLUMNS = [
+    "run_id", "device", "torch_threads", "pipeline", "check", "batch", "size", "value", "verdict", "note",
+]
+"""``engine.csv``: op counts, their growth with B (verdict ``flat``/``grows``) and host synchronisations."""
+
+BENCH_OVERHEAD_COLUMNS = [
+    "run_id", "device", "torch_threads", "pipeline", "position", "transform", "batch", "size", "firing_p",
+    "forced_mean_s", "expected_s", "status", "note",
+]
+"""``overhead.csv``: each preset entry forced on (its own parameters): expected cost = firing probability x mean."""
+
+BENCH_MEMORY_COLUMNS = [
+    "run_id", "device", "torch_threads", "pipeline", "check", "batch", "size", "calls", "value_bytes",
+    "reference_bytes", "ratio", "target", "verdict", "method", "note",
+]
+"""``memory.csv``: peak extra memory of a call versus the batch's bytes, and memory drift over a long run."""
 
 BENCH_MAPPING_COLUMNS = ["baseline", "pipeline", "spineaug", "equivalent", "note"]
 """``mapping.csv``: which spineaug transform each baseline expresses."""
@@ -32,14 +53,19 @@ BENCH_TABLES = {
     "transforms": BENCH_TRANSFORM_COLUMNS,
     "engine": BENCH_ENGINE_COLUMNS,
     "mapping": BENCH_MAPPING_COLUMNS,
+    "overhead": BENCH_OVERHEAD_COLUMNS,
+    "memory": BENCH_MEMORY_COLUMNS,
 }
 """Table name (the file is ``<name>.csv``) -> its columns, in the order the runner writes them."""
 
 BENCH_META = "meta.json"
 """Run metadata: config, versions, threads, CPU, device and notes."""
 
-BENCH_FILES = [f"{name}.csv" for name in BENCH_TABLES] + [BENCH_META]
-"""Every file of one benchmark run."""
+BENCH_TRAINING = "training.csv"
+"""Training-throughput results (``spineaug bench --training``), in the same folder; the report renders it if present."""
+
+BENCH_FILES = [f"{name}.csv" for name in BENCH_TABLES] + [BENCH_META, BENCH_TRAINING]
+"""Every file of one benchmark run (``training.csv`` only when the training benchmark ran)."""
 
 FLOOR_KIND = "floor"
 """``transforms.csv`` ``kind`` of the elementwise-pass reference row."""

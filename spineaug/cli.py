@@ -213,13 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipelines", type=_csv_names, default=None, help="presets, comma-separated (default: nnunet,xdomain)")
     p.add_argument("--baselines", type=_csv_names, default=None,
                    help="baselines, comma-separated (default: batchgenerators,torchio,monai,kornia,auglab; '' = none)")
-    p.add_argument("--sizes", type=_csv_ints, default=None, help="cube edges S, comma-separated (default: 64,96,128,160)")
+    p.add_argument("--sizes", type=_csv_ints, default=None, help="cube edges S of the scaling grid, comma-separated (default: 64,96,128)")
     p.add_argument("--batches", type=_csv_ints, default=None, help="batch sizes B, comma-separated (default: 1,2,4)")
     p.add_argument("--device", type=_csv_names, default=None, help="cpu, cuda or auto (default: auto)")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per case")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per headline case and per transform")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per case")
     p.add_argument("--max-seconds", type=float, default=None, help="time budget per case")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: CPUs available)")
+    p.add_argument("--threads", type=_csv_ints, default=None,
+                   help="torch thread counts of the headline case, comma-separated (default: 1,2)")
     p.add_argument("--seed", type=int, default=None, help="seed of data and pipelines")
     p.add_argument("--no-transforms", action="store_true", help="skip the per-transform table")
     p.add_argument("--no-checks", action="store_true", help="skip op-count and host-sync checks")

@@ -24,8 +24,9 @@ from spineaug.baselines import auglab as auglab_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = dict(sizes=(16, 24), batches=(1, 2), warmup=1, repeats=2, min_repeats=1, max_seconds=5.0,
-            transform_size=16, transform_batch=2, threads=1)
+TINY = dict(sizes=(16, 24), batches=(1, 2), headline=(2, 16), warmup=1, repeats=2, grid_repeats=2, min_repeats=1,
+            max_seconds=5.0, threads=(1,), drift_calls=(2, 6), drift_case=(1, 8))
+ONE_CASE = dict(sizes=(16,), batches=(1,), headline=(1, 16))
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -45,21 +46,30 @@ def tiny_run(tmp_path_factory):
 
 def test_run_writes_csvs_with_expected_columns(tiny_run):
     out, files, _ = tiny_run
-    assert set(files) == {"pipelines", "transforms", "engine", "mapping", "meta"}
+    assert set(files) == {"pipelines", "transforms", "engine", "mapping", "overhead", "memory", "meta"}
     rows = _rows(out / "pipelines.csv")
     assert list(rows[0]) == bench.PIPELINE_COLUMNS
-    impls = {(r["pipeline"], r["impl"]) for r in rows}
+    impls = {(r["pipeline"], r["impl"], r["work"]) for r in rows}
     for p in ("nnunet", "xdomain"):
         for impl in ("spineaug", "batchgenerators", "torchio"):
-            assert (p, impl) in impls
-    assert len(rows) == 2 * 3 * 2 * 2  # pipelines x impls x sizes x batches
+            assert (p, impl, "preset") in impls
+    # matched work: torchio is partial for both presets, batchgenerators a substitute for xdomain only (exact for nnunet)
+    assert {(p, w) for p, i, w in impls if w.startswith("matched:")} == {
+        ("nnunet", "matched:torchio"), ("xdomain", "matched:torchio"), ("xdomain", "matched:batchgenerators")}
+    headline = [r for r in rows if (int(r["batch"]), int(r["size"])) == (2, 16)]
+    assert len(headline) == 3 + 1 + 3 + 2  # nnunet: 3 whole + 1 matched; xdomain: 3 whole + 2 matched
+    assert len(rows) - len(headline) == 2 * 3 * 3  # grid: pipelines x whole impls x the 3 other cases
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == len(rows), [r["note"] for r in rows if r["status"] != "ok"]
     for r in ok:
         assert float(r["q25_s"]) <= float(r["median_s"]) <= float(r["q75_s"])
+        assert float(r["mean_ci_low_s"]) <= float(r["mean_s"]) <= float(r["mean_ci_high_s"])
         assert int(r["torch_threads"]) == 1
-        assert float(r["samples_per_s"]) == pytest.approx(int(r["batch"]) / float(r["median_s"]), rel=1e-3)
+        assert float(r["samples_per_s"]) == pytest.approx(int(r["batch"]) / float(r["mean_s"]), rel=1e-3)
         assert int(r["peak_mem_bytes"]) > 0
+    same = {r["work"]: r["mean_s"] for r in headline if r["pipeline"] in ("nnunet", "xdomain") and r["impl"] == "spineaug"
+            and (r["pipeline"], r["work"]) in (("nnunet", "preset"), ("xdomain", "matched:batchgenerators"))}
+    assert len(set(same.values())) == 1  # bgv2's matched work is the nnunet preset: timed once, reused
     assert len({r["run_id"] for r in rows}) == 1
     meta = json.loads((out / "meta.json").read_text())
     assert meta["torch_threads"] == 1 and meta["run_id"] == rows[0]["run_id"]
@@ -75,6 +85,32 @@ def test_transform_table_has_floor_and_every_transform(tiny_run):
     for r in rows[1:]:
         assert r["status"] == "ok", r
         assert float(r["ratio_to_floor"]) > 0
+        assert float(r["mean_s"]) > 0
+
+
+def test_overhead_table_has_every_preset_entry(tiny_run):
+    out, _, _ = tiny_run
+    rows = _rows(out / "overhead.csv")
+    assert list(rows[0]) == bench.OVERHEAD_COLUMNS
+    for pipeline in ("nnunet", "xdomain"):
+        entries = spineaug.Pipeline.from_preset(pipeline).config()["transforms"]
+        mine = [r for r in rows if r["pipeline"] == pipeline]
+        assert [r["transform"] for r in mine] == [e["name"] for e in entries]
+        for r in mine:
+            assert float(r["expected_s"]) == pytest.approx(float(r["firing_p"]) * float(r["forced_mean_s"]), rel=1e-3)
+
+
+def test_memory_table_has_peak_and_drift_per_preset(tiny_run):
+    out, _, _ = tiny_run
+    rows = _rows(out / "memory.csv")
+    assert list(rows[0]) == bench.MEMORY_COLUMNS
+    for pipeline in ("nnunet", "xdomain"):
+        checks = {r["check"]: r for r in rows if r["pipeline"] == pipeline}
+        assert {"peak_extra(preset)", "peak_extra(all forced on)", "rss_drift"} <= set(checks)
+        peak = checks["peak_extra(preset)"]
+        assert int(peak["reference_bytes"]) == 2 * 16**3 * (4 + 8)  # the headline batch: float32 image + int64 label
+        assert int(peak["value_bytes"]) > 0 and peak["verdict"] in ("met", "missed")
+        assert int(checks["rss_drift"]["calls"]) == 6
 
 
 def test_engine_checks_zero_syncs_and_flat_op_count(tiny_run):
@@ -84,15 +120,28 @@ def test_engine_checks_zero_syncs_and_flat_op_count(tiny_run):
     assert syncs and all(s == 0 for s in syncs), rows
     for pipeline in ("nnunet", "xdomain"):
         ops = {int(r["batch"]): int(r["value"]) for r in rows
-               if r["pipeline"] == pipeline and r["check"].startswith("aten_ops")}
-        assert set(ops) == {1, 2, 4}
-        assert ops[4] <= 1.5 * ops[1], ops  # a per-sample Python loop would give ~4x
+               if r["pipeline"] == pipeline and r["check"].startswith("aten_ops_per_call")}
+        assert set(ops) == {1, 2, 4, 8}
+        assert ops[8] <= 1.5 * ops[1], ops  # a per-sample Python loop would give ~8x
+        growth = [r for r in rows if r["pipeline"] == pipeline and r["check"].startswith("aten_ops_growth")]
+        assert len(growth) == 1 and growth[0]["verdict"] in ("flat", "saturates", "grows")
+
+
+@pytest.mark.parametrize("counts, verdict", [
+    ({1: [10, 10], 2: [10, 9], 4: [10, 10]}, "flat"),
+    ({1: [10, 8], 2: [12, 12], 4: [12, 11], 8: [12, 12]}, "saturates"),
+    ({1: [10, 10], 2: [11, 11], 4: [13, 13], 8: [17, 16]}, "grows"),
+])
+def test_op_growth_verdict(counts, verdict):
+    margin, got = bench.op_growth(counts)
+    assert got == verdict
+    assert margin == max(counts[max(counts)]) - max(counts[min(counts)])
 
 
 def test_rerun_replaces_files_never_mixes_runs(tiny_run, tmp_path):
     out = tmp_path / "bench"
-    cfg = bench.BenchConfig(pipelines=("nnunet",), baselines=(), transforms=False, checks=False,
-                            **{**TINY, "sizes": (16,), "batches": (1,)})
+    cfg = bench.BenchConfig(pipelines=("nnunet",), baselines=(), transforms=False, checks=False, memory=False,
+                            **{**TINY, **ONE_CASE})
     bench.run(cfg, out, log=lambda s: None)
     first = _rows(out / "pipelines.csv")
     bench.run(cfg, out, log=lambda s: None)
@@ -108,10 +157,28 @@ def test_report_writes_markdown_and_figures(tiny_run, tmp_path):
     out, _, _ = tiny_run
     md = benchmark.write(out, tmp_path / "reports")
     text = md.read_text()
-    assert "## Pipelines on cpu" in text and "## Per transform on cpu" in text and "## Engine checks" in text
+    for section in ("## Verdicts", "## Matched work on cpu", "## Pipeline overhead on cpu", "## Per transform on cpu",
+                    "## Engine checks", "## Memory", "## Training throughput"):
+        assert section in text, section
+    assert "vs matched work" in text and "single-threaded per sample" in text and "*Not run for this report.*" in text
     for name in ("benchmark_bars.png", "benchmark_scaling.png", "benchmark_transforms.png"):
         assert (tmp_path / "reports" / name).stat().st_size > 1000
     assert (tmp_path / "reports" / "bench" / "pipelines.csv").exists()
+
+
+def test_report_renders_training_csv_when_present(tiny_run, tmp_path):
+    import shutil
+
+    from spineaug.report import benchmark
+
+    out, _, _ = tiny_run
+    results = tmp_path / "bench"
+    shutil.copytree(out, results)
+    (results / "training.csv").write_text("arm,workers,s_per_iteration\nbgv2 workers,1,0.5\nspineaug nnunet,0,0.4\n")
+    text = benchmark.write(results, tmp_path / "reports").read_text()
+    training = text.split("## Training throughput")[1]
+    assert "| arm | workers | s_per_iteration |" in training and "| spineaug nnunet | 0 | 0.4 |" in training
+    assert (tmp_path / "reports" / "bench" / "training.csv").exists()
 
 
 # ---------------------------------------------------------------- sync and op counters
@@ -174,6 +241,9 @@ def test_op_count_does_not_grow_with_batch():
         (dict(batches=()), "no batch given"),
         (dict(sizes=(4096,)), "cannot fit in cpu memory"),
         (dict(devices=("tpu",)), "unknown device"),
+        (dict(threads=()), "no threads given"),
+        (dict(headline=(2, 0)), "headline must be two positive integers"),
+        (dict(drift_calls=(10, 5)), "early < late"),
     ],
 )
 def test_bad_requests_fail_before_anything_is_written(tmp_path, override, message):
@@ -207,7 +277,7 @@ def test_missing_library_is_skipped_with_a_note(tmp_path, monkeypatch):
     monkeypatch.setenv("SPINEAUG_AUGLAB_PYTHON", str(tmp_path / "no-such-env" / "python"))
     logs: list[str] = []
     cfg = bench.BenchConfig(pipelines=("xdomain",), baselines=("torchio", "auglab"), transforms=False,
-                            checks=False, **{**TINY, "sizes": (16,), "batches": (1,)})
+                            checks=False, memory=False, **{**TINY, **ONE_CASE})
     bench.run(cfg, tmp_path / "out", log=logs.append)
     notes = json.loads((tmp_path / "out" / "meta.json").read_text())["notes"]
     assert any("torchio skipped" in n for n in notes)
@@ -288,3 +358,64 @@ def test_firing_probability_of_preset_entries():
     assert firing_probability({"name": "Spatial", "p": 0.5, "p_rotation": 1.0}) == pytest.approx(0.5)
     assert firing_probability({"name": "Flip", "p": 0.5, "axes": [0, 1]}) == pytest.approx(0.75)
     assert firing_probability({"name": "Gamma", "p": 0.3}) == pytest.approx(0.3)
+
+
+# ---------------------------------------------------------------- matched work, inputs, statistics, memory
+
+
+def test_matched_config_keeps_the_expressed_entries_with_their_parameters():
+    preset = spineaug.Pipeline.from_preset("xdomain").config()["transforms"]
+    for library in ("torchio", "monai", "kornia", "auglab"):
+        have = [r.equivalent is not None for r in baselines.mapping(library, "xdomain")]
+        assert bench.matched_config("xdomain", library) == [e for e, h in zip(preset, have) if h]
+    assert "Spatial" not in [e["name"] for e in bench.matched_config("xdomain", "auglab")]
+    # batchgeneratorsv2 runs nnU-Net's pipeline whatever the preset: its matched work is the nnunet preset
+    nnunet = spineaug.Pipeline.from_preset("nnunet").config()["transforms"]
+    assert bench.matched_config("xdomain", "batchgenerators") == nnunet == bench.matched_config("nnunet", "batchgenerators")
+    spineaug.Pipeline.from_config({"transforms": bench.matched_config("xdomain", "monai")})  # a valid config
+    with pytest.raises(ValueError, match="unknown baseline"):
+        bench.matched_config("xdomain", "nope")
+
+
+def test_make_batch_is_zscored_phantom_patches():
+    image, label = bench.make_batch(2, 16, torch.device("cpu"), 0)
+    assert image.shape == label.shape == (2, 1, 16, 16, 16)
+    assert image.dtype == torch.float32 and label.dtype == torch.int64
+    assert torch.allclose(image.mean(dim=(1, 2, 3, 4)), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(image.std(dim=(1, 2, 3, 4)), torch.ones(2), atol=1e-3)
+    assert set(label.unique().tolist()) <= {0, 1, 2, 3} and label.max() > 0
+    again = bench.make_batch(2, 16, torch.device("cpu"), 0)
+    assert torch.equal(image, again[0]) and torch.equal(label, again[1])
+
+
+def test_mean_interval_is_a_seeded_bootstrap_around_the_mean():
+    timing = bench.Timing([0.01] * 20 + [0.1] * 10, None, "")
+    low, high = timing.mean_interval()
+    assert low < timing.mean < high and (low, high) == timing.mean_interval()
+    assert bench.Timing([0.5], None, "").mean_interval() == (0.5, 0.5)
+
+
+def test_peak_extra_bytes_counts_torch_allocations():
+    image, label = torch.zeros(2, 1, 16, 16, 16), torch.zeros(2, 1, 16, 16, 16, dtype=torch.int64)
+
+    def fn(x, y):
+        big = torch.ones(1 << 20)  # 4 MiB, freed before returning
+        del big
+        return x * 2, y
+
+    peak, method = bench.peak_extra_bytes(fn, image, label)
+    assert "profiler" in method
+    assert 4 << 20 <= peak < (4 << 20) + (1 << 20)
+
+
+def test_memory_drift_reads_rss_after_early_and_late_calls():
+    image, label = bench.make_batch(1, 8, torch.device("cpu"), 0)
+    drift = bench.memory_drift(lambda x, y: x + 1, image, label, 2, 5)
+    assert (drift.early, drift.late) == (2, 5) and drift.rss_early and drift.rss_late
+
+
+def test_quick_config_is_valid_and_small():
+    cfg = bench.BenchConfig.quick()
+    bench.validate(cfg)
+    assert cfg.repeats <= 5 and max(cfg.sizes) <= 32 and cfg.drift_calls[1] <= 100
+    assert bench.BenchConfig().repeats >= 30

@@ -7,7 +7,8 @@ Usage (the runner in ``spineaug.bench`` does this):
     .venv-auglab/bin/python spineaug/baselines/_auglab_worker.py REQUEST.json
 
 ``REQUEST.json``: ``{"config": PATH, "device": "cpu", "threads": 2, "seed": 0, "warmup": 1, "repeats": 5,
-"cases": [[B, S], ...], "max_seconds": 60}``. Reply: ``{"kornia": ..., "auglab": ..., "cases": [{"batch": B, "size": S,
+"cases": [[B, S], ...], "max_seconds": 60, "data": ""}`` (``data``: an optional ``torch.save`` file mapping ``"BxS"`` to
+``(image, label)``; other cases get a random batch). Reply: ``{"kornia": ..., "auglab": ..., "cases": [{"batch": B, "size": S,
 "times": [...], "peak_rss_bytes": ..., "cuda_max_allocated_bytes": ..., "error": null}, ...]}``.
 """
 
@@ -65,14 +66,19 @@ def main(request_path: str) -> int:
         "cases": [],
     }
     budget = float(req.get("max_seconds", 1e9))
+    data = torch.load(req["data"]) if req.get("data") else {}
     for b, s in req["cases"]:
         case = {"batch": b, "size": s, "times": [], "peak_rss_bytes": None, "cuda_max_allocated_bytes": None,
                 "error": None}
         out["cases"].append(case)
         try:
-            g = torch.Generator().manual_seed(int(req.get("seed", 0)) + 1000 * b + s)
-            image = torch.randn((b, 1, s, s, s), generator=g).to(device)
-            label = torch.randint(0, 4, (b, 1, s, s, s), generator=g).to(torch.int16).to(device)
+            if f"{b}x{s}" in data:  # the batch the in-process rows use
+                image, label = data[f"{b}x{s}"]
+                image, label = image.to(device), label.to(torch.int16).to(device)
+            else:
+                g = torch.Generator().manual_seed(int(req.get("seed", 0)) + 1000 * b + s)
+                image = torch.randn((b, 1, s, s, s), generator=g).to(device)
+                label = torch.randint(0, 4, (b, 1, s, s, s), generator=g).to(torch.int16).to(device)
             _io.reset_peak_rss()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)

@@ -180,8 +180,12 @@ def run(
     repeats: int = 5,
     max_seconds: float = 60.0,
     timeout: float = 1800.0,
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time AugLab's GPU pipeline on ``(batch, size)`` cases in the AugLab environment.
+
+    ``threads`` is the worker's ``torch.set_num_threads``. ``data`` maps ``"BxS"`` to the ``(image, label)`` CPU
+    tensors to time on (the inputs the in-process rows use); cases without data get the worker's random batch.
 
     Returns:
         The worker's JSON reply: versions (``auglab`` also names the installed source, e.g.
@@ -203,9 +207,15 @@ def run(
             config = str(Path(tmp) / "transform_params_gpu.json")
             Path(config).write_text(json.dumps(values, indent=1))
         request = Path(tmp) / "request.json"
+        data_path = ""
+        if data:
+            import torch
+
+            data_path = str(Path(tmp) / "data.pt")
+            torch.save(data, data_path)
         request.write_text(json.dumps({
             "config": config, "device": device, "threads": threads, "seed": seed, "warmup": warmup,
-            "repeats": repeats, "cases": [list(c) for c in cases], "max_seconds": max_seconds,
+            "repeats": repeats, "cases": [list(c) for c in cases], "max_seconds": max_seconds, "data": data_path,
         }))
         proc = subprocess.run([str(python), "-P", str(worker), str(request)], capture_output=True, text=True,
                               timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})

@@ -30,7 +30,8 @@ MAPPING: dict[str, tuple[str | None, str]] = {
                 "no elastic, no crop"),
     "Affine": ("RandomAffine3D", "rotation, translation, scaling, shear"),
     "Flip": ("RandomDepthicalFlip3D / RandomVerticalFlip3D / RandomHorizontalFlip3D", "one module per axis"),
-    "HistogramEqualization": ("RandomEqualize3D", "plain equalisation, no mixing or retain_stats"),
+    "HistogramEqualization": ("RandomEqualize3D", "plain equalisation of per-sample min-max-scaled intensities, scaled "
+                              "back; no mixing or retain_stats"),
 }
 NOTE_MISSING = "no kornia 3-D augmentation; left out"
 
@@ -38,6 +39,20 @@ NOTE_MISSING = "no kornia 3-D augmentation; left out"
 def mapping(pipeline: str) -> list[MappingRow]:
     """One row per transform of the preset: the kornia 3-D module used for it, if any."""
     return mapping_rows(pipeline, MAPPING, NOTE_MISSING)
+
+
+class _UnitRange(torch.nn.Module):
+    """Run a kornia module that accepts only [0, 1] intensities (``RandomEqualize3D``) on any image: per-sample
+    min-max to [0, 1] and back, as spineaug's histogram equalisation works on min-max-normalised intensities."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> Tensor:
+        lo = x.amin(dim=(1, 2, 3, 4), keepdim=True)
+        span = (x.amax(dim=(1, 2, 3, 4), keepdim=True) - lo).clamp_min(1e-8)
+        return self.module((x - lo) / span) * span + lo
 
 
 def _modules(K: Any, entry: dict[str, Any]) -> list[tuple[Any, Any | None]]:
@@ -63,7 +78,7 @@ def _modules(K: Any, entry: dict[str, Any]) -> list[tuple[Any, Any | None]]:
             out.append((cls[a](p=p), cls[a](p=p)))
         return out
     if name == "HistogramEqualization":
-        return [(K.RandomEqualize3D(p=p), None)]
+        return [(_UnitRange(K.RandomEqualize3D(p=p)), None)]
     return []
 
 

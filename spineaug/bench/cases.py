@@ -1,21 +1,60 @@
-"""What is timed: reproducible batches, spineaug calls, and transforms forced on (``RandomTransform.forced``)."""
+"""What is timed: reproducible phantom batches, spineaug calls, and transforms forced on (``RandomTransform.forced``)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor
 
 import spineaug
+from spineaug import phantom
+from spineaug.data.datasets import Sample
+from spineaug.data.sampling import PatchSampler
+
+PHANTOM_DOMAINS = ("ct", "t2w")
+"""Domains the benchmark's phantom volumes are rendered in (one anatomy, paired); patches come from both."""
 
 
-def make_batch(batch: int, size: int, device: torch.device, seed: int) -> tuple[Tensor, Tensor]:
-    """A reproducible ``B x 1 x S^3`` float32 image in [0, 1) and an int64 label map with values 0..3."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + batch * 1000 + size)
-    image = torch.rand((batch, 1, size, size, size), generator=g)
-    label = torch.randint(0, 4, (batch, 1, size, size, size), generator=g)
-    return image.to(device), label.to(device)
+@functools.lru_cache(maxsize=2)
+def phantom_samples(seed: int, shape: tuple[int, int, int]) -> tuple[Sample, ...]:
+    """The phantom volumes of one run, rendered once per process and reused by every case (about 5 s at the
+    default grid, 15 s at 160^3: regenerating them per case would cost more than timing it)."""
+    cases = phantom.make_cases(seed, PHANTOM_DOMAINS, shape=shape)
+    return tuple(Sample(f"{domain}_{seed}", c.image[None], c.label, c.affine) for domain, c in cases.items())
+
+
+def phantom_shape(size: int) -> tuple[int, int, int]:
+    """The phantom grid for patches of edge ``size``: the default grid, grown per axis to hold one patch."""
+    return tuple(max(n, size) for n in phantom.DEFAULT_SHAPE)  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=8)
+def _sampler(seed: int, shape: tuple[int, int, int], size: int) -> PatchSampler:
+    """One patch sampler per patch size (its foreground index is built once)."""
+    return PatchSampler(phantom_samples(seed, shape), (size, size, size), length=1024, seed=seed * 1000 + size)
+
+
+def make_batch(batch: int, size: int, device: torch.device, seed: int, *,
+               volume_size: int | None = None) -> tuple[Tensor, Tensor]:
+    """A reproducible ``B x 1 x S^3`` batch of phantom patches: float32 images z-scored per sample, int64 labels
+    (0 background, 1 vertebra, 2 disc, 3 canal), sampled as in training (a third centred on foreground).
+
+    Args:
+        batch: B.
+        size: S.
+        device: Where the tensors go.
+        seed: Seed of the anatomy and of the patch positions.
+        volume_size: Grow the phantom grid to hold patches of this edge (default ``size``); passing the run's
+            largest ``S`` makes every case share one set of cached volumes.
+    """
+    sampler = _sampler(seed, phantom_shape(max(size, volume_size or size)), size)
+    images, labels = zip(*(sampler[i] for i in range(batch)))
+    image, label = torch.stack(images), torch.stack(labels)
+    mean = image.mean(dim=(1, 2, 3, 4), keepdim=True)
+    std = image.std(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
+    return ((image - mean) / std).to(device), label.to(device)
 
 
 def spineaug_fn(pipeline: spineaug.Pipeline, seed: int) -> Callable[[Tensor, Tensor], Any]:

@@ -11,10 +11,12 @@ import spineaug
 from spineaug import _io
 from spineaug.baselines import LIBRARIES
 
-FULL_SIZES = (64, 96, 128, 160)
+FULL_SIZES = (64, 96, 128)
 FULL_BATCHES = (1, 2, 4)
-QUICK_SIZES = (32, 64)
+QUICK_SIZES = (32,)
 QUICK_BATCHES = (1, 2)
+HEADLINE = (2, 128)
+"""(B, S) of the headline comparison (issue 14: B=2, 128^3): matched work, >= 30 calls, every thread count."""
 
 WORKING_COPIES = 16
 """Estimated peak memory of one case, in multiples of the batch's image + label bytes (inputs, their clones,
@@ -29,21 +31,30 @@ class BenchError(ValueError):
 class BenchConfig:
     """What one benchmark run measures.
 
+    The headline case (``headline``) is timed at every thread count in ``threads`` with ``repeats`` calls (all of
+    them, no time budget), for each preset, each baseline and spineaug's matched work per baseline. The scaling grid
+    (``sizes`` x ``batches``) is timed at the largest thread count with up to ``grid_repeats`` calls (a secondary
+    table: medians and the growth with volume). The per-transform table, the overhead per preset, the checks and
+    the memory measurements run at the largest thread count on the headline case (the drift on ``drift_case``).
+
     Attributes:
         pipelines: spineaug presets to time.
         baselines: Baseline libraries (``spineaug.baselines.LIBRARIES``); missing ones are skipped with a note.
-        sizes: Cube edges S of the ``B x 1 x S^3`` batches.
-        batches: Batch sizes B.
+        sizes: Cube edges S of the ``B x 1 x S^3`` scaling grid.
+        batches: Batch sizes B of the scaling grid.
+        headline: ``(B, S)`` of the headline case.
+        threads: ``torch.set_num_threads`` values of the headline case (each row records its own).
         devices: ``cpu`` and/or ``cuda`` (``auto`` = cpu, plus cuda when available).
         warmup: Untimed calls before timing each case.
-        repeats: Timed calls per case (fresh random parameters each).
-        min_repeats: Fewest timed calls when ``max_seconds`` cuts a case short.
-        max_seconds: Time budget of one case; repeats stop early (after ``min_repeats``) when it is spent.
-        threads: ``torch.set_num_threads`` for the run (recorded in every row); ``None`` = the CPUs available.
-        transforms: Measure the per-transform table.
-        transform_size: S of the per-transform table.
-        transform_batch: B of the per-transform table.
-        checks: Measure op counts and host synchronisations.
+        repeats: Timed calls per headline case and per transform forced on, fresh random parameters each.
+        grid_repeats: Most timed calls per scaling-grid case.
+        min_repeats: Fewest timed calls when ``max_seconds`` cuts a grid case short.
+        max_seconds: Time budget of one grid case; calls stop early (after ``min_repeats``) when it is spent.
+        transforms: Measure the per-transform table and the overhead per preset.
+        checks: Measure op counts (and their growth with B) and host synchronisations.
+        memory: Measure the peak extra memory of a call and the drift over a long run.
+        drift_calls: ``(early, late)``: memory is compared after ``early`` and after ``late`` pipeline calls.
+        drift_case: ``(B, S)`` of the drift run (small, so ``late`` calls take a minute or two).
         seed: Seed of the data and of every pipeline.
         memory_fraction: A case may need at most this fraction of the available memory (estimate).
     """
@@ -52,28 +63,36 @@ class BenchConfig:
     baselines: tuple[str, ...] = LIBRARIES
     sizes: tuple[int, ...] = FULL_SIZES
     batches: tuple[int, ...] = FULL_BATCHES
+    headline: tuple[int, int] = HEADLINE
+    threads: tuple[int, ...] = (1, 2)
     devices: tuple[str, ...] = ("auto",)
     warmup: int = 1
-    repeats: int = 20
+    repeats: int = 30
+    grid_repeats: int = 10
     min_repeats: int = 5
-    max_seconds: float = 10.0
-    threads: int | None = None
+    max_seconds: float = 5.0
     transforms: bool = True
-    transform_size: int = 128
-    transform_batch: int = 2
     checks: bool = True
+    memory: bool = True
+    drift_calls: tuple[int, int] = (100, 2000)
+    drift_case: tuple[int, int] = (2, 64)
     seed: int = 0
     memory_fraction: float = 0.6
 
     @staticmethod
     def quick(**overrides: Any) -> BenchConfig:
-        """The reduced grid for CI (a few minutes on two CPU cores)."""
+        """The reduced run for CI and tests (a minute or two on two CPU cores): tiny cases, few calls."""
         values: dict[str, Any] = dict(
-            sizes=QUICK_SIZES, batches=QUICK_BATCHES, warmup=1, repeats=3, min_repeats=2, max_seconds=3.0,
-            transform_size=64, transform_batch=2,
+            sizes=QUICK_SIZES, batches=QUICK_BATCHES, headline=(2, 32), warmup=1, repeats=3, grid_repeats=3,
+            min_repeats=2, max_seconds=3.0, drift_calls=(10, 50), drift_case=(1, 16),
         )
         values.update(overrides)
         return BenchConfig(**values)
+
+    @property
+    def max_threads(self) -> int:
+        """The thread count of everything but the headline sweep."""
+        return max(self.threads)
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -115,18 +134,22 @@ def validate(config: BenchConfig) -> list[torch.device]:
     for b in config.baselines:
         if b not in LIBRARIES:
             raise BenchError(f"unknown baseline {b!r}; known baselines: {list(LIBRARIES)}")
-    for name, values in (("size", config.sizes), ("batch", config.batches)):
+    pairs = (("headline", config.headline), ("drift_case", config.drift_case), ("drift_calls", config.drift_calls))
+    for name, value in pairs:
+        if len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+            raise BenchError(f"{name} must be two positive integers, got {value!r}")
+    if config.drift_calls[0] >= config.drift_calls[1]:
+        raise BenchError(f"drift_calls must be (early, late) with early < late, got {config.drift_calls!r}")
+    for name, values in (("size", config.sizes), ("batch", config.batches), ("threads", config.threads)):
         if not values:
             raise BenchError(f"no {name} given")
         for v in values:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise BenchError(f"{name} must be a positive integer, got {v!r}")
-    if config.repeats < 1 or config.warmup < 0 or config.min_repeats < 1:
-        raise BenchError("repeats and min_repeats must be >= 1 and warmup >= 0")
+    if config.repeats < 1 or config.grid_repeats < 1 or config.warmup < 0 or config.min_repeats < 1:
+        raise BenchError("repeats, grid_repeats and min_repeats must be >= 1 and warmup >= 0")
     devices = resolve_devices(config.devices)
-    cases = [(b, s) for b in config.batches for s in config.sizes]
-    if config.transforms:
-        cases.append((config.transform_batch, config.transform_size))
+    cases = [(b, s) for b in config.batches for s in config.sizes] + [tuple(config.headline)]
     for device in devices:
         free = available_memory(device)
         if free is None:

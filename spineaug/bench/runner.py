@@ -1,11 +1,13 @@
-"""The benchmark run: pipelines against baselines, each transform forced on, engine checks; rows and files."""
+"""The benchmark run: headline and scaling rows of pipelines against baselines (and spineaug's matched work), then
+the per-transform, overhead, check and memory tables (:mod:`~spineaug.bench.costs`, :mod:`~spineaug.bench.checks`)."""
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,15 +16,20 @@ from torch import Tensor
 
 import spineaug
 from spineaug import _io, _schema, baselines
-from spineaug.bench.cases import forced_pipeline, kind, make_batch, spineaug_fn, transform_entries
+from spineaug.bench.cases import make_batch, spineaug_fn
 from spineaug.bench.config import BenchConfig, validate
-from spineaug.bench.probes import count_syncs
+from spineaug.bench.matched import matched_config, matched_preset, needs_matched
 from spineaug.bench.timing import Timing, time_calls
 
 PIPELINE_COLUMNS = _schema.BENCH_PIPELINE_COLUMNS
 TRANSFORM_COLUMNS = _schema.BENCH_TRANSFORM_COLUMNS
 ENGINE_COLUMNS = _schema.BENCH_ENGINE_COLUMNS
 MAPPING_COLUMNS = _schema.BENCH_MAPPING_COLUMNS
+OVERHEAD_COLUMNS = _schema.BENCH_OVERHEAD_COLUMNS
+MEMORY_COLUMNS = _schema.BENCH_MEMORY_COLUMNS
+
+Outcome = tuple[Timing | None, str, str]
+"""``(timing or None, status, note)`` of one measured case."""
 
 
 class Run:
@@ -35,7 +42,11 @@ class Run:
         self.transforms: list[dict[str, Any]] = []
         self.engine: list[dict[str, Any]] = []
         self.mapping: list[dict[str, Any]] = []
+        self.overhead: list[dict[str, Any]] = []
+        self.memory: list[dict[str, Any]] = []
         self.notes: list[str] = []
+        self._timed: dict[tuple, Outcome] = {}
+        self._volume = max(config.sizes + (config.headline[1],))
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -45,27 +56,38 @@ class Run:
         """The leading columns every timing and check row shares, plus ``fields``."""
         return dict(run_id=self.run_id, device=device.type, torch_threads=torch.get_num_threads(), **fields)
 
-    def measure(self, fn: Callable[[Tensor, Tensor], Any], data: Callable[[], tuple[Tensor, Tensor]],
-                device: torch.device, *, repeats: int | None = None) -> tuple[Timing | None, str, str]:
-        """Time ``fn`` on ``data()`` with this run's settings; return ``(timing or None, status, note)``.
+    def batch(self, b: int, s: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """The phantom batch of case ``(b, s)``; every case draws from one cached set of phantom volumes."""
+        return make_batch(b, s, device, self.config.seed, volume_size=self._volume)
 
-        A failing case (a baseline that errors, out of memory) becomes a row with its status; the run goes on.
+    def measure(self, fn: Callable[[Tensor, Tensor], Any], data: Callable[[], tuple[Tensor, Tensor]],
+                device: torch.device, *, repeats: int, min_repeats: int | None = None,
+                max_seconds: float = math.inf, key: tuple | None = None) -> Outcome:
+        """Time ``fn`` on ``data()``; return ``(timing or None, status, note)``.
+
+        ``key`` names the work (device, threads, config, case): a second request for the same work reuses the first
+        timing instead of timing it again. A failing case (a baseline that errors, out of memory) becomes a row with
+        its status; the run goes on.
         """
-        cfg = self.config
+        if key is not None and key in self._timed:
+            return self._timed[key]
         try:
             image, label = data()
-            timing = time_calls(fn, image, label, warmup=cfg.warmup, repeats=repeats or cfg.repeats,
-                                min_repeats=cfg.min_repeats, max_seconds=cfg.max_seconds)
-            return timing, _schema.STATUS_OK, ""
+            timing = time_calls(fn, image, label, warmup=self.config.warmup, repeats=repeats,
+                                min_repeats=repeats if min_repeats is None else min_repeats, max_seconds=max_seconds)
+            outcome: Outcome = (timing, _schema.STATUS_OK, "")
         except torch.OutOfMemoryError as exc:
-            return None, "oom", f"out of memory: {str(exc).splitlines()[0][:200]}"
+            outcome = (None, "oom", f"out of memory: {str(exc).splitlines()[0][:200]}")
         except MemoryError:
-            return None, "oom", "out of host memory"
+            outcome = (None, "oom", "out of host memory")
         except Exception as exc:  # a baseline failing on one case must not stop the run
-            return None, "error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            outcome = (None, "error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
         finally:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+        if key is not None:
+            self._timed[key] = outcome
+        return outcome
 
     def write(self) -> dict[str, Path]:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -87,77 +109,140 @@ class Run:
 # ---------------------------------------------------------------------------------------------- pipelines.csv
 
 
-def _pipeline_row(run: Run, device: torch.device, pipeline: str, impl: str, version: str, fidelity: str,
-                  coverage: str, b: int, s: int, timing: Timing | None, status: str,
-                  note: str = "") -> dict[str, Any]:
-    row = run.base(device, pipeline=pipeline, impl=impl, library_version=version, fidelity=fidelity,
-                   coverage=coverage, batch=b, size=s, voxels=b * s**3, warmup=run.config.warmup, repeats=0,
-                   status=status, note=note)
+@dataclass
+class Impl:
+    """One implementation timed for a preset: spineaug (whole preset or matched work) or a baseline."""
+
+    impl: str
+    work: str
+    fn: Callable[[Tensor, Tensor], Any] | None
+    version: str
+    fidelity: str
+    coverage: str
+    key: str = ""
+    note: str = ""
+
+
+def _pipeline_row(run: Run, device: torch.device, pipeline: str, impl: Impl, b: int, s: int,
+                  outcome: Outcome) -> dict[str, Any]:
+    timing, status, note = outcome
+    row = run.base(device, pipeline=pipeline, impl=impl.impl, work=impl.work, library_version=impl.version,
+                   fidelity=impl.fidelity, coverage=impl.coverage, batch=b, size=s, voxels=b * s**3,
+                   warmup=run.config.warmup, repeats=0, status=status, note=note or impl.note)
     if timing is not None and timing.times:
-        row.update(timing.summary(), samples_per_s=f"{b / timing.median:.6g}")
+        row.update(timing.summary(), samples_per_s=f"{b / timing.mean:.6g}")
     return row
-
-
-def _log_row(run: Run, row: dict[str, Any]) -> None:
-    where = f"  {row['pipeline']:8s} {row['impl']:16s} B={row['batch']} S={row['size']:<4d}"
-    if row["status"] != _schema.STATUS_OK:
-        run.log(f"{where} {row['status']}: {row['note']}")
-        return
-    run.log(f"{where} {float(row['median_s']) * 1e3:9.2f} ms  [IQR {float(row['iqr_s']) * 1e3:.2f}]  "
-            f"n={row['repeats']}")
 
 
 def _add_pipeline_row(run: Run, row: dict[str, Any]) -> None:
     run.pipelines.append(row)
-    _log_row(run, row)
+    where = (f"  {row['pipeline']:8s} {row['impl']:16s} {row['work']:24s} B={row['batch']} S={row['size']:<4d} "
+             f"t={row['torch_threads']}")
+    if row["status"] != _schema.STATUS_OK:
+        run.log(f"{where} {row['status']}: {row['note']}")
+        return
+    run.log(f"{where} mean {float(row['mean_s']) * 1e3:9.2f} ms [{float(row['mean_ci_low_s']) * 1e3:.2f}, "
+            f"{float(row['mean_ci_high_s']) * 1e3:.2f}]  median {float(row['median_s']) * 1e3:.2f}  n={row['repeats']}")
+
+
+def _spineaug_impl(run: Run, device: torch.device, entries: list[dict[str, Any]], work: str, fidelity: str,
+                   coverage: str, note: str = "") -> Impl:
+    config = {"seed": run.config.seed, "transforms": entries}
+    aug = spineaug.Pipeline.from_config(config, check_finite=False).to(device)
+    return Impl("spineaug", work, spineaug_fn(aug, run.config.seed), spineaug.__version__, fidelity, coverage,
+                json.dumps(entries, sort_keys=True), note)
+
+
+def _impls(run: Run, device: torch.device, pipeline: str) -> tuple[list[Impl], list[Impl], baselines.Baseline | None]:
+    """``(whole-work rows, matched spineaug rows, AugLab)`` of one preset on one device."""
+    cfg = run.config
+    entries = spineaug.Pipeline.from_preset(pipeline).config()["transforms"]
+    n = len(entries)
+    whole = [_spineaug_impl(run, device, entries, _schema.WORK_PRESET, "reference", f"{n}/{n}")]
+    found: list[baselines.Baseline] = []
+    auglab_base = None
+    for library in cfg.baselines:
+        try:
+            base = baselines.build(library, pipeline, device=device.type, seed=cfg.seed)
+        except baselines.BaselineUnavailable as exc:
+            if library != "auglab":
+                run.note(f"{library} skipped for {pipeline} on {device.type}: {exc}")
+            elif pipeline == "xdomain":
+                from spineaug.baselines import auglab
+
+                run.note(f"AugLab skipped: run `make auglab-env` ({exc})" if not auglab.available() else
+                         f"AugLab skipped for {pipeline}: {exc}")
+            continue
+        if device.type not in base.devices:
+            run.note(f"{library} skipped on {device.type}: CPU-only library (its CPU rows are the comparison)")
+            continue
+        found.append(base)
+        if library == "auglab":
+            auglab_base = base  # timed in its own interpreter
+        else:
+            whole.append(Impl(library, _schema.WORK_PRESET, base.fn, base.version, base.fidelity, base.coverage))
+    matched = []
+    for base in found:
+        if not needs_matched(base.fidelity):
+            continue
+        work = f"{_schema.WORK_MATCHED}{base.library}"
+        subset = matched_config(pipeline, base.library)
+        source = matched_preset(pipeline, base.library)
+        if not subset:
+            run.note(f"no matched work for {base.library} on {pipeline}: it expresses none of the preset's entries")
+            continue
+        note = (f"= the {source} preset ({base.library} runs it whatever the preset)" if source != pipeline else
+                "entries: " + ",".join(e["name"] for e in subset))
+        matched.append(_spineaug_impl(run, device, subset, work, "matched", f"{len(subset)}/{n}", note))
+    return whole, matched, auglab_base
 
 
 def run_pipelines(run: Run, device: torch.device) -> None:
-    """Fill ``pipelines.csv`` rows for one device."""
+    """Fill ``pipelines.csv`` for one device: the headline case at every thread count (whole work and matched
+    work), then the scaling grid at the largest thread count (whole work only)."""
     cfg = run.config
-    cases = [(b, s) for s in cfg.sizes for b in cfg.batches]
-    for pipeline in cfg.pipelines:
-        aug = spineaug.Pipeline.from_preset(pipeline, check_finite=False).to(device)
-        n = len(aug.transforms)
-        impls: list[tuple[str, Any, str, str, str]] = [
-            ("spineaug", spineaug_fn(aug, cfg.seed), spineaug.__version__, "reference", f"{n}/{n}")
-        ]
-        for library in cfg.baselines:
-            if library == "auglab":
-                continue  # timed in its own interpreter below
-            try:
-                base = baselines.build(library, pipeline, device=device.type, seed=cfg.seed)
-            except baselines.BaselineUnavailable as exc:
-                run.note(f"{library} skipped for {pipeline} on {device.type}: {exc}")
-                continue
-            if device.type not in base.devices:
-                run.note(f"{library} skipped on {device.type}: CPU-only library (its CPU rows are the comparison)")
-                continue
-            impls.append((library, base.fn, base.version, base.fidelity, base.coverage))
-        for impl, fn, version, fidelity, coverage in impls:
-            for b, s in cases:
-                data = functools.partial(make_batch, b, s, device, cfg.seed)  # made inside measure's try
-                timing, status, note = run.measure(fn, data, device)
-                _add_pipeline_row(run, _pipeline_row(run, device, pipeline, impl, version, fidelity, coverage,
-                                                     b, s, timing, status, note))
-        if "auglab" in cfg.baselines:
-            _run_auglab(run, device, pipeline, cases)
+    hb, hs = cfg.headline
+    grid = [(b, s) for s in cfg.sizes for b in cfg.batches if (b, s) != (hb, hs)]
+    built = {pipeline: _impls(run, device, pipeline) for pipeline in cfg.pipelines}
+    for threads in cfg.threads:
+        torch.set_num_threads(threads)
+        run.log(f"[{device.type}] headline B={hb} S={hs}, {threads} thread(s)")
+        for pipeline, (whole, matched, auglab_base) in built.items():
+            for impl in whole + matched:
+                _time_case(run, device, pipeline, impl, hb, hs, repeats=cfg.repeats)
+            if auglab_base is not None:
+                _run_auglab(run, device, pipeline, auglab_base, [(hb, hs)], repeats=cfg.repeats,
+                            max_seconds=math.inf)
+    torch.set_num_threads(cfg.max_threads)
+    if not grid:
+        return
+    run.log(f"[{device.type}] scaling grid, {cfg.max_threads} thread(s)")
+    for pipeline, (whole, _, auglab_base) in built.items():
+        for impl in whole:
+            for b, s in grid:
+                _time_case(run, device, pipeline, impl, b, s, repeats=cfg.grid_repeats, min_repeats=cfg.min_repeats,
+                           max_seconds=cfg.max_seconds)
+        if auglab_base is not None:
+            _run_auglab(run, device, pipeline, auglab_base, grid, repeats=cfg.grid_repeats,
+                        max_seconds=cfg.max_seconds)
 
 
-def _run_auglab(run: Run, device: torch.device, pipeline: str, cases: list[tuple[int, int]]) -> None:
+def _time_case(run: Run, device: torch.device, pipeline: str, impl: Impl, b: int, s: int, **timing: Any) -> None:
+    data = functools.partial(run.batch, b, s, device)  # made inside measure's try
+    key = (device.type, torch.get_num_threads(), impl.key, b, s) if impl.key else None
+    outcome = run.measure(impl.fn, data, device, key=key, **timing)
+    _add_pipeline_row(run, _pipeline_row(run, device, pipeline, impl, b, s, outcome))
+
+
+def _run_auglab(run: Run, device: torch.device, pipeline: str, base: baselines.Baseline,
+                cases: list[tuple[int, int]], *, repeats: int, max_seconds: float) -> None:
     from spineaug.baselines import auglab
 
     cfg = run.config
     try:
-        base = baselines.build("auglab", pipeline, device=device.type, seed=cfg.seed)
-    except baselines.BaselineUnavailable as exc:
-        if pipeline == "xdomain":
-            run.note(f"AugLab skipped: run `make auglab-env` ({exc})" if not auglab.available() else
-                     f"AugLab skipped for {pipeline}: {exc}")
-        return
-    try:
+        data = {f"{b}x{s}": run.batch(b, s, torch.device("cpu")) for b, s in cases}
         reply = auglab.run(cases, device=device.type, threads=torch.get_num_threads(), seed=cfg.seed,
-                           warmup=cfg.warmup, repeats=cfg.repeats, max_seconds=cfg.max_seconds)
+                           warmup=cfg.warmup, repeats=repeats, max_seconds=min(max_seconds, 1e9), data=data)
     except (baselines.BaselineUnavailable, OSError, ValueError) as exc:
         run.note(f"AugLab skipped: {exc}")
         return
@@ -165,85 +250,17 @@ def _run_auglab(run: Run, device: torch.device, pipeline: str, cases: list[tuple
         run.note(f"AugLab skipped: {type(exc).__name__}: {exc}")
         return
     version = f"{reply.get('auglab', '')} (kornia {reply.get('kornia', '?')})"
+    impl = Impl("auglab", _schema.WORK_PRESET, None, version, base.fidelity, base.coverage,
+                note=f"{reply.get('n_modules', '?')} modules, separate process (.venv-auglab), "
+                     f"{reply.get('threads', '?')} thread(s)")
     for case in reply["cases"]:
-        b, s = case["batch"], case["size"]
         timing = None
         if case.get("times"):
             peak = case.get("cuda_max_allocated_bytes") if device.type == "cuda" else case.get("peak_rss_bytes")
             timing = Timing(case["times"], peak, "cuda_max_allocated" if device.type == "cuda" else "rss_peak")
         status = _schema.STATUS_OK if case.get("error") is None and timing else "error"
-        note = f"{reply.get('n_modules', '?')} modules, separate process (.venv-auglab)"
-        if case.get("error"):
-            note = case["error"][:200]
-        _add_pipeline_row(run, _pipeline_row(run, device, pipeline, "auglab", version, base.fidelity,
-                                             base.coverage, b, s, timing, status, note))
-
-
-# ---------------------------------------------------------------------------------------------- transforms.csv
-
-
-def run_transforms(run: Run, device: torch.device) -> None:
-    """Fill ``transforms.csv``: each transform forced on, versus one elementwise pass over the same batch."""
-    cfg = run.config
-    b, s = cfg.transform_batch, cfg.transform_size
-    image, label = make_batch(b, s, device, cfg.seed)
-    factor = torch.tensor(1.0001, device=device)
-    floor = time_calls(lambda x, y: torch.mul(x, factor), image, label, warmup=cfg.warmup,
-                       repeats=max(cfg.repeats, 5), min_repeats=cfg.min_repeats, max_seconds=cfg.max_seconds)
-    floor_med = floor.median
-    row = run.base(device, batch=b, size=s)
-    run.transforms.append(dict(row, transform=_schema.FLOOR_TRANSFORM, kind=_schema.FLOOR_KIND, source="-",
-                               **floor.summary(), floor_median_s=f"{floor_med:.6g}", ratio_to_floor="1",
-                               status=_schema.STATUS_OK, note=""))
-    for entry, source in transform_entries(p for p in ("xdomain", "nnunet") if p in spineaug.presets()):
-        name = entry["name"]
-        base = dict(row, transform=name, kind=kind(name), source=source)
-        try:
-            aug = forced_pipeline([entry], cfg.seed, device)
-        except (ValueError, TypeError) as exc:
-            run.transforms.append(dict(base, status="error", note=str(exc)[:200]))
-            continue
-        timing, status, note = run.measure(spineaug_fn(aug, cfg.seed), lambda: (image, label), device)
-        base.update(status=status, note=note, floor_median_s=f"{floor_med:.6g}")
-        if timing is None:
-            run.transforms.append(base)
-            run.log(f"  transform {name:22s} {status}: {note}")
-            continue
-        run.transforms.append(dict(base, **timing.summary(), ratio_to_floor=f"{timing.median / floor_med:.4g}"))
-        run.log(f"  transform {name:22s} {timing.median * 1e3:9.2f} ms  = {timing.median / floor_med:6.1f} x floor")
-
-
-# ---------------------------------------------------------------------------------------------- engine.csv
-
-
-def run_checks(run: Run, device: torch.device) -> None:
-    """Fill ``engine.csv``: aten ops per call versus B (all transforms forced on) and host syncs per call."""
-    cfg = run.config
-    s = min(cfg.sizes + (32,))
-    for pipeline in cfg.pipelines:
-        entries = spineaug.Pipeline.from_preset(pipeline).config()["transforms"]
-        base = run.base(device, pipeline=pipeline, size=s)
-        for b in (1, 2, 4):
-            image, label = make_batch(b, s, device, cfg.seed)
-            forced = forced_pipeline(entries, cfg.seed, device)
-            syncs, names, ops = count_syncs(spineaug_fn(forced, cfg.seed), image, label)
-            run.engine.append(dict(base, check="aten_ops_per_call(all forced on)", batch=b, value=ops))
-            run.engine.append(dict(base, check="host_syncs_per_call(all forced on)", batch=b, value=syncs,
-                                   note=",".join(sorted(set(names)))))
-            preset = spineaug.Pipeline.from_preset(pipeline, check_finite=False).to(device)
-            fn = spineaug_fn(preset, cfg.seed)
-            total = 0
-            all_names: set[str] = set()
-            for _ in range(5):
-                n_sync, n_names, _ = count_syncs(fn, image.clone(), label.clone())
-                total += n_sync
-                all_names.update(n_names)
-            run.engine.append(dict(base, check="host_syncs_in_5_calls(preset)", batch=b, value=total,
-                                   note=",".join(sorted(all_names))))
-        rows = [r for r in run.engine if r["pipeline"] == pipeline and r["device"] == device.type]
-        ops = [int(r["value"]) for r in rows if r["check"].startswith("aten_ops")]
-        syncs = [int(r["value"]) for r in rows if r["check"].startswith("host_syncs")]
-        run.log(f"  checks {pipeline:8s} aten ops per call B=1,2,4: {ops}; host syncs: {syncs}")
+        outcome = (timing, status, (case.get("error") or "")[:200])
+        _add_pipeline_row(run, _pipeline_row(run, device, pipeline, impl, case["batch"], case["size"], outcome))
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -268,15 +285,14 @@ def run(config: BenchConfig, out: str | Path, log: Callable[[str], None] = print
     """Run the benchmark and write its CSV files under ``out``.
 
     Returns:
-        The files written: ``pipelines``, ``transforms``, ``engine``, ``mapping``, ``meta``.
+        The files written: ``pipelines``, ``transforms``, ``engine``, ``mapping``, ``overhead``, ``memory``,
+        ``meta``.
 
     Raises:
         BenchError: Unknown names or a case that cannot fit in memory (raised before anything runs).
     """
     devices = validate(config)
-    threads = config.threads if config.threads is not None else _io.available_cpus()
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
     try:
         return _run(config, devices, Path(out), log)
     finally:
@@ -285,19 +301,29 @@ def run(config: BenchConfig, out: str | Path, log: Callable[[str], None] = print
 
 def _run(config: BenchConfig, devices: list[torch.device], out: Path,
          log: Callable[[str], None]) -> dict[str, Path]:
+    from spineaug.bench.checks import run_checks, run_memory
+    from spineaug.bench.costs import run_overhead, run_transforms
+
     run_ = Run(config, out, log)
-    log(f"spineaug bench {run_.run_id}: torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"devices {[d.type for d in devices]}, sizes {list(config.sizes)}, batches {list(config.batches)}")
+    log(f"spineaug bench {run_.run_id}: torch {torch.__version__}, threads {list(config.threads)}, "
+        f"devices {[d.type for d in devices]}, headline B={config.headline[0]} S={config.headline[1]}, "
+        f"grid sizes {list(config.sizes)} x batches {list(config.batches)}")
     _mapping_rows(run_)
     for device in devices:
         log(f"[{device.type}] pipelines")
         run_pipelines(run_, device)
+        torch.set_num_threads(config.max_threads)
         if config.transforms:
-            log(f"[{device.type}] per-transform table at B={config.transform_batch} S={config.transform_size}")
+            b, s = config.headline
+            log(f"[{device.type}] per-transform table and overhead per preset at B={b} S={s}")
             run_transforms(run_, device)
+            run_overhead(run_, device)
         if config.checks:
             log(f"[{device.type}] engine checks")
             run_checks(run_, device)
+        if config.memory:
+            log(f"[{device.type}] memory: peak per call, drift over {config.drift_calls[1]} calls")
+            run_memory(run_, device)
     files = run_.write()
     log(f"wrote {', '.join(str(p) for p in files.values())}")
     return files

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,6 +27,24 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.times)
 
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.times)
+
+    def mean_interval(self, confidence: float = 0.95, resamples: int = 2000) -> tuple[float, float]:
+        """Percentile-bootstrap interval of the mean (seeded, so a re-render gives the same numbers).
+
+        The cost per call is bimodal (a call that fires a resampling costs many times one that does not), so no
+        normal approximation: resample the calls with replacement and take the quantiles of the resampled means.
+        """
+        xs = np.asarray(self.times, dtype=np.float64)
+        if len(xs) < 2:
+            return float(xs[0]), float(xs[0])
+        rng = np.random.default_rng(len(xs))
+        means = xs[rng.integers(0, len(xs), size=(resamples, len(xs)))].mean(axis=1)
+        alpha = (1 - confidence) / 2
+        return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
     def quantile(self, q: float) -> float:
         xs = sorted(self.times)
         if len(xs) == 1:
@@ -42,9 +61,11 @@ class Timing:
         """
         med = self.median
         q25, q75 = self.quantile(0.25), self.quantile(0.75)
+        low, high = self.mean_interval()
         return dict(
             repeats=len(self.times), median_s=f"{med:.6g}", q25_s=f"{q25:.6g}", q75_s=f"{q75:.6g}",
-            iqr_s=f"{q75 - q25:.6g}", mean_s=f"{statistics.fmean(self.times):.6g}",
+            iqr_s=f"{q75 - q25:.6g}", mean_s=f"{self.mean:.6g}", mean_ci_low_s=f"{low:.6g}",
+            mean_ci_high_s=f"{high:.6g}",
             min_s=f"{min(self.times):.6g}", max_s=f"{max(self.times):.6g}",
             peak_mem_bytes="" if self.peak_mem is None else str(int(self.peak_mem)), mem_kind=self.mem_kind,
         )

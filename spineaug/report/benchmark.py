@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from spineaug import _io, _schema
+from spineaug.report import bench_targets
+from spineaug.report.bench_targets import fmt_s, md_table
 
 HEADLINE = (2, 128)
 """(batch, size) of the headline comparison; the nearest measured case is used when it is absent."""
@@ -35,7 +37,12 @@ def _load(results: Path):
     frames = {}
     for name in _schema.BENCH_TABLES:
         path = bench / f"{name}.csv"
-        frames[name] = pd.read_csv(path) if path.exists() and path.stat().st_size > 0 else pd.DataFrame()
+        frame = pd.read_csv(path) if path.exists() and path.stat().st_size > 0 else pd.DataFrame()
+        if not frame.empty:  # result files of older runs lack the newer columns
+            for column in _schema.BENCH_TABLES[name]:
+                if column not in frame:
+                    frame[column] = _schema.WORK_PRESET if column == "work" else float("nan")
+        frames[name] = frame
     meta_path = bench / _schema.BENCH_META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     return bench, frames, meta
@@ -63,20 +70,6 @@ def _pyplot():
     return plt
 
 
-def _fmt_s(x: float) -> str:
-    if x != x:  # NaN
-        return "-"
-    if x >= 1:
-        return f"{x:.2f} s"
-    return f"{x * 1e3:.1f} ms"
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _bars(ok, out: Path, device: str) -> Path | None:
     plt = _pyplot()
 
@@ -88,16 +81,16 @@ def _bars(ok, out: Path, device: str) -> Path | None:
     for ax, pipeline in zip(axes[0], pipelines):
         sub = ok[(ok.pipeline == pipeline) & (ok.batch == b) & (ok["size"] == s)]
         impls = [i for i in _impls(ok) if i in set(sub.impl)]
-        med = [float(sub[sub.impl == i].median_s.iloc[0]) for i in impls]
-        lo = [m - float(sub[sub.impl == i].q25_s.iloc[0]) for m, i in zip(med, impls)]
-        hi = [float(sub[sub.impl == i].q75_s.iloc[0]) - m for m, i in zip(med, impls)]
+        med = [float(sub[sub.impl == i].mean_s.iloc[0]) for i in impls]
+        lo = [m - float(sub[sub.impl == i].mean_ci_low_s.iloc[0]) for m, i in zip(med, impls)]
+        hi = [float(sub[sub.impl == i].mean_ci_high_s.iloc[0]) - m for m, i in zip(med, impls)]
         ax.bar(range(len(impls)), med, yerr=[lo, hi], capsize=3, color=[COLORS.get(i, "grey") for i in impls])
         ax.set_xticks(range(len(impls)), impls, rotation=30, ha="right")
         ax.set_yscale("log")
-        ax.set_ylabel("seconds per batch (median, IQR bars)")
+        ax.set_ylabel("seconds per batch (mean, 95% CI bars)")
         ax.set_title(f"{pipeline}: B={b}, 1x{s}^3, {device}")
         for x, m in enumerate(med):
-            ax.text(x, m, _fmt_s(m), ha="center", va="bottom", fontsize=8)
+            ax.text(x, m, fmt_s(m), ha="center", va="bottom", fontsize=8)
     fig.tight_layout()
     path = out / f"benchmark_bars{'' if device == 'cpu' else '_' + device}.png"
     fig.savefig(path, dpi=110)
@@ -164,57 +157,6 @@ def _transform_fig(tr, out: Path, device: str) -> Path | None:
     return path
 
 
-def _speedups(ok, pipeline: str, b: int, s: int) -> list[list[Any]]:
-    sub = ok[(ok.pipeline == pipeline) & (ok.batch == b) & (ok["size"] == s)]
-    ref = sub[sub.impl == "spineaug"]
-    if ref.empty:
-        return []
-    ref_med = float(ref.median_s.iloc[0])
-    ref_mean = float(ref.mean_s.iloc[0]) if "mean_s" in ref else float("nan")
-    rows = []
-    for impl in _impls(sub):
-        r = sub[sub.impl == impl].iloc[0]
-        med = float(r.median_s)
-        rows.append([LABELS.get(impl, impl), r.fidelity, r.coverage, f"{_fmt_s(med)} [{_fmt_s(float(r.q25_s))}, "
-                     f"{_fmt_s(float(r.q75_s))}]", f"{float(r.samples_per_s):.2f}",
-                     f"{med / ref_med:.2f}x" if impl != "spineaug" else "1 (reference)",
-                     f"{_fmt_s(float(r.mean_s))} ({float(r.mean_s) / ref_mean:.2f}x)" if "mean_s" in r else "-",
-                     f"{float(r.peak_mem_bytes) / 2**20:.0f} MiB" if r.peak_mem_bytes == r.peak_mem_bytes else "-",
-                     int(r.repeats)])
-    return rows
-
-
-def _targets(ok, tr) -> list[str]:
-    """The issue's targets, checked against this run's numbers (xdomain at B=2, 128^3 on the CPU)."""
-    cpu = ok[(ok.device == "cpu") & (ok.pipeline == "xdomain") & (ok.batch == HEADLINE[0]) & (ok["size"] == HEADLINE[1])]
-    ref = cpu[cpu.impl == "spineaug"]
-    if ref.empty:
-        return []
-    lines = ["## Targets (xdomain, B=2, 1x128^3, CPU)", "",
-             "Target: spineaug `xdomain` >= 10x faster than the nnU-Net batchgeneratorsv2 pipeline and than AugLab's "
-             "GPU pipeline on the same CPU, and faster than every baseline; every elementwise transform within 3x of "
-             "the floor.", ""]
-    rows = []
-    for impl in _impls(cpu):
-        if impl == "spineaug":
-            continue
-        r = cpu[cpu.impl == impl].iloc[0]
-        med = float(r.median_s) / float(ref.median_s.iloc[0])
-        mean = float(r.mean_s) / float(ref.mean_s.iloc[0]) if "mean_s" in r else float("nan")
-        need = 10.0 if impl in ("batchgenerators", "auglab") else 1.0
-        met = "met" if min(med, mean) >= need else ("met on median only" if med >= need else "missed")
-        rows.append([LABELS.get(impl, impl), f"{need:g}x", f"{med:.2f}x", f"{mean:.2f}x", met])
-    lines += [_md_table(["baseline", "required speed-up", "median speed-up", "mean speed-up", "verdict"], rows), ""]
-    if not tr.empty:
-        el = tr[(tr.kind == "elementwise") & (tr.status == "ok") & (tr.device == "cpu")]
-        if not el.empty:
-            ratios = el.ratio_to_floor.astype(float)
-            lines += [f"Elementwise transforms within 3x of the floor: {int((ratios <= 3).sum())} of {len(el)} "
-                      f"(ratios {ratios.min():.1f}x to {ratios.max():.1f}x).", ""]
-        lines += _time_budget(tr[(tr.status == "ok") & (tr.device == "cpu")], float(ref.mean_s.iloc[0]))
-    return lines
-
-
 def firing_probability(entry: dict[str, Any]) -> float:
     """Per-sample probability that a config entry changes the sample (``RandomTransform.firing_probability``)."""
     import spineaug
@@ -222,27 +164,10 @@ def firing_probability(entry: dict[str, Any]) -> float:
     return spineaug.TRANSFORMS[entry["name"]].firing_probability(entry)
 
 
-def _time_budget(tr, measured_mean: float, preset: str = "xdomain") -> list[str]:
-    """Expected cost of each preset entry: per-sample firing probability x its forced-on time (cost grows with the
-    number of samples that fire, and only those are computed), next to the measured mean of the whole pipeline."""
-    import spineaug
-
-    if tr.empty or int(tr.batch.iloc[0]) != HEADLINE[0] or int(tr["size"].iloc[0]) != HEADLINE[1]:
-        return []
-    forced = {row.transform: float(row.median_s) for row in tr.itertuples()}
-    entries = [e for e in spineaug.Pipeline.from_preset(preset).config()["transforms"] if e["name"] in forced]
-    costs = [(e["name"], firing_probability(e), forced[e["name"]]) for e in entries]
-    costs.sort(key=lambda c: -c[1] * c[2])
-    total = sum(prob * t for _, prob, t in costs)
-    rows = [[name, f"{prob:.2f}", _fmt_s(t), _fmt_s(prob * t)] for name, prob, t in costs]
-    return [
-        f"### Where the time goes (`{preset}`, B={HEADLINE[0]}, {HEADLINE[1]}^3)", "",
-        "Expected cost of each entry = per-sample firing probability x its time forced on for the whole batch "
-        "(only firing samples are computed, so cost grows with how many fire). Their sum, "
-        f"{_fmt_s(total)}, estimates the pipeline's mean per call; measured: {_fmt_s(measured_mean)}. "
-        "IntensityFunction's five entries use the forced time of its first (log1p).", "",
-        _md_table(["entry", "fires per sample", "forced on", "expected per call"], rows), "",
-    ]
+def _headline(meta: dict[str, Any], ok) -> tuple[int, int]:
+    """The run's headline ``(B, S)`` (``meta.json``), else the measured case nearest to :data:`HEADLINE`."""
+    value = meta.get("config", {}).get("headline")
+    return (int(value[0]), int(value[1])) if value else _headline_case(ok)
 
 
 def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
@@ -251,23 +176,29 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
     bench, frames, meta = _load(results)
     out.mkdir(parents=True, exist_ok=True)
     pl, tr, en, mp = frames["pipelines"], frames["transforms"], frames["engine"], frames["mapping"]
+    ov, mem = frames["overhead"], frames["memory"]
+    training = bench_targets.load_training(bench)
     ok = pl[pl.status == "ok"].copy() if not pl.empty else pl
+    hb, hs = _headline(meta, ok) if not ok.empty else HEADLINE
+    # the figures, the grid and the slopes show the whole presets at the most threads
+    whole = ok[(ok.work == _schema.WORK_PRESET) & (ok.torch_threads == ok.torch_threads.max())] if not ok.empty else ok
     lines: list[str] = ["# spineaug speed benchmark", ""]
     cfg = meta.get("config", {})
     lines += [
         f"Run `{meta.get('run_id', '?')}`: `{meta.get('command', 'spineaug bench')}`  ",
         f"CPU: {meta.get('cpu_model', '?')} ({meta.get('cpus_available', '?')} CPUs available), "
-        f"torch {meta.get('versions', {}).get('torch', '?')} with **{meta.get('torch_threads', '?')} threads**, "
+        f"torch {meta.get('versions', {}).get('torch', '?')}, threads {cfg.get('threads')}, "
         f"GPU: {meta.get('cuda') or 'none'}.  ",
-        f"Workload: batches of B x 1 x S^3 float32 images in [0, 1) with int64 label maps (values 0..3), "
-        f"S in {cfg.get('sizes')}, B in {cfg.get('batches')}; {cfg.get('warmup')} warm-up calls, then up to "
-        f"{cfg.get('repeats')} timed calls (at least {cfg.get('min_repeats')}, stopping after "
-        f"{cfg.get('max_seconds')} s per case), each with fresh random parameters; inputs are cloned outside the "
-        "clock. Times are medians with the interquartile range [q25, q75]. spineaug runs with "
-        "`check_finite=False` (the training-loop setting; the NaN check is one extra pass). Peak memory on the "
-        "CPU is the process's RSS high-water mark (reset before each case), so it includes the interpreter and "
-        "every imported library (~0.7-1 GB); AugLab runs in its own, lighter process. On CUDA it is "
-        "`torch.cuda.max_memory_allocated`.  ",
+        "Workload: batches of B x 1 x S^3 phantom patches (CT and T2w renderings of one synthetic spine, sampled "
+        "as in training, z-scored per sample) with their int64 label maps (0 background, 1 vertebra, 2 disc, 3 "
+        f"canal). Headline case B={hb}, S={hs}: {cfg.get('repeats')} timed calls per case after "
+        f"{cfg.get('warmup')} warm-up, at each thread count; the **mean** (expected cost per training iteration) is "
+        "the headline with a 95 % percentile-bootstrap interval, the median a secondary column (the cost per call "
+        "is bimodal: a call that fires a resampling costs many times one that does not). Scaling grid: S in "
+        f"{cfg.get('sizes')}, B in {cfg.get('batches')}, at the most threads, up to {cfg.get('grid_repeats')} calls "
+        f"(at least {cfg.get('min_repeats')}, stopping after {cfg.get('max_seconds')} s). Every call draws fresh "
+        "parameters; inputs are cloned outside the clock; all libraries keep the input size. spineaug runs with "
+        "`check_finite=False` (the training-loop setting).  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()),
         "",
         "Timings come from one run on a shared machine: compare ratios within the run, not absolute numbers "
@@ -276,54 +207,51 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
     ]
     if meta.get("notes"):
         lines += ["## Notes from the run", ""] + [f"- {n}" for n in meta["notes"]] + [""]
+    lines += bench_targets.verdicts(ok, tr, ov, en, mem, training, hb, hs)
     figures = []
     for device in (list(dict.fromkeys(ok.device)) if not ok.empty else []):
-        dev = ok[ok.device == device]
-        b, s = _headline_case(dev)
-        lines += [f"## Pipelines on {device}: B={b}, 1x{s}^3", ""]
-        lines += ["Speed-up = baseline median / spineaug median (higher: spineaug faster). *fidelity*: exact = the "
-                  "same pipeline; partial = only the transforms the library has (it does less work); substitute = "
-                  "the library's own standard pipeline that users run instead. *coverage*: transforms of the preset "
-                  "the baseline expresses. The cost per call is bimodal for every pipeline (a call that fires a "
-                  "spatial resampling costs 10-100x one that does not), so the median of a few calls is unstable; "
-                  "the mean is the expected cost per training iteration.", ""]
-        for pipeline in dict.fromkeys(dev.pipeline):
-            rows = _speedups(dev, pipeline, b, s)
-            if rows:
-                lines += [f"### `{pipeline}`", "", _md_table(
-                    ["implementation", "fidelity", "coverage", "s/batch median [IQR]", "samples/s",
-                     "median vs spineaug", "mean (vs spineaug)", "peak memory", "n"], rows), ""]
+        lines += [f"## Matched work on {device}: B={hb}, 1x{hs}^3", "",
+                  "*fidelity*: exact = the same pipeline; partial = only the transforms the library has (it does "
+                  "less work); substitute = the library's own standard pipeline that users run instead. *coverage*: "
+                  "entries of the preset the baseline expresses. *vs whole preset* = baseline mean / spineaug's whole "
+                  "preset mean (today's ratio); **vs matched work** = baseline mean / the mean of spineaug restricted "
+                  "to exactly the entries the baseline expresses (same probabilities and ranges, built from the "
+                  "preset and the baseline's mapping): the headline. Higher = spineaug faster.", ""]
+        lines += bench_targets.matched_tables(ok, device, hb, hs)
+        dev = whole[whole.device == device]
         for fig in (_bars(dev, out, device), _scaling(dev, out, device)):
             if fig is not None:
                 figures.append(fig)
                 lines += [f"![{fig.stem}]({fig.name})", ""]
-        lines += [f"### All cases on {device} (median seconds per batch)", ""]
+        lines += [f"### All cases on {device}, whole presets (median seconds per batch, "
+                  f"{int(dev.torch_threads.max()) if not dev.empty else '?'} threads)", ""]
         pivot_rows = []
         for (pipeline, impl), grp in dev.groupby(["pipeline", "impl"], sort=False):
-            cells = {(int(r.batch), int(r["size"])): _fmt_s(float(r.median_s)) for _, r in grp.iterrows()}
+            cells = {(int(r.batch), int(r["size"])): fmt_s(float(r.median_s)) for _, r in grp.iterrows()}
             cases = sorted(cells, key=lambda c: (c[1], c[0]))
             pivot_rows.append((pipeline, impl, cells, cases))
         all_cases = sorted({c for *_, cells, cs in pivot_rows for c in cs}, key=lambda c: (c[1], c[0]))
-        lines += [_md_table(["pipeline", "impl"] + [f"B{b_} S{s_}" for b_, s_ in all_cases],
-                            [[p, i] + [cells.get(c, "-") for c in all_cases] for p, i, cells, _ in pivot_rows]), ""]
+        lines += [md_table(["pipeline", "impl"] + [f"B{b_} S{s_}" for b_, s_ in all_cases],
+                           [[p, i] + [cells.get(c, "-") for c in all_cases] for p, i, cells, _ in pivot_rows]), ""]
         # growth exponent: slope of log(time) vs log(voxels) at the headline batch
         slope_rows = []
-        for (pipeline, impl), grp in dev[dev.batch == b].groupby(["pipeline", "impl"], sort=False):
+        for (pipeline, impl), grp in dev[dev.batch == hb].groupby(["pipeline", "impl"], sort=False):
             g = grp.sort_values("voxels")
             if len(g) >= 2:
                 x0, x1 = math.log(float(g.voxels.iloc[0])), math.log(float(g.voxels.iloc[-1]))
                 y0, y1 = math.log(float(g.median_s.iloc[0])), math.log(float(g.median_s.iloc[-1]))
                 slope_rows.append([pipeline, impl, f"{(y1 - y0) / (x1 - x0):.2f}"])
         if slope_rows:
-            lines += [f"Log-log slope of time versus voxels at B={b}, smallest to largest S (1 = linear in volume; "
+            lines += [f"Log-log slope of time versus voxels at B={hb}, smallest to largest S (1 = linear in volume; "
                       "below 1 = fixed overheads dominate the small sizes):", "",
-                      _md_table(["pipeline", "impl", "slope"], slope_rows), ""]
+                      md_table(["pipeline", "impl", "slope"], slope_rows), ""]
         failed = pl[(pl.status != "ok") & (pl.device == device)]
         if not failed.empty:
             lines += ["Cases that did not complete:", ""] + [
-                f"- {r.pipeline} / {r.impl} B={r.batch} S={r['size']}: {r.status} ({r.note})"
-                for _, r in failed.iterrows()] + [""]
-    lines += _targets(ok, tr)
+                f"- {r.pipeline} / {r.impl} ({r.work}) B={r.batch} S={r['size']}, {r.torch_threads} threads: "
+                f"{r.status} ({r.note})" for _, r in failed.iterrows()] + [""]
+    for device in (list(dict.fromkeys(ov.device)) if not ov.empty else []):
+        lines += bench_targets.overhead_section(ov, ok, device)
     if not tr.empty:
         for device in dict.fromkeys(tr.device):
             t = tr[tr.device == device]
@@ -331,7 +259,7 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
             b, s = int(t.batch.iloc[0]), int(t["size"].iloc[0])
             lines += [f"## Per transform on {device}: each forced on (p = 1), B={b}, 1x{s}^3", ""]
             if not floor.empty:
-                lines += [f"Floor: one elementwise pass `x * c` over the batch = {_fmt_s(float(floor.median_s.iloc[0]))} "
+                lines += [f"Floor: one elementwise pass `x * c` over the batch = {fmt_s(float(floor.median_s.iloc[0]))} "
                           "(reads and writes every voxel once: the memory-traffic limit of any transform that must "
                           "produce a new image). Ratio = transform time / floor. The 3x target applies to the "
                           "*elementwise* class.", ""]
@@ -342,10 +270,12 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                 verdict = ""
                 if r.kind == "elementwise" and ratio == ratio:
                     verdict = "yes" if ratio <= 3 else "no"
-                rows.append([r["transform"], r.kind, r.source, _fmt_s(med) if med == med else r.status,
-                             f"[{_fmt_s(float(r.q25_s))}, {_fmt_s(float(r.q75_s))}]" if med == med else "",
+                rows.append([r["transform"], r.kind, r.source, bench_targets.mean_ci(r) if med == med else r.status,
+                             fmt_s(med) if med == med else "",
+                             f"[{fmt_s(float(r.q25_s))}, {fmt_s(float(r.q75_s))}]" if med == med else "",
                              f"{ratio:.1f}" if ratio == ratio else "-", verdict])
-            lines += [_md_table(["transform", "kind", "params from", "median", "IQR", "x floor", "<= 3x"], rows), ""]
+            lines += [md_table(["transform", "kind", "params from", "mean [95% CI]", "median", "IQR",
+                                "x floor (median)", "<= 3x"], rows), ""]
             fig = _transform_fig(t, out, device)
             if fig is not None:
                 figures.append(fig)
@@ -360,15 +290,24 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
         rows = []
         for (device, pipeline, check), grp in en.groupby(["device", "pipeline", "check"], sort=False):
             vals = ", ".join(f"B={int(r.batch)}: {int(r.value)}" for _, r in grp.iterrows())
-            notes = ",".join(sorted({str(n) for n in grp.note if isinstance(n, str) and n}))
-            rows.append([device, pipeline, check, vals, notes])
-        lines += [_md_table(["device", "pipeline", "check", "values", "sync ops seen"], rows), ""]
+            notes = "; ".join(sorted({str(n) for n in grp.note if isinstance(n, str) and n}))
+            verdict = ",".join(sorted({str(v) for v in grp.verdict if isinstance(v, str) and v}))
+            rows.append([device, pipeline, check, vals, verdict, notes])
+        lines += ["The growth check counts each B over several calls after a warm-up call and compares the most ops "
+                  "seen per B (some counts depend on the drawn parameters: a branch runs when any sample takes it). "
+                  "*flat*: the same at every B (the target); *grows*: still rising between the two largest B (work "
+                  "per sample on the host); *saturates*: rising at small B, then level (branches per distinct "
+                  "parameter value or taken when any sample needs them: bounded, still more ops with more samples). "
+                  "The value is the most ops at the largest B minus the most at B = 1.", "",
+                  md_table(["device", "pipeline", "check", "values", "verdict", "notes / sync ops seen"], rows), ""]
+    lines += bench_targets.memory_section(mem)
+    lines += bench_targets.training_section(training)
     if not mp.empty:
         lines += ["## Baseline mappings", "",
                   "Which spineaug transform each baseline expresses (blank: the library has no counterpart and the "
                   "baseline leaves it out, so it does less work than spineaug).", ""]
         for (library, pipeline), grp in mp.groupby(["baseline", "pipeline"], sort=False):
-            lines += [f"### {LABELS.get(library, library)} for `{pipeline}`", "", _md_table(
+            lines += [f"### {LABELS.get(library, library)} for `{pipeline}`", "", md_table(
                 ["spineaug", "equivalent", "note"],
                 [[r.spineaug, r.equivalent if isinstance(r.equivalent, str) else "**none**",
                   r.note if isinstance(r.note, str) else ""] for _, r in grp.iterrows()]), ""]

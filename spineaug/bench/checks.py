@@ -1,0 +1,137 @@
+"""Engine checks (``engine.csv``) and memory (``memory.csv``): op counts against B, host syncs, peak and drift.
+
+The op count runs every transform forced on, so the same work runs at any B: a count that grows with B means a
+Python loop over samples (or per-sample work on the host) somewhere. Each pipeline is warmed up once before counting
+(first calls may build caches), and each B is counted over :data:`OP_CALLS` calls, because some op counts depend on
+the drawn parameters (a branch runs when any sample takes it, which becomes likelier with more samples but is
+bounded). See :func:`op_growth` for the verdict.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+import spineaug
+from spineaug.bench.cases import forced_pipeline, spineaug_fn
+from spineaug.bench.memory import memory_drift, peak_extra_bytes
+from spineaug.bench.probes import count_syncs
+
+if TYPE_CHECKING:
+    from spineaug.bench.runner import Run
+
+OP_BATCHES = (1, 2, 4, 8)
+"""Batch sizes of the op-count check."""
+OP_CALLS = 5
+"""Calls counted per batch size (fresh parameters each)."""
+PEAK_CALLS = 5
+"""Preset calls whose largest peak is reported (fresh parameters each; what fires changes the peak)."""
+PEAK_TARGET = 4.0
+"""Issue 14: peak extra memory of a call at most this many times the batch's bytes."""
+DRIFT_TARGET = 0.02
+"""Issue 14: memory after the late call within this fraction of its value after the early one."""
+
+
+def op_growth(counts: dict[int, list[int]]) -> tuple[int, str]:
+    """``(margin, verdict)`` from op counts per B (several calls each), judged on the most ops seen per B (the count
+    with the branches taken; fewer are parameter luck, not batch size).
+
+    margin = most ops at the largest B minus most ops at the smallest. Verdict: ``flat`` when the most ops seen is
+    the same at every B (the target); ``grows`` when it still rises between the two largest B (work per sample on
+    the host, e.g. a loop over samples); ``saturates`` when it rises at small B and levels off (branches that run
+    once per distinct parameter value or when any sample takes them: bounded, but still more ops with more samples).
+    """
+    sizes = sorted(counts)
+    top = {b: max(counts[b]) for b in sizes}
+    margin = top[sizes[-1]] - top[sizes[0]]
+    if all(top[b] == top[sizes[0]] for b in sizes):
+        return margin, "flat"
+    return margin, "grows" if len(sizes) > 2 and top[sizes[-1]] > top[sizes[-2]] else "saturates"
+
+
+def run_checks(run: Run, device: torch.device) -> None:
+    """Fill ``engine.csv``: aten ops per call versus B (all forced on), their growth verdict, host syncs per call."""
+    cfg = run.config
+    s = min(cfg.sizes + (32,))
+    for pipeline in cfg.pipelines:
+        entries = spineaug.Pipeline.from_preset(pipeline).config()["transforms"]
+        base = run.base(device, pipeline=pipeline, size=s)
+        forced = forced_pipeline(entries, cfg.seed, device)
+        preset = spineaug.Pipeline.from_preset(pipeline, check_finite=False).to(device)
+        counts: dict[int, list[int]] = {}
+        for b in OP_BATCHES:
+            image, label = run.batch(b, s, device)
+            fn = spineaug_fn(forced, cfg.seed)
+            fn(image, label)  # warm-up: caches built on a first call are not per-call work
+            calls = [count_syncs(fn, image, label) for _ in range(OP_CALLS)]
+            counts[b] = [ops for _, _, ops in calls]
+            run.engine.append(dict(base, check="aten_ops_per_call(all forced on)", batch=b, value=max(counts[b]),
+                                   note=f"{OP_CALLS} calls: " + "/".join(map(str, counts[b]))))
+            names = sorted({n for _, ns, _ in calls for n in ns})
+            run.engine.append(dict(base, check="host_syncs_per_call(all forced on)", batch=b, value=calls[0][0],
+                                   verdict="ok" if all(c[0] == 0 for c in calls) else "syncs", note=",".join(names)))
+            total, seen = 0, set()
+            preset_fn = spineaug_fn(preset, cfg.seed)
+            for _ in range(5):
+                n_sync, n_names, _ = count_syncs(preset_fn, image.clone(), label.clone())
+                total += n_sync
+                seen.update(n_names)
+            run.engine.append(dict(base, check="host_syncs_in_5_calls(preset)", batch=b, value=total,
+                                   verdict="ok" if total == 0 else "syncs", note=",".join(sorted(seen))))
+        growth, verdict = op_growth(counts)
+        run.engine.append(dict(base, check=f"aten_ops_growth(B={min(counts)}..{max(counts)})", batch=max(counts),
+                               value=growth, verdict=verdict,
+                               note="; ".join(f"B={b}: {min(c)}-{max(c)}" for b, c in counts.items())))
+        run.log(f"  checks {pipeline:8s} aten ops per call B={','.join(map(str, counts))}: "
+                f"{[max(c) for c in counts.values()]} -> {verdict}")
+
+
+def _memory_row(run: Run, device: torch.device, pipeline: str, check: str, b: int, s: int, calls: int, value: int,
+                reference: int, ratio: float, target: str, ok: bool, method: str, note: str = "") -> dict[str, Any]:
+    return run.base(device, pipeline=pipeline, check=check, batch=b, size=s, calls=calls, value_bytes=value,
+                    reference_bytes=reference, ratio=f"{ratio:.4g}", target=target, verdict="met" if ok else "missed",
+                    method=method, note=note)
+
+
+def run_memory(run: Run, device: torch.device) -> None:
+    """Fill ``memory.csv``: per preset, the peak extra memory of a call (largest of :data:`PEAK_CALLS` preset calls,
+    and all transforms forced on) against the batch's bytes, then memory after the early and the late call."""
+    cfg = run.config
+    b, s = cfg.headline
+    image, label = run.batch(b, s, device)
+    batch_bytes = image.nbytes + label.nbytes
+    for pipeline in cfg.pipelines:
+        preset = spineaug.Pipeline.from_preset(pipeline, check_finite=False).to(device)
+        fn = spineaug_fn(preset, cfg.seed)
+        fn(image, label)  # warm-up
+        peaks = [peak_extra_bytes(fn, image, label) for _ in range(PEAK_CALLS)]
+        peak, method = max(p for p, _ in peaks), peaks[0][1]
+        run.memory.append(_memory_row(run, device, pipeline, "peak_extra(preset)", b, s, PEAK_CALLS, peak, batch_bytes,
+                                      peak / batch_bytes, f"<= {PEAK_TARGET:g}x batch", peak <= PEAK_TARGET * batch_bytes,
+                                      method, "largest of the calls; outputs included"))
+        entries = preset.config()["transforms"]
+        forced_fn = spineaug_fn(forced_pipeline(entries, cfg.seed, device), cfg.seed)
+        forced_peak, _ = peak_extra_bytes(forced_fn, image, label)
+        run.memory.append(_memory_row(run, device, pipeline, "peak_extra(all forced on)", b, s, 1, forced_peak,
+                                      batch_bytes, forced_peak / batch_bytes, f"<= {PEAK_TARGET:g}x batch",
+                                      forced_peak <= PEAK_TARGET * batch_bytes, method, "worst case: every entry fires"))
+        run.log(f"  memory {pipeline:8s} peak extra {peak / 2**20:.1f} MiB = {peak / batch_bytes:.2f}x batch "
+                f"(all forced on {forced_peak / batch_bytes:.2f}x)")
+        db, ds = cfg.drift_case
+        dimage, dlabel = run.batch(db, ds, device)
+        early, late = cfg.drift_calls
+        drift = memory_drift(spineaug_fn(preset, cfg.seed), dimage, dlabel, early, late)
+        pairs = [("rss_drift", drift.rss_early, drift.rss_late, "VmRSS")]
+        if drift.cuda_early is not None:
+            pairs.append(("cuda_allocated_drift", drift.cuda_early, drift.cuda_late, "torch.cuda.memory_allocated"))
+        for check, first, last, how in pairs:
+            if first is None or last is None:
+                run.note(f"{check} not measurable here ({how} unavailable)")
+                continue
+            change = (last - first) / first if first else 0.0
+            run.memory.append(_memory_row(run, device, pipeline, check, db, ds, late, last, first, change,
+                                          f"<= {DRIFT_TARGET:.0%} growth", change <= DRIFT_TARGET, how,
+                                          f"after {early} calls: {first} B; after {late}: {last} B; "
+                                          f"{drift.seconds:.0f} s"))
+            run.log(f"  memory {pipeline:8s} {check}: {change:+.2%} from call {early} to {late} ({drift.seconds:.0f} s)")

@@ -1,0 +1,79 @@
+"""Cost of each transform forced on (``transforms.csv``) and the overhead of each preset (``overhead.csv``).
+
+The floor is one elementwise pass ``x * c`` over the batch (read once, write once): the memory-traffic limit of any
+transform that produces a new image. A preset's *expected* cost is the sum over its entries of the per-sample firing
+probability times the entry's mean time forced on (only firing samples are computed, so cost grows with how many
+fire); the *overhead* is the pipeline's measured mean minus that sum (dispatch, parameter draws, the fused
+resampling's bookkeeping...), which the report sets against the 10 % target.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+import spineaug
+from spineaug import _schema
+from spineaug.bench.cases import forced_pipeline, kind, spineaug_fn, transform_entries
+from spineaug.bench.timing import time_calls
+
+if TYPE_CHECKING:
+    from spineaug.bench.runner import Outcome, Run
+
+
+def _forced(run: Run, device: torch.device, entry: dict[str, Any]) -> Outcome:
+    """Mean time of ``entry`` forced on at the headline case (timed once per entry and thread count)."""
+    b, s = run.config.headline
+    key = (device.type, torch.get_num_threads(), "forced:" + json.dumps(entry, sort_keys=True), b, s)
+    try:
+        aug = forced_pipeline([entry], run.config.seed, device)
+    except (ValueError, TypeError) as exc:
+        return None, "error", str(exc)[:200]
+    return run.measure(spineaug_fn(aug, run.config.seed), lambda: run.batch(b, s, device), device,
+                       repeats=run.config.repeats, key=key)
+
+
+def run_transforms(run: Run, device: torch.device) -> None:
+    """Fill ``transforms.csv``: each transform forced on, versus one elementwise pass over the same batch."""
+    cfg = run.config
+    b, s = cfg.headline
+    image, label = run.batch(b, s, device)
+    factor = torch.tensor(1.0001, device=device)
+    floor = time_calls(lambda x, y: torch.mul(x, factor), image, label, warmup=cfg.warmup,
+                       repeats=max(cfg.repeats, 5))
+    floor_med = floor.median
+    row = run.base(device, batch=b, size=s)
+    run.transforms.append(dict(row, transform=_schema.FLOOR_TRANSFORM, kind=_schema.FLOOR_KIND, source="-",
+                               **floor.summary(), floor_median_s=f"{floor_med:.6g}", ratio_to_floor="1",
+                               status=_schema.STATUS_OK, note=""))
+    for entry, source in transform_entries(p for p in ("xdomain", "nnunet") if p in spineaug.presets()):
+        name = entry["name"]
+        base = dict(row, transform=name, kind=kind(name), source=source)
+        timing, status, note = _forced(run, device, entry)
+        base.update(status=status, note=note, floor_median_s=f"{floor_med:.6g}")
+        if timing is None:
+            run.transforms.append(base)
+            run.log(f"  transform {name:22s} {status}: {note}")
+            continue
+        run.transforms.append(dict(base, **timing.summary(), ratio_to_floor=f"{timing.median / floor_med:.4g}"))
+        run.log(f"  transform {name:22s} {timing.mean * 1e3:9.2f} ms mean = {timing.median / floor_med:6.1f} x floor "
+                "(median)")
+
+
+def run_overhead(run: Run, device: torch.device) -> None:
+    """Fill ``overhead.csv``: every entry of every preset forced on with its own parameters, and its expected cost."""
+    b, s = run.config.headline
+    for pipeline in run.config.pipelines:
+        total = 0.0
+        for position, entry in enumerate(spineaug.Pipeline.from_preset(pipeline).config()["transforms"]):
+            p = spineaug.TRANSFORMS[entry["name"]].firing_probability(entry)
+            timing, status, note = _forced(run, device, entry)
+            row = run.base(device, pipeline=pipeline, position=position, transform=entry["name"], batch=b, size=s,
+                           firing_p=f"{p:.4g}", status=status, note=note)
+            if timing is not None:
+                total += p * timing.mean
+                row.update(forced_mean_s=f"{timing.mean:.6g}", expected_s=f"{p * timing.mean:.6g}")
+            run.overhead.append(row)
+        run.log(f"  {pipeline}: sum of expected entry costs {total * 1e3:.1f} ms")
