@@ -56,10 +56,15 @@ def test_run_writes_csvs_with_expected_columns(tiny_run):
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == len(rows), [r["note"] for r in rows if r["status"] != "ok"]
     for r in ok:
-        assert float(r["q25_s"]) <= float(r["median_s"]) <= float(r["q75_s"])
         assert int(r["torch_threads"]) == 1
+        assert TINY["min_repeats"] <= int(r["repeats"]) <= TINY["repeats"] and int(r["warmup"]) == TINY["warmup"]
+        times = [float(r[k]) for k in ("min_s", "q25_s", "median_s", "q75_s", "max_s")]
+        # the CSV holds 6 significant digits per value
+        assert times[0] > 0 and float(r["iqr_s"]) == pytest.approx(times[3] - times[1], abs=1e-5 * times[3])
+        assert times[0] <= float(r["mean_s"]) <= times[-1]
         assert float(r["samples_per_s"]) == pytest.approx(int(r["batch"]) / float(r["median_s"]), rel=1e-3)
-        assert int(r["peak_mem_bytes"]) > 0
+        # on the CPU, the process's RSS high-water mark: at least the interpreter with torch imported (> 100 MiB)
+        assert r["mem_kind"] == "rss_peak" and int(r["peak_mem_bytes"]) > 100 * 2**20
     assert len({r["run_id"] for r in rows}) == 1
     meta = json.loads((out / "meta.json").read_text())
     assert meta["torch_threads"] == 1 and meta["run_id"] == rows[0]["run_id"]

@@ -72,7 +72,8 @@ def test_bench_then_report_on_a_tiny_run(tmp_path, capsys):
         ("none", "spineaug", "1", "8", "ok"), ("none", "spineaug", "2", "8", "ok")]
     capsys.readouterr()
     reports = tmp_path / "reports"
-    argv = ["report", "--results", str(tmp_path / "results"), "--out", str(reports), "--study-data", str(tmp_path / "none")]
+    argv = ["report", "--results", str(tmp_path / "results"), "--out", str(reports),
+            "--study-data", str(tmp_path / "none")]
     assert cli.main(argv) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(reports / "benchmark.md")

@@ -118,7 +118,9 @@ def _xdomain_plus() -> list[dict[str, Any]]:
     return out
 
 
-PINNED = {"none": lambda: [], "nnunet": lambda: NNUNET, "xdomain": lambda: XDOMAIN, "xdomain-plus": _xdomain_plus}
+PINNED = {
+    "none": lambda: [], "nnunet": lambda: NNUNET, "xdomain": lambda: XDOMAIN, "xdomain-plus": _xdomain_plus,
+}
 
 
 def test_every_preset_is_pinned():
@@ -137,7 +139,7 @@ def test_preset_equals_its_reference_entry_by_entry(name):
 
 
 def test_affine_defaults_are_auglabs():
-    """``Affine`` has no preset entry with values of its own: its defaults are AugLab's (CATALOG.md, AffineTransform)."""
+    """No preset holds ``Affine``; its defaults are AugLab's AffineTransform values (CATALOG.md)."""
     assert spineaug.TRANSFORMS["Affine"].defaults() == {
         "degrees": (-5.0, 5.0), "translate": (0.1, 0.1, 0.1), "scale": (0.7, 1.4), "shear_deg": (-5.0, 5.0), "p": 1.0,
     }
