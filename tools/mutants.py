@@ -74,6 +74,7 @@ class Outcome:
     tail: list[str] = field(default_factory=list)
 
 
+# Appended to a transform's module: wrap its sample_params so that every sample gets sample 0's draw.
 _SHARED = """
 
 import dataclasses as _mutant_dc
@@ -90,6 +91,7 @@ def _mutant_sample_params_{n}(self, batch, generator):
 
 {cls}.sample_params = _mutant_sample_params_{n}
 """
+# the gate (and the blend weight drawn with it) of sample 0 for all; or the transform's own values of sample 0
 _SHARED_GATE = "_mutant_dc.replace(params, gate=params.gate[first], alpha=params.alpha[first])"
 _SHARED_DRAW = "_mutant_dc.replace(params, values=params.values.select(first))"
 
@@ -111,7 +113,7 @@ def _batch_shared() -> list[Mutant]:
     """One gate for the whole batch, and one draw of the transform's own values, for each transform of the list."""
     out = []
     for name, (cls, path) in _CLASSES.items():
-        anchor = ((f"class {cls}(", f"class {cls}("),)
+        anchor = ((f"class {cls}(", f"class {cls}("),)  # no change: only checks the class still lives in `path`
         for kind, change in (("gate", _SHARED_GATE), ("draw", _SHARED_DRAW)):
             if kind == "draw" and name in _NO_OWN_VALUES:
                 continue
