@@ -28,7 +28,7 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-# Re-injects issue 13's bugs one at a time into a temporary copy and checks a fast test catches each (~10 min).
+# Re-injects issue 13's bugs one at a time into a temporary copy and checks a fast test catches each (5-15 min on 2 cores).
 mutants: install
 	$(BIN)/python tools/mutants.py
 
