@@ -62,11 +62,16 @@ def test_run_writes_csvs_with_expected_columns(tiny_run):
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == len(rows), [r["note"] for r in rows if r["status"] != "ok"]
     for r in ok:
-        assert float(r["q25_s"]) <= float(r["median_s"]) <= float(r["q75_s"])
-        assert float(r["mean_ci_low_s"]) <= float(r["mean_s"]) <= float(r["mean_ci_high_s"])
         assert int(r["torch_threads"]) == 1
+        assert TINY["min_repeats"] <= int(r["repeats"]) <= TINY["repeats"] and int(r["warmup"]) == TINY["warmup"]
+        times = [float(r[k]) for k in ("min_s", "q25_s", "median_s", "q75_s", "max_s")]
+        # the CSV holds 6 significant digits per value
+        assert times[0] > 0 and float(r["iqr_s"]) == pytest.approx(times[3] - times[1], abs=1e-5 * times[3])
+        assert times[0] <= float(r["mean_s"]) <= times[-1]
+        assert float(r["mean_ci_low_s"]) <= float(r["mean_s"]) <= float(r["mean_ci_high_s"])
         assert float(r["samples_per_s"]) == pytest.approx(int(r["batch"]) / float(r["mean_s"]), rel=1e-3)
-        assert int(r["peak_mem_bytes"]) > 0
+        # on the CPU, the process's RSS high-water mark: at least the interpreter with torch imported (> 100 MiB)
+        assert r["mem_kind"] == "rss_peak" and int(r["peak_mem_bytes"]) > 100 * 2**20
     same = {r["work"]: r["mean_s"] for r in headline if r["pipeline"] in ("nnunet", "xdomain") and r["impl"] == "spineaug"
             and (r["pipeline"], r["work"]) in (("nnunet", "preset"), ("xdomain", "matched:batchgenerators"))}
     assert len(set(same.values())) == 1  # bgv2's matched work is the nnunet preset: timed once, reused

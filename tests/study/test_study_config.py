@@ -60,7 +60,7 @@ def test_bad_study_names_the_key(over, needle):
 def test_bad_arm_config_file_is_validated_up_front(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"transforms": [{"name": "Gamma", "p": 2}]}')
-    with pytest.raises(ConfigError, match="p"):
+    with pytest.raises(ConfigError, match=r"\(Gamma\): RandomGamma: p: Input should be less than or equal to 1 \(got 2\)"):
         load_study(_study(arms=[str(bad)]))
 
 

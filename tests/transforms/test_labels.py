@@ -169,8 +169,9 @@ def test_label_appearance_blur_and_bias_run_and_retain_stats():
     x, _ = make_batch(2, (12, 12, 12))
     t = spineaug.TRANSFORMS["LabelAppearance"](p=1.0, p_bias=1.0, blur_sigma=(0.5, 1.5))
     out, _ = run(t, x, lbl)
-    assert torch.isfinite(out.image).all()
+    assert not torch.allclose(out.image, x, atol=1e-2)
     torch.testing.assert_close(out.image.mean(dim=(2, 3, 4)), x.mean(dim=(2, 3, 4)), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.image.std(dim=(2, 3, 4)), x.std(dim=(2, 3, 4)), atol=1e-4, rtol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------ shared mechanics

@@ -1,0 +1,83 @@
+"""Success paths of the ``spineaug`` command: ``--version``, ``config <preset|transform|file>``, ``bench`` with its
+flags, and ``report`` on a tiny benchmark run (issue 13: each must fail a test when broken)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+import spineaug
+from spineaug import bench, cli
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"spineaug {spineaug.__version__}\n"
+
+
+@pytest.mark.parametrize("name", spineaug.presets())
+def test_config_of_a_preset_prints_its_full_config(capsys, name):
+    assert cli.main(["config", name]) == 0
+    assert json.loads(capsys.readouterr().out) == spineaug.Pipeline.from_preset(name).config()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_config_of_a_file_prints_normalised_values_with_defaults(tmp_path, capsys, suffix):
+    path = tmp_path / f"mine{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps({"seed": 7, "transforms": [{"name": "Gamma", "p": "0.5"}, {"name": "Flip"}]}))
+    else:
+        path.write_text("seed: 7\ntransforms:\n  - {name: Gamma, p: '0.5'}\n  - {name: Flip}\n")
+    assert cli.main(["config", str(path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    gamma = spineaug.TRANSFORMS["Gamma"]().config()
+    flip = spineaug.TRANSFORMS["Flip"]().config()
+    assert shown == {"seed": 7, "transforms": [{**gamma, "p": 0.5}, flip]}
+
+
+FLAGS = ["--pipelines", "nnunet", "--baselines", "torchio,monai", "--sizes", "16,24", "--batches", "1,3",
+         "--device", "cpu", "--repeats", "4", "--warmup", "2", "--max-seconds", "1.5", "--threads", "1",
+         "--seed", "9", "--no-transforms", "--no-checks"]  # fmt: skip
+FLAG_VALUES = dict(pipelines=("nnunet",), baselines=("torchio", "monai"), sizes=(16, 24), batches=(1, 3),
+                   devices=("cpu",), repeats=4, warmup=2, max_seconds=1.5, threads=(1,), seed=9, transforms=False,
+                   checks=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_bench_passes_every_flag_to_the_run(tmp_path, monkeypatch, quick):
+    calls = []
+    monkeypatch.setattr(bench, "run", lambda config, out: calls.append((config, out)))
+    argv = ["bench", "--out", str(tmp_path / "b"), *FLAGS, *(["--quick"] if quick else [])]
+    assert cli.main(argv) == 0
+    expected = bench.BenchConfig.quick(**FLAG_VALUES) if quick else bench.BenchConfig(**FLAG_VALUES)
+    assert calls == [(expected, str(tmp_path / "b"))]
+    assert cli.main(["bench", "--out", "x"]) == 0 and calls[-1] == (bench.BenchConfig(), "x")
+    assert cli.main(["bench", "--quick", "--out", "x"]) == 0 and calls[-1] == (bench.BenchConfig.quick(), "x")
+
+
+def test_bench_then_report_on_a_tiny_run(tmp_path, capsys):
+    pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "results" / "bench"
+    argv = ["bench", "--out", str(out), "--pipelines", "none", "--baselines", "", "--sizes", "8", "--batches", "1,2",
+            "--repeats", "1", "--warmup", "0", "--threads", "1", "--no-transforms", "--no-checks", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    with open(out / "pipelines.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["pipeline"], r["impl"], r["batch"], r["size"], r["status"]) for r in rows] == [
+        ("none", "spineaug", "1", "8", "ok"), ("none", "spineaug", "2", "8", "ok")]
+    capsys.readouterr()
+    reports = tmp_path / "reports"
+    argv = ["report", "--results", str(tmp_path / "results"), "--out", str(reports),
+            "--study-data", str(tmp_path / "none")]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(reports / "benchmark.md")
+    assert "no study results" in captured.err
+    text = (reports / "benchmark.md").read_text()
+    assert "## Pipelines on cpu" in text and "### `none`" in text
+    assert (reports / "benchmark_bars.png").stat().st_size > 1000
