@@ -47,6 +47,20 @@ FLOOR_KIND = "floor"
 FLOOR_TRANSFORM = "(elementwise pass x*c)"
 """``transforms.csv`` ``transform`` of the elementwise-pass reference row."""
 
+TRAINING_COLUMNS = [
+    "run_id", "device", "arm", "impl", "placement", "workers", "cpu_budget", "cpu_pinning", "torch_threads",
+    "batch", "patch", "read_patch", "warmup", "iterations", "iteration_s", "iteration_median_s", "data_s",
+    "augment_s", "network_s", "samples_per_s", "status", "note",
+]
+"""``training.csv`` (``spineaug bench --training``): one row per (CPU budget, arm, loader workers); seconds per
+training iteration (wall clock) and its mean parts: data wait, augmentation in the loop, network step."""
+
+TRAINING_CSV = "training.csv"
+"""The training-throughput table, in the benchmark folder beside ``pipelines.csv``."""
+
+TRAINING_META = "training_meta.json"
+"""Metadata of the training-throughput run (config, CPU pinning, versions, device)."""
+
 STATUS_OK = "ok"
 """``status`` of a row that measured successfully (others: ``error``, ``oom``)."""
 

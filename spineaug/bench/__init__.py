@@ -12,6 +12,8 @@ This is the runner behind ``spineaug bench`` and ``make benchmark``. It measures
   host synchronisations in the apply path (``aten._local_scalar_dense``/``item``/``nonzero``/``unique`` on tensors
   derived from the data, counted by a dispatch mode; on CUDA also ``torch.cuda.set_sync_debug_mode("error")``).
 * ``mapping.csv``: which spineaug transform each baseline expresses, and how.
+* ``training.csv`` + ``training_meta.json`` (``spineaug bench --training``, :mod:`spineaug.bench.training`):
+  seconds per training iteration, split into data wait, augmentation and network, per augmentation arm.
 * ``meta.json``: versions, threads, CPU, device, grid, and the notes (skipped baselines, failures).
 
 Every file is written atomically (temporary file + rename) when the run ends, so a re-run replaces whole files and
@@ -54,6 +56,7 @@ from spineaug.bench.runner import (
     run_transforms,
 )
 from spineaug.bench.timing import Timing, time_calls
+from spineaug.bench.training import TrainingConfig, run_training
 
 __all__ = [
     "ENGINE_COLUMNS",
@@ -71,6 +74,7 @@ __all__ = [
     "Run",
     "SyncCounter",
     "Timing",
+    "TrainingConfig",
     "available_memory",
     "case_bytes",
     "count_syncs",
@@ -82,6 +86,7 @@ __all__ = [
     "run",
     "run_checks",
     "run_pipelines",
+    "run_training",
     "run_transforms",
     "spineaug_fn",
     "time_calls",
