@@ -6,9 +6,6 @@ Tiny sizes only: this checks that the machinery works, not how fast anything is.
 from __future__ import annotations
 
 import csv
-import importlib
-import inspect
-import itertools
 import json
 import os
 import subprocess
@@ -253,32 +250,6 @@ def test_asv_check_discovers_the_suite():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No problems found" in result.stdout + result.stderr
-
-
-@pytest.mark.slow
-def test_asv_suite_sets_up_and_runs_every_benchmark_once(monkeypatch):
-    """What ``asv run --quick`` does, in-process and at S=8: import, setup and one call of every benchmark."""
-    monkeypatch.setenv("SPINEAUG_ASV_SIZES", "8")
-    monkeypatch.syspath_prepend(str(ROOT))
-    for name in [m for m in list(sys.modules) if m == "benchmarks" or m.startswith("benchmarks.")]:
-        monkeypatch.delitem(sys.modules, name)
-    count = 0
-    for module_name in ("bench_pipelines", "bench_transforms", "bench_baselines"):
-        module = importlib.import_module(f"benchmarks.{module_name}")
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if cls.__module__ != module.__name__ or not hasattr(cls, "params"):
-                continue
-            methods = [m for m in dir(cls) if m.startswith(("time_", "peakmem_", "track_"))]
-            for combo in itertools.product(*cls.params):
-                obj = cls()
-                try:
-                    obj.setup(*combo)
-                except NotImplementedError:
-                    continue  # asv skips these too (missing library or environment)
-                for m in methods:
-                    getattr(obj, m)(*combo)
-                    count += 1
-    assert count > 50
 
 
 def test_firing_probability_of_preset_entries():
