@@ -57,7 +57,7 @@ IN_LOOP_WORKERS = 0
 """Loader workers of the in-loop arms: they only read (enlarged) patches from memory, which the loop does itself."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingConfig:
     """One training-throughput run.
 
