@@ -366,7 +366,8 @@ def run_training(config: TrainingConfig, out: str | Path, log: Callable[[str], N
                 try:
                     row.update(time_setting(config, samples, arm, workers, device))
                 except Exception as exc:  # one failing arm (a missing library, out of memory) must not stop the run
-                    row.update(status="error", note=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+                    first = str(exc).splitlines()[0][:200] if str(exc) else ""
+                    row.update(status="error", note=f"{type(exc).__name__}: {first}")
                     log(f"  {budget} core(s) {arm:12s} workers={workers}: error: {row['note']}")
                 else:
                     augment = f"{float(row['augment_s']):.3f}" if row["augment_s"] else "in workers"

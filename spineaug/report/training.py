@@ -81,7 +81,8 @@ def markdown(folder: str | Path) -> str:
         f"{meta.get('in_loop_loader_workers', 0)} workers. Cores: the process and its loader workers pinned to that "
         "many CPUs (`os.sched_setaffinity`, torch threads = cores; see the pinning column of training.csv).",
         "",
-        "| cores | arm | workers | s / iteration | data | augment | network | samples/s | vs (a) | slowdown vs most cores |",
+        "| cores | arm | workers | s / iteration | data | augment | network | samples/s | vs (a) "
+        "| slowdown vs most cores |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for device in dict.fromkeys(r["device"] for r in rows):
@@ -90,7 +91,7 @@ def markdown(folder: str | Path) -> str:
         for r in dev:
             base = _baseline(rows, device, r["cpu_budget"])
             vs = f"{float(r['iteration_s']) / float(base['iteration_s']):.2f}x" if base else "-"
-            ref = [q for q in dev if int(q["cpu_budget"]) == most and q["arm"] == r["arm"] and q["workers"] == r["workers"]]
+            ref = [q for q in dev if int(q["cpu_budget"]) == most and (q["arm"], q["workers"]) == (r["arm"], r["workers"])]
             slow = f"{float(r['iteration_s']) / float(ref[0]['iteration_s']):.2f}x" if ref else "-"
             lines.append(f"| {r['cpu_budget']} | {ARM_LABELS.get(r['arm'], r['arm'])} | {r['workers']} | "
                          f"{_s(r['iteration_s'])} | {_s(r['data_s'])} | {_s(r['augment_s'])} | {_s(r['network_s'])} | "
