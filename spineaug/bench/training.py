@@ -206,7 +206,8 @@ class _TimedFn:
 
 @dataclass
 class _Clock:
-    """Per-iteration parts: host seconds, or pairs of CUDA events read after the final synchronisation."""
+    """Per-iteration parts: host seconds, or CUDA events (augment start, network start, network end) read after the
+    final synchronisation."""
 
     cuda: bool
     data: list[float] = field(default_factory=list)
@@ -230,7 +231,7 @@ class _Clock:
 
 
 def _loader(config: TrainingConfig, samples: list[Any], arm: Any, workers: int, device: torch.device,
-            total: int, wrap: Callable[[Any], Any] | None) -> torch.utils.data.DataLoader:
+            total: int, wrap: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None) -> torch.utils.data.DataLoader:
     from spineaug.data import PatchSampler
     from spineaug.study.augment import WorkerAugmented, seed_worker
 
