@@ -49,11 +49,12 @@ FLOOR_TRANSFORM = "(elementwise pass x*c)"
 
 TRAINING_COLUMNS = [
     "run_id", "device", "arm", "impl", "placement", "workers", "cpu_budget", "cpu_pinning", "torch_threads",
-    "batch", "patch", "read_patch", "warmup", "iterations", "iteration_s", "iteration_median_s", "data_s",
-    "augment_s", "network_s", "samples_per_s", "status", "note",
+    "batch", "patch", "read_patch", "warmup", "iterations", "rounds", "iteration_s", "iteration_median_s",
+    "data_s", "augment_s", "network_s", "samples_per_s", "status", "note",
 ]
-"""``training.csv`` (``spineaug bench --training``): one row per (CPU budget, arm, loader workers); seconds per
-training iteration (wall clock) and its mean parts: data wait, augmentation in the loop, network step."""
+"""``training.csv`` (``spineaug bench --training``): one row per (CPU budget, arm, loader workers), the fastest of
+``rounds`` runs; seconds per training iteration (wall clock) and its mean parts: data wait, augmentation in the
+loop, network step."""
 
 TRAINING_CSV = "training.csv"
 """The training-throughput table, in the benchmark folder beside ``pipelines.csv``."""

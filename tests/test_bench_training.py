@@ -43,7 +43,7 @@ def test_training_run_writes_one_row_per_arm_and_worker_count(tiny_training):
     if hasattr(os, "sched_setaffinity"):
         assert "sched_setaffinity" in rows[0]["cpu_pinning"]
     meta = json.loads((out / _schema.TRAINING_META).read_text())
-    assert meta["cpu_budgets"] == [1] and meta["config"]["iterations"] == 1
+    assert meta["cpu_budgets"] == [1] and meta["config"]["iterations"] == 1 and rows[0]["rounds"] == "1"
 
 
 def test_training_markdown_has_the_table_and_the_paper_ratio(tiny_training, tmp_path):
@@ -87,3 +87,19 @@ def test_bad_training_requests_are_refused_before_running(overrides, message):
 def test_cli_training_takes_one_patch_size(capsys, tmp_path):
     assert cli.main(["bench", "--training", "--quick", "--sizes", "16,32", "--out", str(tmp_path)]) == 2
     assert "--sizes takes one value with --training" in capsys.readouterr().err
+
+
+def test_each_setting_keeps_its_fastest_round(tmp_path, monkeypatch):
+    """Rounds are interleaved and the fastest is kept: a burst of load spoils a round, not the row."""
+    calls = iter([3.0, 1.0, 2.0, 5.0])  # (none, nnunet) in round 1, then in round 2
+
+    def fake(config, samples, arm, workers, device):
+        return dict(iteration_s=f"{next(calls)}", data_s="0", augment_s="0", network_s="0")
+
+    monkeypatch.setattr(training, "phantom_samples", lambda config: [])
+    monkeypatch.setattr(training, "time_setting", fake)
+    config = bench.TrainingConfig.quick(arms=("none", "nnunet"), rounds=2, cpu_budgets=(1,), device="cpu")
+    bench.run_training(config, tmp_path, log=lambda _: None)
+    with open(tmp_path / _schema.TRAINING_CSV, newline="") as f:
+        rows = {r["arm"]: r for r in csv.DictReader(f)}
+    assert (rows["none"]["iteration_s"], rows["nnunet"]["iteration_s"], rows["none"]["rounds"]) == ("2.0", "1.0", "2")
