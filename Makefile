@@ -77,10 +77,17 @@ $(AUGLAB_STAMP): $(STAMP) $(wildcard $(AUGLAB_SNAPSHOT))
 	@echo "AugLab source: $$(cat $(AUGLAB_VENV)/auglab-source.txt)"
 	touch $(AUGLAB_STAMP)
 
-# Runs the asv suite once against the current checkout in .venv (environment_type "existing") and publishes HTML.
+# asv: full statistics for the checked-out commit in .venv (environment_type "existing"), recorded under the commit's
+# hash for machine ASV_MACHINE in benchmarks/results/ (committed), then the HTML in .asv/html. asv drops PYTHONPATH;
+# ASV_PYTHONPATH makes its benchmark processes import this checkout's spineaug. ASV_ARGS: more `asv run` options
+# (e.g. --bench TrainingIteration). Past commits: benchmarks/asv-history.sh (README, "Tracking speed with asv").
+ASV_MACHINE ?= $(shell hostname -s)
+ASV_ARGS ?=
+
 asv: install
-	$(BIN)/asv machine --yes
-	$(BIN)/asv run --python=same --quick --show-stderr
+	$(BIN)/asv machine --machine $(ASV_MACHINE) --yes
+	ASV_PYTHONPATH=$(CURDIR) $(BIN)/asv run --python=same --machine $(ASV_MACHINE) \
+	  --set-commit-hash $$(git rev-parse HEAD) --show-stderr $(ASV_ARGS)
 	$(BIN)/asv publish
 
 preview: install

@@ -32,6 +32,30 @@ class Pipelines:
         self.aug(self.image, self.label, generator=self.generator)
         sync(self.device)
 
+    def track_peak_extra_bytes(self, pipeline: str, size: int, device: str) -> float:
+        """Memory one call needs above what is allocated before it (``peakmem_`` counts the whole process).
+
+        CUDA: ``max_memory_allocated`` minus ``memory_allocated`` before. CPU: the rise of the process's RSS
+        high-water mark over the call (reset first; approximate, memory the allocator reuses does not show; NaN
+        off Linux).
+        """
+        from spineaug import _io
+
+        if device == "cuda":
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            self.aug(self.image, self.label, generator=self.generator)
+            torch.cuda.synchronize()
+            return float(torch.cuda.max_memory_allocated() - before)
+        before = _io.read_proc_status("VmRSS")
+        if before is None or not _io.reset_peak_rss():
+            return float("nan")
+        self.aug(self.image, self.label, generator=self.generator)
+        return float((_io.peak_rss_bytes() or before) - before)
+
+    track_peak_extra_bytes.unit = "bytes"
+
 
 class EngineChecks:
     """Counts that must stay flat: aten ops per call (B=4 vs B=1) and host syncs per call (0)."""

@@ -61,17 +61,30 @@ BENCH_TABLES = {
 BENCH_META = "meta.json"
 """Run metadata: config, versions, threads, CPU, device and notes."""
 
-BENCH_TRAINING = "training.csv"
-"""Training-throughput results (``spineaug bench --training``), in the same folder; the report renders it if present."""
-
-BENCH_FILES = [f"{name}.csv" for name in BENCH_TABLES] + [BENCH_META, BENCH_TRAINING]
-"""Every file of one benchmark run (``training.csv`` only when the training benchmark ran)."""
 
 FLOOR_KIND = "floor"
 """``transforms.csv`` ``kind`` of the elementwise-pass reference row."""
 
 FLOOR_TRANSFORM = "(elementwise pass x*c)"
 """``transforms.csv`` ``transform`` of the elementwise-pass reference row."""
+
+TRAINING_COLUMNS = [
+    "run_id", "device", "arm", "impl", "placement", "workers", "cpu_budget", "cpu_pinning", "torch_threads",
+    "batch", "patch", "read_patch", "warmup", "iterations", "rounds", "iteration_s", "iteration_median_s",
+    "data_s", "augment_s", "network_s", "samples_per_s", "status", "note",
+]
+"""``training.csv`` (``spineaug bench --training``): one row per (CPU budget, arm, loader workers), the fastest of
+``rounds`` runs; seconds per training iteration (wall clock) and its mean parts: data wait, augmentation in the
+loop, network step."""
+
+TRAINING_CSV = "training.csv"
+"""The training-throughput table, in the benchmark folder beside ``pipelines.csv``."""
+
+TRAINING_META = "training_meta.json"
+"""Metadata of the training-throughput run (config, CPU pinning, versions, device)."""
+
+BENCH_FILES = [f"{name}.csv" for name in BENCH_TABLES] + [BENCH_META, TRAINING_CSV, TRAINING_META]
+"""Every file of one benchmark run (``training.csv`` only when the training benchmark ran)."""
 
 STATUS_OK = "ok"
 """``status`` of a row that measured successfully (others: ``error``, ``oom``)."""

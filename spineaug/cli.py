@@ -62,13 +62,23 @@ def _csv_names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def _headline(text: str) -> tuple[int, int]:
+    try:
+        batch, size = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--headline must be B,S (two integers), got {text!r}") from None
+    return batch, size
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from spineaug import bench
 
+    if args.training:
+        return _bench_training(args)
     overrides = {k: v for k, v in dict(
         pipelines=args.pipelines, baselines=args.baselines, sizes=args.sizes, batches=args.batches,
         devices=args.device, repeats=args.repeats, warmup=args.warmup, max_seconds=args.max_seconds,
-        threads=args.threads, seed=args.seed,
+        threads=args.threads, seed=args.seed, headline=args.headline,
     ).items() if v is not None}
     if args.no_transforms:
         overrides["transforms"] = False
@@ -76,6 +86,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         overrides["checks"] = False
     config = bench.BenchConfig.quick(**overrides) if args.quick else bench.BenchConfig(**overrides)
     bench.run(config, args.out)
+    return 0
+
+
+def _single(values: tuple[int, ...] | tuple[str, ...] | None, option: str) -> int | str | None:
+    if values is not None and len(values) != 1:
+        raise ValueError(f"{option} takes one value with --training, got {','.join(map(str, values))}")
+    return None if values is None else values[0]
+
+
+def _bench_training(args: argparse.Namespace) -> int:
+    from spineaug import bench
+
+    patch = _single(args.sizes, "--sizes")
+    overrides = {k: v for k, v in dict(
+        patch_size=None if patch is None else (patch,) * 3, batch_size=_single(args.batches, "--batches"),
+        device=_single(args.device, "--device"), iterations=args.repeats, warmup=args.warmup, seed=args.seed,
+        cpu_budgets=args.cores,
+    ).items() if v is not None}
+    config = bench.TrainingConfig.quick(**overrides) if args.quick else bench.TrainingConfig(**overrides)
+    bench.run_training(config, args.out)
     return 0
 
 
@@ -217,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=_csv_ints, default=None, help="batch sizes B, comma-separated (default: 1,2,4)")
     p.add_argument("--device", type=_csv_names, default=None, help="cpu, cuda or auto (default: auto)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per headline case and per transform")
+    p.add_argument("--headline", type=_headline, default=None,
+                   help="the headline case B,S (batch, edge of the cubic patch; default: 2,128)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per case")
     p.add_argument("--max-seconds", type=float, default=None, help="time budget per case")
     p.add_argument("--threads", type=_csv_ints, default=None,
@@ -224,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of data and pipelines")
     p.add_argument("--no-transforms", action="store_true", help="skip the per-transform table")
     p.add_argument("--no-checks", action="store_true", help="skip op-count and host-sync checks")
+    p.add_argument("--training", action="store_true",
+                   help="instead: seconds per training iteration per augmentation arm (training.csv); --sizes is "
+                   "the patch edge, --batches the batch size, --repeats the timed iterations (one value each)")
+    p.add_argument("--cores", type=_csv_ints, default=None,
+                   help="with --training: CPU budgets, comma-separated (default: all, a quarter, 1)")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("report", help="markdown + figures from results (benchmark: reports/benchmark.md)")

@@ -41,10 +41,10 @@ def test_config_of_a_file_prints_normalised_values_with_defaults(tmp_path, capsy
 
 FLAGS = ["--pipelines", "nnunet", "--baselines", "torchio,monai", "--sizes", "16,24", "--batches", "1,3",
          "--device", "cpu", "--repeats", "4", "--warmup", "2", "--max-seconds", "1.5", "--threads", "1",
-         "--seed", "9", "--no-transforms", "--no-checks"]  # fmt: skip
+         "--seed", "9", "--no-transforms", "--no-checks", "--headline", "2,16"]  # fmt: skip
 FLAG_VALUES = dict(pipelines=("nnunet",), baselines=("torchio", "monai"), sizes=(16, 24), batches=(1, 3),
                    devices=("cpu",), repeats=4, warmup=2, max_seconds=1.5, threads=(1,), seed=9, transforms=False,
-                   checks=False)  # fmt: skip
+                   checks=False, headline=(2, 16))  # fmt: skip
 
 
 @pytest.mark.parametrize("quick", [False, True])
@@ -64,11 +64,12 @@ def test_bench_then_report_on_a_tiny_run(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "results" / "bench"
     argv = ["bench", "--out", str(out), "--pipelines", "none", "--baselines", "", "--sizes", "8", "--batches", "1,2",
-            "--repeats", "1", "--warmup", "0", "--threads", "1", "--no-transforms", "--no-checks", "--device", "cpu"]
+            "--repeats", "1", "--warmup", "0", "--threads", "1", "--no-transforms", "--no-checks", "--device", "cpu",
+            "--headline", "2,8"]
     assert cli.main(argv) == 0
     with open(out / "pipelines.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["pipeline"], r["impl"], r["batch"], r["size"], r["status"]) for r in rows] == [
+    assert sorted((r["pipeline"], r["impl"], r["batch"], r["size"], r["status"]) for r in rows) == [
         ("none", "spineaug", "1", "8", "ok"), ("none", "spineaug", "2", "8", "ok")]
     capsys.readouterr()
     reports = tmp_path / "reports"
@@ -79,5 +80,5 @@ def test_bench_then_report_on_a_tiny_run(tmp_path, capsys):
     assert captured.out.strip() == str(reports / "benchmark.md")
     assert "no study results" in captured.err
     text = (reports / "benchmark.md").read_text()
-    assert "## Pipelines on cpu" in text and "### `none`" in text
+    assert "## Matched work on cpu" in text and "### `none`" in text
     assert (reports / "benchmark_bars.png").stat().st_size > 1000

@@ -17,6 +17,8 @@ their labels; the volumes are rendered once per run). It measures, in one proces
   derived from the data, counted by a dispatch mode; on CUDA also ``torch.cuda.set_sync_debug_mode("error")``).
 * ``memory.csv``: peak extra memory of a call against the batch's bytes, and memory drift over a long run.
 * ``mapping.csv``: which spineaug transform each baseline expresses, and how.
+* ``training.csv`` + ``training_meta.json`` (``spineaug bench --training``, :mod:`spineaug.bench.training`):
+  seconds per training iteration, split into data wait, augmentation and network, per augmentation arm.
 * ``meta.json``: versions, threads, CPU, device, config, and the notes (skipped baselines, failures).
 
 Every file is written atomically (temporary file + rename) when the run ends, so a re-run replaces whole files and
@@ -26,7 +28,7 @@ the report reads instead of this package.
 Modules: ``config`` (:class:`BenchConfig`, validation), ``probes`` (op and sync counters), ``timing`` (repeated
 calls and their statistics), ``cases`` (phantom batches, forced-on pipelines), ``matched`` (matched work),
 ``costs`` (per transform, overhead), ``checks`` (op counts, syncs, memory), ``memory`` (peak and drift probes),
-``runner`` (the run and its rows).
+``runner`` (the run and its rows), ``training`` (the training-throughput benchmark).
 
 Example:
     >>> from spineaug import bench
@@ -66,6 +68,7 @@ from spineaug.bench.runner import (
     run_pipelines,
 )
 from spineaug.bench.timing import Timing, time_calls
+from spineaug.bench.training import TrainingConfig, run_training
 
 __all__ = [
     "ENGINE_COLUMNS",
@@ -88,6 +91,7 @@ __all__ = [
     "Run",
     "SyncCounter",
     "Timing",
+    "TrainingConfig",
     "available_memory",
     "case_bytes",
     "count_syncs",
@@ -106,6 +110,7 @@ __all__ = [
     "run_memory",
     "run_overhead",
     "run_pipelines",
+    "run_training",
     "run_transforms",
     "spineaug_fn",
     "time_calls",

@@ -301,7 +301,7 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                   "The value is the most ops at the largest B minus the most at B = 1.", "",
                   md_table(["device", "pipeline", "check", "values", "verdict", "notes / sync ops seen"], rows), ""]
     lines += bench_targets.memory_section(mem)
-    lines += bench_targets.training_section(training)
+    lines += bench_targets.training_section(bench)
     if not mp.empty:
         lines += ["## Baseline mappings", "",
                   "Which spineaug transform each baseline expresses (blank: the library has no counterpart and the "
