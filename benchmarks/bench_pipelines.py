@@ -33,28 +33,42 @@ class Pipelines:
         sync(self.device)
 
     def track_peak_extra_bytes(self, pipeline: str, size: int, device: str) -> float:
-        """Memory one call needs above what is allocated before it (``peakmem_`` counts the whole process).
+        """Memory one call needs at its peak beyond what is allocated before it (``peakmem_`` counts the whole
+        process): ``spineaug.bench.peak_extra_bytes``, as ``spineaug bench`` reports it (CUDA:
+        ``max_memory_allocated``; CPU: torch.profiler memory events)."""
+        from spineaug.bench import peak_extra_bytes
 
-        CUDA: ``max_memory_allocated`` minus ``memory_allocated`` before. CPU: the rise of the process's RSS
-        high-water mark over the call (reset first; approximate, memory the allocator reuses does not show; NaN
-        off Linux).
-        """
-        from spineaug import _io
-
-        if device == "cuda":
-            torch.cuda.synchronize()
-            before = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-            self.aug(self.image, self.label, generator=self.generator)
-            torch.cuda.synchronize()
-            return float(torch.cuda.max_memory_allocated() - before)
-        before = _io.read_proc_status("VmRSS")
-        if before is None or not _io.reset_peak_rss():
-            return float("nan")
-        self.aug(self.image, self.label, generator=self.generator)
-        return float((_io.peak_rss_bytes() or before) - before)
+        return float(peak_extra_bytes(lambda x, y: self.aug(x, y, generator=self.generator), self.image, self.label)[0])
 
     track_peak_extra_bytes.unit = "bytes"
+
+
+class MatchedWork:
+    """spineaug restricted to exactly the entries a baseline expresses (``spineaug.bench.matched_config``): the
+    spineaug side of the benchmark's matched-work headline, per preset and baseline."""
+
+    params = (["nnunet", "xdomain"], ["batchgenerators", "torchio", "monai", "kornia", "auglab"], SIZES, DEVICES)
+    param_names = ["pipeline", "baseline", "size", "device"]
+    timeout = 300
+
+    def setup(self, pipeline: str, baseline: str, size: int, device: str) -> None:
+        try:
+            from spineaug.bench import matched_config
+        except ImportError:
+            raise NotImplementedError("matched work not in this commit") from None
+        entries = matched_config(pipeline, baseline)
+        if not entries:
+            raise NotImplementedError(f"{baseline} expresses no entry of {pipeline}")
+        self.aug = spineaug.Pipeline.from_config({"seed": 0, "transforms": entries}, check_finite=False).to(device)
+        self.image, self.label = batch(size, device)
+        self.generator = torch.Generator().manual_seed(0)
+        self.device = device
+        self.aug(self.image, self.label, generator=self.generator)  # warm-up
+        sync(device)
+
+    def time_matched(self, pipeline: str, baseline: str, size: int, device: str) -> None:
+        self.aug(self.image, self.label, generator=self.generator)
+        sync(self.device)
 
 
 class EngineChecks:

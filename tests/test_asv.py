@@ -41,9 +41,10 @@ def test_every_asv_benchmark_sets_up_and_runs_once(monkeypatch):
                     ran[f"{cls.__name__}.{m}"] = ran.get(f"{cls.__name__}.{m}", 0) + 1
     for name in ("Pipelines.time_pipeline", "Pipelines.track_peak_extra_bytes", "Transforms.time_transform",
                  "Transforms.peakmem_transform", "TrainingIteration.time_iteration",
-                 "TrainingIteration.peakmem_iteration", "Baselines.time_baseline"):
+                 "TrainingIteration.peakmem_iteration", "Baselines.time_baseline", "MatchedWork.time_matched"):
         assert ran.get(name), name
     assert ran["TrainingIteration.time_iteration"] >= 4  # every arm on the CPU
+    assert ran["MatchedWork.time_matched"] >= 6  # torchio, monai, kornia for both presets at least
 
 
 def test_asv_results_are_recorded_in_the_repository():
