@@ -88,6 +88,14 @@ def test_transform_table_has_floor_and_every_transform(tiny_run):
         assert r["status"] == "ok", r
         assert float(r["ratio_to_floor"]) > 0
         assert float(r["mean_s"]) > 0
+    from spineaug.bench.references import REFERENCES
+
+    with_reference = {r["transform"]: r for r in rows[1:] if r["reference"]}
+    assert set(with_reference) == set(REFERENCES)
+    for name, r in with_reference.items():
+        assert r["reference"] == REFERENCES[name].description
+        assert float(r["ratio_to_reference"]) == pytest.approx(float(r["mean_s"]) / float(r["reference_mean_s"]),
+                                                               rel=1e-3)
 
 
 def test_overhead_table_has_every_preset_entry(tiny_run):
@@ -405,3 +413,17 @@ def test_quick_config_is_valid_and_small():
     bench.validate(cfg)
     assert cfg.repeats <= 5 and max(cfg.sizes) <= 32 and cfg.drift_calls[1] <= 100
     assert bench.BenchConfig().repeats >= 30
+
+
+@pytest.mark.parametrize("name", sorted(__import__("spineaug.bench.references", fromlist=["REFERENCES"]).REFERENCES))
+def test_reference_expressions_do_their_kind_of_work(name):
+    """Each reference is a real computation on the batch (not a no-op): an image-shaped result that depends on it."""
+    from spineaug.bench import make_batch
+    from spineaug.bench.references import REFERENCES
+
+    assert name in spineaug.TRANSFORMS and spineaug.TRANSFORMS[name].kind in ("stencil", "histogram", "label-lookup")
+    image, label = make_batch(2, 16, torch.device("cpu"), seed=0)
+    fn = REFERENCES[name].build(image, label)
+    out = fn(image, label)
+    assert out.shape[0] == 2 and out.shape[-3:] == image.shape[-3:] and torch.isfinite(out).all()
+    assert not torch.equal(fn(image.roll(1, -1), label), out)

@@ -17,6 +17,7 @@ import torch
 import spineaug
 from spineaug import _schema
 from spineaug.bench.cases import forced_pipeline, kind, spineaug_fn, transform_entries
+from spineaug.bench.references import REFERENCES
 from spineaug.bench.timing import time_calls
 
 if TYPE_CHECKING:
@@ -57,9 +58,15 @@ def run_transforms(run: Run, device: torch.device) -> None:
             run.transforms.append(base)
             run.log(f"  transform {name:22s} {status}: {note}")
             continue
-        run.transforms.append(dict(base, **timing.summary(), ratio_to_floor=f"{timing.median / floor_med:.4g}"))
+        ref = {}
+        if name in REFERENCES:
+            reference = time_calls(REFERENCES[name].build(image, label), image, label, warmup=cfg.warmup,
+                                   repeats=max(cfg.repeats, 5))
+            ref = dict(reference=REFERENCES[name].description, reference_mean_s=f"{reference.mean:.6g}",
+                       ratio_to_reference=f"{timing.mean / reference.mean:.4g}")
+        run.transforms.append(dict(base, **timing.summary(), ratio_to_floor=f"{timing.median / floor_med:.4g}", **ref))
         run.log(f"  transform {name:22s} {timing.mean * 1e3:9.2f} ms mean = {timing.median / floor_med:6.1f} x floor "
-                "(median)")
+                "(median)" + (f", {ref['ratio_to_reference']} x reference (mean)" if ref else ""))
 
 
 def run_overhead(run: Run, device: torch.device) -> None:

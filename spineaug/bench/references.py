@@ -1,0 +1,145 @@
+"""Reference expressions: the cheapest plain-torch computation of each non-elementwise transform's kind of work.
+
+Issue 14's target for stencil, histogram and label-lookup transforms is "within 5x of the cheapest equivalent torch
+expression". Each reference below does the same class of work on the same batch, written as directly as torch
+allows, and is timed in the same run as the transform forced on (``transforms.csv``: ``reference``,
+``reference_mean_s``, ``ratio_to_reference``). They are lower bounds on effort, not re-implementations: they skip
+what the transform must also do (per-sample gates, statistics restoring, blending, region masks, dtype care), so a
+ratio near 1 means there is little left to gain.
+
+=================== =====================================================================================
+transform           reference expression
+=================== =====================================================================================
+GaussianBlur        three grouped 1-D ``conv3d`` passes with per-sample 7-tap kernels (sigma 1), zero pad
+UnsharpMask         the same blur, then ``x + a * (x - blur)`` (one ``torch.lerp``)
+ScharrEdge          one dense ``conv3d`` with the three 3x3x3 Scharr kernels, ``abs().sum(1)``
+Laplacian           one dense ``conv3d`` with the 3x3x3 Laplacian kernel
+RandomConv          one grouped ``conv3d`` with per-sample k^3 kernels, k cycling through 3, 5, 7 (the draw)
+HistogramEqualization per-sample min/max, bin index, ``scatter_add_`` histogram, ``cumsum``, ``gather``
+LabelIntensityRemap per-label sums by ``scatter_add_``, then ``x * a[label] + b[label]`` (two ``gather``)
+LabelAppearance     per-label sums of ``x`` and ``x^2`` by ``scatter_add_``, then the same two-gather affine
+=================== =====================================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One reference expression: what it computes, and a factory binding it to a batch."""
+
+    description: str
+    build: Callable[[Tensor, Tensor], Callable[[Tensor, Tensor], Tensor]]
+
+
+def _grouped(x: Tensor) -> Tensor:
+    """(B, C, D, H, W) -> (1, B*C, D, H, W): one group per channel, so each sample gets its own kernel."""
+    return x.reshape(1, -1, *x.shape[2:])
+
+
+def _blur(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    n = image.shape[0] * image.shape[1]
+    t = torch.arange(-3, 4, dtype=image.dtype, device=image.device)
+    k = torch.exp(-0.5 * t**2)
+    k = (k / k.sum()).expand(n, 7).contiguous()
+    kd, kh, kw = k.view(n, 1, 7, 1, 1), k.view(n, 1, 1, 7, 1), k.view(n, 1, 1, 1, 7)
+
+    def fn(x: Tensor, _y: Tensor) -> Tensor:
+        g = _grouped(x)
+        g = F.conv3d(g, kd, padding=(3, 0, 0), groups=n)
+        g = F.conv3d(g, kh, padding=(0, 3, 0), groups=n)
+        return F.conv3d(g, kw, padding=(0, 0, 3), groups=n).view_as(x)
+
+    return fn
+
+
+def _unsharp(image: Tensor, label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    blur = _blur(image, label)
+    return lambda x, y: torch.lerp(blur(x, y), x, 2.5)  # x + 1.5 (x - blur)
+
+
+def _scharr(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    s = torch.tensor([3.0, 10.0, 3.0], dtype=image.dtype, device=image.device) / 16
+    d = torch.tensor([-0.5, 0.0, 0.5], dtype=image.dtype, device=image.device)
+    w = torch.stack([torch.einsum("i,j,k->ijk", *axes) for axes in ((d, s, s), (s, d, s), (s, s, d))])[:, None]
+
+    def fn(x: Tensor, _y: Tensor) -> Tensor:
+        return F.conv3d(x, w, padding=1).abs().sum(1, keepdim=True)
+
+    return fn
+
+
+def _laplacian(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    w = torch.zeros(1, 1, 3, 3, 3, dtype=image.dtype, device=image.device)
+    w[0, 0, 1, 1, 1] = -6.0
+    for a, b, c in ((0, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 1), (1, 1, 0), (1, 1, 2)):
+        w[0, 0, a, b, c] = 1.0
+    return lambda x, _y: F.conv3d(x, w, padding=1)
+
+
+def _random_conv(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    n = image.shape[0] * image.shape[1]
+    g = torch.Generator().manual_seed(0)
+    kernels = [torch.randn(n, 1, k, k, k, generator=g).to(image) / k**1.5 for k in (3, 5, 7)]
+    calls = [0]
+
+    def fn(x: Tensor, _y: Tensor) -> Tensor:
+        w = kernels[calls[0] % len(kernels)]
+        calls[0] += 1
+        return F.conv3d(_grouped(x), w, padding=w.shape[-1] // 2, groups=n).view_as(x)
+
+    return fn
+
+
+def _histogram(image: Tensor, _label: Tensor, bins: int = 256) -> Callable[[Tensor, Tensor], Tensor]:
+    def fn(x: Tensor, _y: Tensor) -> Tensor:
+        flat = x.flatten(1)
+        lo, hi = flat.aminmax(dim=1, keepdim=True)
+        idx = ((flat - lo) * ((bins - 1) / (hi - lo).clamp_min(1e-12))).long()
+        hist = torch.zeros(flat.shape[0], bins, dtype=flat.dtype, device=flat.device).scatter_add_(
+            1, idx, torch.ones_like(flat))
+        cdf = hist.cumsum(1) / flat.shape[1]
+        return cdf.gather(1, idx).view_as(x)
+
+    return fn
+
+
+def _label_lookup(image: Tensor, label: Tensor, second_moment: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
+    n_labels = int(label.max()) + 1  # setup only, outside the clock
+
+    def fn(x: Tensor, y: Tensor) -> Tensor:
+        flat, lab = x.flatten(1), y.flatten(1)
+        sums = torch.zeros(flat.shape[0], n_labels, dtype=flat.dtype, device=flat.device).scatter_add_(1, lab, flat)
+        scale = torch.ones_like(sums)
+        if second_moment:
+            squares = torch.zeros_like(sums).scatter_add_(1, lab, flat * flat)
+            scale = torch.rsqrt(squares.clamp_min(1e-12))
+        return torch.addcmul(sums.gather(1, lab), flat, scale.gather(1, lab)).view_as(x)
+
+    return fn
+
+
+REFERENCES: dict[str, Reference] = {
+    "GaussianBlur": Reference("3 grouped 1-D conv3d passes, per-sample 7-tap kernels", _blur),
+    "UnsharpMask": Reference("the blur reference + one lerp", _unsharp),
+    "ScharrEdge": Reference("dense conv3d with the 3 Scharr 3x3x3 kernels, abs, sum", _scharr),
+    "Laplacian": Reference("dense conv3d with the 3x3x3 Laplacian kernel", _laplacian),
+    "RandomConv": Reference("grouped conv3d with per-sample k^3 kernels, k = 3, 5, 7 in turn", _random_conv),
+    "HistogramEqualization": Reference("aminmax, bin index, scatter_add histogram, cumsum, gather", _histogram),
+    "LabelIntensityRemap": Reference("per-label scatter_add sums, two-gather affine", _label_lookup),
+    "LabelAppearance": Reference("per-label scatter_add of x and x^2, two-gather affine",
+                                 lambda x, y: _label_lookup(x, y, second_moment=True)),
+}
+"""Reference expression per transform name (the stencil, histogram and label-lookup kinds)."""
+
+REFERENCE_TARGET = 5.0
+"""Issue 14: these transforms forced on within this multiple of their reference's mean."""
+
+__all__ = ["REFERENCES", "REFERENCE_TARGET", "Reference"]
