@@ -17,36 +17,33 @@ from torch import Tensor
 SPATIAL = (2, 3, 4)
 
 
-def label_index(label: Tensor, max_label: int, ignore_label: int | None = None) -> Tensor:
+def label_index(label: Tensor, max_label: int, ignore_label: int | None = None, *, union: bool = False) -> Tensor:
     """Label values as long indices in ``[0, max_label]``; out-of-range and ignored values become background (0).
 
     One clamp to ``[-1, max_label + 1]`` and one table lookup (``take``; index -1 reads the last entry), instead of
-    a mask per condition.
+    a mask per condition. With ``union`` every foreground value maps to 1 (one region for all labels).
     """
-    return torch.take(_index_table(max_label, ignore_label, label.device), label.long().clamp(-1, max_label + 1))
-
-
-def _index_table(max_label: int, ignore_label: int | None, device: torch.device) -> Tensor:
-    """``table[v] = v`` for valid label values ``v``; the out-of-range slot ``max_label + 1`` and the ignore label map to 0."""
-    table = torch.arange(max_label + 2, device=device)
+    table = torch.arange(max_label + 2, device=label.device)
     table[max_label + 1] = 0
     if ignore_label is not None and 0 <= ignore_label <= max_label:
         table[ignore_label] = 0
-    return table
+    if union:
+        table = table.clamp_max(1)
+    return torch.take(table, label.long().clamp(-1, max_label + 1))
 
 
 def _moments(x: Tensor, idx: Tensor, bins: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Count, sum and sum of squares of ``x`` (B, C, N) per bin of ``idx`` (B, C, N) flat bin indices; (B * C * bins,).
+    """Count, sum and sum of squares of ``x`` (B, C, N) per bin of ``idx`` (B, 1, N) long, each (B, C, bins).
 
-    ``scatter_add_`` on a flat output of known size: no host synchronisation, and on the CPU several times faster
-    than ``index_add_``.
+    ``scatter_add_`` along the last dimension into a table of known size: no host synchronisation, no flat index
+    volume to build (the label map itself is the index), and on the CPU several times faster than ``index_add_``.
     """
-    xf = x.flatten()
-    idx = idx.flatten()
-    size = x.shape[0] * x.shape[1] * bins
-    count = torch.zeros(size, device=x.device).scatter_add_(0, idx, torch.ones((), device=x.device).expand_as(xf))
-    total = torch.zeros(size, device=x.device).scatter_add_(0, idx, xf)
-    total_sq = torch.zeros(size, device=x.device).scatter_add_(0, idx, xf * xf)
+    b, c, n = x.shape
+    idx = idx.expand(b, c, n)
+    ones = torch.ones((), device=x.device).expand(b, c, n)
+    count = torch.zeros(b, c, bins, device=x.device).scatter_add_(2, idx, ones)
+    total = torch.zeros(b, c, bins, device=x.device).scatter_add_(2, idx, x)
+    total_sq = torch.zeros(b, c, bins, device=x.device).scatter_add_(2, idx, x * x)
     return count, total, total_sq
 
 
@@ -61,10 +58,7 @@ def label_moments(x: Tensor, lab: Tensor, num: int) -> tuple[Tensor, Tensor, Ten
     Returns:
         ``(count, total, total_sq)``, each (B, C, num) float32.
     """
-    b, c = x.shape[:2]
-    base = (torch.arange(b * c, device=x.device) * num).view(b, c, 1)
-    moments = _moments(x.float().flatten(2), base + lab.flatten(2), num)
-    return tuple(m.view(b, c, num) for m in moments)  # type: ignore[return-value]
+    return _moments(x.float().flatten(2), lab.flatten(2), num)
 
 
 def moments_to_mean_std(count: Tensor, total: Tensor, total_sq: Tensor) -> tuple[Tensor, Tensor]:
@@ -127,8 +121,6 @@ def label_ring_moments(
     b, c = x.shape[:2]
     device = x.device
     xf = x.float().flatten(2)  # (B, C, N)
-    lab_flat = lab.flatten(2)
-    base = (torch.arange(b * c, device=device) * num).view(b, c, 1) + lab_flat  # (B, C, N) bin of (row, label)
     label_parts: tuple[Tensor, ...] = ()
     ring_parts: list[list[Tensor]] = [[torch.zeros(b, c, 1, device=device)] for _ in range(3)]
     for first in range(1, max(num, 2), chunk):
@@ -138,8 +130,8 @@ def label_ring_moments(
             table[first : first + k] = 1 << torch.arange(k, device=device, dtype=torch.uint8)
         bits = torch.take(table, lab)  # (B, 1, D, H, W): bit j set inside label first + j
         ring = dilate(bits, radius).bitwise_xor_(bits)  # a label's own bit is always in its dilation
-        idx = (base << k).add_(ring.flatten(2))
-        moments = [m.view(b, c, num, 1 << k) for m in _moments(xf, idx, num << k)]
+        code = torch.take(torch.arange(num, device=device) << k, lab).add_(ring)  # bin (label, ring bits)
+        moments = [m.view(b, c, num, 1 << k) for m in _moments(xf, code.flatten(2), num << k)]
         if not label_parts:
             label_parts = tuple(m.sum(dim=3) for m in moments)
         codes = torch.arange(1 << k, device=device)[:, None]
@@ -189,10 +181,10 @@ def remap_intensities(
     std ``sigma_l`` of ``u`` inside it and ``mu'_l``, ``sigma'_l`` on its ring (dilation by ``radius`` minus the
     label); bump width ``tau_l = max(width_u_l + 0.4 |mu_l - mu'_l| sigma_l / (sigma'_l + 1e-6), 0.01)``, amplitude
     ``a_l``, ``phi_l(v) = N(v; mu_l, tau_l)``. Global mode: ``A = sum_l a_l phi_l(u)`` on every voxel; inside mode:
-    ``A = a_{l(v)} phi_{l(v)}(u)`` (O(N), a gather). Then ``y = u + 2 (A - min A) / (max A - min A + 1e-6)`` (when
-    the range exceeds 1e-8; in inside mode without the ``- min A``, which only shifted the untouched outside by a
-    constant), mapped back to the input's units (``y * span + min``; AugLab returns ``y`` in [0, 3] units, which only
-    matters without ``retain_stats``). Samples without foreground return ``x`` unchanged.
+    ``A = a_{l(v)} phi_{l(v)}(u)`` (each bump restricted to its own label). Then
+    ``y = u + 2 (A - min A) / (max A - min A + 1e-6)`` (when the range exceeds 1e-8; in inside mode without the
+    ``- min A``, which only shifted the untouched outside by a constant), mapped back to the input's units
+    (``y * span + min``; AugLab returns ``y`` in [0, 3] units, which only matters without ``retain_stats``). Samples without foreground return ``x`` unchanged.
 
     Args:
         x: Images, (B, C, D, H, W).
@@ -200,7 +192,7 @@ def remap_intensities(
         num: Number of label values (``max_label + 1``).
         width_u: Random part of the bump widths, (B, num).
         amplitude: Bump amplitudes, (B, num); entry 0 (background) is ignored.
-        inside: (B,) bool CPU tensor: inside mode for this sample.
+        inside: (B,) bool tensor: inside mode for this sample.
         radius: Ring dilation radius in voxels.
 
     Returns:
@@ -231,37 +223,24 @@ def remap_intensities(
     k = peak * math.sqrt(math.pi)
     coef, offset = a * peak, -mu * k  # (B, C, num)
 
-    inside = inside.to("cpu")
-    use_inside = bool(inside.any())
-    use_global = not bool(inside.all())
+    # Both modes in one loop, so the same operations run whatever the mix of modes in the batch: bump ``v`` acts on
+    # every voxel of a global-mode sample and only on label ``v``'s voxels of an inside-mode sample.
+    inside = inside.to(device, non_blocking=True).view(-1, 1, 1, 1, 1)
+    everywhere = ~inside
     b, c = x.shape[:2]
     bump = None
-    if use_inside:
-        flat = (torch.arange(b * c, device=device).view(b, c, 1) * num + lab.flatten(2)).view(b, c, *x.shape[2:])
-
-        def pick(t: Tensor) -> Tensor:
-            return torch.take(t, flat)
-
-        bump = _gaussian_(torch.addcmul(pick(offset), u, pick(k))).mul_(pick(coef))
-    if use_global:
-        a_global = None
-        for v in range(1, num):
-            at = (..., v, None, None, None)  # (B, C) table column -> (B, C, 1, 1, 1)
-            term = _gaussian_(torch.addcmul(offset[at], u, k[at]))
-            a_global = term.mul_(coef[at]) if a_global is None else a_global.addcmul_(term, coef[at])
-        if a_global is None:
-            a_global = torch.zeros_like(u)
-        if bump is None:
-            bump = a_global
-        else:
-            bump = torch.where(inside.to(device, non_blocking=True).view(-1, 1, 1, 1, 1), bump, a_global)
+    for v in range(1, num):
+        at = (..., v, None, None, None)  # (B, C) table column -> (B, C, 1, 1, 1)
+        term = _gaussian_(torch.addcmul(offset[at], u, k[at]))
+        weight = torch.where(everywhere | (lab == v), coef[at], 0.0)
+        bump = term.mul_(weight) if bump is None else bump.addcmul_(term, weight)
+    if bump is None:  # no foreground label value
+        bump = torch.zeros_like(u)
     a_lo = bump.amin(dim=SPATIAL, keepdim=True)
     a_range = bump.amax(dim=SPATIAL, keepdim=True) - a_lo
     # AugLab adds 2 (A - min A) / range everywhere. In inside mode (A = 0 outside the labels) that shifts the outside
     # by a constant; dropping that constant (retain_stats removes it anyway) leaves the outside exactly unchanged.
-    shift = a_lo
-    if use_inside:
-        shift = torch.where(inside.to(device, non_blocking=True).view(-1, 1, 1, 1, 1), 0.0, a_lo)
+    shift = torch.where(inside, 0.0, a_lo)
     y = torch.where(a_range > 1e-8, u + 2.0 * (bump - shift) / (a_range + 1e-6), u)
     y = y * span + lo
     has_fg = present.any(dim=2).view(b, c, 1, 1, 1)
