@@ -184,7 +184,8 @@ def remap_intensities(
     ``A = a_{l(v)} phi_{l(v)}(u)`` (each bump restricted to its own label). Then
     ``y = u + 2 (A - min A) / (max A - min A + 1e-6)`` (when the range exceeds 1e-8; in inside mode without the
     ``- min A``, which only shifted the untouched outside by a constant), mapped back to the input's units
-    (``y * span + min``; AugLab returns ``y`` in [0, 3] units, which only matters without ``retain_stats``). Samples without foreground return ``x`` unchanged.
+    (``y * span + min``; AugLab returns ``y`` in [0, 3] units, which only matters without ``retain_stats``).
+    Samples without foreground return ``x`` unchanged.
 
     Args:
         x: Images, (B, C, D, H, W).

@@ -5,7 +5,8 @@ computed from it where the data lives. To keep every sample's field a function o
 other samples in the batch, nor of which of them fire) without a Python loop over the batch, the generator is
 counter-based: value ``j`` of sample ``b`` is a hash of ``(seed_b, j)``. The hash is SplitMix64 (Steele, Lea and Flood,
 2014), written with int64 tensor operations (they wrap around), and Box-Muller turns each 64-bit output into two
-standard normal values (its 32-bit halves give the angle and the radius). The same seed therefore gives the same field on every device, up to float rounding in
+standard normal values (its 32-bit halves give the angle and the radius). The same seed therefore gives the same
+field on every device, up to float rounding in
 ``log``/``sin``/``cos``.
 """
 
