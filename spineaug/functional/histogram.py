@@ -22,6 +22,9 @@ def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False,
     ``lo + span * (c_{k-1} + t * h_k) / N``: continuous, strictly follows the empirical CDF, and reaches
     exactly ``lo`` and ``hi``.
 
+    Cost bound: a min and a max reduction, the bin index (one float and three int64 passes), one ``scatter_add`` and
+    one ``take``. Reference for the benchmark: ``torch.histc`` per sample, its ``cumsum`` and a ``take`` lookup.
+
     Args:
         x: Images, (B, C, D, H, W).
         bins: Number of histogram bins.
