@@ -242,7 +242,10 @@ class IntensityTransform(RandomTransform):
         return None
 
     def transform(self, x: Tensor, values: Any, label: Tensor | None) -> Tensor:
-        """Apply to the selected samples ``x`` (B', C, D, H, W) with their rows of ``draw``'s values; pure."""
+        """Apply to the selected samples ``x`` (B', C, D, H, W) with their rows of ``draw``'s values; pure.
+
+        ``label`` holds their label rows when the transform ``requires_label`` (or uses region options), else ``None``.
+        """
         raise NotImplementedError
 
     def sample_params(self, batch: Batch, generator: torch.Generator) -> IntensityParams:
@@ -270,7 +273,9 @@ class IntensityTransform(RandomTransform):
         def run(x: Tensor, idx: Tensor) -> Tensor:
             idx_dev = idx.to(x.device, non_blocking=True)
             values = None if params.values is None else params.values.select(idx)
-            label = batch.label
+            # Only a transform that reads the label gets it: copying the label rows of a firing subset costs more
+            # than a pass over the image rows (int64), so the others skip it.
+            label = batch.label if self.requires_label or uses_region else None
             if label is not None and idx.numel() < n:  # a subset fires: its rows (all fire: no copy)
                 label = label.index_select(0, idx_dev)
             y = self.transform(x, values, label)

@@ -178,8 +178,7 @@ class RandomScharrEdge(IntensityTransform):
         self.normalize = normalize
 
     def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
-        edges = FF.scharr_edges(x, self.magnitude)
-        return edges if self.normalize else edges * SCHARR_INTEGER_GAIN
+        return FF.scharr_edges(x, self.magnitude, gain=1.0 if self.normalize else SCHARR_INTEGER_GAIN)
 
 
 class RandomLaplacian(IntensityTransform):

@@ -93,9 +93,7 @@ class RandomLabelIntensityRemap(IntensityTransform):
         return LabelIntensityRemapParams(inside, width, sample.uniform(generator, (n, num), *self.amplitude))
 
     def transform(self, x: Tensor, values: LabelIntensityRemapParams, label: Tensor | None) -> Tensor:
-        lab = FL.label_index(label, self.max_label, self.ignore_label)
-        if self.regions == "union":
-            lab = (lab > 0).long()
+        lab = FL.label_index(label, self.max_label, self.ignore_label, union=self.regions == "union")
         return FL.remap_intensities(
             x, lab, self._num, values.width, values.amplitude, values.inside, radius=self.ring_radius
         )
