@@ -1,7 +1,7 @@
 """Batched linear filters: per-sample separable Gaussians, unsharp masking, Scharr edges, Laplacian, random kernels.
 
-All filters take images ``(B, C, D, H, W)``, compute in float32 (the Gaussian, unsharp and Laplacian filters in float64
-for float64 images) and return the input dtype. Borders are padded by
+All filters take images ``(B, C, D, H, W)``, compute in float32 (in float64 for float64 images) and return the input
+dtype. Borders are padded by
 half-sample symmetric reflection (``d c b a | a b c d | d c b a``, scipy.ndimage's ``"reflect"`` mode), which is
 defined for any axis length, even 1. nnU-Net's blur (batchgeneratorsv2 ``blur_dimension``) pads with torch's
 ``"reflect"`` instead, the whole-sample reflection that does not repeat the edge (``c b | a b c d | c b``, scipy's
@@ -224,7 +224,7 @@ def scharr_edges(x: Tensor, magnitude: str = "l1", *, gain: float = 1.0) -> Tens
     """
     if magnitude not in ("l1", "l2"):
         raise ValueError(f"magnitude must be 'l1' or 'l2', got {magnitude!r}")
-    xf = x.float()
+    xf = work(x)
     s_w = _three_tap(xf, 4, _scharr_smooth)
     g_d = _three_tap(_three_tap(s_w, 3, _scharr_smooth), 2, _difference)
     g_h = _three_tap(_three_tap(s_w, 3, _difference), 2, _scharr_smooth)
@@ -272,10 +272,10 @@ def random_conv(x: Tensor, weight: Tensor) -> Tensor:
     k = weight.shape[-1]
     if weight.ndim != 4 or weight.shape[0] != b or weight.shape[1:] != (k, k, k) or k % 2 != 1:
         raise ValueError(f"weight must be (B, K, K, K) with odd K and B = {b}, got {tuple(weight.shape)}")
-    xf = x.float()
+    xf = work(x)
     for dim in (2, 3, 4):
         xf = pad_axis(xf, dim, k // 2)
-    w = weight.to(x.device, torch.float32, non_blocking=True).repeat_interleave(c, dim=0).unsqueeze(1)
+    w = weight.to(x.device, xf.dtype, non_blocking=True).repeat_interleave(c, dim=0).unsqueeze(1)
     xf = xf.reshape(1, b * c, *xf.shape[2:])
     if b * c == 1 and x.device.type == "cpu":
         # A single-channel conv3d takes a slow CPU path; as two identical groups it takes the depthwise one and is

@@ -1,7 +1,7 @@
 """Batched histogram operations: equalisation and quantiles, per sample and channel, without host synchronisation.
 
 Images are ``(B, C, D, H, W)``; every sample and channel gets its own histogram or sort, computed for the whole batch
-in one pass (no loop over the batch). Results are float32 (quantiles: float64 for float64 images).
+in one pass (no loop over the batch). Results are float32, float64 for float64 images.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False,
         eps: Guard for constant channels (which come back unchanged).
 
     Returns:
-        Float32 tensor like ``x``, monotone in ``x`` per channel and within the original ``[min, max]``.
+        Tensor like ``x`` (float32; float64 for float64 ``x``), monotone in ``x`` per channel and within the
+        original ``[min, max]``.
     """
     b, c = x.shape[:2]
-    rows = x.float().flatten(2).reshape(b * c, -1)
+    rows = work(x).flatten(2).reshape(b * c, -1)
     n = rows.shape[1]
     lo = rows.amin(dim=1, keepdim=True)
     span = rows.amax(dim=1, keepdim=True) - lo
@@ -47,11 +48,11 @@ def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False,
     # flat index volume is built.
     counts = torch.zeros(b * c, bins, dtype=torch.int64, device=x.device)
     counts.scatter_add_(1, k, torch.ones((), dtype=torch.int64, device=x.device).expand_as(k))
-    cum = counts.cumsum(dim=1).float()
+    cum = counts.cumsum(dim=1).to(rows.dtype)
     if interpolate:
         t = scaled.sub_(k).clamp_(0.0, 1.0)  # position inside the bin
-        below = torch.gather(cum - counts.float(), 1, k)
-        height = torch.gather(counts.float(), 1, k)
+        below = torch.gather(cum - counts.to(rows.dtype), 1, k)
+        height = torch.gather(counts.to(rows.dtype), 1, k)
         frac = below.addcmul_(t, height).div_(n).clamp_(0.0, 1.0)
     else:
         first = cum[:, :1]

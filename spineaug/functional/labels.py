@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spineaug.functional.intensity import work
+
 SPATIAL = (2, 3, 4)
 
 
@@ -204,10 +206,11 @@ def remap_intensities(
     label values); each bump is ~5 in-place passes over the image. Reference for the benchmark: a per-voxel table
     lookup ``table[label] * x`` (gather + multiply).
     """
-    xf = x.float()
+    xf = work(x)  # the range and the way back in float64 for float64 images (tiny spreads at large offsets)
     lo = xf.amin(dim=SPATIAL, keepdim=True)
-    span = (xf.amax(dim=SPATIAL, keepdim=True) - lo).clamp_min(1e-6)
-    u = (xf - lo).div_(span)
+    span = xf.amax(dim=SPATIAL, keepdim=True) - lo
+    span = torch.where(span > 0, span, torch.ones((), dtype=span.dtype, device=span.device))
+    u = (xf - lo).div_(span).float()  # in [0, 1]: float32 is enough for the curves
     (count, total, total_sq), ring = label_ring_moments(u, lab, num, radius)
     mu, sigma = moments_to_mean_std(count, total, total_sq)
     mu_r, sigma_r = moments_to_mean_std(*ring)
@@ -244,7 +247,7 @@ def remap_intensities(
     # by a constant; dropping that constant (retain_stats removes it anyway) leaves the outside exactly unchanged.
     shift = torch.where(inside, 0.0, a_lo)
     y = torch.where(a_range > 1e-8, u + 2.0 * (bump - shift) / (a_range + 1e-6), u)
-    y = y * span + lo
+    y = y.to(xf.dtype) * span + lo
     has_fg = present.any(dim=2).view(b, c, 1, 1, 1)
     return torch.where(has_fg, y, xf).to(x.dtype)
 
