@@ -133,8 +133,36 @@ def test_engine_checks_zero_syncs_and_flat_op_count(tiny_run):
                if r["pipeline"] == pipeline and r["check"].startswith("aten_ops_per_call")}
         assert set(ops) == {1, 2, 4, 8}
         assert ops[8] <= 1.5 * ops[1], ops  # a per-sample Python loop would give ~8x
+        fresh = [r for r in rows if r["pipeline"] == pipeline and r["check"].startswith("aten_ops_range")]
+        assert len(fresh) == 1 and fresh[0]["verdict"] in ("flat", "saturates", "grows")
         growth = [r for r in rows if r["pipeline"] == pipeline and r["check"].startswith("aten_ops_growth")]
-        assert len(growth) == 1 and growth[0]["verdict"] in ("flat", "saturates", "grows")
+        assert len(growth) == 1 and growth[0]["verdict"] == "flat", growth  # no per-sample work in the engine
+
+
+def test_same_draw_op_count_catches_a_loop_over_samples():
+    """The check itself: a transform that loops over the batch in Python gives more ops with more samples."""
+    from spineaug.bench.checks import same_draw_ops
+    from spineaug.bench.cases import make_batch
+
+    def batch(b):
+        return make_batch(b, 8, torch.device("cpu"), seed=0)
+
+    pipe = spineaug.Pipeline.from_config({"transforms": [{"name": "Gamma", "p": 1.0}]})
+    counts = same_draw_ops(pipe, batch, 0)
+    assert set(counts) == {1, 2, 4, 8} and len(set(counts.values())) == 1, counts
+    gamma = pipe.transforms[0]
+    apply = type(gamma).apply
+
+    def looped(self, batch_, params, **kwargs):  # the mutant: work repeated once per sample
+        for _ in range(batch_.image.shape[0]):
+            out = apply(self, batch_, params, **kwargs)
+        return out
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(type(gamma), "apply", looped):
+        grown = same_draw_ops(pipe, batch, 0)
+    assert grown[8] > grown[1], grown
 
 
 @pytest.mark.parametrize("counts, verdict", [

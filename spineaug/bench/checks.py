@@ -1,10 +1,11 @@
 """Engine checks (``engine.csv``) and memory (``memory.csv``): op counts against B, host syncs, peak and drift.
 
-The op count runs every transform forced on, so the same work runs at any B: a count that grows with B means a
-Python loop over samples (or per-sample work on the host) somewhere. Each pipeline is warmed up once before counting
-(first calls may build caches), and each B is counted over :data:`OP_CALLS` calls, because some op counts depend on
-the drawn parameters (a branch runs when any sample takes it, which becomes likelier with more samples but is
-bounded). See :func:`op_growth` for the verdict.
+The op count runs every transform forced on, so the same work runs at any B. Two counts: with fresh draws, over
+:data:`OP_CALLS` calls per B (some structure follows the draw, e.g. a blur's largest kernel radius, so the count
+varies and larger structures get likelier with more samples: bounded by the config; :func:`op_growth`), and with one
+sample's draw repeated B times (:func:`same_draw_ops`): the structure is then the same at every B, so a count that
+grows with B means a Python loop over samples (or per-sample work on the host) somewhere. The second is the check.
+Each pipeline is warmed up once before counting (first calls may build caches).
 """
 
 from __future__ import annotations
@@ -50,6 +51,30 @@ def op_growth(counts: dict[int, list[int]]) -> tuple[int, str]:
     return margin, "grows" if len(sizes) > 2 and top[sizes[-1]] > top[sizes[-2]] else "saturates"
 
 
+def same_draw_ops(pipeline: spineaug.Pipeline, batch, seed: int) -> dict[int, int]:
+    """aten ops per call at each B of :data:`OP_BATCHES` with one sample's parameters repeated B times.
+
+    With fresh draws the structure of some entries follows the draw (a blur's kernel radius is the largest any
+    sample drew, ThickSlice visits the axes some sample chose, RandomConv pads to the largest kernel drawn), so
+    the op count varies with the parameters, and more samples make the larger structures likelier. Replaying the
+    same draw for every sample removes that: the structure is then identical at every B, and any op-count growth
+    is work per sample (a loop over the batch). ``batch(b)`` returns an ``(image, label)`` pair of ``b`` samples.
+    """
+    image, label = batch(1)
+    _, _, drawn = pipeline(image, label, generator=torch.Generator().manual_seed(seed), return_params=True)
+    counts = {}
+    for b in OP_BATCHES:
+        params = {k: v.select(torch.zeros(b, dtype=torch.long)) for k, v in drawn.items()}
+        image, label = batch(b)
+
+        def fn(x: torch.Tensor, y: torch.Tensor, params=params) -> Any:
+            return pipeline(x, y, params=params)
+
+        fn(image, label)  # warm-up
+        counts[b] = count_syncs(fn, image, label)[2]
+    return counts
+
+
 def run_checks(run: Run, device: torch.device) -> None:
     """Fill ``engine.csv``: aten ops per call versus B (all forced on), their growth verdict, host syncs per call."""
     cfg = run.config
@@ -80,11 +105,18 @@ def run_checks(run: Run, device: torch.device) -> None:
             run.engine.append(dict(base, check="host_syncs_in_5_calls(preset)", batch=b, value=total,
                                    verdict="ok" if total == 0 else "syncs", note=",".join(sorted(seen))))
         growth, verdict = op_growth(counts)
-        run.engine.append(dict(base, check=f"aten_ops_growth(B={min(counts)}..{max(counts)})", batch=max(counts),
-                               value=growth, verdict=verdict,
+        run.engine.append(dict(base, check=f"aten_ops_range(fresh draws, B={min(counts)}..{max(counts)})",
+                               batch=max(counts), value=growth, verdict=verdict,
                                note="; ".join(f"B={b}: {min(c)}-{max(c)}" for b, c in counts.items())))
-        run.log(f"  checks {pipeline:8s} aten ops per call B={','.join(map(str, counts))}: "
-                f"{[max(c) for c in counts.values()]} -> {verdict}")
+        same = same_draw_ops(forced, lambda b: run.batch(b, s, device), cfg.seed)
+        judged = {b: n for b, n in same.items() if b >= 2}  # B=1 takes torch's own shortcuts (see same_draw_ops)
+        margin = max(judged.values()) - min(judged.values())
+        run.engine.append(dict(base, check=f"aten_ops_growth(same draws, B={min(judged)}..{max(judged)})",
+                               batch=max(judged), value=margin, verdict="flat" if margin == 0 else "grows",
+                               note="; ".join(f"B={b}: {n}" for b, n in same.items())))
+        run.log(f"  checks {pipeline:8s} aten ops per call B={','.join(map(str, counts))}: fresh draws "
+                f"{[max(c) for c in counts.values()]} ({verdict}); one sample's draw repeated B times "
+                f"{list(same.values())} ({'flat' if margin == 0 else 'grows'})")
 
 
 def _memory_row(run: Run, device: torch.device, pipeline: str, check: str, b: int, s: int, calls: int, value: int,
