@@ -37,6 +37,7 @@ mutants: install
 benchmark: install
 	-$(MAKE) auglab-env || echo "NOTE: could not build $(AUGLAB_VENV); the benchmark skips AugLab"
 	$(BIN)/spineaug bench --out results/bench
+	$(BIN)/spineaug bench --training --out results/bench
 	$(BIN)/spineaug report --results results --out reports
 
 bench-quick: install
