@@ -69,7 +69,10 @@ def _check_generator(generator: Any) -> torch.Generator:
 
 def _params_type(transform: RandomTransform) -> type:
     """The :class:`Params` class ``transform.sample_params`` returns (its return annotation; ``Params`` if absent)."""
-    hint = typing.get_type_hints(type(transform).sample_params).get("return")
+    try:
+        hint = typing.get_type_hints(type(transform).sample_params).get("return")
+    except (NameError, TypeError):  # an annotation that does not resolve (e.g. a user's locally defined class)
+        return Params
     return hint if isinstance(hint, type) and issubclass(hint, Params) else Params
 
 
@@ -208,7 +211,7 @@ class Pipeline(nn.Module):
             rows = _batch_rows(p)
             if rows and rows != {batch_size}:
                 raise ValueError(
-                    f"params[{key!r}] was drawn for a batch of {sorted(rows)[0]} samples but the image has "
+                    f"params[{key!r}] was drawn for a batch of {' / '.join(map(str, sorted(rows)))} samples but the image has "
                     f"B = {batch_size}: replay params only on a batch of the size they were drawn for"
                 )
         return given

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 from typing import Annotated
 
 import torch
@@ -152,8 +153,9 @@ def check_seed(seed: object, key: str = "seed") -> int | None:
     """
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not hasattr(type(seed), "__index__"):
         raise ConfigError(f"'{key}' must be an integer or null, got {seed!r}")
+    seed = operator.index(seed)  # numpy integers too
     low, high = SEED_RANGE
     if not low <= seed <= high:
         raise ConfigError(f"'{key}' must be an integer in [-2**63, 2**64 - 1] (a torch.Generator seed), got {seed}")

@@ -116,7 +116,7 @@ def test_spatial_panel_pads_less_with_the_enlarged_read():
     image = torch.from_numpy(volume.image)[None, None]
 
     def padded(size, patch_size):
-        x = gallery._center_crop(image, size)
+        x = gallery.center_crop(image, size)
         forced = gallery.force_on(entry, patch_size)
         out, _ = spineaug.Pipeline.from_config({"seed": 3, "transforms": [forced]})(x)
         return float((out == -1000.0).float().mean())

@@ -94,7 +94,7 @@ def run_checks(run: Run, device: torch.device) -> None:
             run.engine.append(dict(base, check="aten_ops_per_call(all forced on)", batch=b, value=max(counts[b]),
                                    note=f"{OP_CALLS} calls: " + "/".join(map(str, counts[b]))))
             names = sorted({n for _, ns, _ in calls for n in ns})
-            run.engine.append(dict(base, check="host_syncs_per_call(all forced on)", batch=b, value=calls[0][0],
+            run.engine.append(dict(base, check="host_syncs_per_call(all forced on)", batch=b, value=max(c[0] for c in calls),
                                    verdict="ok" if all(c[0] == 0 for c in calls) else "syncs", note=",".join(names)))
             total, seen = 0, set()
             preset_fn = spineaug_fn(preset, cfg.seed)
@@ -109,7 +109,7 @@ def run_checks(run: Run, device: torch.device) -> None:
                                batch=max(counts), value=growth, verdict=verdict,
                                note="; ".join(f"B={b}: {min(c)}-{max(c)}" for b, c in counts.items())))
         same = same_draw_ops(forced, lambda b: run.batch(b, s, device), cfg.seed)
-        judged = {b: n for b, n in same.items() if b >= 2}  # B=1 takes torch's own shortcuts (see same_draw_ops)
+        judged = {b: n for b, n in same.items() if b >= 2}  # B=1: torch's own shortcuts, see same_draw_ops' docstring
         margin = max(judged.values()) - min(judged.values())
         run.engine.append(dict(base, check=f"aten_ops_growth(same draws, B={min(judged)}..{max(judged)})",
                                batch=max(judged), value=margin, verdict="flat" if margin == 0 else "grows",

@@ -13,7 +13,7 @@ transform           reference expression
 GaussianBlur        three grouped 1-D ``conv3d`` passes with per-sample 7-tap kernels (sigma 1), zero pad
 UnsharpMask         the same blur, then ``x + a * (x - blur)`` (one ``torch.lerp``)
 ScharrEdge          one dense ``conv3d`` with the three 3x3x3 Scharr kernels, ``abs().sum(1)``
-Laplacian           one dense ``conv3d`` with the 3x3x3 Laplacian kernel
+Laplacian           one dense ``conv3d`` with the 26-neighbour 3x3x3 Laplacian kernel
 RandomConv          one grouped ``conv3d`` with per-sample k^3 kernels, k cycling through 3, 5, 7 (the draw)
 HistogramEqualization per-sample min/max, bin index, ``scatter_add_`` histogram, ``cumsum``, ``gather``
 LabelIntensityRemap per-label sums by ``scatter_add_``, then ``x * a[label] + b[label]`` (two ``gather``)
@@ -77,10 +77,8 @@ def _scharr(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]
 
 
 def _laplacian(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
-    w = torch.zeros(1, 1, 3, 3, 3, dtype=image.dtype, device=image.device)
-    w[0, 0, 1, 1, 1] = -6.0
-    for a, b, c in ((0, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 1), (1, 1, 0), (1, 1, 2)):
-        w[0, 0, a, b, c] = 1.0
+    w = torch.full((1, 1, 3, 3, 3), -1.0 / 26, dtype=image.dtype, device=image.device)  # the 26 neighbours
+    w[0, 0, 1, 1, 1] = 1.0
     return lambda x, _y: F.conv3d(x, w, padding=1)
 
 
@@ -130,7 +128,7 @@ REFERENCES: dict[str, Reference] = {
     "GaussianBlur": Reference("3 grouped 1-D conv3d passes, per-sample 7-tap kernels", _blur),
     "UnsharpMask": Reference("the blur reference + one lerp", _unsharp),
     "ScharrEdge": Reference("dense conv3d with the 3 Scharr 3x3x3 kernels, abs, sum", _scharr),
-    "Laplacian": Reference("dense conv3d with the 3x3x3 Laplacian kernel", _laplacian),
+    "Laplacian": Reference("dense conv3d with the 26-neighbour 3x3x3 Laplacian kernel", _laplacian),
     "RandomConv": Reference("grouped conv3d with per-sample k^3 kernels, k = 3, 5, 7 in turn", _random_conv),
     "HistogramEqualization": Reference("aminmax, bin index, scatter_add histogram, cumsum, gather", _histogram),
     "LabelIntensityRemap": Reference("per-label scatter_add sums, two-gather affine", _label_lookup),

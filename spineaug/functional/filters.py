@@ -241,7 +241,8 @@ def laplacian(x: Tensor) -> Tensor:
     """26-neighbour Laplacian high-pass, normalised: ``(26 x - sum of the 26 neighbours) / 26``.
 
     Computed separably: the 3x3x3 box sum is three 3-tap passes (no padded copies), so the result is
-    ``(27 x - box_sum(x)) / 26``. Reference for the benchmark: ``conv3d`` with the dense 3x3x3 kernel.
+    ``(27 x - box_sum(x)) / 26``. Reference for the benchmark (``spineaug.bench.references``): ``conv3d`` with the
+    dense 26-neighbour 3x3x3 kernel.
 
     Args:
         x: Images, (B, C, D, H, W).
@@ -266,7 +267,8 @@ def random_conv(x: Tensor, weight: Tensor) -> Tensor:
         Filtered images, like ``x``.
 
     Cost bound: the convolution itself (``K^3`` multiply-adds per voxel) plus three padding copies. Reference for the
-    benchmark: ``F.conv3d`` of the replicate-padded batch with one ``K^3`` kernel per sample (``groups = B``).
+    benchmark (``spineaug.bench.references``): one zero-padded grouped ``F.conv3d`` with a ``K^3`` kernel per sample,
+    K = 3, 5, 7 in turn.
     """
     b, c = x.shape[:2]
     k = weight.shape[-1]

@@ -25,7 +25,8 @@ def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False,
     exactly ``lo`` and ``hi``.
 
     Cost bound: a min and a max reduction, the bin index (one float and two int64 passes), one ``scatter_add`` and
-    one ``gather``. Reference for the benchmark: ``torch.histc`` per sample, its ``cumsum`` and a ``take`` lookup.
+    one ``gather``. Reference for the benchmark (``spineaug.bench.references``): ``aminmax``, bin index,
+    ``scatter_add_`` histogram, ``cumsum``, ``gather``.
 
     Args:
         x: Images, (B, C, D, H, W).

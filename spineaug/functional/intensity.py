@@ -221,10 +221,15 @@ def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tenso
 def zscore(x: Tensor) -> Tensor:
     """Normalise each sample and channel to zero mean and unit (population) std; constant channels become 0.
 
-    Any positive std counts, however small (a channel at 1e-9 scale is standardised too).
+    Any spread counts, however small (a channel at 1e-9 scale, or 0.1 around 1e5, is standardised too). A constant
+    channel (its minimum equals its maximum, checked exactly) gives 0: its computed std is rounding error of the mean,
+    which dividing by it would amplify to +-1.
     """
     mean, std = mean_std(x)
-    return (work(x) - mean) / std.clamp_min(torch.finfo(std.dtype).tiny)
+    lo, hi = min_max(x)
+    constant = (hi == lo) | (std == 0)
+    scale = torch.where(constant, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
+    return (work(x) - mean) * scale
 
 
 def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float = 0.0, rician: bool = False) -> Tensor:
@@ -242,10 +247,10 @@ def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float =
             signal, computed above each sample's minimum so it is defined for signed (z-scored) data.
 
     Returns:
-        Float32 tensor like ``x``.
+        Tensor like ``x`` in :func:`work_dtype` (the float32 noise field is added in float64 to float64 images).
     """
     s = per_sample(sigma, x)
-    xf = x.float()
+    xf = work(x)
     seeds = seeds.to(x.device, non_blocking=True)
     if not rician:
         return xf + mean + s * FN.normal_field(seeds, tuple(x.shape[1:]))
@@ -282,7 +287,7 @@ def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], p
         present: The indices that occur in ``which`` (known on the host); only those functions are evaluated.
 
     Returns:
-        Float32 tensor like ``x``; each channel keeps its minimum and maximum.
+        Tensor like ``x`` in :func:`work_dtype`; each channel keeps its minimum and maximum.
     """
     u, lo, span = normalise01(x)
     which = which.to(x.device, non_blocking=True).view(-1, 1, 1, 1, 1)
@@ -349,7 +354,7 @@ def apply_bias_field(x: Tensor, log_field: Tensor, *, signed: bool = False, max_
         max_log: Bound on the log-gain, so ``exp`` cannot overflow.
 
     Returns:
-        Float32 tensor like ``x``.
+        Tensor like ``x`` in :func:`work_dtype`.
     """
     gain = torch.exp(log_field.float().clamp(-max_log, max_log))[:, None]
     xf = work(x)

@@ -203,8 +203,9 @@ def remap_intensities(
         Remapped images, like ``x``.
 
     Cost bound: the label and ring statistics are three ``scatter_add`` passes and one uint8 dilation (up to 9
-    label values); each bump is ~5 in-place passes over the image. Reference for the benchmark: a per-voxel table
-    lookup ``table[label] * x`` (gather + multiply).
+    label values); each bump is ~5 in-place passes over the image. Reference for the benchmark
+    (``spineaug.bench.references``): per-label ``scatter_add_`` sums and a two-gather affine ``x * a[label] +
+    b[label]``.
     """
     xf = work(x)  # the range and the way back in float64 for float64 images (tiny spreads at large offsets)
     lo = xf.amin(dim=SPATIAL, keepdim=True)
@@ -275,7 +276,7 @@ def label_appearance(
     """
     b, c = x.shape[:2]
     device = x.device
-    xf = x.float()
+    xf = work(x)
     flat = lab.flatten(2).expand(b, c, -1)
 
     def pick(t: Tensor) -> Tensor:
@@ -284,7 +285,8 @@ def label_appearance(
     w = texture.to(device, torch.float32, non_blocking=True).view(-1, 1, 1, 1, 1)
     # z is shift-invariant: centre each channel first, so the sum-of-squares moments do not cancel at large offsets
     # (raw CT at +1e5), and standardise by any positive std, however small (a region with std 0 has z = 0).
-    xf = xf - xf.mean(dim=SPATIAL, keepdim=True)
+    # Centred in the work dtype (a float64 image keeps a tiny spread at a large offset), then float32 is enough.
+    xf = (xf - xf.mean(dim=SPATIAL, keepdim=True)).float()
     count, total, total_sq = label_moments(xf, lab, num)
     mu_x, sd_x = moments_to_mean_std(count, total, total_sq)
     z = (xf - pick(mu_x)) / pick(sd_x).clamp_min(torch.finfo(torch.float32).tiny)

@@ -98,7 +98,8 @@ def volume(shape: tuple[int, int, int] = MATCH_SHAPE, seed: int = 0) -> tuple[Te
     return image.float(), label.long()
 
 
-def _ours(entry: dict[str, Any], image: Tensor, label: Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
+def run_entry(entry: dict[str, Any], image: Tensor, label: Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """One config entry as a seeded one-entry pipeline on ``(image, label)``."""
     aug = spineaug.Pipeline.from_config({"seed": seed, "transforms": [entry]})
     return aug(image, label)
 
@@ -143,22 +144,22 @@ def matched(seed: int = 0) -> list[Match]:
         for inv, name in ((0, "Gamma"), (1, "InverseGamma")):
             r = ref(GammaTransform(gamma=g, p_invert_image=inv, synchronize_channels=False, p_per_channel=1,
                                    p_retain_stats=1))["image"]
-            o, _ = _ours({"name": name, "p": 1.0, "gamma": [g, g], "retain_stats": True}, img_b, lbl_b)
+            o, _ = run_entry({"name": name, "p": 1.0, "gamma": [g, g], "retain_stats": True}, img_b, lbl_b)
             out.append(Match(name, f"gamma {g}", "GammaTransform, retain stats" + (", inverted" if inv else ""),
                              "same formula, batched", _rel(o[0], r, image), "max |diff| / std", "exact"))
     for m in (0.75, 1.25):
         r = ref(MultiplicativeBrightnessTransform(multiplier_range=m, synchronize_channels=False))["image"]
-        o, _ = _ours({"name": "Brightness", "p": 1.0, "multiplier": [m, m]}, img_b, lbl_b)
+        o, _ = run_entry({"name": "Brightness", "p": 1.0, "multiplier": [m, m]}, img_b, lbl_b)
         out.append(Match("Brightness", f"x {m}", "multiply", "multiply", _rel(o[0], r, image), "max |diff| / std",
                          "exact"))
     for c in (0.75, 1.25):
         r = ref(ContrastTransform(contrast_range=c, preserve_range=True, synchronize_channels=False))["image"]
-        o, _ = _ours({"name": "Contrast", "p": 1.0, "contrast": [c, c], "preserve_range": True}, img_b, lbl_b)
+        o, _ = run_entry({"name": "Contrast", "p": 1.0, "contrast": [c, c], "preserve_range": True}, img_b, lbl_b)
         out.append(Match("Contrast", f"factor {c}", "about the mean, clipped to input range", "same",
                          _rel(o[0], r, image), "max |diff| / std", "exact"))
     sigma = 0.05
     r = ref(GaussianNoiseTransform(noise_variance=sigma, p_per_channel=1, synchronize_channels=True))["image"]
-    o, _ = _ours({"name": "GaussianNoise", "p": 1.0, "sigma": [sigma, sigma]}, img_b, lbl_b)
+    o, _ = run_entry({"name": "GaussianNoise", "p": 1.0, "sigma": [sigma, sigma]}, img_b, lbl_b)
     std_r, std_o = float((r - image).std()), float((o[0] - image).std())
     out.append(Match("GaussianNoise", f"sigma {sigma}", f"N(0, sigma^2), residual std {std_r:.4f}",
                      f"residual std {std_o:.4f}", abs(std_o - std_r) / sigma, "|std diff| / sigma",
@@ -169,7 +170,7 @@ def matched(seed: int = 0) -> list[Match]:
     for s in (0.5, 0.75, 1.0):
         r = ref(GaussianBlurTransform(blur_sigma=s, synchronize_channels=False, synchronize_axes=False,
                                       p_per_channel=1))["image"]
-        o, _ = _ours({"name": "GaussianBlur", "p": 1.0, "sigma": [s, s], "per_axis": True}, img_b, lbl_b)
+        o, _ = run_entry({"name": "GaussianBlur", "p": 1.0, "sigma": [s, s], "per_axis": True}, img_b, lbl_b)
         worst_in = max(worst_in, _rel(o[0], r, image, inner))
         worst_border = max(worst_border, _rel(o[0], r, image, ~inner))
     kernel = "kernel radius ceil(3 sigma)"
@@ -183,7 +184,7 @@ def matched(seed: int = 0) -> list[Match]:
     for s in (0.5, 0.75):
         r = ref(SimulateLowResolutionTransform(scale=s, synchronize_channels=False, synchronize_axes=True,
                                                ignore_axes=None, p_per_channel=1))["image"]
-        o, _ = _ours({"name": "LowResolution", "p": 1.0, "scale": [s, s], "per_axis": False, "down": "nearest",
+        o, _ = run_entry({"name": "LowResolution", "p": 1.0, "scale": [s, s], "per_axis": False, "down": "nearest",
                       "up": "linear"}, img_b, lbl_b)
         out.append(Match("LowResolution", f"scale {s}", "nearest-exact down, trilinear up", "same",
                          _rel(o[0], r, image), "max |diff| / std", "exact"))
@@ -193,7 +194,7 @@ def matched(seed: int = 0) -> list[Match]:
                                p_synchronize_scaling_across_axes=1, border_mode_seg="constant", padding_value_seg=-1)
     res = ref(spatial)
     r_img, r_lbl = res["image"], res["segmentation"].clamp_min(0)  # nnU-Net's RemoveLabelTansform(-1, 0)
-    o, o_lbl = _ours({"name": "Spatial", "p_rotation": 1.0, "rotation_deg": [[a, a] for a in SPATIAL_ANGLES_DEG],
+    o, o_lbl = run_entry({"name": "Spatial", "p_rotation": 1.0, "rotation_deg": [[a, a] for a in SPATIAL_ANGLES_DEG],
                       "p_scale": 1.0, "scale": [SPATIAL_SCALE, SPATIAL_SCALE], "pad_mode": "constant",
                       "pad_value": 0.0, "label_pad": 0}, img_b, lbl_b)
     what = f"angles {SPATIAL_ANGLES_DEG} deg, scale {SPATIAL_SCALE}"
@@ -203,14 +204,14 @@ def matched(seed: int = 0) -> list[Match]:
     out.append(Match("Spatial@label", what, "one-hot linear + argmax", "nearest neighbour",
                      float((o_lbl[0] != r_lbl).float().mean()), "fraction of voxels with another label",
                      "yes: default stays nearest (labels never invented)"))
-    _, o_hot = _ours({"name": "Spatial", "p_rotation": 1.0, "rotation_deg": [[a, a] for a in SPATIAL_ANGLES_DEG],
+    _, o_hot = run_entry({"name": "Spatial", "p_rotation": 1.0, "rotation_deg": [[a, a] for a in SPATIAL_ANGLES_DEG],
                       "p_scale": 1.0, "scale": [SPATIAL_SCALE, SPATIAL_SCALE], "pad_mode": "constant",
                       "pad_value": 0.0, "label_pad": 0, "label_interpolation": "onehot"}, img_b, lbl_b)
     out.append(Match("Spatial@label-onehot", what, "one-hot linear + argmax", "label_interpolation onehot",
                      float((o_hot[0] != r_lbl).float().mean()), "fraction of voxels with another label",
                      "option for parity: ties may break differently"))
     r = ref(MirrorTransform((0, 1, 2)), axes=[0, 1, 2])
-    o, o_lbl = _ours({"name": "Flip", "p": 1.0, "axes": [0, 1, 2]}, img_b, lbl_b)
+    o, o_lbl = run_entry({"name": "Flip", "p": 1.0, "axes": [0, 1, 2]}, img_b, lbl_b)
     flip_diff = max(_rel(o[0], r["image"], image), float((o_lbl[0] != r["segmentation"]).float().mean()))
     out.append(Match("Flip", "axes 0, 1, 2", "torch.flip", "exact index path", flip_diff,
                      "max |diff| (image and label)", "exact"))
@@ -222,7 +223,8 @@ _REFERENCE_ORDER = ["Spatial", "GaussianNoise", "GaussianBlur", "Brightness", "C
                     "InverseGamma", "Gamma", "Flip"]
 
 
-def _changed(a: Tensor, b: Tensor) -> Tensor:
+def changed(a: Tensor, b: Tensor) -> Tensor:
+    """Per sample: whether ``a`` differs anywhere from ``b`` (broadcast over the batch)."""
     return (a != b).flatten(1).any(1)
 
 
@@ -243,11 +245,11 @@ def rates(draws: int = 400, seed: int = 0) -> list[Rate]:
         fired = 0
         for _ in range(draws):
             res = t(image=image.clone(), segmentation=label.clone())
-            fired += bool(_changed(res["image"][None], image[None])[0] or not torch.equal(res["segmentation"], label))
+            fired += bool(changed(res["image"][None], image[None])[0] or not torch.equal(res["segmentation"], label))
         cls = spineaug.TRANSFORMS[name]
-        o_img, o_lbl = _ours(entries[name], image.expand(draws, *image.shape), label.expand(draws, *label.shape),
+        o_img, o_lbl = run_entry(entries[name], image.expand(draws, *image.shape), label.expand(draws, *label.shape),
                              seed + i)  # one stream per entry, as in a pipeline
-        ours = (_changed(o_img, image[None]) | _changed(o_lbl, label[None])).float().mean()
+        ours = (changed(o_img, image[None]) | changed(o_lbl, label[None])).float().mean()
         out.append(Rate(name, fired / draws, float(ours), draws, cls.firing_probability(entries[name])))
     return out
 
@@ -279,12 +281,13 @@ def noise_sigma(draws: int = 400, seed: int = 0) -> SigmaStats:
     t = GaussianNoiseTransform(noise_variance=(0, 0.1), p_per_channel=1, synchronize_channels=True)  # nnU-Net's
     torch.manual_seed(seed)
     ref = torch.stack([float((t(image=image.clone())["image"] - image).std()) * torch.ones(()) for _ in range(draws)])
-    o, _ = _ours({**entry, "p": 1.0}, image.expand(draws, *image.shape), label.expand(draws, *label.shape), seed)
+    o, _ = run_entry({**entry, "p": 1.0}, image.expand(draws, *image.shape), label.expand(draws, *label.shape), seed)
     ours = (o - image[None]).flatten(1).std(1)
     return SigmaStats(float(ref.mean()), float(ours.mean()), float(ref.std()), float(ours.std()), draws)
 
 
-def _fmt(x: float) -> str:
+def fmt_number(x: float) -> str:
+    """A measured difference for the tables: ``0``, two significant digits below 0.01, else three decimals."""
     return "0" if x == 0 else f"{x:.2g}" if abs(x) < 0.01 else f"{x:.3f}"
 
 
@@ -305,7 +308,7 @@ def render(matches: list[Match], rate_rows: list[Rate], sigma: SigmaStats) -> st
         "|---|---|---|---|---|---|---|",
     ]
     for m in matches:
-        cells = [m.entry, m.parameter, m.reference, m.ours, f"{_fmt(m.difference)} ({m.metric})", _fmt(m.tolerance),
+        cells = [m.entry, m.parameter, m.reference, m.ours, f"{fmt_number(m.difference)} ({m.metric})", fmt_number(m.tolerance),
                  m.intentional]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += [

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 import spineaug
-from spineaug.report.fidelity import RATE_SHAPE, RATE_SIGMAS, Rate, _changed, _fmt, _ours, volume
+from spineaug.report.fidelity import RATE_SHAPE, RATE_SIGMAS, Rate, changed, fmt_number, run_entry, volume
 
 BORDER = 1
 """Voxels from a face that count as "border" (Scharr's kernel reaches one voxel)."""
@@ -124,9 +124,9 @@ def measure(draws: int = DRAWS, seed: int = 0) -> tuple[list[Rate], list[AugLabM
         if module != expected_module:
             raise RuntimeError(f"entry {i} ({entry['name']}) lines up with AugLab's {module}, expected "
                                f"{expected_module}")
-        out_img, out_lbl = _ours(entry, image.expand(draws, *image.shape), label.expand(draws, *label.shape),
+        out_img, out_lbl = run_entry(entry, image.expand(draws, *image.shape), label.expand(draws, *label.shape),
                                  seed + i)
-        ours = (_changed(out_img, image[None]) | _changed(out_lbl, label[None])).float().mean()
+        ours = (changed(out_img, image[None]) | changed(out_lbl, label[None])).float().mean()
         cls = spineaug.TRANSFORMS[entry["name"]]
         rates.append(Rate(entry["name"] + (f"({entry['functions'][0]})" if "functions" in entry else ""),
                           fired / draws, float(ours), draws, cls.firing_probability(entry)))
@@ -169,9 +169,9 @@ def render(rates: list[Rate], matches: list[AugLabMatch], reply: dict[str, Any])
     ]
     for m in matches:
         cfg = ", ".join(f"{k} {v}" for k, v in m.comparison.config.items() if k != "probability")
-        diff = m.error or _fmt(m.difference)
+        diff = m.error or fmt_number(m.difference)
         lines.append(f"| {m.comparison.key.split('@')[0]} | {cfg or '-'} | {m.entries} | {m.comparison.region} | "
-                     f"{diff} | {_fmt(m.comparison.tolerance)} | {m.comparison.intentional} |")
+                     f"{diff} | {fmt_number(m.comparison.tolerance)} | {m.comparison.intentional} |")
     draws = rates[0].draws if rates else 0
     lines += [
         "",

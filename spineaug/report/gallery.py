@@ -111,7 +111,8 @@ def training_patches(shape: Sequence[int], entries: list[dict[str, Any]]) -> tup
     raise ValueError(f"case shape {shape} is too small for the Spatial entries' rotation/scale ranges")
 
 
-def _center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """The middle ``size`` (D, H, W) of ``x`` (..., D, H, W), a view."""
     starts = [(s - p) // 2 for s, p in zip(x.shape[-3:], size)]
     return x[..., starts[0]:starts[0] + size[0], starts[1]:starts[1] + size[1], starts[2]:starts[2] + size[2]]
 
@@ -171,7 +172,7 @@ def render_gallery(
     patch, read = (shape, shape) if whole_case else training_patches(shape, entries)
 
     def crop(x: torch.Tensor | None, size: Sequence[int]) -> torch.Tensor | None:
-        return None if x is None else _center_crop(x, size)
+        return None if x is None else center_crop(x, size)
 
     final_label = crop(label, patch)
     panels: list[tuple[str, np.ndarray | None, np.ndarray | None, str]] = [
@@ -242,5 +243,6 @@ def preset_entries(source: str | Path | dict[str, Any]) -> tuple[str, list[dict[
 
 
 __all__ = [
-    "GalleryCase", "force_on", "nifti_volume", "phantom_volume", "preset_entries", "render_gallery", "training_patches",
+    "GalleryCase", "center_crop", "force_on", "nifti_volume", "phantom_volume", "preset_entries", "render_gallery",
+    "training_patches",
 ]

@@ -59,6 +59,7 @@ def build_augmentation(arm: str, patch_size: tuple[int, int, int]) -> Augmentati
     if arm == "bgv2-nnunet":
         return _bgv2(patch)
     if arm.endswith((".json", ".yaml", ".yml")):
+        spineaug.Pipeline.from_config(arm)  # validated as written first, so errors name the file's own entry indices
         config = spineaug.Pipeline.from_config(arm, patch_size=patch).config()
     else:
         config = spineaug.Pipeline.from_preset(arm, patch_size=patch).config()

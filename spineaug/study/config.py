@@ -233,6 +233,8 @@ def _check_arm(arm: str, patch_size: tuple[int, int, int]) -> None:
         build_augmentation(arm, patch_size)
     except RuntimeError as exc:  # a baseline library missing
         raise ValueError(f"arms: {arm!r} cannot run here: {exc}") from None
+    except ConfigError as exc:  # the arm's own config file
+        raise ConfigError(f"arms: {arm}: {exc}") from None
 
 
 def load_study(source: str | Path | dict[str, Any]) -> StudyConfig:

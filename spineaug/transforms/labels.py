@@ -39,8 +39,9 @@ class LabelIntensityRemapParams(Params):
 class RandomLabelIntensityRemap(IntensityTransform):
     """Remap intensities with Gaussian bumps centred on each label's mean intensity (AugLab's "redistribute seg").
 
-    Per sample: with probability ``p_inside`` only voxels inside the labels change (each by its own label's bump,
-    O(N)); otherwise the bumps act as a global intensity-to-intensity curve (O(N * labels)). Bump widths widen with
+    Per sample: with probability ``p_inside`` only voxels inside the labels change (each by its own label's bump);
+    otherwise the bumps act as a global intensity-to-intensity curve. Both modes run the same per-label loop (the
+    same operations whatever the mix of modes in the batch), so a call costs O(N * labels). Bump widths widen with
     the contrast between a label and its surrounding ring (dilation radius ``ring_radius``); amplitudes are
     ``U(amplitude)``. Samples without foreground are left unchanged.
 

@@ -60,8 +60,11 @@ def test_bad_study_names_the_key(over, needle):
 def test_bad_arm_config_file_is_validated_up_front(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"transforms": [{"name": "Gamma", "p": 2}]}')
-    with pytest.raises(ConfigError, match=r"\(Gamma\): RandomGamma: p: Input should be less than or equal to 1 \(got 2\)"):
+    with pytest.raises(ConfigError, match=r"\(Gamma\): RandomGamma: p: Input should be less than or equal to 1 \(got 2\)") \
+            as info:
         load_study(_study(arms=[str(bad)]))
+    # the file's own entry index (the study's Spatial entry is added after validation) and the file's path
+    assert f"arms: {bad}" in str(info.value) and "transforms[0] (Gamma)" in str(info.value)
 
 
 def test_nifti_data_needs_existing_sources(tmp_path):
