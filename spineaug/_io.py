@@ -124,11 +124,27 @@ def package_versions(packages: Iterable[str] = VERSIONED_PACKAGES) -> dict[str, 
     return out
 
 
+def git_state(folder: str | Path | None = None) -> str | None:
+    """``<commit>`` or ``<commit>+dirty`` of the checkout holding spineaug (``None`` outside a git checkout)."""
+    import subprocess
+
+    folder = Path(folder) if folder is not None else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "") if commit else None
+
+
 def system_info() -> dict[str, Any]:
-    """Threads, CPUs, platform, Python, package versions and GPU of this process (for ``meta.json``)."""
+    """Threads, CPUs, platform, Python, package versions, GPU and spineaug's git commit (for ``meta.json``)."""
     import torch
 
     return {
+        "git": git_state(),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "cpus_available": available_cpus(),

@@ -185,7 +185,8 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
     lines: list[str] = ["# spineaug speed benchmark", ""]
     cfg = meta.get("config", {})
     lines += [
-        f"Run `{meta.get('run_id', '?')}`: `{meta.get('command', 'spineaug bench')}`  ",
+        f"Run `{meta.get('run_id', '?')}`: `{meta.get('command', 'spineaug bench')}` at spineaug commit "
+        f"`{meta.get('git') or 'unknown'}`  ",
         f"CPU: {meta.get('cpu_model', '?')} ({meta.get('cpus_available', '?')} CPUs available), "
         f"torch {meta.get('versions', {}).get('torch', '?')}, threads {cfg.get('threads')}, "
         f"GPU: {meta.get('cuda') or 'none'}.  ",
