@@ -119,9 +119,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from spineaug.report import benchmark
 
     if args.fidelity:
-        from spineaug.report import fidelity
+        from spineaug.report import fidelity, fidelity_auglab
 
-        print(fidelity.write(args.out))
+        print(fidelity.write(args.out, appendix=fidelity_auglab.section()))
         return 0
 
     results = Path(args.results)
@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study-data", default="reports/data/study",
                    help="compact study results, one folder per study (default: reports/data/study)")
     p.add_argument("--fidelity", action="store_true",
-                   help="only measure the nnunet preset against nnU-Net v2 and write OUT/fidelity.md (under a minute)")
+                   help="only measure the presets against their references (nnunet vs nnU-Net v2; xdomain vs AugLab "
+                        "when .venv-auglab exists) and write OUT/fidelity.md (a few minutes)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("phantom", help="write synthetic spine phantom datasets (nnU-Net raw format, one per domain)")

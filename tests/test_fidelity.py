@@ -114,13 +114,16 @@ def test_cli_report_fidelity_writes_the_file(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_write(out):
+    def fake_write(out, appendix=""):
         calls.append(out)
         path = Path(out) / "fidelity.md"
         path.write_text("ok")
         return path
 
     monkeypatch.setattr(fidelity, "write", fake_write)
+    from spineaug.report import fidelity_auglab
+
+    monkeypatch.setattr(fidelity_auglab, "section", lambda: "auglab section")
     assert cli.main(["report", "--fidelity", "--out", str(tmp_path)]) == 0
     assert calls == [str(tmp_path)] and (tmp_path / "fidelity.md").read_text() == "ok"
 

@@ -335,17 +335,12 @@ def render(matches: list[Match], rate_rows: list[Rate], sigma: SigmaStats) -> st
     return "\n".join(lines)
 
 
-def write(out: str | Path = "reports", draws: int = 400, seed: int = 0) -> Path:
-    """Measure everything and write ``<out>/fidelity.md``; returns its path.
-
-    The second part, ``xdomain`` against AugLab (:mod:`spineaug.report.fidelity_auglab`), needs the AugLab
-    environment; without it the file says so.
-    """
+def write(out: str | Path = "reports", draws: int = 400, seed: int = 0, appendix: str = "") -> Path:
+    """Measure everything and write ``<out>/fidelity.md`` (then ``appendix``, e.g. the ``xdomain`` vs AugLab section
+    of :func:`spineaug.report.fidelity_auglab.section`); returns its path."""
     from spineaug._io import atomic_write_text
-    from spineaug.report import fidelity_auglab
 
     path = Path(out) / "fidelity.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render(matched(seed), rates(draws, seed), noise_sigma(draws, seed))
-    atomic_write_text(path, text + "\n" + fidelity_auglab.section(max(draws, fidelity_auglab.DRAWS), seed))
-    return path
+    return atomic_write_text(path, text + ("\n" + appendix if appendix else ""))
