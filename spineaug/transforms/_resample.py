@@ -160,13 +160,28 @@ LABEL_MODES = ("nearest", "onehot")
 """Label interpolations of :func:`read_labels`."""
 
 
-def _source_index(grid: Tensor, in_shape: tuple[int, int, int]) -> tuple[Tensor, Tensor]:
-    """Nearest input voxel of every grid point, as grid_sample's ``mode="nearest"`` picks it.
+_FLOAT32_EXACT = 2**24
+"""float32 holds every integer up to here exactly: the largest volume whose voxel numbers it can carry."""
+
+
+def _source_index(grid: Tensor, in_shape: tuple[int, int, int]) -> Tensor:
+    """Nearest input voxel of every grid point, exactly as grid_sample's ``mode="nearest"`` picks it.
+
+    ``grid_sample`` itself reads a volume holding each voxel's number + 1 (zero padding marks points outside), so the
+    rounding and the bounds test are grid_sample's own, on every device, in one pass over the output. Volumes whose
+    voxel numbers float32 cannot hold exactly reproduce its arithmetic per axis instead.
 
     Returns:
-        Flat input indices, (B, d*h*w) int64 (0 where outside), and whether the point lies inside, (B, d*h*w) bool.
+        (B, d*h*w) int64: 1 + the flat input index of each point, 0 where it lies outside.
     """
     b = grid.shape[0]
+    count = in_shape[0] * in_shape[1] * in_shape[2]
+    if count <= _FLOAT32_EXACT:
+        numbers = torch.arange(1, count + 1, dtype=torch.float32, device=grid.device).view(1, 1, *in_shape)
+        picked = F.grid_sample(
+            numbers.expand(b, -1, -1, -1, -1), grid.float(), mode="nearest", padding_mode="zeros", align_corners=False
+        )
+        return picked.view(b, -1).long()
     flat = torch.zeros(b, grid[..., 0].numel() // b, dtype=torch.long, device=grid.device)
     inside = torch.ones_like(flat, dtype=torch.bool)
     stride = 1
@@ -177,16 +192,19 @@ def _source_index(grid: Tensor, in_shape: tuple[int, int, int]) -> tuple[Tensor,
         inside &= (index >= 0) & (index <= n - 1)
         flat += index.clamp(0, n - 1).long() * stride
         stride *= n
-    return flat, inside
+    return torch.where(inside, flat + 1, 0)
 
 
 def _nearest_labels(y: Tensor, grid: Tensor, pad_value: int) -> Tensor:
-    """Exact nearest-neighbour read: gather the label at each point's nearest source voxel (any integer dtype)."""
+    """Exact nearest-neighbour read: gather the label at each point's nearest source voxel (any integer dtype).
+
+    The labels are read from a copy with ``pad_value`` in front, so index 0 (outside) gathers the padding.
+    """
     b, c = y.shape[:2]
-    flat, inside = _source_index(grid, tuple(y.shape[2:]))
-    values = y.reshape(b, c, -1).gather(2, flat[:, None, :].expand(b, c, -1))
-    pad = torch.full((), pad_value, dtype=y.dtype, device=y.device)
-    return torch.where(inside[:, None, :], values, pad).view(b, c, *grid.shape[1:4])
+    number = _source_index(grid, tuple(y.shape[2:]))
+    pad = torch.full((b, c, 1), pad_value, dtype=y.dtype, device=y.device)
+    padded = torch.cat([pad, y.reshape(b, c, -1)], dim=2)
+    return padded.gather(2, number[:, None, :].expand(b, c, -1)).view(b, c, *grid.shape[1:4])
 
 
 def _onehot_labels(y: Tensor, grid: Tensor, pad_value: int) -> Tensor:
