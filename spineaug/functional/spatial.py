@@ -123,7 +123,7 @@ def sampling_grid(
 
     Returns:
         (B, D, H, W, 3) float32 grid of normalised ``(x, y, z) = (w, h, d)`` coordinates for
-        ``grid_sample(..., align_corners=False)``.
+        ``grid_sample(..., align_corners=False)``: a view of component-major storage, not contiguous.
     """
     device = matrix.device
     size = torch.tensor(in_shape, device=device, dtype=torch.float32)
@@ -131,16 +131,16 @@ def sampling_grid(
     a = (matrix.float() * (2 / size)[None, :, None]).flip(1)
     offset = centre.float() if shift is None else centre.float() + shift.float()
     offset = (offset * (2 / size) + 1 / size - 1).flip(1)
-    b = matrix.shape[0]
     axes = [torch.arange(n, device=device, dtype=torch.float32) - (n - 1) / 2 for n in out_shape]
-    along = [a[:, None, :, j] * axes[j][None, :, None] for j in range(3)]  # (B, n_j, 3) each
-    grid = (along[0] + offset[:, None, :]).view(b, -1, 1, 1, 3) + along[1].view(b, 1, -1, 1, 3)
-    grid = grid + along[2].view(b, 1, 1, -1, 3)
+    along = [a[:, :, j, None] * axes[j] for j in range(3)]  # (B, 3, n_j) each
+    # Built component-major, (B, 3, D, H, W), so the one full-size sum runs along contiguous W rows (a coordinate-
+    # last sum would broadcast in runs of 3); grid_sample reads the permuted view through its strides.
+    plane = (along[0] + offset[:, :, None])[..., None] + along[1][:, :, None, :]  # (B, 3, D, H)
+    grid = plane[..., None] + along[2][:, :, None, None, :]
     if control is not None:
         coarse = torch.einsum("bij,bj...->bi...", a, control.float())
-        dense = F.interpolate(coarse, size=out_shape, mode="trilinear", align_corners=True)
-        grid += dense.permute(0, 2, 3, 4, 1)
-    return grid
+        grid += F.interpolate(coarse, size=out_shape, mode="trilinear", align_corners=True)
+    return grid.permute(0, 2, 3, 4, 1)
 
 
 def warp_image(x: Tensor, grid: Tensor, *, pad_mode: str = "constant", pad_value: float = 0.0) -> Tensor:
