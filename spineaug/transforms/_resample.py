@@ -252,15 +252,21 @@ def read_labels(y: Tensor, grid: Tensor, *, pad_value: int = 0, mode: str = "nea
     raise ValueError(f"label interpolation must be one of {LABEL_MODES}, got {mode!r}")
 
 
+def _take_rows(x: Tensor, rows: Tensor) -> Tensor:
+    """The rows ``rows`` (a CPU index) of ``x``: a view when they are consecutive (always so for B = 2), else a copy."""
+    if bool((rows.diff() == 1).all()):
+        return x.narrow(0, int(rows[0]), rows.numel())
+    return x.index_select(0, rows.to(x.device, non_blocking=True))
+
+
 def _select(batch: Batch, warp: Warp, placement: Placement, rows: Tensor) -> tuple[Batch, Warp, Placement]:
     """The samples ``rows`` (a CPU index) of a batch, its warp and its placement."""
-    dev = rows.to(batch.image.device, non_blocking=True)
-    label = None if batch.label is None else batch.label.index_select(0, dev)
+    label = None if batch.label is None else _take_rows(batch.label, rows)
     control = None if placement.control is None else placement.control[rows]
     return (
-        batch.replace(image=batch.image.index_select(0, dev), label=label),
+        batch.replace(image=_take_rows(batch.image, rows), label=label),
         Warp(warp.matrix[rows], warp.shift[rows]),
-        replace(placement, centre=placement.centre.index_select(0, dev), control=control),
+        replace(placement, centre=_take_rows(placement.centre, rows), control=control),
     )
 
 
