@@ -143,6 +143,25 @@ def sampling_grid(
     return grid.permute(0, 2, 3, 4, 1)
 
 
+def grid_sample(x: Tensor, grid: Tensor, *, mode: str, padding_mode: str) -> Tensor:
+    """``F.grid_sample(..., align_corners=False)`` of a 3-D batch, using every CPU thread for a single sample too.
+
+    PyTorch's CPU kernel for volumes parallelises over the batch only, so one sample runs on one thread. For a single
+    sample on the CPU the output depth is cut into as many equal slabs as there are threads (views of the grid; the
+    input is shared by a stride-0 batch), which samples every point exactly as one call would.
+    """
+    d = grid.shape[1]
+    slabs = 1
+    if x.device.type == "cpu" and x.shape[0] == 1:
+        slabs = max(k for k in range(1, min(torch.get_num_threads(), d) + 1) if d % k == 0)
+    if slabs == 1:
+        return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    parts = grid.reshape(slabs, d // slabs, *grid.shape[2:])
+    shared = x.expand(slabs, -1, -1, -1, -1)
+    out = F.grid_sample(shared, parts, mode=mode, padding_mode=padding_mode, align_corners=False)
+    return out.transpose(0, 1).reshape(1, x.shape[1], d, *grid.shape[2:4])
+
+
 def warp_image(x: Tensor, grid: Tensor, *, pad_mode: str = "constant", pad_value: float = 0.0) -> Tensor:
     """Resample images trilinearly on a sampling grid.
 
@@ -170,7 +189,7 @@ def warp_image(x: Tensor, grid: Tensor, *, pad_mode: str = "constant", pad_value
     shifted = isinstance(offset, Tensor) or offset != 0
     if shifted:
         src = src - offset
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    out = grid_sample(src, grid, mode="bilinear", padding_mode=padding)
     if shifted:
         out += offset
     return out.to(x.dtype)

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from spineaug.batch import Batch
 from spineaug.functional import spatial as FS
@@ -178,9 +177,7 @@ def _source_index(grid: Tensor, in_shape: tuple[int, int, int]) -> Tensor:
     count = in_shape[0] * in_shape[1] * in_shape[2]
     if count <= _FLOAT32_EXACT:
         numbers = torch.arange(1, count + 1, dtype=torch.float32, device=grid.device).view(1, 1, *in_shape)
-        picked = F.grid_sample(
-            numbers.expand(b, -1, -1, -1, -1), grid.float(), mode="nearest", padding_mode="zeros", align_corners=False
-        )
+        picked = FS.grid_sample(numbers.expand(b, -1, -1, -1, -1), grid.float(), mode="nearest", padding_mode="zeros")
         return picked.view(b, -1).long()
     flat = torch.zeros(b, grid[..., 0].numel() // b, dtype=torch.long, device=grid.device)
     inside = torch.ones_like(flat, dtype=torch.bool)
@@ -220,9 +217,9 @@ def _onehot_labels(y: Tensor, grid: Tensor, pad_value: int) -> Tensor:
         indicator = (y == value).float()
         constant = torch.full((), value, dtype=y.dtype, device=y.device)
         if value == pad_value:  # reads 1 outside the input: interpolate (indicator - 1) with zero padding, add 1
-            weight = F.grid_sample(indicator - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1
+            weight = FS.grid_sample(indicator - 1, grid, mode="bilinear", padding_mode="zeros") + 1
         else:
-            weight = F.grid_sample(indicator, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            weight = FS.grid_sample(indicator, grid, mode="bilinear", padding_mode="zeros")
         if best is None:
             best, out = weight, constant.expand(weight.shape).clone()
         else:
