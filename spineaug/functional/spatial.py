@@ -123,7 +123,7 @@ def sampling_grid(
 
     Returns:
         (B, D, H, W, 3) float32 grid of normalised ``(x, y, z) = (w, h, d)`` coordinates for
-        ``grid_sample(..., align_corners=False)``.
+        ``grid_sample(..., align_corners=False)``: a view of component-major storage, not contiguous.
     """
     device = matrix.device
     size = torch.tensor(in_shape, device=device, dtype=torch.float32)
@@ -131,16 +131,35 @@ def sampling_grid(
     a = (matrix.float() * (2 / size)[None, :, None]).flip(1)
     offset = centre.float() if shift is None else centre.float() + shift.float()
     offset = (offset * (2 / size) + 1 / size - 1).flip(1)
-    b = matrix.shape[0]
     axes = [torch.arange(n, device=device, dtype=torch.float32) - (n - 1) / 2 for n in out_shape]
-    along = [a[:, None, :, j] * axes[j][None, :, None] for j in range(3)]  # (B, n_j, 3) each
-    grid = (along[0] + offset[:, None, :]).view(b, -1, 1, 1, 3) + along[1].view(b, 1, -1, 1, 3)
-    grid = grid + along[2].view(b, 1, 1, -1, 3)
+    along = [a[:, :, j, None] * axes[j] for j in range(3)]  # (B, 3, n_j) each
+    # Built component-major, (B, 3, D, H, W), so the one full-size sum runs along contiguous W rows (a coordinate-
+    # last sum would broadcast in runs of 3); grid_sample reads the permuted view through its strides.
+    plane = (along[0] + offset[:, :, None])[..., None] + along[1][:, :, None, :]  # (B, 3, D, H)
+    grid = plane[..., None] + along[2][:, :, None, None, :]
     if control is not None:
         coarse = torch.einsum("bij,bj...->bi...", a, control.float())
-        dense = F.interpolate(coarse, size=out_shape, mode="trilinear", align_corners=True)
-        grid += dense.permute(0, 2, 3, 4, 1)
-    return grid
+        grid += F.interpolate(coarse, size=out_shape, mode="trilinear", align_corners=True)
+    return grid.permute(0, 2, 3, 4, 1)
+
+
+def grid_sample(x: Tensor, grid: Tensor, *, mode: str, padding_mode: str) -> Tensor:
+    """``F.grid_sample(..., align_corners=False)`` of a 3-D batch, using every CPU thread for a single sample too.
+
+    PyTorch's CPU kernel for volumes parallelises over the batch only, so one sample runs on one thread. For a single
+    sample on the CPU the output depth is cut into as many equal slabs as there are threads (views of the grid; the
+    input is shared by a stride-0 batch), which samples every point exactly as one call would.
+    """
+    d = grid.shape[1]
+    slabs = 1
+    if x.device.type == "cpu" and x.shape[0] == 1:
+        slabs = max(k for k in range(1, min(torch.get_num_threads(), d) + 1) if d % k == 0)
+    if slabs == 1:
+        return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    parts = grid.reshape(slabs, d // slabs, *grid.shape[2:])
+    shared = x.expand(slabs, -1, -1, -1, -1)
+    out = F.grid_sample(shared, parts, mode=mode, padding_mode=padding_mode, align_corners=False)
+    return out.transpose(0, 1).reshape(1, x.shape[1], d, *grid.shape[2:4])
 
 
 def warp_image(x: Tensor, grid: Tensor, *, pad_mode: str = "constant", pad_value: float = 0.0) -> Tensor:
@@ -170,7 +189,7 @@ def warp_image(x: Tensor, grid: Tensor, *, pad_mode: str = "constant", pad_value
     shifted = isinstance(offset, Tensor) or offset != 0
     if shifted:
         src = src - offset
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    out = grid_sample(src, grid, mode="bilinear", padding_mode=padding)
     if shifted:
         out += offset
     return out.to(x.dtype)

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from spineaug.batch import Batch
 from spineaug.functional import spatial as FS
@@ -160,13 +159,26 @@ LABEL_MODES = ("nearest", "onehot")
 """Label interpolations of :func:`read_labels`."""
 
 
-def _source_index(grid: Tensor, in_shape: tuple[int, int, int]) -> tuple[Tensor, Tensor]:
-    """Nearest input voxel of every grid point, as grid_sample's ``mode="nearest"`` picks it.
+_FLOAT32_EXACT = 2**24
+"""float32 holds every integer up to here exactly: the largest volume whose voxel numbers it can carry."""
+
+
+def _source_index(grid: Tensor, in_shape: tuple[int, int, int]) -> Tensor:
+    """Nearest input voxel of every grid point, exactly as grid_sample's ``mode="nearest"`` picks it.
+
+    ``grid_sample`` itself reads a volume holding each voxel's number + 1 (zero padding marks points outside), so the
+    rounding and the bounds test are grid_sample's own, on every device, in one pass over the output. Volumes whose
+    voxel numbers float32 cannot hold exactly reproduce its arithmetic per axis instead.
 
     Returns:
-        Flat input indices, (B, d*h*w) int64 (0 where outside), and whether the point lies inside, (B, d*h*w) bool.
+        (B, d*h*w) int64: 1 + the flat input index of each point, 0 where it lies outside.
     """
     b = grid.shape[0]
+    count = in_shape[0] * in_shape[1] * in_shape[2]
+    if count <= _FLOAT32_EXACT:
+        numbers = torch.arange(1, count + 1, dtype=torch.float32, device=grid.device).view(1, 1, *in_shape)
+        picked = FS.grid_sample(numbers.expand(b, -1, -1, -1, -1), grid.float(), mode="nearest", padding_mode="zeros")
+        return picked.view(b, -1).long()
     flat = torch.zeros(b, grid[..., 0].numel() // b, dtype=torch.long, device=grid.device)
     inside = torch.ones_like(flat, dtype=torch.bool)
     stride = 1
@@ -177,16 +189,19 @@ def _source_index(grid: Tensor, in_shape: tuple[int, int, int]) -> tuple[Tensor,
         inside &= (index >= 0) & (index <= n - 1)
         flat += index.clamp(0, n - 1).long() * stride
         stride *= n
-    return flat, inside
+    return torch.where(inside, flat + 1, 0)
 
 
 def _nearest_labels(y: Tensor, grid: Tensor, pad_value: int) -> Tensor:
-    """Exact nearest-neighbour read: gather the label at each point's nearest source voxel (any integer dtype)."""
+    """Exact nearest-neighbour read: gather the label at each point's nearest source voxel (any integer dtype).
+
+    The labels are read from a copy with ``pad_value`` in front, so index 0 (outside) gathers the padding.
+    """
     b, c = y.shape[:2]
-    flat, inside = _source_index(grid, tuple(y.shape[2:]))
-    values = y.reshape(b, c, -1).gather(2, flat[:, None, :].expand(b, c, -1))
-    pad = torch.full((), pad_value, dtype=y.dtype, device=y.device)
-    return torch.where(inside[:, None, :], values, pad).view(b, c, *grid.shape[1:4])
+    number = _source_index(grid, tuple(y.shape[2:]))
+    pad = torch.full((b, c, 1), pad_value, dtype=y.dtype, device=y.device)
+    padded = torch.cat([pad, y.reshape(b, c, -1)], dim=2)
+    return padded.gather(2, number[:, None, :].expand(b, c, -1)).view(b, c, *grid.shape[1:4])
 
 
 def _onehot_labels(y: Tensor, grid: Tensor, pad_value: int) -> Tensor:
@@ -202,9 +217,9 @@ def _onehot_labels(y: Tensor, grid: Tensor, pad_value: int) -> Tensor:
         indicator = (y == value).float()
         constant = torch.full((), value, dtype=y.dtype, device=y.device)
         if value == pad_value:  # reads 1 outside the input: interpolate (indicator - 1) with zero padding, add 1
-            weight = F.grid_sample(indicator - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1
+            weight = FS.grid_sample(indicator - 1, grid, mode="bilinear", padding_mode="zeros") + 1
         else:
-            weight = F.grid_sample(indicator, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            weight = FS.grid_sample(indicator, grid, mode="bilinear", padding_mode="zeros")
         if best is None:
             best, out = weight, constant.expand(weight.shape).clone()
         else:
@@ -234,15 +249,21 @@ def read_labels(y: Tensor, grid: Tensor, *, pad_value: int = 0, mode: str = "nea
     raise ValueError(f"label interpolation must be one of {LABEL_MODES}, got {mode!r}")
 
 
+def _take_rows(x: Tensor, rows: Tensor) -> Tensor:
+    """The rows ``rows`` (a CPU index) of ``x``: a view when they are consecutive (always so for B = 2), else a copy."""
+    if bool((rows.diff() == 1).all()):
+        return x.narrow(0, int(rows[0]), rows.numel())
+    return x.index_select(0, rows.to(x.device, non_blocking=True))
+
+
 def _select(batch: Batch, warp: Warp, placement: Placement, rows: Tensor) -> tuple[Batch, Warp, Placement]:
     """The samples ``rows`` (a CPU index) of a batch, its warp and its placement."""
-    dev = rows.to(batch.image.device, non_blocking=True)
-    label = None if batch.label is None else batch.label.index_select(0, dev)
+    label = None if batch.label is None else _take_rows(batch.label, rows)
     control = None if placement.control is None else placement.control[rows]
     return (
-        batch.replace(image=batch.image.index_select(0, dev), label=label),
+        batch.replace(image=_take_rows(batch.image, rows), label=label),
         Warp(warp.matrix[rows], warp.shift[rows]),
-        replace(placement, centre=placement.centre.index_select(0, dev), control=control),
+        replace(placement, centre=_take_rows(placement.centre, rows), control=control),
     )
 
 

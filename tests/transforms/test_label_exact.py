@@ -147,3 +147,13 @@ def test_label_pad_in_range_is_written_exactly():
     aug = spineaug.Pipeline.from_config({"transforms": [dict(SCALE, scale=[1.4, 1.4], label_pad=255)]})
     _, out = aug(image, label.to(torch.uint8), generator=torch.Generator().manual_seed(0))
     assert (out == 255).any() and set(out.unique().tolist()) <= set(label.unique().tolist()) | {255}
+
+
+def test_nearest_read_of_volumes_beyond_float32_numbers_matches(monkeypatch):
+    """Volumes too large to number in float32 take the per-axis path, which picks the same voxels."""
+    g = torch.Generator().manual_seed(4)
+    y = torch.randint(0, 6, (2, 2, 9, 10, 11), generator=g)
+    grid = torch.rand(2, 7, 8, 9, 3, generator=g) * 2.6 - 1.3
+    fast = R.read_labels(y, grid, pad_value=5)
+    monkeypatch.setattr(R, "_FLOAT32_EXACT", 0)
+    torch.testing.assert_close(R.read_labels(y, grid, pad_value=5), fast, rtol=0, atol=0)

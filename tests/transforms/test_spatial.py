@@ -381,3 +381,19 @@ def test_warps_compose_in_the_order_they_move_the_image():
     composed = R.Warp.compose([shift, flip], 2)
     assert torch.equal(composed.matrix, shift.followed_by(flip).matrix)
     assert torch.equal(composed.shift, shift.followed_by(flip).shift)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_grid_sample_of_one_sample_in_slabs_equals_one_call(mode):
+    """The CPU slab split (one sample on several threads) samples every point exactly as one grid_sample call."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 2, 9, 10, 11, generator=g)
+    grid = torch.rand(1, 8, 7, 6, 3, generator=g) * 2.4 - 1.2
+    ref = torch.nn.functional.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        out = FS.grid_sample(x, grid, mode=mode, padding_mode="zeros")
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
