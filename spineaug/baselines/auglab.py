@@ -170,6 +170,23 @@ def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
     return Baseline(LIBRARY, pipeline, "substitute", None, rows, ("cpu", "cuda"), "")
 
 
+def _call(python: Path, worker: Path, request: Path, timeout: float, what: str) -> dict[str, Any]:
+    """Run a worker script with the AugLab interpreter on a request file; its last stdout line is the JSON reply.
+
+    Raises:
+        BaselineUnavailable: The worker exited with an error (its stderr tail is in the message) or printed no JSON.
+    """
+    proc = subprocess.run([str(python), "-P", str(worker), str(request)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-5:]
+        raise BaselineUnavailable(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise BaselineUnavailable(f"{what} returned no JSON: {proc.stdout[-300:]!r}") from None
+
+
 def run(
     cases: list[tuple[int, int]],
     *,
@@ -217,15 +234,7 @@ def run(
             "config": config, "device": device, "threads": threads, "seed": seed, "warmup": warmup,
             "repeats": repeats, "cases": [list(c) for c in cases], "max_seconds": max_seconds, "data": data_path,
         }))
-        proc = subprocess.run([str(python), "-P", str(worker), str(request)], capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-5:]
-        raise BaselineUnavailable(f"AugLab worker failed (exit {proc.returncode}): {' | '.join(tail)}")
-    try:
-        reply = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise BaselineUnavailable(f"AugLab worker returned no JSON: {proc.stdout[-300:]!r}") from None
+        reply = _call(python, worker, request, timeout, "AugLab worker")
     source = installed_source()
     reply["source"], reply["config"] = source, origin
     reply["auglab"] = f"{reply.get('auglab', '?')}, {source}"
@@ -269,15 +278,7 @@ def probe(image: Any, label: Any, *, draws: int, matched: dict[str, dict[str, An
             "draws": int(draws), "seed": int(seed), "out": tmp,
             "matched": [{"id": k, "config": v} for k, v in (matched or {}).items()],
         }))
-        proc = subprocess.run([str(python), "-P", str(worker), str(request)], capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-5:]
-            raise BaselineUnavailable(f"AugLab probe failed (exit {proc.returncode}): {' | '.join(tail)}")
-        try:
-            reply = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (json.JSONDecodeError, IndexError):
-            raise BaselineUnavailable(f"AugLab probe returned no JSON: {proc.stdout[-300:]!r}") from None
+        reply = _call(python, worker, request, timeout, "AugLab probe")
         reply["matched"] = {k: v if v.startswith("error") else np.load(v) for k, v in reply["matched"].items()}
     reply["source"], reply["config"] = installed_source(), origin
     return reply

@@ -28,7 +28,7 @@ the report reads instead of this package.
 Modules: ``config`` (:class:`BenchConfig`, validation), ``probes`` (op and sync counters), ``timing`` (repeated
 calls and their statistics), ``cases`` (phantom batches, forced-on pipelines), ``matched`` (matched work),
 ``costs`` (per transform, overhead), ``checks`` (op counts, syncs, memory), ``memory`` (peak and drift probes),
-``runner`` (the run and its rows), ``training`` (the training-throughput benchmark).
+``session`` (:class:`Run`: rows, timing cache, result files), ``runner`` (the run and its pipeline rows), ``training`` (the training-throughput benchmark).
 
 Example:
     >>> from spineaug import bench
@@ -63,10 +63,10 @@ from spineaug.bench.runner import (
     OVERHEAD_COLUMNS,
     PIPELINE_COLUMNS,
     TRANSFORM_COLUMNS,
-    Run,
     run,
     run_pipelines,
 )
+from spineaug.bench.session import Run
 from spineaug.bench.timing import Timing, time_calls
 from spineaug.bench.training import TrainingConfig, run_training
 

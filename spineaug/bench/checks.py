@@ -10,7 +10,7 @@ Each pipeline is warmed up once before counting (first calls may build caches).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -18,9 +18,7 @@ import spineaug
 from spineaug.bench.cases import forced_pipeline, spineaug_fn
 from spineaug.bench.memory import memory_drift, peak_extra_bytes
 from spineaug.bench.probes import count_syncs
-
-if TYPE_CHECKING:
-    from spineaug.bench.runner import Run
+from spineaug.bench.session import Run
 
 OP_BATCHES = (1, 2, 4, 8)
 """Batch sizes of the op-count check."""

@@ -10,7 +10,7 @@ resampling's bookkeeping...), which the report sets against the 10 % target.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -19,9 +19,7 @@ from spineaug import _schema
 from spineaug.bench.cases import forced_pipeline, kind, spineaug_fn, transform_entries
 from spineaug.bench.references import REFERENCES
 from spineaug.bench.timing import time_calls
-
-if TYPE_CHECKING:
-    from spineaug.bench.runner import Outcome, Run
+from spineaug.bench.session import Outcome, Run
 
 
 def _forced(run: Run, device: torch.device, entry: dict[str, Any]) -> Outcome:
