@@ -449,9 +449,25 @@ def test_reference_expressions_do_their_kind_of_work(name):
     from spineaug.bench import make_batch
     from spineaug.bench.references import REFERENCES
 
-    assert name in spineaug.TRANSFORMS and spineaug.TRANSFORMS[name].kind in ("stencil", "histogram", "label-lookup")
+    assert name in spineaug.TRANSFORMS and spineaug.TRANSFORMS[name].kind in ("stencil", "histogram", "label-lookup", "resampling")
     image, label = make_batch(2, 16, torch.device("cpu"), seed=0)
     out = REFERENCES[name].build(image, label)(image, label)
     assert out.shape[0] == 2 and out.shape[-3:] == image.shape[-3:] and torch.isfinite(out).all()
     fresh = REFERENCES[name].build(image, label)  # the same first kernel for RandomConv (it cycles per call)
     assert not torch.equal(fresh(image.roll(1, -1), label), out)
+
+
+def test_reference_verdicts_apply_each_kinds_target():
+    """Stencil/histogram/label-lookup rows are judged at 5x their reference, resampling rows at 1.5x, separately."""
+    import pandas as pd
+
+    from spineaug.report.bench_targets import _reference_row, reference_target
+
+    assert reference_target("stencil") == 5.0 and reference_target("resampling") == 1.5
+    tr = pd.DataFrame({"transform": ["ScharrEdge", "Spatial", "Affine"], "kind": ["stencil", "resampling", "resampling"],
+                       "ratio_to_reference": ["4.0", "1.4", "2.0"]})
+    stencil = _reference_row("stencils", tr[tr.kind != "resampling"])
+    assert stencil[1:3] == ["1 of 1 (up to 4.0x)", "met"]
+    resampling = _reference_row("resampling", tr[tr.kind == "resampling"])
+    assert resampling[1:] == ["1 of 2 (up to 2.0x)", "missed", "Affine 2.0x"]
+    assert _reference_row("none", tr.iloc[0:0])[2] == "not measured"

@@ -1,7 +1,8 @@
 """Reference expressions: the cheapest plain-torch computation of each non-elementwise transform's kind of work.
 
 Issue 14's target for stencil, histogram and label-lookup transforms is "within 5x of the cheapest equivalent torch
-expression". Each reference below does the same class of work on the same batch, written as directly as torch
+expression"; for the resampling transforms it is "one grid_sample-class pass per tensor", so their reference is
+torch's own ``affine_grid`` and one ``grid_sample`` per tensor. Each reference below does the same class of work on the same batch, written as directly as torch
 allows, and is timed in the same run as the transform forced on (``transforms.csv``: ``reference``,
 ``reference_mean_s``, ``ratio_to_reference``). They are lower bounds on effort, not re-implementations: they skip
 what the transform must also do (per-sample gates, statistics restoring, blending, region masks, dtype care), so a
@@ -18,6 +19,8 @@ RandomConv          one grouped ``conv3d`` with per-sample k^3 kernels, k cyclin
 HistogramEqualization per-sample min/max, bin index, ``scatter_add_`` histogram, ``cumsum``, ``gather``
 LabelIntensityRemap per-label sums by ``scatter_add_``, then ``x * a[label] + b[label]`` (two ``gather``)
 LabelAppearance     per-label sums of ``x`` and ``x^2`` by ``scatter_add_``, then the same two-gather affine
+Spatial, Affine     ``affine_grid`` of a per-sample rotation, trilinear ``grid_sample`` of the image, nearest
+                    ``grid_sample`` of the label as float32 (exact only below 2**24, which spineaug does not assume)
 =================== =====================================================================================
 """
 
@@ -124,6 +127,22 @@ def _label_lookup(image: Tensor, label: Tensor, second_moment: bool = False) -> 
     return fn
 
 
+def _resampling(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    angle = torch.linspace(0.2, 0.4, image.shape[0], dtype=torch.float64)
+    cos, sin, zero, one = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle), torch.ones_like(angle)
+    theta = torch.stack([torch.stack(r, -1) for r in ([cos, -sin, zero, zero], [sin, cos, zero, zero],
+                                                        [zero, zero, one, zero])], -2)  # about D, (B, 3, 4)
+    theta = theta.to(image.device, torch.float32)
+
+    def fn(x: Tensor, y: Tensor) -> Tensor:
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        labels = F.grid_sample(y.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        return out + labels.to(y.dtype)  # both passes feed the result
+
+    return fn
+
+
 REFERENCES: dict[str, Reference] = {
     "GaussianBlur": Reference("3 grouped 1-D conv3d passes, per-sample 7-tap kernels", _blur),
     "UnsharpMask": Reference("the blur reference + one lerp", _unsharp),
@@ -134,10 +153,18 @@ REFERENCES: dict[str, Reference] = {
     "LabelIntensityRemap": Reference("per-label scatter_add sums, two-gather affine", _label_lookup),
     "LabelAppearance": Reference("per-label scatter_add of x and x^2, two-gather affine",
                                  lambda x, y: _label_lookup(x, y, second_moment=True)),
+    "Spatial": Reference("affine_grid, trilinear grid_sample of the image, nearest grid_sample of the label",
+                         _resampling),
+    "Affine": Reference("affine_grid, trilinear grid_sample of the image, nearest grid_sample of the label",
+                        _resampling),
 }
 """Reference expression per transform name (the stencil, histogram and label-lookup kinds)."""
 
 REFERENCE_TARGET = 5.0
-"""Issue 14: these transforms forced on within this multiple of their reference's mean."""
+"""Issue 14: stencil, histogram and label-lookup transforms forced on within this multiple of their reference."""
 
-__all__ = ["REFERENCES", "REFERENCE_TARGET", "Reference"]
+RESAMPLING_TARGET = 1.5
+"""Issue 14's "one grid_sample-class pass per tensor": resampling transforms forced on within this multiple of
+torch's own grid and one ``grid_sample`` per tensor (the grid, padding and exact-label bookkeeping on top)."""
+
+__all__ = ["REFERENCES", "REFERENCE_TARGET", "RESAMPLING_TARGET", "Reference"]
