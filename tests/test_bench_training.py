@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from spineaug import _schema, bench, cli
-from spineaug.bench import training
+from spineaug.bench import training, training_run
 from spineaug.report import training as training_report
 
 TINY = dict(iterations=1, warmup=1, cpu_budgets=(1,), device="cpu")
@@ -56,7 +56,7 @@ def test_training_markdown_has_the_table_and_the_paper_ratio(tiny_training, tmp_
 def test_cpu_budget_restores_affinity_and_threads():
     threads = torch.get_num_threads()
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    with training.cpu_budget(1) as how:
+    with training_run.cpu_budget(1) as how:
         assert torch.get_num_threads() == 1 and "threads=1" in how
         if before is not None:
             assert len(os.sched_getaffinity(0)) == 1
@@ -96,8 +96,8 @@ def test_each_setting_keeps_its_fastest_round(tmp_path, monkeypatch):
     def fake(config, samples, arm, workers, device):
         return dict(iteration_s=f"{next(calls)}", data_s="0", augment_s="0", network_s="0")
 
-    monkeypatch.setattr(training, "phantom_samples", lambda config: [])
-    monkeypatch.setattr(training, "time_setting", fake)
+    monkeypatch.setattr(training_run, "phantom_samples", lambda config: [])
+    monkeypatch.setattr(training_run, "time_setting", fake)
     config = bench.TrainingConfig.quick(arms=("none", "nnunet"), rounds=2, cpu_budgets=(1,), device="cpu")
     bench.run_training(config, tmp_path, log=lambda _: None)
     with open(tmp_path / _schema.TRAINING_CSV, newline="") as f:

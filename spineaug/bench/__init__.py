@@ -28,7 +28,9 @@ the report reads instead of this package.
 Modules: ``config`` (:class:`BenchConfig`, validation), ``probes`` (op and sync counters), ``timing`` (repeated
 calls and their statistics), ``cases`` (phantom batches, forced-on pipelines), ``matched`` (matched work),
 ``costs`` (per transform, overhead), ``checks`` (op counts, syncs, memory), ``memory`` (peak and drift probes),
-``session`` (:class:`Run`: rows, timing cache, result files), ``runner`` (the run and its pipeline rows), ``training`` (the training-throughput benchmark).
+``session`` (:class:`Run`: rows, timing cache, result files), ``runner`` (the run and its pipeline rows),
+``training`` (the training-throughput benchmark: its request, data and network), ``training_loop`` (one timed
+setting), ``training_run`` (CPU budgets, rounds, result files).
 
 Example:
     >>> from spineaug import bench
@@ -68,7 +70,8 @@ from spineaug.bench.runner import (
 )
 from spineaug.bench.session import Run
 from spineaug.bench.timing import Timing, time_calls
-from spineaug.bench.training import TrainingConfig, run_training
+from spineaug.bench.training import TrainingConfig
+from spineaug.bench.training_run import run_training
 
 __all__ = [
     "ENGINE_COLUMNS",

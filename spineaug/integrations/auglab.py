@@ -3,9 +3,11 @@
 What is translated: what AugLab's GPU trainer (``nnUNetTrainerDAExtGPU``, AugLab commit 1ee096a) takes from a config
 file. That is the top-level ``nnUNetSpatialTransform`` block (nnU-Net's spatial transform in the data loader), then
 the GPU modules (at the top level, or under ``"GPU"``) in the order ``AugTransformsGPU`` builds them, which is not the
-JSON order. Each block is read the way AugLab's builder reads it: the same key names (``probability``, not ``p``) and
-the same defaults for absent keys (a module without ``probability`` never fires). One translator function per AugLab
-module family (in :mod:`spineaug.integrations._auglab_modules`) maps it to spineaug entries. The result has
+JSON order. Each block is read the way AugLab's builder reads it (:mod:`spineaug.integrations._auglab_block`): the
+same key names (``probability``, not ``p``) and the same defaults for absent keys (a module without ``probability``
+never fires). One translator function per AugLab module family maps it to spineaug entries; the table of modules is
+:mod:`spineaug.integrations._auglab_modules`, the translators live in ``_auglab_spatial``, ``_auglab_intensity`` and
+``_auglab_filters``. The result has
 spineaug's semantics (per-sample draws, centred blur/unsharp kernels, image-only low resolution, working label
 regions) and AugLab's behaviour otherwise. The
 ``xdomain`` preset equals this translation of the paper's ``transform_params_gpu.json``; ``tests/test_compat.py``
@@ -32,22 +34,23 @@ from pathlib import Path
 from typing import Any
 
 from spineaug.config import build_transform, load_config
-from spineaug.integrations._auglab_modules import (
-    GPU_TRANSLATORS,
+from spineaug.integrations._auglab_block import (
     UNREAD_REASONS,
     AugLabWarning,
     Block,
     Entry,
     NoEffectWarning,
     NotTranslatedWarning,
-    nnunet_spatial,
     warn,
 )
+from spineaug.integrations._auglab_modules import GPU_TRANSLATORS
+from spineaug.integrations._auglab_spatial import nnunet_spatial
 from spineaug.pipeline import Pipeline
 from spineaug.validation import ConfigError
 
 __all__ = ["AugLabWarning", "NoEffectWarning", "NotTranslatedWarning", "auglab_to_config", "from_auglab"]
 
+# Keys that only AugLab's CPU builder (``AugTransforms``) reads: a file with them at the top level is a CPU config.
 _CPU_ONLY_KEYS = frozenset(
     {
         "ConvTransform", "HistogramEqualTransform", "RedistributeTransform", "ShapeTransform", "ArtifactTransform",
