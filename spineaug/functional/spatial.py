@@ -223,11 +223,10 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
     """Read a per-sample box of voxels, optionally mirrored per axis: an exact crop/flip, no interpolation.
 
     The box is copied as whole rows along W by one ``index_select`` on a view of ``x`` that has a row starting at
-    every voxel, so the cost is about one copy of the output; mirroring along D or H only reorders the rows.
-    Mirroring along W reads from ``x`` reversed end to end (one pass over ``x``, only when some sample flips W), whose
-    row at the mirrored place is the W-reversed row. When only some samples flip W, the two groups are read
-    separately and copied back into batch order (one more copy of the output). A whole-volume box that every sample
-    mirrors alike is a single ``flip`` (or copy) of ``x``.
+    every voxel, so the cost is about one copy of the output; mirroring along D or H only reorders the rows. A
+    sample that mirrors W gets its rows in reverse order, so that reversing its whole block of the output end to end
+    reverses every row and puts the rows back in place (one more pass over the samples that flip W). A whole-volume
+    box that every sample mirrors alike is a single ``flip`` (or copy) of ``x``.
 
     Args:
         x: Volumes, (B, C, D, H, W), any dtype.
@@ -241,26 +240,21 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
     """
     x = x.contiguous()
     b, c = x.shape[:2]
-    flat = x.flatten()  # a view
     if tuple(shape) == tuple(x.shape[2:]) and bool((flips == flips[:1]).all()):
         # The box is the whole volume, so every start is 0, and all samples mirror the same axes.
         dims = [2 + axis for axis in range(3) if bool(flips[:1, axis].any())]
         return x.flip(dims) if dims else x.clone()
-    w = shape[2]
     first = _row_starts(x, start, shape, flips)  # (B, C*d*h) flat index in x of each output row's first voxel
     flip_w = flips[:, 2]
-    if not bool(flip_w.any()):
-        return _rows(flat, w).index_select(0, first.flatten()).view(b, c, *shape)
-    # x[k : k + w] reversed is mirrored[n - w - k : n - k], where mirrored is x reversed end to end.
-    mirrored = flat.flip(0)
-    last = x.numel() - w - first
+    if bool(flip_w.any()):
+        first = torch.where(flip_w.to(x.device, non_blocking=True)[:, None], first.flip(1), first)
+    out = _rows(x.flatten(), shape[2]).index_select(0, first.flatten()).view(b, -1)
     if bool(flip_w.all()):
-        return _rows(mirrored, w).index_select(0, last.flatten()).view(b, c, *shape)
-    keep, turn = (~flip_w).nonzero().flatten().to(x.device), flip_w.nonzero().flatten().to(x.device)
-    out = x.new_empty((b, c, *shape))
-    out.index_copy_(0, keep, _rows(flat, w).index_select(0, first.index_select(0, keep).flatten()).view(-1, c, *shape))
-    out.index_copy_(0, turn, _rows(mirrored, w).index_select(0, last.index_select(0, turn).flatten()).view(-1, c, *shape))
-    return out
+        out = out.flip(1)
+    elif bool(flip_w.any()):
+        turn = flip_w.nonzero().flatten().to(x.device, non_blocking=True)
+        out.index_copy_(0, turn, out.index_select(0, turn).flip(1))
+    return out.view(b, c, *shape)
 
 
 def _row_starts(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: Tensor) -> Tensor:
