@@ -222,11 +222,11 @@ def warp_labels(y: Tensor, grid: Tensor, *, pad_value: int = 0) -> Tensor:
 def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: Tensor) -> Tensor:
     """Read a per-sample box of voxels, optionally mirrored per axis: an exact crop/flip, no interpolation.
 
-    The box is copied as whole rows along W by one ``index_select`` on a view of ``x`` that has a row starting at
-    every voxel, so the cost is about one copy of the output; mirroring along D or H only reorders the rows. A
-    sample that mirrors W gets its rows in reverse order, so that reversing its whole block of the output end to end
-    reverses every row and puts the rows back in place (one more pass over the samples that flip W). A whole-volume
-    box that every sample mirrors alike is a single ``flip`` (or copy) of ``x``.
+    The box is copied as whole rows along W by one ``index_select`` on a view of ``x`` that has a row
+    starting at every voxel, so the cost is about one copy of the output; mirroring along D or H only
+    reorders the rows. A sample that mirrors W gets its rows in reverse order, so that reversing its whole
+    block of the output end to end reverses every row and puts the rows back in place (one more pass, over
+    the samples that flip W only). A whole-volume box that all samples mirror alike is one ``flip`` of ``x``.
 
     Args:
         x: Volumes, (B, C, D, H, W), any dtype.
@@ -235,8 +235,8 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
         flips: Which samples mirror which axis, (B, 3) bool, on the CPU (host-known, so no synchronisation).
 
     Returns:
-        (B, C, d, h, w), contiguous: ``out[b, :, i, j, k] = x[b, :, s_d + i', s_h + j', s_w + k']`` with ``i' = i``
-        or ``d - 1 - i`` when sample ``b`` flips D (likewise for H and W).
+        (B, C, d, h, w), contiguous: ``out[b, :, i, j, k] = x[b, :, s_d + i', s_h + j', s_w + k']`` with
+        ``i' = i`` or ``d - 1 - i`` when sample ``b`` flips D (likewise for H and W).
     """
     x = x.contiguous()
     b, c = x.shape[:2]
@@ -244,11 +244,11 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
         # The box is the whole volume, so every start is 0, and all samples mirror the same axes.
         dims = [2 + axis for axis in range(3) if bool(flips[:1, axis].any())]
         return x.flip(dims) if dims else x.clone()
-    first = _row_starts(x, start, shape, flips)  # (B, C*d*h) flat index in x of each output row's first voxel
+    first = _row_starts(x, start, shape, flips)  # (B, C*d*h): flat index of each output row's first voxel
     flip_w = flips[:, 2]
     if bool(flip_w.any()):
         first = torch.where(flip_w.to(x.device, non_blocking=True)[:, None], first.flip(1), first)
-    out = _rows(x.flatten(), shape[2]).index_select(0, first.flatten()).view(b, -1)
+    out = _rows(x.flatten(), shape[2]).index_select(0, first.flatten()).view(b, c * math.prod(shape))
     if bool(flip_w.all()):
         out = out.flip(1)
     elif bool(flip_w.any()):
@@ -258,7 +258,7 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
 
 
 def _row_starts(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: Tensor) -> Tensor:
-    """Flat index in contiguous ``x`` of the first voxel of each output row of :func:`gather_patch`, (B, C*d*h).
+    """Flat index in contiguous ``x`` of the first voxel of each row of a :func:`gather_patch` box, (B, C*d*h).
 
     The rows are listed in output order (channel, then d, then h); D and H flips only reverse their order.
     """
@@ -273,12 +273,12 @@ def _row_starts(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: Te
         along.append(start[:, axis, None] + torch.where(flips_dev[:, axis, None], n - 1 - r, r))  # (B, n)
     planes = torch.arange(b * c, device=device).view(b, c, 1) * depth + along[0][:, None, :]  # (B, C, d)
     rows = planes[..., None] * height + along[1][:, None, None, :]  # (B, C, d, h)
-    return (rows * width + start[:, 2].view(b, 1, 1, 1)).view(b, -1)
+    return (rows * width + start[:, 2].view(b, 1, 1, 1)).view(b, c * shape[0] * shape[1])
 
 
 def _rows(flat: Tensor, width: int) -> Tensor:
-    """A view of contiguous ``flat``'s elements as (numel - width + 1, width): row ``k`` holds elements k..k+width-1."""
-    return flat.as_strided((flat.numel() - width + 1, width), (1, 1))
+    """A view of contiguous 1-D ``flat`` as (numel - width + 1, width): row ``k`` is ``flat[k : k + width]``."""
+    return flat.as_strided((max(flat.numel() - width + 1, 0), width), (1, 1))
 
 
 def degrees_to_radians(x: Tensor) -> Tensor:
