@@ -258,7 +258,7 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
 
 
 def _row_starts(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: Tensor) -> Tensor:
-    """Flat index in contiguous ``x`` of the first voxel of each row of a :func:`gather_patch` box, (B, C*d*h).
+    """Flat index in contiguous ``x`` of the first voxel of each row of a gather_patch box: (B, C*d*h).
 
     The rows are listed in output order (channel, then d, then h); D and H flips only reverse their order.
     """
@@ -277,7 +277,7 @@ def _row_starts(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: Te
 
 
 def _rows(flat: Tensor, width: int) -> Tensor:
-    """A view of contiguous 1-D ``flat`` as (numel - width + 1, width): row ``k`` is ``flat[k : k + width]``."""
+    """A view of contiguous 1-D ``flat`` as (numel - width + 1, width): row ``k`` is ``flat[k:k + width]``."""
     return flat.as_strided((max(flat.numel() - width + 1, 0), width), (1, 1))
 
 
