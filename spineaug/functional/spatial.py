@@ -225,8 +225,9 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
     The box is copied as whole rows along W by one ``index_select`` on a view of ``x`` that has a row
     starting at every voxel, so the cost is about one copy of the output; mirroring along D or H only
     reorders the rows. A sample that mirrors W gets its rows in reverse order, so that reversing its whole
-    block of the output end to end reverses every row and puts the rows back in place (one more pass, over
-    the samples that flip W only). A whole-volume box that all samples mirror alike is one ``flip`` of ``x``.
+    block of the output end to end reverses every row and puts the rows back in place: one more pass over
+    the samples that flip W (through a view when they are one run of the batch, otherwise by index). A
+    whole-volume box that all samples mirror alike is one ``flip`` of ``x``.
 
     Args:
         x: Volumes, (B, C, D, H, W), any dtype.
@@ -245,14 +246,17 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
         dims = [2 + axis for axis in range(3) if bool(flips[:1, axis].any())]
         return x.flip(dims) if dims else x.clone()
     first = _row_starts(x, start, shape, flips)  # (B, C*d*h): flat index of each output row's first voxel
-    flip_w = flips[:, 2]
-    if bool(flip_w.any()):
-        first = torch.where(flip_w.to(x.device, non_blocking=True)[:, None], first.flip(1), first)
+    turn = flips[:, 2].nonzero().flatten()  # the samples that flip W, on the CPU like flips
+    if len(turn):
+        first = torch.where(flips[:, 2, None].to(x.device, non_blocking=True), first.flip(1), first)
     out = _rows(x.flatten(), shape[2]).index_select(0, first.flatten()).view(b, c * math.prod(shape))
-    if bool(flip_w.all()):
+    if len(turn) == b:
         out = out.flip(1)
-    elif bool(flip_w.any()):
-        turn = flip_w.nonzero().flatten().to(x.device, non_blocking=True)
+    elif len(turn) and int(turn[-1] - turn[0]) + 1 == len(turn):
+        run = slice(int(turn[0]), int(turn[-1]) + 1)
+        out[run] = out[run].flip(1)
+    elif len(turn):
+        turn = turn.to(x.device, non_blocking=True)
         out.index_copy_(0, turn, out.index_select(0, turn).flip(1))
     return out.view(b, c, *shape)
 

@@ -376,7 +376,8 @@ def test_gather_patch_matches_slicing_and_flipping_each_sample(dtype):
         patterns = [torch.rand(b, 3, generator=g) < 0.5 for _ in range(3)]
         patterns += [torch.zeros(b, 3, dtype=torch.bool), torch.ones(b, 3, dtype=torch.bool),
                      torch.tensor([[True, False, True]] * b), torch.tensor([[False, True, False]] * b),
-                     torch.stack([torch.rand(b, generator=g) < 0.5] * 3, dim=1)]
+                     torch.stack([torch.rand(b, generator=g) < 0.5] * 3, dim=1),
+                     torch.tensor([[False, True, i % 2 == 0] for i in range(b)])]  # W flips not in one run
         for c in (1, 2):
             x = torch.randn(b, c, *in_shape, generator=g).mul(100).to(dtype)
             for shape in boxes:
