@@ -222,9 +222,12 @@ def warp_labels(y: Tensor, grid: Tensor, *, pad_value: int = 0) -> Tensor:
 def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: Tensor) -> Tensor:
     """Read a per-sample box of voxels, optionally mirrored per axis: an exact crop/flip, no interpolation.
 
-    The box is read as whole rows along W (a view of the W-windows of ``x``, indexed by sample, D and H), so the
-    cost is one copy of the output; mirroring along D or H only reverses the row indices, mirroring along W reverses
-    the rows afterwards (one extra pass, only when some sample flips W).
+    The box is copied as whole rows along W by one ``index_select`` on a view of ``x`` that has a row
+    starting at every voxel, so the cost is about one copy of the output; mirroring along D or H only
+    reorders the rows. A sample that mirrors W gets its rows in reverse order, so that reversing its whole
+    block of the output end to end reverses every row and puts the rows back in place: one more pass over
+    the samples that flip W (through a view when they are one run of the batch, otherwise by index). A
+    whole-volume box that all samples mirror alike is one ``flip`` of ``x``.
 
     Args:
         x: Volumes, (B, C, D, H, W), any dtype.
@@ -233,25 +236,53 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
         flips: Which samples mirror which axis, (B, 3) bool, on the CPU (host-known, so no synchronisation).
 
     Returns:
-        (B, C, d, h, w): ``out[b, :, i, j, k] = x[b, :, s_d + i', s_h + j', s_w + k']`` with ``i' = i`` or
-        ``d - 1 - i`` when sample ``b`` flips D (likewise for H and W).
+        (B, C, d, h, w), contiguous: ``out[b, :, i, j, k] = x[b, :, s_d + i', s_h + j', s_w + k']`` with
+        ``i' = i`` or ``d - 1 - i`` when sample ``b`` flips D (likewise for H and W).
     """
-    b = x.shape[0]
+    x = x.contiguous()
+    b, c = x.shape[:2]
+    if tuple(shape) == tuple(x.shape[2:]) and bool((flips == flips[:1]).all()):
+        # The box is the whole volume, so every start is 0, and all samples mirror the same axes.
+        dims = [2 + axis for axis in range(3) if bool(flips[:1, axis].any())]
+        return x.flip(dims) if dims else x.clone()
+    first = _row_starts(x, start, shape, flips)  # (B, C*d*h): flat index of each output row's first voxel
+    turn = flips[:, 2].nonzero().flatten()  # the samples that flip W, on the CPU like flips
+    if len(turn):
+        first = torch.where(flips[:, 2, None].to(x.device, non_blocking=True), first.flip(1), first)
+    out = _rows(x.flatten(), shape[2]).index_select(0, first.flatten()).view(b, c * math.prod(shape))
+    if len(turn) == b:
+        out = out.flip(1)
+    elif len(turn) and int(turn[-1] - turn[0]) + 1 == len(turn):
+        run = slice(int(turn[0]), int(turn[-1]) + 1)
+        out[run] = out[run].flip(1)
+    elif len(turn):
+        turn = turn.to(x.device, non_blocking=True)
+        out.index_copy_(0, turn, out.index_select(0, turn).flip(1))
+    return out.view(b, c, *shape)
+
+
+def _row_starts(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: Tensor) -> Tensor:
+    """Flat index in contiguous ``x`` of the first voxel of each row of a gather_patch box: (B, C*d*h).
+
+    The rows are listed in output order (channel, then d, then h); D and H flips only reverse their order.
+    """
+    b, c, depth, height, width = x.shape
     device = x.device
     start = start.to(device).long()
     flips_dev = flips.to(device, non_blocking=True)
-    rows = []
+    along = []
     for axis in (0, 1):
         n = shape[axis]
         r = torch.arange(n, device=device)
-        rows.append(start[:, axis, None] + torch.where(flips_dev[:, axis, None], n - 1 - r, r))  # (B, n)
-    windows = x.unfold(4, shape[2], 1)  # (B, C, D, H, W - w + 1, w): a view, no copy
-    batch = torch.arange(b, device=device).view(b, 1, 1)
-    out = windows[batch, :, rows[0][:, :, None], rows[1][:, None, :], start[:, 2].view(b, 1, 1)]  # (B, d, h, C, w)
-    out = out.permute(0, 3, 1, 2, 4).contiguous()
-    if bool(flips[:, 2].any()):
-        out = torch.where(flips_dev[:, 2].view(b, 1, 1, 1, 1), out.flip(4), out)
-    return out
+        along.append(start[:, axis, None] + torch.where(flips_dev[:, axis, None], n - 1 - r, r))  # (B, n)
+    planes = torch.arange(b * c, device=device).view(b, c, 1) * depth + along[0][:, None, :]  # (B, C, d)
+    rows = planes[..., None] * height + along[1][:, None, None, :]  # (B, C, d, h)
+    return (rows * width + start[:, 2].view(b, 1, 1, 1)).view(b, c * shape[0] * shape[1])
+
+
+def _rows(flat: Tensor, width: int) -> Tensor:
+    """A view of contiguous 1-D ``flat`` as (numel - width + 1, width): row ``k`` is ``flat[k:k + width]``."""
+    return flat.as_strided((max(flat.numel() - width + 1, 0), width), (1, 1))
 
 
 def degrees_to_radians(x: Tensor) -> Tensor:

@@ -347,23 +347,63 @@ def test_composed_warps_resample_once_and_match_sequential_maps():
     assert torch.equal(fused.label, torch.rot90(label, k=-1, dims=(3, 4)))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.uint8])
-def test_gather_patch_matches_slicing_and_flipping_each_sample(dtype):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 200, (8, 2, 9, 8, 7), generator=g).to(dtype)
-    shape = (5, 4, 6)
-    start = torch.stack([torch.randint(0, 9 - 5 + 1, (8,), generator=g), torch.randint(0, 8 - 4 + 1, (8,), generator=g),
-                         torch.randint(0, 7 - 6 + 1, (8,), generator=g)], dim=1)
-    flips = torch.tensor([[i & 1, i & 2, i & 4] for i in range(8)], dtype=torch.bool)  # every combination
-    out = FS.gather_patch(x, start, shape, flips)
-    for b in range(8):
+def _sliced_and_flipped(x: torch.Tensor, start: torch.Tensor, shape: tuple, flips: torch.Tensor):
+    """The reference for gather_patch: slice each sample's box, then flip it, one sample at a time."""
+    out = []
+    for b in range(x.shape[0]):
         d, h, w = start[b].tolist()
-        expected = x[b, :, d : d + 5, h : h + 4, w : w + 6]
-        for axis in range(3):
-            if flips[b, axis]:
-                expected = expected.flip(1 + axis)
-        assert torch.equal(out[b], expected)
-    assert out.dtype == dtype and out.is_contiguous()
+        box = x[b, :, d : d + shape[0], h : h + shape[1], w : w + shape[2]]
+        out.append(box.flip([1 + axis for axis in range(3) if flips[b, axis]]))
+    return torch.stack(out)
+
+
+def _random_starts(b: int, in_shape: tuple, shape: tuple, g: torch.Generator) -> torch.Tensor:
+    return torch.stack([torch.randint(0, n - m + 1, (b,), generator=g) for n, m in zip(in_shape, shape)], 1)
+
+
+GATHER_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64,
+                 torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64]
+
+
+@pytest.mark.parametrize("dtype", GATHER_DTYPES)
+def test_gather_patch_matches_slicing_and_flipping_each_sample(dtype):
+    # Whole volumes, W-spanning crops and crops along every axis; random per-sample starts and flips, plus the
+    # patterns with their own code path (no sample flips W, every sample flips W, all samples flip alike).
+    g = torch.Generator().manual_seed(0)
+    in_shape = (9, 8, 7)
+    boxes = [in_shape, (5, 4, 7), (9, 3, 7), (5, 4, 6), (9, 8, 2), (1, 1, 1)]
+    for b in (1, 2, 3, 5):
+        patterns = [torch.rand(b, 3, generator=g) < 0.5 for _ in range(3)]
+        patterns += [torch.zeros(b, 3, dtype=torch.bool), torch.ones(b, 3, dtype=torch.bool),
+                     torch.tensor([[True, False, True]] * b), torch.tensor([[False, True, False]] * b),
+                     torch.stack([torch.rand(b, generator=g) < 0.5] * 3, dim=1),
+                     torch.tensor([[False, True, i % 2 == 0] for i in range(b)])]  # W flips not in one run
+        for c in (1, 2):
+            x = torch.randn(b, c, *in_shape, generator=g).mul(100).to(dtype)
+            for shape in boxes:
+                start = _random_starts(b, in_shape, shape, g)
+                for flips in patterns:
+                    out = FS.gather_patch(x, start, shape, flips)
+                    assert out.dtype == dtype and out.is_contiguous()
+                    assert torch.equal(out, _sliced_and_flipped(x, start, shape, flips)), (b, c, shape, flips)
+
+
+def test_gather_patch_reads_every_flip_combination_from_views():
+    # Eight samples with the eight flip patterns, read from a slice that starts inside its storage, a
+    # transposed view and a channel slice, in crops and whole; the input is left unchanged.
+    g = torch.Generator().manual_seed(1)
+    base = torch.randint(0, 200, (9, 2, 9, 8, 7), generator=g)
+    before = base.clone()
+    flips = torch.tensor([[i & 1, i & 2, i & 4] for i in range(8)], dtype=torch.bool)
+    for x in (base[1:], base[1:].transpose(3, 4), base[1:, :1]):
+        whole = tuple(x.shape[2:])
+        for shape, alike in (((5, 4, 6), flips), (whole, flips), (whole, flips[5].expand(8, 3))):
+            start = _random_starts(8, whole, shape, g)
+            out = FS.gather_patch(x, start, shape, alike)
+            assert torch.equal(out, _sliced_and_flipped(x, start, shape, alike)) and out.is_contiguous()
+    assert torch.equal(base, before)
+    empty = FS.gather_patch(base[:0], torch.zeros(0, 3, dtype=torch.long), (5, 4, 6), flips[:0])
+    assert empty.shape == (0, 2, 5, 4, 6)
 
 
 def test_warps_compose_in_the_order_they_move_the_image():
