@@ -183,6 +183,20 @@ def subset_apply(x: Tensor, gate: Tensor, fn, *, inplace: bool = False) -> Tenso
     return x.index_copy_(0, idx_dev, rows) if inplace else x.index_copy(0, idx_dev, rows)
 
 
+def _own(y: Tensor, x: Tensor) -> bool:
+    """Whether ``y`` may be overwritten: a dense result like ``x`` that does not share ``x``'s memory.
+
+    ``x`` may be the caller's tensor, which is never written; a transform's result is either fresh or (for an
+    identity) ``x`` itself or a view of it. Tensors that autograd tracks are left alone.
+    """
+    return (
+        y.shape == x.shape
+        and y.is_contiguous()
+        and not (y.requires_grad or x.requires_grad)
+        and y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+    )
+
+
 class RegionOptions(BaseModel, frozen=True, extra="forbid"):
     """Where an intensity transform acts, relative to the label map (CATALOG.md section 1.4, with the fixes).
 
@@ -286,9 +300,10 @@ class IntensityTransform(RandomTransform):
                 y, use_x = FI.restore_stats(y, x)
             if uses_region:
                 mask = FI.region_mask(label, params.keep.index_select(0, idx))
-                y = FI.restrict_to_region(x, y, mask, params.region_mode.index_select(0, idx))
+                mode = params.region_mode.index_select(0, idx)
+                y = FI.restrict_to_region(x, y, mask, mode, inplace=_own(y, x) and y.dtype == torch.result_type(y, x))
             y = y.to(x.dtype)
             bad = FI.non_finite(y)
-            return FI.fall_back(y, x, bad if use_x is None else bad | use_x)
+            return FI.fall_back(y, x, bad if use_x is None else bad | use_x, inplace=_own(y, x))
 
         return batch.replace(image=subset_apply(batch.image, params.gate, run, inplace=inplace))

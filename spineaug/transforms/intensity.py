@@ -79,7 +79,7 @@ class RandomGamma(IntensityTransform):
 
     def transform(self, x: Tensor, values: GammaParams, label: Tensor | None) -> Tensor:
         u, offset, scale = FI.normalise01(x, flip=self.invert)
-        return torch.addcmul(offset, u.pow_(FI.per_sample(values.gamma, x)), scale)
+        return torch.addcmul(offset, u.pow_(FI.per_sample(values.gamma, x)), scale, out=u)  # u is fresh
 
 
 class RandomInverseGamma(RandomGamma):
