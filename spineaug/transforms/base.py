@@ -255,6 +255,14 @@ class IntensityTransform(RandomTransform):
         """Draw this transform's own per-sample values (``None``: it has none)."""
         return None
 
+    def keeps_stats(self) -> bool:
+        """Whether ``transform`` itself returns each channel's mean and std (a closed form of ``retain_stats``).
+
+        Restoring them again would cost seven passes over the batch and change nothing but rounding; they are still
+        restored after blending with the original (``mix_prob``), which changes them.
+        """
+        return False
+
     def transform(self, x: Tensor, values: Any, label: Tensor | None) -> Tensor:
         """Apply to the selected samples ``x`` (B', C, D, H, W) with their rows of ``draw``'s values; pure.
 
@@ -296,7 +304,7 @@ class IntensityTransform(RandomTransform):
             if mixes:
                 y = FI.blend(x, y, params.alpha.index_select(0, idx))
             use_x = None  # per sample/channel: fall back to the input (degenerate statistics, NaN/Inf)
-            if self.retain_stats:
+            if self.retain_stats and (mixes or not self.keeps_stats()):  # blending changes the statistics
                 y, use_x = FI.restore_stats(y, x)
             if uses_region:
                 mask = FI.region_mask(label, params.keep.index_select(0, idx))

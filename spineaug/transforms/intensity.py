@@ -124,6 +124,10 @@ class RandomInversion(IntensityTransform):
     ) -> None:
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
 
+    def keeps_stats(self) -> bool:
+        # 2 * mean - x has the mean and the std of x (up to rounding): nothing left to restore.
+        return self.retain_stats
+
     def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         return FI.invert(x, about_mean=self.retain_stats)
 
