@@ -29,6 +29,12 @@ def work(x: Tensor) -> Tensor:
     return x.to(work_dtype(x))
 
 
+def tracked(*tensors: Tensor) -> bool:
+    """Whether autograd records operations on ``tensors``: then nothing is written in place or through ``out=``
+    (``out=`` is not differentiable, and an in-place write can clobber a tensor saved for the backward pass)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def per_sample(v: Tensor, x: Tensor) -> Tensor:
     """Reshape a (B,) or (B, C) parameter to broadcast against ``x`` (B, C, D, H, W), on ``x``'s device, in
     :func:`work_dtype`."""
@@ -130,21 +136,24 @@ def restore_stats(y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     in other units than the input (a synthetic image in [0, 1] for a 1e7-scale input). The reductions run in
     :func:`work_dtype` (two-pass, so offsets do not swamp the spread); the small per-channel statistics are
     compared and divided in float64. One full-size buffer is allocated: it holds ``x - mean``, then ``y - mean``,
-    then the result (a fresh allocation costs about as much as a pass on the CPU).
+    then the result (a fresh allocation costs about as much as a pass on the CPU); under autograd, fresh tensors.
 
     Returns:
         ``(out, degenerate)``: ``out`` like ``y`` in :func:`work_dtype` of ``x`` (a fresh tensor), and a
         (B, C, 1, 1, 1) bool flag per channel.
     """
     dtype = work_dtype(x)
-    buffer = torch.empty(x.shape, dtype=dtype, device=x.device)
+    buffer = None if tracked(x, y) else torch.empty(x.shape, dtype=dtype, device=x.device)
     yw = work(y)
     m0, s0 = (t.double() for t in mean_std(x, scratch=buffer))
     m1, s1 = (t.double() for t in mean_std(yw, scratch=buffer if yw.dtype == dtype else None))
     rounding = 64 * torch.finfo(work_dtype(y)).eps * (m1.abs() + s1)
     degenerate = ((s1 <= 1e-6 * s0) & (s1 <= rounding)) | (s1 == 0)
     a = s0 / torch.where(degenerate, 1.0, s1)
-    return torch.addcmul((m0 - m1 * a).to(dtype), yw.to(dtype), a.to(dtype), out=buffer), degenerate
+    b = (m0 - m1 * a).to(dtype)
+    if buffer is None:
+        return torch.addcmul(b, yw.to(dtype), a.to(dtype)), degenerate
+    return torch.addcmul(b, yw.to(dtype), a.to(dtype), out=buffer), degenerate
 
 
 def blend(x: Tensor, y: Tensor, alpha: Tensor) -> Tensor:
@@ -261,7 +270,7 @@ def zscore(x: Tensor) -> Tensor:
     lo, hi = min_max(x)
     constant = (hi == lo) | (std == 0)
     scale = torch.where(constant, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
-    return deviation.mul_(scale)
+    return deviation * scale if tracked(deviation) else deviation.mul_(scale)
 
 
 def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float = 0.0, rician: bool = False) -> Tensor:
@@ -335,7 +344,7 @@ def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], p
         # f(u) in place when no other function needs u; the affine map back to the input range is one addcmul.
         fu = getattr(u, f"{f.__name__}_")() if n == len(present) - 1 else f(u)
         k = span / (f1 - f0)
-        fu = torch.addcmul(lo - f0 * k, fu, k, out=fu)  # fu is fresh (f(u), or u in place)
+        fu = torch.addcmul(lo - f0 * k, fu, k) if tracked(fu) else torch.addcmul(lo - f0 * k, fu, k, out=fu)
         y = fu if len(present) == 1 else torch.where(which == i, fu, y)
     if not present:
         y = y * span + lo

@@ -79,7 +79,8 @@ class RandomGamma(IntensityTransform):
 
     def transform(self, x: Tensor, values: GammaParams, label: Tensor | None) -> Tensor:
         u, offset, scale = FI.normalise01(x, flip=self.invert)
-        return torch.addcmul(offset, u.pow_(FI.per_sample(values.gamma, x)), scale, out=u)  # u is fresh
+        v = u.pow_(FI.per_sample(values.gamma, x))
+        return torch.addcmul(offset, v, scale) if FI.tracked(v) else torch.addcmul(offset, v, scale, out=v)
 
 
 class RandomInverseGamma(RandomGamma):
