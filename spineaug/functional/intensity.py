@@ -29,6 +29,12 @@ def work(x: Tensor) -> Tensor:
     return x.to(work_dtype(x))
 
 
+def tracked(*tensors: Tensor) -> bool:
+    """Whether autograd records operations on ``tensors``: then nothing is written in place or through ``out=``
+    (``out=`` is not differentiable, and an in-place write can clobber a tensor saved for the backward pass)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def per_sample(v: Tensor, x: Tensor) -> Tensor:
     """Reshape a (B,) or (B, C) parameter to broadcast against ``x`` (B, C, D, H, W), on ``x``'s device, in
     :func:`work_dtype`."""
@@ -36,18 +42,39 @@ def per_sample(v: Tensor, x: Tensor) -> Tensor:
     return v.reshape(v.shape[0], -1, 1, 1, 1) if v.ndim > 1 else v.view(-1, 1, 1, 1, 1)
 
 
-def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
+def mean_std(x: Tensor, *, scratch: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel spatial mean and population std in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
     Two-pass (mean, then the norm of ``x - mean``): the spread is measured about the mean, so it stays exact under
     large offsets (CT with +1e5), and on the CPU this is about ten times faster than ``torch.var_mean``'s Welford
     reduction (measured, 2 x 128^3).
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        scratch: A tensor like ``x`` in :func:`work_dtype` that receives ``x - mean`` (its values are overwritten),
+            so a caller taking several statistics allocates that full-size intermediate once; by default a fresh one.
+    """
+    _, mean, std = centred(x, out=scratch)
+    return mean, std
+
+
+def centred(x: Tensor, *, out: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``x - mean`` per sample and channel, with the mean and population std of :func:`mean_std`.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        out: Where to write ``x - mean`` (a tensor like ``x`` in :func:`work_dtype`); by default a fresh tensor.
+
+    Returns:
+        ``(deviation, mean, std)``: the deviation in :func:`work_dtype` (``out`` when given; the caller may modify it
+        in place), and the statistics shaped (B, C, 1, 1, 1).
     """
     x = work(x)
     n = math.prod(x.shape[2:])
     mean = x.mean(dim=SPATIAL, keepdim=True)
-    std = torch.linalg.vector_norm(x - mean, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
-    return mean, std
+    deviation = torch.sub(x, mean, out=out) if out is not None else x - mean
+    std = torch.linalg.vector_norm(deviation, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
+    return deviation, mean, std
 
 
 def safe_mean(x: Tensor) -> Tensor:
@@ -108,19 +135,25 @@ def restore_stats(y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     offset: a CT channel at +1e5 with a spread of 0.1 (float32) or 1e-6 (float64) is rescaled, and so is an output
     in other units than the input (a synthetic image in [0, 1] for a 1e7-scale input). The reductions run in
     :func:`work_dtype` (two-pass, so offsets do not swamp the spread); the small per-channel statistics are
-    compared and divided in float64.
+    compared and divided in float64. One full-size buffer is allocated: it holds ``x - mean``, then ``y - mean``,
+    then the result (a fresh allocation costs about as much as a pass on the CPU); under autograd, fresh tensors.
 
     Returns:
-        ``(out, degenerate)``: ``out`` like ``y`` in :func:`work_dtype` of ``x``, and a (B, C, 1, 1, 1) bool flag per
-        channel.
+        ``(out, degenerate)``: ``out`` like ``y`` in :func:`work_dtype` of ``x`` (a fresh tensor), and a
+        (B, C, 1, 1, 1) bool flag per channel.
     """
-    m0, s0 = (t.double() for t in mean_std(x))
-    m1, s1 = (t.double() for t in mean_std(y))
+    dtype = work_dtype(x)
+    buffer = None if tracked(x, y) else torch.empty(x.shape, dtype=dtype, device=x.device)
+    yw = work(y)
+    m0, s0 = (t.double() for t in mean_std(x, scratch=buffer))
+    m1, s1 = (t.double() for t in mean_std(yw, scratch=buffer if yw.dtype == dtype else None))
     rounding = 64 * torch.finfo(work_dtype(y)).eps * (m1.abs() + s1)
     degenerate = ((s1 <= 1e-6 * s0) & (s1 <= rounding)) | (s1 == 0)
     a = s0 / torch.where(degenerate, 1.0, s1)
-    dtype = work_dtype(x)
-    return torch.addcmul((m0 - m1 * a).to(dtype), work(y).to(dtype), a.to(dtype)), degenerate
+    b = (m0 - m1 * a).to(dtype)
+    if buffer is None:
+        return torch.addcmul(b, yw.to(dtype), a.to(dtype)), degenerate
+    return torch.addcmul(b, yw.to(dtype), a.to(dtype), out=buffer), degenerate
 
 
 def blend(x: Tensor, y: Tensor, alpha: Tensor) -> Tensor:
@@ -148,7 +181,7 @@ def region_mask(label: Tensor, keep: Tensor) -> Tensor:
     return inside & valid
 
 
-def restrict_to_region(x: Tensor, y: Tensor, mask: Tensor, mode: Tensor) -> Tensor:
+def restrict_to_region(x: Tensor, y: Tensor, mask: Tensor, mode: Tensor, *, inplace: bool = False) -> Tensor:
     """Keep ``y`` only inside (mode 1) or outside (mode 2) the region ``mask``; mode 0 keeps it everywhere.
 
     Args:
@@ -156,10 +189,12 @@ def restrict_to_region(x: Tensor, y: Tensor, mask: Tensor, mode: Tensor) -> Tens
         y: Transformed images, like ``x``.
         mask: Region, (B, 1, D, H, W) bool.
         mode: (B,) int: 0 all, 1 inside, 2 outside.
+        inplace: Write the result into ``y`` (a fresh intermediate of the caller's that holds the promoted dtype of
+            ``x`` and ``y``) instead of a new tensor.
     """
     mode = mode.to(x.device, non_blocking=True).view(-1, 1, 1, 1, 1)
     use = (mode == REGION_ALL) | ((mode == REGION_INSIDE) & mask) | ((mode == REGION_OUTSIDE) & ~mask)
-    return torch.where(use, y, x)
+    return torch.where(use, y, x, out=y) if inplace else torch.where(use, y, x)
 
 
 def non_finite(y: Tensor) -> Tensor:
@@ -171,8 +206,14 @@ def non_finite(y: Tensor) -> Tensor:
     return ~(torch.isfinite(flat.amin(dim=1)) & torch.isfinite(flat.amax(dim=1))).view(-1, 1, 1, 1, 1)
 
 
-def fall_back(y: Tensor, x: Tensor, use_x: Tensor) -> Tensor:
-    """``x`` where ``use_x`` (broadcast per sample or channel) is set, ``y`` elsewhere; dtype of ``x``."""
+def fall_back(y: Tensor, x: Tensor, use_x: Tensor, *, inplace: bool = False) -> Tensor:
+    """``x`` where ``use_x`` (broadcast per sample or channel) is set, ``y`` elsewhere; dtype of ``x``.
+
+    With ``inplace``, ``y`` (a fresh intermediate of the caller's, in ``x``'s dtype and shape) receives the result,
+    which saves allocating a full-size output.
+    """
+    if inplace:
+        return torch.where(use_x, x, y, out=y)
     return torch.where(use_x, x, y.to(x.dtype))
 
 
@@ -211,10 +252,10 @@ def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tenso
     """
     xf = work(x)
     mean = xf.mean(dim=SPATIAL, keepdim=True)
-    y = (xf - mean) * per_sample(factor, x) + mean
+    y = torch.sub(xf, mean).mul_(per_sample(factor, x)).add_(mean)  # one allocation, the rounding of the plain form
     if preserve_range:
         lo, hi = min_max(xf)
-        y = torch.maximum(torch.minimum(y, hi), lo)
+        y.clamp_(lo, hi)  # lo <= hi: the same values as maximum(minimum(y, hi), lo), in one pass
     return y
 
 
@@ -225,11 +266,11 @@ def zscore(x: Tensor) -> Tensor:
     channel (its minimum equals its maximum, checked exactly) gives 0: its computed std is rounding error of the mean,
     which dividing by it would amplify to +-1.
     """
-    mean, std = mean_std(x)
+    deviation, _, std = centred(x)
     lo, hi = min_max(x)
     constant = (hi == lo) | (std == 0)
     scale = torch.where(constant, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
-    return (work(x) - mean) * scale
+    return deviation * scale if tracked(deviation) else deviation.mul_(scale)
 
 
 def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float = 0.0, rician: bool = False) -> Tensor:
@@ -253,7 +294,10 @@ def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float =
     xf = work(x)
     seeds = seeds.to(x.device, non_blocking=True)
     if not rician:
-        return xf + mean + s * FN.normal_field(seeds, tuple(x.shape[1:]))
+        field = FN.normal_field(seeds, tuple(x.shape[1:]))
+        noise = field.mul_(s) if field.dtype == s.dtype else s * field  # the fresh field holds sigma * eps
+        # (x + mean) + noise, or x + noise when mean is 0 (x + 0.0 = x, up to the sign of a zero): no extra pass.
+        return noise.add_(xf + mean if mean else xf)
     eps = FN.normal_field(seeds, (2, *x.shape[1:]))
     lo, _ = min_max(xf)
     real = xf - lo + s * eps[:, 0]
@@ -300,7 +344,7 @@ def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], p
         # f(u) in place when no other function needs u; the affine map back to the input range is one addcmul.
         fu = getattr(u, f"{f.__name__}_")() if n == len(present) - 1 else f(u)
         k = span / (f1 - f0)
-        fu = torch.addcmul(lo - f0 * k, fu, k)
+        fu = torch.addcmul(lo - f0 * k, fu, k) if tracked(fu) else torch.addcmul(lo - f0 * k, fu, k, out=fu)
         y = fu if len(present) == 1 else torch.where(which == i, fu, y)
     if not present:
         y = y * span + lo

@@ -34,13 +34,18 @@ def splitmix64(seeds: Tensor, count: int) -> Tensor:
         (B, count) int64. The xor-shifts are arithmetic (int64 has no logical shift), so each output is non-negative
         and carries 63 random bits.
     """
+    return _splitmix64(seeds, count)[0]
+
+
+def _splitmix64(seeds: Tensor, count: int) -> tuple[Tensor, Tensor]:
+    """:func:`splitmix64`, and its scratch buffer (like the output, free for the caller to reuse)."""
     z = torch.add(seeds.long()[:, None], torch.arange(1, count + 1, device=seeds.device, dtype=torch.int64), alpha=_GAMMA)
     scratch = torch.empty_like(z)
     for shift, multiplier in _MIX:
         z.bitwise_xor_(torch.bitwise_right_shift(z, shift, out=scratch))
         if multiplier is not None:
             z.mul_(multiplier)
-    return z
+    return z, scratch
 
 
 def normal_field(seeds: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -60,16 +65,18 @@ def normal_field(seeds: Tensor, shape: tuple[int, ...]) -> Tensor:
     """
     b, n = seeds.shape[0], math.prod(shape)
     m = (n + 1) // 2
-    z = splitmix64(seeds, m)
+    z, spare = _splitmix64(seeds, m)
     # Both 32-bit halves of every output, converted in one pass: the low half (signed, 32 random bits) gives the
     # angle, the high half (>= 0, 31 random bits) the radius. Each pair of output values is one Box-Muller pair.
-    pairs = torch.empty((b, m, 2), device=seeds.device, dtype=torch.float32)
+    # The float32 pairs take the bytes of the generator's scratch buffer, and sin(angle) those of its output once
+    # converted: no fresh full-size allocation (on the CPU one costs about as much as a pass).
+    pairs = spare.view(torch.float32).view(b, m, 2)
     pairs.copy_(z.view(torch.int32).view(b, m, 2))
     angle, radius = pairs[..., _LOW], pairs[..., _HIGH]
     # radius sqrt(-2 log u1), u1 = (h + 1/2) / 2^31 in (0, 1]; angle pi * l / 2^31 in [-pi, pi).
     radius.add_(0.5).mul_(2.0**-31).log_().mul_(-2.0).sqrt_()
     angle.mul_(math.pi / 2**31)
-    sine = torch.sin(angle)
+    sine = torch.sin(angle, out=z.view(torch.float32).view(-1)[: b * m].view(b, m))
     angle.cos_().mul_(radius)
     radius.mul_(sine)
     return pairs.view(b, 2 * m)[:, :n].reshape(b, *shape)

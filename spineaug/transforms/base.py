@@ -183,6 +183,20 @@ def subset_apply(x: Tensor, gate: Tensor, fn, *, inplace: bool = False) -> Tenso
     return x.index_copy_(0, idx_dev, rows) if inplace else x.index_copy(0, idx_dev, rows)
 
 
+def _own(y: Tensor, x: Tensor) -> bool:
+    """Whether ``y`` may be overwritten: a dense result like ``x`` that does not share ``x``'s memory.
+
+    ``x`` may be the caller's tensor, which is never written; a transform's result is either fresh or (for an
+    identity) ``x`` itself or a view of it. Tensors that autograd tracks are left alone.
+    """
+    return (
+        y.shape == x.shape
+        and y.is_contiguous()
+        and not (y.requires_grad or x.requires_grad)
+        and y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+    )
+
+
 class RegionOptions(BaseModel, frozen=True, extra="forbid"):
     """Where an intensity transform acts, relative to the label map (CATALOG.md section 1.4, with the fixes).
 
@@ -241,6 +255,14 @@ class IntensityTransform(RandomTransform):
         """Draw this transform's own per-sample values (``None``: it has none)."""
         return None
 
+    def keeps_stats(self) -> bool:
+        """Whether ``transform`` itself returns each channel's mean and std (a closed form of ``retain_stats``).
+
+        Restoring them again would cost seven passes over the batch and change nothing but rounding; they are still
+        restored after blending with the original (``mix_prob``), which changes them.
+        """
+        return False
+
     def transform(self, x: Tensor, values: Any, label: Tensor | None) -> Tensor:
         """Apply to the selected samples ``x`` (B', C, D, H, W) with their rows of ``draw``'s values; pure.
 
@@ -282,13 +304,14 @@ class IntensityTransform(RandomTransform):
             if mixes:
                 y = FI.blend(x, y, params.alpha.index_select(0, idx))
             use_x = None  # per sample/channel: fall back to the input (degenerate statistics, NaN/Inf)
-            if self.retain_stats:
+            if self.retain_stats and (mixes or not self.keeps_stats()):  # blending changes the statistics
                 y, use_x = FI.restore_stats(y, x)
             if uses_region:
                 mask = FI.region_mask(label, params.keep.index_select(0, idx))
-                y = FI.restrict_to_region(x, y, mask, params.region_mode.index_select(0, idx))
+                mode = params.region_mode.index_select(0, idx)
+                y = FI.restrict_to_region(x, y, mask, mode, inplace=_own(y, x) and y.dtype == torch.result_type(y, x))
             y = y.to(x.dtype)
             bad = FI.non_finite(y)
-            return FI.fall_back(y, x, bad if use_x is None else bad | use_x)
+            return FI.fall_back(y, x, bad if use_x is None else bad | use_x, inplace=_own(y, x))
 
         return batch.replace(image=subset_apply(batch.image, params.gate, run, inplace=inplace))

@@ -79,7 +79,8 @@ class RandomGamma(IntensityTransform):
 
     def transform(self, x: Tensor, values: GammaParams, label: Tensor | None) -> Tensor:
         u, offset, scale = FI.normalise01(x, flip=self.invert)
-        return torch.addcmul(offset, u.pow_(FI.per_sample(values.gamma, x)), scale)
+        v = u.pow_(FI.per_sample(values.gamma, x))
+        return torch.addcmul(offset, v, scale) if FI.tracked(v) else torch.addcmul(offset, v, scale, out=v)
 
 
 class RandomInverseGamma(RandomGamma):
@@ -123,6 +124,10 @@ class RandomInversion(IntensityTransform):
         p: Probability = 1.0,
     ) -> None:
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
+
+    def keeps_stats(self) -> bool:
+        # 2 * mean - x has the mean and the std of x (up to rounding): nothing left to restore.
+        return self.retain_stats
 
     def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         return FI.invert(x, about_mean=self.retain_stats)
