@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from spineaug.batch import Batch
+from spineaug.batch import Batch, put_rows, take_rows
 from spineaug.functional import spatial as FS
 
 
@@ -249,21 +249,14 @@ def read_labels(y: Tensor, grid: Tensor, *, pad_value: int = 0, mode: str = "nea
     raise ValueError(f"label interpolation must be one of {LABEL_MODES}, got {mode!r}")
 
 
-def _take_rows(x: Tensor, rows: Tensor) -> Tensor:
-    """The rows ``rows`` (a CPU index) of ``x``: a view when they are consecutive (always so for B = 2), else a copy."""
-    if bool((rows.diff() == 1).all()):
-        return x.narrow(0, int(rows[0]), rows.numel())
-    return x.index_select(0, rows.to(x.device, non_blocking=True))
-
-
 def _select(batch: Batch, warp: Warp, placement: Placement, rows: Tensor) -> tuple[Batch, Warp, Placement]:
     """The samples ``rows`` (a CPU index) of a batch, its warp and its placement."""
-    label = None if batch.label is None else _take_rows(batch.label, rows)
+    label = None if batch.label is None else take_rows(batch.label, rows)
     control = None if placement.control is None else placement.control[rows]
     return (
-        batch.replace(image=_take_rows(batch.image, rows), label=label),
+        batch.replace(image=take_rows(batch.image, rows), label=label),
         Warp(warp.matrix[rows], warp.shift[rows]),
-        replace(placement, centre=_take_rows(placement.centre, rows), control=control),
+        replace(placement, centre=take_rows(placement.centre, rows), control=control),
     )
 
 
@@ -306,5 +299,5 @@ def _interleave(size: int, parts: list[tuple[Tensor, Tensor]]) -> Tensor:
     first = parts[0][1]
     out = first.new_empty((size, *first.shape[1:]))
     for rows, values in parts:
-        out.index_copy_(0, rows.to(out.device, non_blocking=True), values)
+        put_rows(out, rows, values)
     return out

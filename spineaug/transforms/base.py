@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from torch import Tensor, nn
 
 from spineaug import _sampling as sample
-from spineaug.batch import Batch
+from spineaug.batch import Batch, put_rows, take_rows
 from spineaug.functional import intensity as FI
 from spineaug.validation import Probability, validated_init
 
@@ -178,9 +178,8 @@ def subset_apply(x: Tensor, gate: Tensor, fn, *, inplace: bool = False) -> Tenso
     if bool(gate.all()):
         return fn(x, torch.arange(x.shape[0]))
     idx = gate.nonzero().flatten()
-    idx_dev = idx.to(x.device, non_blocking=True)
-    rows = fn(x.index_select(0, idx_dev), idx).to(x.dtype)
-    return x.index_copy_(0, idx_dev, rows) if inplace else x.index_copy(0, idx_dev, rows)
+    rows = fn(take_rows(x, idx), idx).to(x.dtype)
+    return put_rows(x if inplace else x.clone(), idx, rows)
 
 
 def _own(y: Tensor, x: Tensor) -> bool:
@@ -293,13 +292,12 @@ class IntensityTransform(RandomTransform):
         mixes = bool((params.alpha > 0).any())
 
         def run(x: Tensor, idx: Tensor) -> Tensor:
-            idx_dev = idx.to(x.device, non_blocking=True)
             values = None if params.values is None else params.values.select(idx)
             # Only a transform that reads the label gets it: copying the label rows of a firing subset costs more
             # than a pass over the image rows (int64), so the others skip it.
             label = batch.label if self.requires_label or uses_region else None
-            if label is not None and idx.numel() < n:  # a subset fires: its rows (all fire: no copy)
-                label = label.index_select(0, idx_dev)
+            if label is not None and idx.numel() < n:  # a subset fires: its rows (a view when consecutive)
+                label = take_rows(label, idx)
             y = self.transform(x, values, label)
             if mixes:
                 y = FI.blend(x, y, params.alpha.index_select(0, idx))
