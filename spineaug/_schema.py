@@ -24,11 +24,12 @@ WORK_MATCHED = "matched:"
 BENCH_TRANSFORM_COLUMNS = [
     "run_id", "device", "torch_threads", "transform", "kind", "source", "batch", "size", "repeats",
     "median_s", "q25_s", "q75_s", "mean_s", "mean_ci_low_s", "mean_ci_high_s", "floor_median_s", "ratio_to_floor",
-    "reference", "reference_mean_s", "ratio_to_reference", "status", "note",
+    "passes", "reference", "reference_mean_s", "ratio_to_reference", "status", "note",
 ]
-"""``transforms.csv``: one row per (device, transform forced on), plus the elementwise floor; stencil, histogram and
-label-lookup transforms also carry their reference expression (:mod:`spineaug.bench.references`) and the ratio of
-means."""
+"""``transforms.csv``: one row per (device, transform forced on), plus the elementwise floor; ``passes`` counts the
+call's passes over the batch (:func:`spineaug.bench.probes.count_passes`; the floor is 1); stencil, histogram,
+label-lookup and resampling transforms also carry their reference expression (:mod:`spineaug.bench.references`) and
+the ratio of means."""
 
 BENCH_ENGINE_COLUMNS = [
     "run_id", "device", "torch_threads", "pipeline", "check", "batch", "size", "value", "verdict", "note",

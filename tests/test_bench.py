@@ -88,6 +88,8 @@ def test_transform_table_has_floor_and_every_transform(tiny_run):
         assert r["status"] == "ok", r
         assert float(r["ratio_to_floor"]) > 0
         assert float(r["mean_s"]) > 0
+        assert float(r["passes"]) >= 1  # the transform's own pass at least
+    assert rows[0]["passes"] == "1"  # the floor
     from spineaug.bench.references import REFERENCES
 
     with_reference = {r["transform"]: r for r in rows[1:] if r["reference"]}
@@ -471,3 +473,26 @@ def test_reference_verdicts_apply_each_kinds_target():
     resampling = _reference_row("resampling", tr[tr.kind == "resampling"])
     assert resampling[1:] == ["1 of 2 (up to 2.0x)", "missed", "Affine 2.0x"]
     assert _reference_row("none", tr.iloc[0:0])[2] == "not measured"
+
+
+def test_pass_counter_counts_passes_over_the_batch():
+    """One elementwise op over the batch is one pass; over one of two samples half; views and allocations none."""
+    from spineaug.bench.probes import count_passes
+
+    x, y = torch.randn(2, 1, 8, 8, 8), torch.zeros(2, 1, 8, 8, 8, dtype=torch.long)
+    assert count_passes(lambda a, b: a * 2, x, y) == 1
+    assert count_passes(lambda a, b: a[:1] * 2, x, y) == 0.5
+    assert count_passes(lambda a, b: (a.view(2, -1).flip(1), torch.empty_like(a)), x, y) == 1
+    assert count_passes(lambda a, b: a.sum() + a.amax(dim=(2, 3, 4)).sum(), x, y) == 2  # small ops do not count
+    assert count_passes(lambda a, b: torch.cat([a, a]), x, y) == 2
+
+
+def test_passes_text_reads_rows_with_and_without_the_column():
+    import pandas as pd
+
+    from spineaug.report.bench_targets import passes_text
+
+    assert passes_text(pd.Series({"passes": "17"})) == "17"
+    assert passes_text(pd.Series({"other": 1})) == "-"
+    assert next(pd.DataFrame({"passes": ["2.5"]}).itertuples()).passes == "2.5"
+    assert passes_text(next(pd.DataFrame({"passes": [float("nan")]}).itertuples())) == "-"

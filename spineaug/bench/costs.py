@@ -17,6 +17,7 @@ import torch
 import spineaug
 from spineaug import _schema
 from spineaug.bench.cases import forced_pipeline, kind, spineaug_fn, transform_entries
+from spineaug.bench.probes import count_passes
 from spineaug.bench.references import REFERENCES
 from spineaug.bench.timing import time_calls
 from spineaug.bench.session import Outcome, Run
@@ -45,7 +46,7 @@ def run_transforms(run: Run, device: torch.device) -> None:
     floor_med = floor.median
     row = run.base(device, batch=b, size=s)
     run.transforms.append(dict(row, transform=_schema.FLOOR_TRANSFORM, kind=_schema.FLOOR_KIND, source="-",
-                               **floor.summary(), floor_median_s=f"{floor_med:.6g}", ratio_to_floor="1",
+                               **floor.summary(), floor_median_s=f"{floor_med:.6g}", ratio_to_floor="1", passes="1",
                                status=_schema.STATUS_OK, note=""))
     for entry, source in transform_entries(p for p in ("xdomain", "nnunet") if p in spineaug.presets()):
         name = entry["name"]
@@ -62,9 +63,11 @@ def run_transforms(run: Run, device: torch.device) -> None:
                                    repeats=max(cfg.repeats, 5))
             ref = dict(reference=REFERENCES[name].description, reference_mean_s=f"{reference.mean:.6g}",
                        ratio_to_reference=f"{timing.mean / reference.mean:.4g}")
-        run.transforms.append(dict(base, **timing.summary(), ratio_to_floor=f"{timing.median / floor_med:.4g}", **ref))
+        passes = count_passes(spineaug_fn(forced_pipeline([entry], cfg.seed, device), cfg.seed), image, label)
+        run.transforms.append(dict(base, **timing.summary(), ratio_to_floor=f"{timing.median / floor_med:.4g}",
+                                   passes=f"{passes:.3g}", **ref))
         run.log(f"  transform {name:22s} {timing.mean * 1e3:9.2f} ms mean = {timing.median / floor_med:6.1f} x floor "
-                "(median)" + (f", {ref['ratio_to_reference']} x reference (mean)" if ref else ""))
+                f"(median), {passes:.3g} passes" + (f", {ref['ratio_to_reference']} x reference (mean)" if ref else ""))
 
 
 def run_overhead(run: Run, device: torch.device) -> None:

@@ -1,4 +1,4 @@
-"""Dispatch-mode probes: count aten ops and host synchronisations of one call."""
+"""Dispatch-mode probes: count aten ops, host synchronisations and full-size passes of one call."""
 
 from __future__ import annotations
 
@@ -102,3 +102,53 @@ def count_syncs(fn: Callable[[Tensor, Tensor], Any], image: Tensor, label: Tenso
         else:
             fn(image, label)
     return counter.syncs, counter.sync_ops, counter.ops
+
+
+_NO_DATA_OPS = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "resize_", "set_"}
+"""aten ops that allocate or re-point storage without reading or writing its elements."""
+
+
+def _numels(value: Any) -> list[int]:
+    if isinstance(value, Tensor):
+        return [value.numel()]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _numels(v)]
+    return []
+
+
+class PassCounter(TorchDispatchMode):
+    """Count the passes over the data of a call, in units of the whole batch, inside a ``with`` block.
+
+    Every aten op that moves data (not a view, not a bare allocation) and touches a tensor at least as large as one
+    sample of the batch counts ``largest tensor / batch`` passes: an elementwise ``x * c`` over the batch is one
+    pass, the same op on one of two samples half a pass. This is the load-independent side of a transform's ratio
+    to the floor pass (a ratio of 17 with 17 passes is the op count, not a slow kernel).
+
+    Attributes:
+        passes: Passes over the batch so far.
+        ops: Number of ops that counted.
+    """
+
+    def __init__(self, batch_numel: int, sample_numel: int) -> None:
+        super().__init__()
+        self.passes = 0.0
+        self.ops = 0
+        self._batch, self._sample = batch_numel, sample_numel
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if not func.is_view and func.overloadpacket.__name__ not in _NO_DATA_OPS:
+            largest = max(_numels(args) + _numels(list(kwargs.values())) + _numels(out) + [0])
+            if largest >= self._sample:
+                self.passes += largest / self._batch
+                self.ops += 1
+        return out
+
+
+def count_passes(fn: Callable[[Tensor, Tensor], Any], image: Tensor, label: Tensor | None) -> float:
+    """Passes over the batch of one call ``fn(image, label)`` (see :class:`PassCounter`)."""
+    counter = PassCounter(image.numel(), image[:1].numel())
+    with counter:
+        fn(image, label)
+    return counter.passes

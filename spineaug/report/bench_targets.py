@@ -200,7 +200,8 @@ def verdicts(ok, tr, ov, en, mem, training, b: int, s: int) -> list[str]:
             rows.append(["every elementwise transform within 3x of the floor pass",
                          f"{int((ratios <= 3).sum())} of {len(el)} (up to {ratios.max():.1f}x)",
                          "met" if met else "missed",
-                         "" if met else ", ".join(f"{w.transform} {float(w.r):.1f}x" for w in worst.itertuples())])
+                         "" if met else ", ".join(f"{w.transform} {float(w.r):.1f}x ({passes_text(w)} passes)"
+                                                  for w in worst.itertuples())])
     has_ref = "ratio_to_reference" in tr.columns if not tr.empty else False
     refd = tr[(tr.status == _schema.STATUS_OK) & (tr.device == "cpu") & tr.ratio_to_reference.notna()] if has_ref \
         else tr.iloc[0:0]
@@ -236,6 +237,15 @@ def verdicts(ok, tr, ov, en, mem, training, b: int, s: int) -> list[str]:
             "Speed-ups are ratios of means (baseline / spineaug on the baseline's matched work); *conservative* "
             "divides the low end of the baseline's interval by the high end of spineaug's.", "",
             md_table(["target", "measured", "verdict", "where the time goes (missed)"], rows), ""]
+
+
+def passes_text(r: Any) -> str:
+    """A ``transforms.csv`` row's passes over the batch, ``-`` when not counted (results from before the column)."""
+    try:
+        value = float(getattr(r, "passes", None))
+    except (TypeError, ValueError):
+        return "-"
+    return f"{value:.3g}" if value == value else "-"
 
 
 def reference_target(kind: str) -> float:

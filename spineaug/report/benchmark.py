@@ -265,7 +265,10 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                           "produce a new image). Ratio = transform time / floor. The 3x target applies to the "
                           "*elementwise* class. *x reference*: mean time / mean time of the cheapest plain-torch expression "
                 "of the same kind of work (spineaug/bench/references.py); the 5x target applies to the stencil, "
-                "histogram and label-lookup classes, 1.5x (one grid_sample-class pass per tensor) to resampling.", ""]
+                "histogram and label-lookup classes, 1.5x (one grid_sample-class pass per tensor) to resampling. "
+                "*passes*: the call's passes over the batch, counted op by op (every op that touches a tensor at "
+                "least one sample large counts its largest tensor / the batch; `spineaug.bench.probes.count_passes`): "
+                "the load-independent side of the ratio to the floor, which is 1 pass.", ""]
             rows = []
             for _, r in t[t.kind != _schema.FLOOR_KIND].iterrows():
                 med = float(r.median_s) if r.status == "ok" else float("nan")
@@ -279,9 +282,10 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                 rows.append([r["transform"], r.kind, r.source, bench_targets.mean_ci(r) if med == med else r.status,
                              fmt_s(med) if med == med else "",
                              f"[{fmt_s(float(r.q25_s))}, {fmt_s(float(r.q75_s))}]" if med == med else "",
-                             f"{ratio:.1f}" if ratio == ratio else "-", f"{ref:.1f}" if ref == ref else "-", verdict])
+                             f"{ratio:.1f}" if ratio == ratio else "-", bench_targets.passes_text(r),
+                             f"{ref:.1f}" if ref == ref else "-", verdict])
             lines += [md_table(["transform", "kind", "params from", "mean [95% CI]", "median", "IQR",
-                                "x floor (median)", "x reference (mean)", "within target"], rows), ""]
+                                "x floor (median)", "passes", "x reference (mean)", "within target"], rows), ""]
             fig = _transform_fig(t, out, device)
             if fig is not None:
                 figures.append(fig)
