@@ -14,7 +14,6 @@ from torch import Tensor, nn
 
 from spineaug.batch import Batch
 from spineaug.config import build_pipeline_parts, preset_config
-from spineaug.functional import intensity as FI
 from spineaug.transforms import GeometricTransform, Params, RandomTransform
 from spineaug.validation import ConfigError, check_seed
 
@@ -49,9 +48,9 @@ def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
             "image is a meta tensor (no values), so it cannot be checked for NaN/Inf: build the pipeline with "
             "check_finite=False to trace the apply path on the meta device"
         )
-    # Two reductions per sample (amin/amax keep NaN and Inf) instead of isfinite(image).all(), which runs four
-    # full-size passes on the CPU (x == x, abs, != inf, and): about 1.5 vs 25 ms at 2 x 128^3 (measured).
-    if finite and bool(FI.non_finite(image).any()):
+    # amin and amax keep NaN and +-Inf: two reductions instead of isfinite(image).all(), which runs four full-size
+    # passes on the CPU (x == x, abs, != inf, and): about 1.5 vs 25 ms at 2 x 128^3 (measured).
+    if finite and not bool(torch.isfinite(image.amin()) & torch.isfinite(image.amax())):
         raise ValueError("image contains NaN or Inf values")
 
 
