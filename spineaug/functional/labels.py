@@ -157,11 +157,15 @@ def label_ring_moments(
     for first in range(1, max(num, 2), chunk):
         k = max(min(chunk, num - first), 0)
         bits = _chunk_bits(lab, num, first, k)  # (B, 1, D, H, W): bit j set inside label first + j
-        ring = dilate(bits, radius).bitwise_xor_(bits)  # a label's own bit is always in its dilation
-        if lab.dtype == torch.uint8 and num << k <= 256:  # bin (label, ring bits), built on bytes
-            code = torch.bitwise_left_shift(lab, k).bitwise_or_(ring).long()
+        grown = dilate(bits, radius)
+        # Bin (label, ring bits) = (lab << k) + ring, with ring = grown ^ bits = grown - bits (a label's own bit is
+        # always in its dilation). On bytes when it fits: (lab << k) - bits (just lab for a single label) plus the
+        # dilation, written straight into the int64 index.
+        if lab.dtype == torch.uint8 and num << k <= 256:
+            base = lab if bits is lab else torch.bitwise_left_shift(lab, k).sub_(bits)
+            code = torch.add(base, grown, out=torch.empty(lab.shape, dtype=torch.long, device=device))
         else:
-            code = torch.bitwise_left_shift(lab.long(), k).add_(ring)
+            code = torch.bitwise_left_shift(lab.long(), k).add_(grown.bitwise_xor_(bits))
         moments = [m.view(b, c, num, 1 << k) for m in _moments(xf, code.flatten(2), num << k)]
         if not label_parts:
             label_parts = tuple(m.sum(dim=3) for m in moments)
@@ -192,8 +196,10 @@ def _bump(v: Tensor, mean: Tensor, width: Tensor) -> Tensor:
 
 
 def _gaussian_(t: Tensor) -> Tensor:
-    """``exp(-t^2)`` in place."""
-    return t.square_().neg_().exp_()
+    """``exp(-t^2)`` in place: one ``addcmul`` writes ``0 - t * t`` (exactly ``-(t^2)``), then ``exp_``."""
+    if tracked(t):  # out= is not differentiable
+        return t.square_().neg_().exp_()
+    return torch.addcmul(t.new_zeros(()), t, t, value=-1.0, out=t).exp_()
 
 
 def remap_intensities(
@@ -282,7 +288,8 @@ def remap_intensities(
     # A flat A (range <= 1e-8) leaves u: dividing the finite 2 (A - shift) by an infinite range adds exactly 0, so
     # the per-sample choice costs no full-size where. In place on the bump (this function's own volume).
     scale = torch.where(a_range > 1e-8, a_range + 1e-6, math.inf)
-    y = bump.sub_(shift).mul_(2.0).div_(scale).add_(u)
+    # 2 (A - shift) as 2 A - 2 shift (doubling is exact), one pass
+    y = torch.add(shift * -2.0, bump, alpha=2.0, out=None if tracked(bump) else bump).div_(scale).add_(u)
     y = y.to(xf.dtype).mul_(span).add_(lo)
     has_fg = present.any(dim=2).view(b, c, 1, 1, 1)
     if tracked(x):  # out= is not differentiable
