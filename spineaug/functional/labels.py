@@ -36,11 +36,11 @@ def label_index(
     """
     if dtype != torch.long and max_label > torch.iinfo(dtype).max:
         raise ValueError(f"label_index: max_label {max_label} does not fit dtype {dtype}")
-    keep = (label >= (1 if union else 0)) & (label <= max_label)
+    keep = (label >= (1 if union else 0)).logical_and_(label <= max_label)
     if ignore_label is not None and 0 <= ignore_label <= max_label:
-        keep &= label != ignore_label
+        keep.logical_and_(label != ignore_label)
     if union:
-        return keep.to(dtype)
+        return keep.view(dtype) if dtype == torch.uint8 else keep.to(dtype)  # bool is one byte: a free view
     if dtype == torch.long:
         return torch.where(keep, label, 0).long()
     return label.to(dtype, copy=True).mul_(keep)  # wrapped values (> 255, < 0) are masked to 0
@@ -245,8 +245,8 @@ def remap_intensities(
     """
     xf = work(x)  # the range and the way back in float64 for float64 images (tiny spreads at large offsets)
     b, c = x.shape[:2]
-    lo, hi = (m.view(b, c, 1, 1, 1) for m in torch.aminmax(xf.reshape(b, c, -1), dim=2))  # one pass for both
-    span = hi - lo
+    lo = xf.amin(dim=SPATIAL, keepdim=True)
+    span = xf.amax(dim=SPATIAL, keepdim=True) - lo
     span = torch.where(span > 0, span, torch.ones((), dtype=span.dtype, device=span.device))
     u = (xf - lo).div_(span).float()  # in [0, 1]: float32 is enough for the curves
     (count, total, total_sq), ring = label_ring_moments(u, lab, num, radius)
@@ -280,8 +280,8 @@ def remap_intensities(
         bump = term.mul_(weight) if bump is None else bump.addcmul_(term, weight)
     if bump is None:  # no foreground label value
         bump = torch.zeros_like(u)
-    a_lo, a_hi = (m.view(b, c, 1, 1, 1) for m in torch.aminmax(bump.view(b, c, -1), dim=2))
-    a_range = a_hi - a_lo
+    a_lo = bump.amin(dim=SPATIAL, keepdim=True)  # (amin + amax beat aminmax's one pass on the CPU)
+    a_range = bump.amax(dim=SPATIAL, keepdim=True) - a_lo
     # AugLab adds 2 (A - min A) / range everywhere. In inside mode (A = 0 outside the labels) that shifts the outside
     # by a constant; dropping that constant (retain_stats removes it anyway) leaves the outside exactly unchanged.
     shift = torch.where(inside, 0.0, a_lo)
