@@ -99,7 +99,7 @@ def dilate(mask: Tensor, radius: int) -> Tensor:
         radius: Cube half-size in voxels (>= 0).
 
     Returns:
-        Dilated masks, like ``mask`` (possibly a non-contiguous view of a fresh tensor).
+        Dilated masks, like ``mask``.
     """
     if radius <= 0:
         return mask
@@ -239,8 +239,8 @@ def remap_intensities(
 
     Cost bound: the label and ring statistics are three ``scatter_add`` passes, one uint8 dilation and one int64 bin
     code (up to 9 label values); each bump is ~5 in-place passes over the image (+3 byte/mask passes when a sample
-    is in inside mode); the rest is ~8 passes (range, ``u``, the bump's range, the way back). Reference for the benchmark
-    (``spineaug.bench.references``): per-label ``scatter_add_`` sums and a two-gather affine ``x * a[label] +
+    is in inside mode); the rest is ~8 passes (range, ``u``, the bump's range, the way back). Reference for the
+    benchmark (``spineaug.bench.references``): per-label ``scatter_add_`` sums and a two-gather affine ``x * a[label] +
     b[label]``.
     """
     xf = work(x)  # the range and the way back in float64 for float64 images (tiny spreads at large offsets)
