@@ -14,24 +14,36 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spineaug.functional.intensity import work
+from spineaug.functional.intensity import tracked, work
 
 SPATIAL = (2, 3, 4)
 
 
-def label_index(label: Tensor, max_label: int, ignore_label: int | None = None, *, union: bool = False) -> Tensor:
-    """Label values as long indices in ``[0, max_label]``; out-of-range and ignored values become background (0).
+def label_index(
+    label: Tensor,
+    max_label: int,
+    ignore_label: int | None = None,
+    *,
+    union: bool = False,
+    dtype: torch.dtype = torch.long,
+) -> Tensor:
+    """Label values as indices in ``[0, max_label]``; out-of-range and ignored values become background (0).
 
-    One clamp to ``[-1, max_label + 1]`` and one table lookup (``take``; index -1 reads the last entry), instead of
-    a mask per condition. With ``union`` every foreground value maps to 1 (one region for all labels).
+    One boolean mask of the kept values (two comparisons, a third for the ignore label) and one masked copy, instead
+    of an int64 clamp and a table lookup (each a fresh 8-byte volume). With ``union`` every foreground value maps to
+    1 (one region for all labels). ``dtype`` is the index dtype: ``torch.long`` for ``gather``/``scatter`` indices,
+    ``torch.uint8`` (``max_label <= 255``) for a 1-byte map that is cheaper to build and to compare.
     """
-    table = torch.arange(max_label + 2, device=label.device)
-    table[max_label + 1] = 0
+    if dtype != torch.long and max_label > torch.iinfo(dtype).max:
+        raise ValueError(f"label_index: max_label {max_label} does not fit dtype {dtype}")
+    keep = (label >= (1 if union else 0)).logical_and_(label <= max_label)
     if ignore_label is not None and 0 <= ignore_label <= max_label:
-        table[ignore_label] = 0
+        keep.logical_and_(label != ignore_label)
     if union:
-        table = table.clamp_max(1)
-    return torch.take(table, label.long().clamp(-1, max_label + 1))
+        return keep.view(dtype) if dtype == torch.uint8 else keep.to(dtype)  # bool is one byte: a free view
+    if dtype == torch.long:
+        return torch.where(keep, label, 0).long()
+    return label.to(dtype, copy=True).mul_(keep)  # wrapped values (> 255, < 0) are masked to 0
 
 
 def _moments(x: Tensor, idx: Tensor, bins: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -39,15 +51,17 @@ def _moments(x: Tensor, idx: Tensor, bins: int) -> tuple[Tensor, Tensor, Tensor]
 
     ``scatter_add_`` along the last dimension into a table of known size: no host synchronisation, no flat index
     volume to build (the label map itself is the index), and on the CPU several times faster than ``index_add_``.
-    The sum and the sum of squares travel together as one complex value, so two scatters do the work of three.
+    Three real scatters: packing the sum and the sum of squares as one complex value costs a full-size complex
+    volume (two more passes) and saves no time in the scatter; each bin's sums are accumulated in the same order,
+    so the results are the same bits.
     """
     b, c, n = x.shape
     idx = idx.expand(b, c, n)
     ones = torch.ones((), device=x.device).expand(b, c, n)
     count = torch.zeros(b, c, bins, device=x.device).scatter_add_(2, idx, ones)
-    sums = torch.zeros(b, c, bins, dtype=torch.complex64, device=x.device)
-    sums.scatter_add_(2, idx, torch.complex(x, x * x))
-    return count, sums.real.contiguous(), sums.imag.contiguous()
+    total = torch.zeros(b, c, bins, device=x.device).scatter_add_(2, idx, x)
+    total_sq = torch.zeros(b, c, bins, device=x.device).scatter_add_(2, idx, x * x)
+    return count, total, total_sq
 
 
 def label_moments(x: Tensor, lab: Tensor, num: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -55,13 +69,13 @@ def label_moments(x: Tensor, lab: Tensor, num: int) -> tuple[Tensor, Tensor, Ten
 
     Args:
         x: Values, (B, C, D, H, W), float32.
-        lab: Label indices in ``[0, num)``, (B, 1, D, H, W) long.
+        lab: Label indices in ``[0, num)``, (B, 1, D, H, W), integer (long avoids a conversion).
         num: Number of label values.
 
     Returns:
         ``(count, total, total_sq)``, each (B, C, num) float32.
     """
-    return _moments(x.float().flatten(2), lab.flatten(2), num)
+    return _moments(x.float().flatten(2), lab.flatten(2).long(), num)
 
 
 def moments_to_mean_std(count: Tensor, total: Tensor, total_sq: Tensor) -> tuple[Tensor, Tensor]:
@@ -75,9 +89,10 @@ def moments_to_mean_std(count: Tensor, total: Tensor, total_sq: Tensor) -> tuple
 def dilate(mask: Tensor, radius: int) -> Tensor:
     """Dilate boolean masks by a cube of Chebyshev radius ``radius``.
 
-    Separable: along each axis a sliding-window OR of width ``2 radius + 1``, computed by doubling (about
-    ``log2(2 radius + 1)`` shifted ORs per axis) on 1-byte masks; much faster than ``max_pool3d`` on the CPU and just
-    as cheap on a GPU.
+    Separable: one zero padding of all three axes, then along each axis a sliding-window OR of width
+    ``2 radius + 1``, computed by doubling (about ``log2(2 radius + 1)`` shifted ORs per axis) on 1-byte masks;
+    much faster than ``max_pool3d`` on the CPU (over a hundred times at 128^3) and just as cheap on a GPU. Padding
+    once costs one copy instead of a concatenation per axis.
 
     Args:
         mask: (B, K, D, H, W) bool, or an integer bit field (each bit one mask: all are dilated at once).
@@ -89,20 +104,31 @@ def dilate(mask: Tensor, radius: int) -> Tensor:
     if radius <= 0:
         return mask
     width = 2 * radius + 1
+    cur = F.pad(mask, (radius,) * 6)
     for dim in (2, 3, 4):
-        n = mask.shape[dim]
-        pad_shape = list(mask.shape)
-        pad_shape[dim] = radius
-        pad = torch.zeros(pad_shape, dtype=mask.dtype, device=mask.device)
-        cur = torch.cat([pad, mask, pad], dim)
         cover = 1
         while cover < width:
             step = min(cover, width - cover)
             length = cur.shape[dim] - step
             cur = cur.narrow(dim, 0, length) | cur.narrow(dim, step, length)
             cover += step
-        mask = cur.narrow(dim, 0, n)
-    return mask
+    return cur
+
+
+def _chunk_bits(lab: Tensor, num: int, first: int, k: int) -> Tensor:
+    """A uint8 map of ``lab`` (values in ``[0, num)``) with bit ``j`` set inside label ``first + j`` (``j < k``).
+
+    For a uint8 ``lab`` holding only the chunk's labels and background (``first = 1``, ``num = k + 1 <= 8``) that is
+    ``(1 << lab) >> 1`` on bytes, or ``lab`` itself for a single label; otherwise a table lookup.
+    """
+    if lab.dtype == torch.uint8 and first == 1 and k == num - 1 and k <= 7:
+        if k == 1:
+            return lab
+        one = torch.ones((), dtype=torch.uint8, device=lab.device)
+        return torch.bitwise_left_shift(one, lab).bitwise_right_shift_(1)
+    table = torch.zeros(num, dtype=torch.uint8, device=lab.device)
+    table[first : first + k] = 1 << torch.arange(k, device=lab.device, dtype=torch.uint8)
+    return torch.take(table, lab.long())
 
 
 def label_ring_moments(
@@ -113,7 +139,9 @@ def label_ring_moments(
     Labels are taken ``chunk`` (<= 8) at a time as the bits of one uint8 map, so one dilation serves the whole chunk;
     each voxel's bin is ``(label, ring bits)`` and three ``scatter_add`` passes give every moment of the chunk (the
     ring moments of label ``l`` sum the bins whose bit ``l`` is set). For up to 9 label values that is one dilation
-    and three scatters in all, instead of a mask, a dilation and two reductions per label.
+    and three scatters in all, instead of a mask, a dilation and two reductions per label. With a uint8 ``lab``
+    (:func:`label_index` with ``dtype=torch.uint8``) the bit map and the bin code are built on bytes; the bin code
+    becomes the one int64 volume (``scatter_add_``'s index).
 
     Returns:
         ``((count, total, total_sq), (ring_count, ring_total, ring_total_sq))``, each (B, C, num) float32; ring
@@ -127,13 +155,17 @@ def label_ring_moments(
     label_parts: tuple[Tensor, ...] = ()
     ring_parts: list[list[Tensor]] = [[torch.zeros(b, c, 1, device=device)] for _ in range(3)]
     for first in range(1, max(num, 2), chunk):
-        k = min(chunk, num - first)
-        table = torch.zeros(num, dtype=torch.uint8, device=device)
-        if k > 0:
-            table[first : first + k] = 1 << torch.arange(k, device=device, dtype=torch.uint8)
-        bits = torch.take(table, lab)  # (B, 1, D, H, W): bit j set inside label first + j
-        ring = dilate(bits, radius).bitwise_xor_(bits)  # a label's own bit is always in its dilation
-        code = torch.bitwise_left_shift(lab, k).add_(ring)  # bin (label, ring bits)
+        k = max(min(chunk, num - first), 0)
+        bits = _chunk_bits(lab, num, first, k)  # (B, 1, D, H, W): bit j set inside label first + j
+        grown = dilate(bits, radius)
+        # Bin (label, ring bits) = (lab << k) + ring, with ring = grown ^ bits = grown - bits (a label's own bit is
+        # always in its dilation). On bytes when it fits: (lab << k) - bits (just lab for a single label) plus the
+        # dilation, written straight into the int64 index.
+        if lab.dtype == torch.uint8 and num << k <= 256:
+            base = lab if bits is lab else torch.bitwise_left_shift(lab, k).sub_(bits)
+            code = torch.add(base, grown, out=torch.empty(lab.shape, dtype=torch.long, device=device))
+        else:
+            code = torch.bitwise_left_shift(lab.long(), k).add_(grown.bitwise_xor_(bits))
         moments = [m.view(b, c, num, 1 << k) for m in _moments(xf, code.flatten(2), num << k)]
         if not label_parts:
             label_parts = tuple(m.sum(dim=3) for m in moments)
@@ -164,8 +196,10 @@ def _bump(v: Tensor, mean: Tensor, width: Tensor) -> Tensor:
 
 
 def _gaussian_(t: Tensor) -> Tensor:
-    """``exp(-t^2)`` in place."""
-    return t.square_().neg_().exp_()
+    """``exp(-t^2)`` in place: one ``addcmul`` writes ``0 - t * t`` (exactly ``-(t^2)``), then ``exp_``."""
+    if tracked(t):  # out= is not differentiable
+        return t.square_().neg_().exp_()
+    return torch.addcmul(t.new_zeros(()), t, t, value=-1.0, out=t).exp_()
 
 
 def remap_intensities(
@@ -192,7 +226,8 @@ def remap_intensities(
 
     Args:
         x: Images, (B, C, D, H, W).
-        lab: Label indices in ``[0, num)``, (B, 1, D, H, W) long (see :func:`label_index`).
+        lab: Label indices in ``[0, num)``, (B, 1, D, H, W), uint8 (cheapest, up to 256 values) or long (see
+            :func:`label_index`).
         num: Number of label values (``max_label + 1``).
         width_u: Random part of the bump widths, (B, num).
         amplitude: Bump amplitudes, (B, num); entry 0 (background) is ignored.
@@ -202,12 +237,14 @@ def remap_intensities(
     Returns:
         Remapped images, like ``x``.
 
-    Cost bound: the label and ring statistics are three ``scatter_add`` passes and one uint8 dilation (up to 9
-    label values); each bump is ~5 in-place passes over the image. Reference for the benchmark
-    (``spineaug.bench.references``): per-label ``scatter_add_`` sums and a two-gather affine ``x * a[label] +
+    Cost bound: the label and ring statistics are three ``scatter_add`` passes, one uint8 dilation and one int64 bin
+    code (up to 9 label values); each bump is ~5 in-place passes over the image (+3 byte/mask passes when a sample
+    is in inside mode); the rest is ~8 passes (range, ``u``, the bump's range, the way back). Reference for the
+    benchmark (``spineaug.bench.references``): per-label ``scatter_add_`` sums and a two-gather affine ``x * a[label] +
     b[label]``.
     """
     xf = work(x)  # the range and the way back in float64 for float64 images (tiny spreads at large offsets)
+    b, c = x.shape[:2]
     lo = xf.amin(dim=SPATIAL, keepdim=True)
     span = xf.amax(dim=SPATIAL, keepdim=True) - lo
     span = torch.where(span > 0, span, torch.ones((), dtype=span.dtype, device=span.device))
@@ -230,27 +267,34 @@ def remap_intensities(
     coef, offset = a * peak, -mu * k  # (B, C, num)
 
     # Both modes in one loop, so the same operations run whatever the mix of modes in the batch: bump ``v`` acts on
-    # every voxel of a global-mode sample and only on label ``v``'s voxels of an inside-mode sample.
+    # every voxel of a global-mode sample and only on label ``v``'s voxels of an inside-mode sample. A batch known
+    # (CPU parameters) to hold no inside-mode sample skips the label masks: each bump's weight is its table entry.
+    masked = inside.device.type != "cpu" or bool(inside.any())
     inside = inside.to(device, non_blocking=True).view(-1, 1, 1, 1, 1)
     everywhere = ~inside
-    b, c = x.shape[:2]
     bump = None
     for v in range(1, num):
         at = (..., v, None, None, None)  # (B, C) table column -> (B, C, 1, 1, 1)
         term = _gaussian_(torch.addcmul(offset[at], u, k[at]))
-        weight = torch.where(everywhere | (lab == v), coef[at], 0.0)
+        weight = torch.where(everywhere | (lab == v), coef[at], 0.0) if masked else coef[at]
         bump = term.mul_(weight) if bump is None else bump.addcmul_(term, weight)
     if bump is None:  # no foreground label value
         bump = torch.zeros_like(u)
-    a_lo = bump.amin(dim=SPATIAL, keepdim=True)
+    a_lo = bump.amin(dim=SPATIAL, keepdim=True)  # (amin + amax beat aminmax's one pass on the CPU)
     a_range = bump.amax(dim=SPATIAL, keepdim=True) - a_lo
     # AugLab adds 2 (A - min A) / range everywhere. In inside mode (A = 0 outside the labels) that shifts the outside
     # by a constant; dropping that constant (retain_stats removes it anyway) leaves the outside exactly unchanged.
     shift = torch.where(inside, 0.0, a_lo)
-    y = torch.where(a_range > 1e-8, u + 2.0 * (bump - shift) / (a_range + 1e-6), u)
-    y = y.to(xf.dtype) * span + lo
+    # A flat A (range <= 1e-8) leaves u: dividing the finite 2 (A - shift) by an infinite range adds exactly 0, so
+    # the per-sample choice costs no full-size where. In place on the bump (this function's own volume).
+    scale = torch.where(a_range > 1e-8, a_range + 1e-6, math.inf)
+    # 2 (A - shift) as 2 A - 2 shift (doubling is exact), one pass
+    y = torch.add(shift * -2.0, bump, alpha=2.0, out=None if tracked(bump) else bump).div_(scale).add_(u)
+    y = y.to(xf.dtype).mul_(span).add_(lo)
     has_fg = present.any(dim=2).view(b, c, 1, 1, 1)
-    return torch.where(has_fg, y, xf).to(x.dtype)
+    if tracked(x):  # out= is not differentiable
+        return torch.where(has_fg, y, xf).to(x.dtype)
+    return torch.where(has_fg, y, xf, out=y).to(x.dtype)
 
 
 def label_appearance(

@@ -94,7 +94,8 @@ class RandomLabelIntensityRemap(IntensityTransform):
         return LabelIntensityRemapParams(inside, width, sample.uniform(generator, (n, num), *self.amplitude))
 
     def transform(self, x: Tensor, values: LabelIntensityRemapParams, label: Tensor | None) -> Tensor:
-        lab = FL.label_index(label, self.max_label, self.ignore_label, union=self.regions == "union")
+        small = torch.uint8 if self.max_label <= 255 else torch.long  # a 1-byte index is cheaper to build and compare
+        lab = FL.label_index(label, self.max_label, self.ignore_label, union=self.regions == "union", dtype=small)
         return FL.remap_intensities(
             x, lab, self._num, values.width, values.amplitude, values.inside, radius=self.ring_radius
         )
