@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spineaug.functional.intensity import work
+from spineaug.functional.intensity import tracked, work
 
 SIGMA_FLOOR = 1e-3
 """Gaussian sigmas below this (in voxels) mean "no blur along that axis"."""
@@ -167,12 +167,16 @@ def unsharp_mask(x: Tensor, sigma: Tensor, amount: Tensor, truncate: float = 3.0
 
 
 def _three_tap(x: Tensor, dim: int, op) -> Tensor:
-    """Apply ``op(prev, centre, next, out=...)`` along ``dim`` with half-sample reflection at the borders.
+    """Apply ``op(prev, centre, next, out=...)`` along ``dim`` with half-sample reflection at the borders (``out=None``
+    while autograd records: a padded copy and a fresh result).
 
     The interior and the two border slices are written straight into one output, so no padded copy of the volume is
     made (the reflected neighbour of the first voxel is the voxel itself, likewise for the last).
     """
     n = x.shape[dim]
+    if tracked(x):  # out= is not differentiable: one padded copy, one fresh result
+        xp = pad_axis(x, dim, 1)
+        return op(xp.narrow(dim, 0, n), xp.narrow(dim, 1, n), xp.narrow(dim, 2, n), out=None)
     if n < 3:  # tiny axis: padding costs nothing here
         xp = pad_axis(x, dim, 1)
         out = torch.empty_like(x)
@@ -186,17 +190,17 @@ def _three_tap(x: Tensor, dim: int, op) -> Tensor:
     return out
 
 
-def _scharr_smooth(prev: Tensor, centre: Tensor, nxt: Tensor, *, out: Tensor) -> Tensor:
+def _scharr_smooth(prev: Tensor, centre: Tensor, nxt: Tensor, *, out: Tensor | None) -> Tensor:
     """``prev + next + (10 / 3) centre``: the Scharr smoothing times 16 / 3 (the scale is applied once, at the end)."""
     return torch.add(prev, nxt, out=out).add_(centre, alpha=SCHARR_SMOOTH[1] / SCHARR_SMOOTH[0])
 
 
-def _difference(prev: Tensor, centre: Tensor, nxt: Tensor, *, out: Tensor) -> Tensor:
+def _difference(prev: Tensor, centre: Tensor, nxt: Tensor, *, out: Tensor | None) -> Tensor:
     """``next - prev``: the normalised central difference times 2."""
     return torch.sub(nxt, prev, out=out)
 
 
-def _box3(prev: Tensor, centre: Tensor, nxt: Tensor, *, out: Tensor) -> Tensor:
+def _box3(prev: Tensor, centre: Tensor, nxt: Tensor, *, out: Tensor | None) -> Tensor:
     """``prev + centre + next``: the 3-tap box sum."""
     return torch.add(prev, nxt, out=out).add_(centre)
 

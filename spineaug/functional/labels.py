@@ -277,7 +277,10 @@ def remap_intensities(
         at = (..., v, None, None, None)  # (B, C) table column -> (B, C, 1, 1, 1)
         term = _gaussian_(torch.addcmul(offset[at], u, k[at]))
         weight = torch.where(everywhere | (lab == v), coef[at], 0.0) if masked else coef[at]
-        bump = term.mul_(weight) if bump is None else bump.addcmul_(term, weight)
+        if tracked(term):  # exp_ saved its output for the backward pass: no writes into it
+            bump = term * weight if bump is None else bump + term * weight
+        else:
+            bump = term.mul_(weight) if bump is None else bump.addcmul_(term, weight)
     if bump is None:  # no foreground label value
         bump = torch.zeros_like(u)
     a_lo = bump.amin(dim=SPATIAL, keepdim=True)  # (amin + amax beat aminmax's one pass on the CPU)
