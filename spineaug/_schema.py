@@ -106,3 +106,11 @@ STUDY_SUMMARY_COLUMNS = (
 """``summary.csv``: one row per source (or ``all``) x arm."""
 STUDY_FILES = ("study.json", "metrics.csv", "curves.csv", "summary.csv", "summary.md")
 """The compact study results that ``spineaug study --export`` copies and ``spineaug report`` reads."""
+
+REFERENCE_TARGET = 5.0
+"""Issue 14: stencil, histogram and label-lookup transforms forced on within this multiple of their reference
+expression (:mod:`spineaug.bench.references`)."""
+
+RESAMPLING_TARGET = 1.5
+"""Issue 14's "one grid_sample-class pass per tensor": resampling transforms forced on within this multiple of torch's
+own grid and one ``grid_sample`` per tensor (the grid, padding and exact-label bookkeeping on top)."""

@@ -494,5 +494,17 @@ def test_passes_text_reads_rows_with_and_without_the_column():
 
     assert passes_text(pd.Series({"passes": "17"})) == "17"
     assert passes_text(pd.Series({"other": 1})) == "-"
-    assert next(pd.DataFrame({"passes": ["2.5"]}).itertuples()).passes == "2.5"
+    assert passes_text(next(pd.DataFrame({"passes": ["2.5"]}).itertuples())) == "2.5"
     assert passes_text(next(pd.DataFrame({"passes": [float("nan")]}).itertuples())) == "-"
+
+
+def test_verdicts_without_transform_results_say_not_measured():
+    """A results folder without transforms.csv (or an empty one) renders both reference rows as not measured."""
+    import pandas as pd
+
+    from spineaug.report import bench_targets
+
+    ok = pd.DataFrame(columns=["device", "batch", "size", "torch_threads"])
+    text = "\n".join(bench_targets.verdicts(ok, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), [],
+                                            2, 128))
+    assert text.count("no reference timings in transforms.csv") == 2

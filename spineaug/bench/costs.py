@@ -63,11 +63,15 @@ def run_transforms(run: Run, device: torch.device) -> None:
                                    repeats=max(cfg.repeats, 5))
             ref = dict(reference=REFERENCES[name].description, reference_mean_s=f"{reference.mean:.6g}",
                        ratio_to_reference=f"{timing.mean / reference.mean:.4g}")
-        passes = count_passes(spineaug_fn(forced_pipeline([entry], cfg.seed, device), cfg.seed), image, label)
+        try:
+            passes = f"{count_passes(spineaug_fn(forced_pipeline([entry], cfg.seed, device), cfg.seed), image, label):.3g}"
+        except (RuntimeError, ValueError, TypeError) as exc:  # e.g. out of memory: the timing row still counts
+            passes = "-"
+            run.log(f"  transform {name:22s} passes not counted: {str(exc)[:120]}")
         run.transforms.append(dict(base, **timing.summary(), ratio_to_floor=f"{timing.median / floor_med:.4g}",
-                                   passes=f"{passes:.3g}", **ref))
+                                   passes=passes, **ref))
         run.log(f"  transform {name:22s} {timing.mean * 1e3:9.2f} ms mean = {timing.median / floor_med:6.1f} x floor "
-                f"(median), {passes:.3g} passes" + (f", {ref['ratio_to_reference']} x reference (mean)" if ref else ""))
+                f"(median), {passes} passes" + (f", {ref['ratio_to_reference']} x reference (mean)" if ref else ""))
 
 
 def run_overhead(run: Run, device: torch.device) -> None:

@@ -225,9 +225,9 @@ def gather_patch(x: Tensor, start: Tensor, shape: tuple[int, int, int], flips: T
     The box is copied as whole rows along W by one ``index_select`` on a view of ``x`` that has a row
     starting at every voxel, so the cost is about one copy of the output; mirroring along D or H only
     reorders the rows. A sample that mirrors W gets its rows in reverse order, so that reversing its whole
-    block of the output end to end reverses every row and puts the rows back in place: one more pass over
-    the samples that flip W (through a view when they are one run of the batch, otherwise by index). A
-    whole-volume box that all samples mirror alike is one ``flip`` of ``x``.
+    block of the output end to end reverses every row and puts the rows back in place: a reversed copy of
+    the samples that flip W, written back (through a view when they are one run of the batch, otherwise by
+    index: one more copy each way). A whole-volume box that all samples mirror alike is one ``flip`` of ``x``.
 
     Args:
         x: Volumes, (B, C, D, H, W), any dtype.

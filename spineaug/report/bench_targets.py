@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from spineaug import _schema
-from spineaug.bench.references import REFERENCE_TARGET, RESAMPLING_TARGET
 
 SPEED_TARGETS = {("nnunet", "batchgenerators"): 6.0, ("xdomain", "auglab"): 5.0, ("xdomain", "monai"): 1.0,
                  ("xdomain", "torchio"): 1.0, ("xdomain", "kornia"): 1.0}
@@ -204,12 +203,13 @@ def verdicts(ok, tr, ov, en, mem, training, b: int, s: int) -> list[str]:
                                                   for w in worst.itertuples())])
     has_ref = "ratio_to_reference" in tr.columns if not tr.empty else False
     refd = tr[(tr.status == _schema.STATUS_OK) & (tr.device == "cpu") & tr.ratio_to_reference.notna()] if has_ref \
-        else tr.iloc[0:0]
+        else None
+    resampling = None if refd is None else refd.kind == "resampling"
     for target, group in (
-        (f"label-lookup, histogram and stencil transforms within {REFERENCE_TARGET:g}x of the cheapest torch "
-         "expression", refd[refd.kind != "resampling"]),
-        (f"resampling transforms within {RESAMPLING_TARGET:g}x of torch's affine_grid + one grid_sample per tensor",
-         refd[refd.kind == "resampling"]),
+        (f"label-lookup, histogram and stencil transforms within {_schema.REFERENCE_TARGET:g}x of the cheapest torch "
+         "expression", None if refd is None else refd[~resampling]),
+        (f"resampling transforms within {_schema.RESAMPLING_TARGET:g}x of torch's affine_grid + one grid_sample per "
+         "tensor", None if refd is None else refd[resampling]),
     ):
         rows.append(_reference_row(target, group))
     for pipeline in (list(dict.fromkeys(ov.pipeline)) if not ov.empty else []):
@@ -250,12 +250,13 @@ def passes_text(r: Any) -> str:
 
 def reference_target(kind: str) -> float:
     """The multiple of its reference expression a transform of ``kind`` must stay within (issue 14)."""
-    return RESAMPLING_TARGET if kind == "resampling" else REFERENCE_TARGET
+    return _schema.RESAMPLING_TARGET if kind == "resampling" else _schema.REFERENCE_TARGET
 
 
 def _reference_row(target: str, refd: Any) -> list[str]:
-    """The verdict row of the transforms in ``refd`` (``transforms.csv`` rows with a reference timing)."""
-    if refd.empty:
+    """The verdict row of the transforms in ``refd`` (``transforms.csv`` rows with a reference timing; ``None`` or
+    empty: not measured)."""
+    if refd is None or refd.empty:
         return [target, "-", "not measured", "no reference timings in transforms.csv"]
     ratios = refd.ratio_to_reference.astype(float)
     limit = reference_target(str(refd.kind.iloc[0]))

@@ -168,7 +168,9 @@ def subset_apply(x: Tensor, gate: Tensor, fn, *, inplace: bool = False) -> Tenso
     """Run ``fn`` only on the samples whose gate fired and put them back; the rest pass through unchanged.
 
     ``gate`` is a (B,) bool CPU tensor, so choosing the subset is host work and causes no device synchronisation.
-    ``fn`` receives the selected rows (and the selected row indices as a CPU tensor) and returns rows like them.
+    ``fn`` receives the selected rows (and the selected row indices as a CPU tensor) and returns rows like them; the
+    rows may be a view of ``x`` (consecutive rows, :func:`spineaug.batch.take_rows`), so ``fn`` must not write into
+    them.
     With ``inplace`` (``x`` is the pipeline's own intermediate) the rows are written back into ``x``, saving a copy
     of the whole batch.
     """
@@ -258,7 +260,9 @@ class IntensityTransform(RandomTransform):
         """Whether ``transform`` itself returns each channel's mean and std (a closed form of ``retain_stats``).
 
         Restoring them again would cost seven passes over the batch and change nothing but rounding; they are still
-        restored after blending with the original (``mix_prob``), which changes them.
+        restored after blending with the original (``mix_prob``), which changes them. Without the restore there is
+        no fallback to the input for channels whose spread collapsed either: a constant channel comes back within a
+        float rounding step of itself, not bit-exact.
         """
         return False
 

@@ -25,7 +25,7 @@ def test_backward_through_every_transform(entry):
     leaf = image.clone().requires_grad_(True)
     out, out_label = aug(leaf, label, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(out.detach(), plain, rtol=1e-5, atol=1e-5)
-    if out.requires_grad:  # a transform that only moves voxels by index still carries the graph
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
-        assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+    assert out.requires_grad  # a transform that only moves voxels by index still carries the graph
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
     assert not image.requires_grad and out_label.dtype == label.dtype
