@@ -502,9 +502,10 @@ def test_verdicts_without_transform_results_say_not_measured():
     """A results folder without transforms.csv (or an empty one) renders both reference rows as not measured."""
     import pandas as pd
 
+    from spineaug import _schema
     from spineaug.report import bench_targets
 
-    ok = pd.DataFrame(columns=["device", "batch", "size", "torch_threads"])
+    ok = pd.DataFrame(columns=_schema.BENCH_PIPELINE_COLUMNS)
     text = "\n".join(bench_targets.verdicts(ok, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), [],
                                             2, 128))
     assert text.count("no reference timings in transforms.csv") == 2
