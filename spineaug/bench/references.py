@@ -145,6 +145,9 @@ def _resampling(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Ten
     return fn
 
 
+_RESAMPLING = Reference("affine_grid, trilinear grid_sample of the image, nearest grid_sample of the label",
+                        _resampling)
+
 REFERENCES: dict[str, Reference] = {
     "GaussianBlur": Reference("3 grouped 1-D conv3d passes, per-sample 7-tap kernels", _blur),
     "UnsharpMask": Reference("the blur reference + one lerp", _unsharp),
@@ -155,10 +158,8 @@ REFERENCES: dict[str, Reference] = {
     "LabelIntensityRemap": Reference("per-label scatter_add sums, two-gather affine", _label_lookup),
     "LabelAppearance": Reference("per-label scatter_add of x and x^2, two-gather affine",
                                  lambda x, y: _label_lookup(x, y, second_moment=True)),
-    "Spatial": Reference("affine_grid, trilinear grid_sample of the image, nearest grid_sample of the label",
-                         _resampling),
-    "Affine": Reference("affine_grid, trilinear grid_sample of the image, nearest grid_sample of the label",
-                        _resampling),
+    "Spatial": _RESAMPLING,
+    "Affine": _RESAMPLING,
 }
 """Reference expression per transform name (the stencil, histogram and label-lookup kinds)."""
 
