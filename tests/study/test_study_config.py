@@ -18,8 +18,11 @@ def _study(**over):
     return base
 
 
-@pytest.mark.parametrize("name", ["quick", "default", "full"])
-def test_bundled_studies_validate(name):
+@pytest.mark.parametrize(
+    "name", ["quick", "default", "full", "ablation-schedule", "ablation-capacity", "ablation-mixing"]
+)
+def test_bundled_studies_validate(name, monkeypatch):
+    monkeypatch.chdir(ROOT)  # arm files are named relative to the repository root
     study = load_study(ROOT / "studies" / f"{name}.yaml")
     assert study.name == name
     assert study.sources and study.arms
