@@ -126,9 +126,13 @@ class SlurmOptions:
 
 def run_study(
     study: StudyConfig | str | Path, out: str | Path, *, executor: str = "inline", workers: int = 1,
-    slurm: SlurmOptions | None = None, progress: bool = True,
+    slurm: SlurmOptions | None = None, progress: bool = True, include_stale: bool = False,
 ) -> Path:  # fmt: skip
-    """Run (or resume) every missing cell of the study and write the study-level results; returns ``out``."""
+    """Run (or resume) every missing cell of the study and write the study-level results; returns ``out``.
+
+    Finished cells are kept whatever their provenance; the summary pools fresh ones only unless ``include_stale``
+    (:func:`spineaug.study.summary.summarize`). Delete a stale cell's folder to train it again.
+    """
     from spineaug.study.summary import summarize
 
     from spineaug.integrations import require
@@ -162,7 +166,7 @@ def run_study(
             grid.close()
     else:
         failures = _submit(payload, out, todo, executor, workers, slurm or SlurmOptions(), progress) if todo else []
-    summarize(study, out)
+    summarize(study, out, include_stale=include_stale)
     if failures:
         listing = "; ".join(f"{c.slug}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                             for c, e in failures)  # fmt: skip
