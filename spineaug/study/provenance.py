@@ -162,13 +162,16 @@ def cell_provenance(study: Any, out: str | Path, cell_list: list | None = None) 
 
     out = Path(out)
     fingerprints: dict[str, str] = {}
+    currents: dict[str, dict[str, Any]] = {}
     rows = []
     for cell in cell_list if cell_list is not None else cells(study):
         record = read_cell_json(cell_folder(out, cell)) or {}
         sessions = [record["provenance"], *record.get("sessions", [])] if record.get("provenance") else []
         status = NO_PROVENANCE
         if sessions:
-            current = current_provenance(study, cell.arm, fingerprints=fingerprints)
+            if cell.arm not in currents:
+                currents[cell.arm] = current_provenance(study, cell.arm, fingerprints=fingerprints)
+            current = currents[cell.arm]
             found = [staleness(s, current) for s in sessions]
             status = next((s for s in found if s != FRESH), FRESH)
         cost = record.get("cost", {})
