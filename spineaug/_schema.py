@@ -99,12 +99,17 @@ STUDY_METRIC_COLUMNS = ("source", "arm", "seed", "domain", "case", "class", "dic
 """``metrics.csv``: one row per cell x test domain x case x foreground class (HD95 in mm, empty when undefined)."""
 STUDY_LOG_COLUMNS = ("iteration", "loss", "data_s", "augment_s", "network_s", "val_dice", "elapsed_s")
 """``train_log.csv``: per iteration; seconds waiting for data / augmenting / in the network; validation Dice."""
+STUDY_MONITOR_COLUMNS = ("iteration", "domain", "dice")
+"""``monitor_log.csv``: out-of-domain monitoring Dice per validation iteration and other domain (curves only)."""
+STUDY_CELL_COLUMNS = ("source", "arm", "seed", "commit", "provenance", "train_s", "eval_s", "threads")
+"""``cells.csv``: one row per finished cell: its commit, provenance status and cost (wall seconds, threads)."""
 STUDY_SUMMARY_COLUMNS = (
     "source", "arm", "seeds", "in_domain_dice", "ood_dice", "ood_ci_low", "ood_ci_high", "ood_gain_pct",
     "in_domain_change_pct", "s_per_iteration", "augment_s_per_iteration", "iterations", "final_val_dice",
+    "stale_cells",
 )  # fmt: skip
 """``summary.csv``: one row per source (or ``all``) x arm."""
-STUDY_FILES = ("study.json", "metrics.csv", "curves.csv", "summary.csv", "summary.md")
+STUDY_FILES = ("study.json", "metrics.csv", "curves.csv", "summary.csv", "summary.md", "monitor.csv", "cells.csv")
 """The compact study results that ``spineaug study --export`` copies and ``spineaug report`` reads."""
 
 REFERENCE_TARGET = 5.0

@@ -173,7 +173,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
         return 0
     slurm = study.SlurmOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus, mem_gb=args.mem_gb,
                                time_min=args.time_min)  # fmt: skip
-    study.run_study(cfg, out, executor=args.executor, workers=args.workers, slurm=slurm, progress=not args.quiet)
+    study.run_study(cfg, out, executor=args.executor, workers=args.workers, slurm=slurm, progress=not args.quiet,
+                    include_stale=args.include_stale)  # fmt: skip
     print(out / "summary.md")
     if args.export:
         print(study.export(out, Path(args.export) / cfg.name))
@@ -289,7 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", nargs="?", default=None, help="study file (default: studies/default.yaml)")
     p.add_argument("--quick", action="store_true", help="run studies/quick.yaml (the few-minute CI study)")
     p.add_argument("--out", default="results/study", help="results root; the study writes OUT/<name> (default: results/study)")
-    p.add_argument("--status", action="store_true", help="show which cells are done, running or missing, and exit")
+    p.add_argument("--status", action="store_true",
+                   help="show per cell: done, running or missing, the recorded commit, fresh or stale; and exit")
+    p.add_argument("--include-stale", action="store_true",
+                   help="pool stale cells and cells without provenance into the summary (default: leave them out)")
     p.add_argument("--executor", default="inline", choices=["inline", "local", "slurm", "debug"],
                    help="inline (default), local (parallel processes via submitit), slurm (one job per cell), debug")
     p.add_argument("--workers", type=int, default=1, help="cells at once (local) / array parallelism (slurm)")

@@ -8,12 +8,14 @@ from its centre, so rotations read real tissue instead of padding.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import Tensor
 
 import spineaug
@@ -32,7 +34,8 @@ class Augmentation:
 
     Attributes:
         arm: The arm's name as the study file gives it.
-        batch: Applied to the whole batch on the training device inside the step (spineaug), or None.
+        batch: Applied to the whole batch on the training device inside the step (a spineaug pipeline, or a
+            :class:`MixedPipeline` of two), or None.
         worker: Applied to one ``(image, label)`` sample in the data-loader workers (CPU baselines), or None.
         rotation_deg, scale: The arm's rotation and scale ranges: the sampler reads the enlarged patch for them.
         read_size: Patch size the sampler reads (enlarged for rotation/zoom-out); the arm outputs the final patch.
@@ -40,7 +43,7 @@ class Augmentation:
     """
 
     arm: str
-    batch: spineaug.Pipeline | None
+    batch: spineaug.Pipeline | MixedPipeline | None
     worker: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None
     rotation_deg: Any
     scale: tuple[float, float]
@@ -59,6 +62,11 @@ def build_augmentation(arm: str, patch_size: tuple[int, int, int]) -> Augmentati
     if arm == "bgv2-nnunet":
         return _bgv2(patch)
     if arm.endswith((".json", ".yaml", ".yml")):
+        from spineaug.config import load_config
+
+        raw = load_config(arm)
+        if "mix" in raw:
+            return _mixed(arm, MixArm.parse(raw, arm), patch)
         spineaug.Pipeline.from_config(arm)  # validated as written first, so errors name the file's own entry indices
         config = spineaug.Pipeline.from_config(arm, patch_size=patch).config()
     else:
@@ -72,6 +80,76 @@ def build_augmentation(arm: str, patch_size: tuple[int, int, int]) -> Augmentati
     rotation = spatial["rotation_deg"] if spatial.get("p_rotation", 0) > 0 else 0.0
     scale = tuple(spatial["scale"]) if spatial.get("p_scale", 0) > 0 else (1.0, 1.0)
     return Augmentation(arm, pipe, None, rotation, scale, enlarged_patch_size(patch, rotation, scale), pipe.config())
+
+
+class MixArm(BaseModel):
+    """A mixing arm: ``strong`` on the first ``round(fraction * B)`` samples of each batch, ``weak`` on the rest.
+
+    Written as an arm file (``studies/arms/<name>.yaml``) holding ``{mix: {strong: <preset>, weak: <preset>,
+    fraction: <0..1>}}``. The split is by position in the batch: deterministic, no extra draw, no host sync (the
+    batch size is known on the host); with batch 2 and fraction 0.5 one sample of each. Patches are sampled
+    independently, so position carries no meaning. Both pipelines draw from the step's generator, strong first.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strong: str
+    weak: str
+    fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+
+    @field_validator("strong", "weak")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        if v not in spineaug.presets():
+            raise ValueError(f"must be a spineaug preset ({spineaug.presets()}), got {v!r}")
+        return v
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any], where: str) -> MixArm:
+        from spineaug.validation import ConfigError
+
+        extra = sorted(set(raw) - {"mix", "description"})
+        if extra or not isinstance(raw["mix"], dict):
+            raise ConfigError(f"{where}: a mixing arm holds only 'mix: {{strong, weak, fraction}}' (and "
+                              f"'description'), got {sorted(raw)}")  # fmt: skip
+        try:
+            return cls.model_validate(raw["mix"])
+        except ValidationError as exc:
+            problems = "; ".join(f"mix.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"{where}: {problems}") from None
+
+    def n_strong(self, batch_size: int) -> int:
+        """Samples of a batch of ``batch_size`` that get the strong pipeline (round half up)."""
+        return min(batch_size, int(math.floor(self.fraction * batch_size + 0.5)))
+
+
+class MixedPipeline(torch.nn.Module):
+    """Apply ``strong`` to the first ``mix.n_strong(B)`` samples and ``weak`` to the rest (see :class:`MixArm`)."""
+
+    def __init__(self, mix: MixArm, strong: spineaug.Pipeline, weak: spineaug.Pipeline):
+        super().__init__()
+        self.mix, self.strong, self.weak = mix, strong, weak
+
+    def forward(self, image: Tensor, label: Tensor | None = None, *, generator: torch.Generator | None = None):
+        k = self.mix.n_strong(image.shape[0])
+        parts = []
+        for pipe, sl in ((self.strong, slice(0, k)), (self.weak, slice(k, image.shape[0]))):
+            if sl.stop > sl.start:
+                parts.append(pipe(image[sl], None if label is None else label[sl], generator=generator))
+        out = torch.cat([p[0] for p in parts])
+        return out, (None if label is None else torch.cat([p[1] for p in parts]))
+
+
+def _mixed(arm: str, mix: MixArm, patch: tuple[int, int, int]) -> Augmentation:
+    strong, weak = build_augmentation(mix.strong, patch), build_augmentation(mix.weak, patch)
+    # The sampler reads one size for the whole batch: the larger of the two (each pipeline crops the centre).
+    big = strong if all(a >= b for a, b in zip(strong.read_size, weak.read_size)) else weak
+    if not all(a >= b for a, b in zip(big.read_size, (weak if big is strong else strong).read_size)):
+        raise ValueError(f"arm {arm!r}: neither pipeline's read size contains the other's "
+                         f"({strong.read_size} vs {weak.read_size})")  # fmt: skip
+    config = {"arm": arm, "mix": mix.model_dump(), "strong": strong.config, "weak": weak.config}
+    pipe = MixedPipeline(mix, strong.batch, weak.batch)  # type: ignore[arg-type]
+    return Augmentation(arm, pipe, None, big.rotation_deg, big.scale, big.read_size, config)  # type: ignore[arg-type]
 
 
 def _bgv2(patch: tuple[int, int, int]) -> Augmentation:

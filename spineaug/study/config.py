@@ -147,6 +147,11 @@ class Training(_Strict):
     amp: bool = True
     threads: PositiveInt = 1
     loader_workers: Annotated[int, Field(ge=0)] = 0
+    monitor_cases: Annotated[int, Field(ge=0)] = 1
+    """Out-of-domain monitoring: at every ``val_every``, Dice on this many of the source's validation anatomies
+    rendered in every other domain (``monitor_log.csv``; for learning curves only, never for model selection;
+    0 disables). Real domains share no anatomies: there it uses the first validation cases of each other domain
+    that has a validation split (never test cases)."""
 
 
 class Evaluation(_Strict):
@@ -172,6 +177,7 @@ class StudyConfig(_Strict):
     arm_sources: dict[str, list[str]] = {}  # restrict an arm to some sources (e.g. an expensive reference arm)
     reference_arm: str = "nnunet"
     seeds: list[Annotated[int, Field(ge=0)]] = [0]
+    arm_seeds: dict[str, list[Annotated[int, Field(ge=0)]]] = {}  # an arm's own seeds instead of ``seeds``
     model: Model = Model()
     training: Training = Training()
     evaluation: Evaluation = Evaluation()
@@ -205,6 +211,11 @@ class StudyConfig(_Strict):
             raise ValueError(f"reference_arm: {self.reference_arm!r} is not one of the arms {self.arms}")
         if "bgv2-nnunet" in self.arms and self.training.loader_workers < 1:
             raise ValueError("training.loader_workers: the bgv2-nnunet arm augments in DataLoader workers, set >= 1")
+        for arm, arm_seeds in self.arm_seeds.items():
+            if arm not in self.arms:
+                raise ValueError(f"arm_seeds: {arm!r} is not one of the arms {self.arms}")
+            if not arm_seeds or len(set(arm_seeds)) != len(arm_seeds):
+                raise ValueError(f"arm_seeds.{arm}: name at least one seed, without repeats, got {arm_seeds}")
         for arm, names in self.arm_sources.items():
             if arm not in self.arms:
                 raise ValueError(f"arm_sources: {arm!r} is not one of the arms {self.arms}")
@@ -215,6 +226,19 @@ class StudyConfig(_Strict):
 
     def target_domains(self) -> list[str]:
         return list(self.targets or self.data.domain_names())
+
+    def seeds_of(self, arm: str) -> list[int]:
+        """The seeds an arm runs with: its ``arm_seeds`` entry, else ``seeds``."""
+        return list(self.arm_seeds.get(arm, self.seeds))
+
+    def monitor_domains(self, source: str) -> list[str]:
+        """Domains the out-of-domain monitoring set of ``source`` is rendered in: every target but the source."""
+        if self.training.monitor_cases == 0:
+            return []
+        names = [d for d in self.target_domains() if d != source]
+        if isinstance(self.data, NiftiData):
+            names = [d for d in names if self.data.domains[d].n_val > 0]
+        return names
 
 
 def _check_arm(arm: str, patch_size: tuple[int, int, int]) -> None:

@@ -131,8 +131,20 @@ def _nifti_split(data: NiftiData, domain: str, split: str, spacing: float, pct) 
 
 
 def splits_needed(study: StudyConfig) -> dict[str, list[str]]:
-    """Which domains each split is needed for: train/val for sources, test for every target."""
-    return {"train": list(study.sources), "val": list(study.sources), "test": study.target_domains()}
+    """Which domains each split is needed for: train/val for sources, test for every target, and val for the
+    domains of the out-of-domain monitoring sets."""
+    val = list(dict.fromkeys([*study.sources, *(d for s in study.sources for d in study.monitor_domains(s))]))
+    return {"train": list(study.sources), "val": val, "test": study.target_domains()}
 
 
-__all__ = ["SPLITS", "load_split", "prepare_phantom", "splits_needed"]
+def load_monitor(study: StudyConfig, source: str) -> dict[str, list[Sample]]:
+    """The out-of-domain monitoring set of ``source``: per other domain, its first ``training.monitor_cases``
+    validation cases (phantom: the source's own validation anatomies rendered in that domain; never a test case).
+
+    For learning curves only (``monitor_log.csv``): never used to pick a checkpoint or a setting.
+    """
+    k = study.training.monitor_cases
+    return {d: load_split(study, d, "val")[:k] for d in study.monitor_domains(source)}
+
+
+__all__ = ["SPLITS", "load_monitor", "load_split", "prepare_phantom", "splits_needed"]

@@ -7,6 +7,7 @@ those cases. The final ``metrics.csv`` is written atomically once every case is 
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def evaluate_cell(
     final = folder / "metrics.csv"
     if final.is_file():
         return final
+    started = time.perf_counter()
     device = device_for(study)
     torch.set_num_threads(study.training.threads)
     state = torch.load(folder / "model.pt", map_location=device, weights_only=False)
@@ -96,6 +98,9 @@ def evaluate_cell(
             bar.update(1)
     if bar is not None:
         bar.close()
+    from spineaug.study.train import update_cell_json
+
+    update_cell_json(folder, cell, cost={"eval_s": round(time.perf_counter() - started, 3)})  # the last session's
     atomic_write_text(final, partial.read_text())
     partial.unlink()
     return final

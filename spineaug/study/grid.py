@@ -23,10 +23,15 @@ class Cell:
 
 
 def cells(study: StudyConfig) -> list[Cell]:
-    """Every (source, arm, seed) of the grid, in a stable order (seed-major so early results cover all arms)."""
+    """Every (source, arm, seed) of the grid, in a stable order (seed-major so early results cover all arms).
+
+    An arm runs with its ``arm_seeds`` if given, else with ``seeds``; seeds are visited in the order they first
+    appear (``seeds``, then any only ``arm_seeds`` name).
+    """
+    all_seeds = list(dict.fromkeys([*study.seeds, *(s for v in study.arm_seeds.values() for s in v)]))
     return [
-        Cell(src, arm, seed) for seed in study.seeds for src in study.sources for arm in study.arms
-        if src in study.arm_sources.get(arm, study.sources)
+        Cell(src, arm, seed) for seed in all_seeds for src in study.sources for arm in study.arms
+        if src in study.arm_sources.get(arm, study.sources) and seed in study.seeds_of(arm)
     ]  # fmt: skip
 
 

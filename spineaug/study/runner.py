@@ -1,8 +1,9 @@
 """Run a study grid: prepare the data once, then train + evaluate every cell, inline or through submitit.
 
 ``results/study/<name>/`` holds ``study.json`` (the resolved study), ``cells/<source>__<arm>__s<seed>/`` per cell
-(``augmentation.json``, ``checkpoint.pt`` while training, ``model.pt``, ``train_log.csv``, ``metrics.csv``,
-``predictions/``) and the study-level ``metrics.csv``, ``curves.csv``, ``summary.csv`` and ``summary.md``.
+(``cell.json`` with provenance and cost, ``augmentation.json``, ``checkpoint.pt`` while training, ``model.pt``,
+``train_log.csv``, ``monitor_log.csv``, ``metrics.csv``, ``predictions/``) and the study-level ``metrics.csv``,
+``curves.csv``, ``monitor.csv``, ``cells.csv``, ``summary.csv`` and ``summary.md``.
 Finished cells are never redone; a cell in training resumes from its checkpoint; evaluation resumes per case.
 The three executors (``inline``, ``local``, ``slurm``) run the same function per cell, :func:`run_cell`.
 """
@@ -21,7 +22,7 @@ from spineaug.study.grid import Cell, cell_folder, cells
 EXECUTORS = ("inline", "local", "slurm", "debug")
 
 
-GRID_KEYS = ("sources", "arms", "arm_sources", "seeds", "reference_arm", "description")
+GRID_KEYS = ("sources", "arms", "arm_sources", "seeds", "arm_seeds", "reference_arm", "description")
 """Study keys that only choose which cells exist or how they are summarised: changing them keeps finished cells."""
 
 
@@ -50,7 +51,7 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
     resolved = study.model_dump(mode="json")
     previous = out / "study.json"
     if previous.is_file():
-        old = json.loads(previous.read_text())
+        old = _with_defaults(json.loads(previous.read_text()), resolved)
         changed = sorted(k for k in set(old) | set(resolved) if k not in GRID_KEYS and old.get(k) != resolved.get(k))
         if changed:
             raise ValueError(
@@ -72,9 +73,33 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
                     load_split(study, name, split)
 
 
+def _with_defaults(old: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
+    """``old`` (a study.json written by an earlier version) with the keys added since then at their defaults, so
+    a new optional setting (e.g. ``training.monitor_cases``) does not count as a change of the study."""
+    from pydantic import BaseModel
+
+    def default(model_cls, key):
+        info = model_cls.model_fields[key]
+        value = info.get_default(call_default_factory=True)
+        return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+    out = dict(old)
+    for key, value in resolved.items():
+        if key not in StudyConfig.model_fields:
+            continue
+        if key not in out:
+            out[key] = default(StudyConfig, key)
+        sub = StudyConfig.model_fields[key].annotation
+        if isinstance(value, dict) and isinstance(out[key], dict) and isinstance(sub, type) \
+                and issubclass(sub, BaseModel):  # fmt: skip
+            out[key] = {**{k: default(sub, k) for k in value if k not in out[key] and k in sub.model_fields},
+                        **out[key]}  # fmt: skip
+    return out
+
+
 def run_cell(study_dict: dict[str, Any], out: str, cell: Cell, progress: bool = True) -> str:
     """Train and evaluate one cell (resuming whatever is there); the unit of work of every executor."""
-    from spineaug.study.data import load_split
+    from spineaug.study.data import load_monitor, load_split
     from spineaug.study.evaluate import evaluate_cell
     from spineaug.study.train import train_cell
 
@@ -83,7 +108,8 @@ def run_cell(study_dict: dict[str, Any], out: str, cell: Cell, progress: bool = 
     if not (folder / "model.pt").is_file():
         train = load_split(study, cell.source, "train")
         val = load_split(study, cell.source, "val")
-        train_cell(study, cell, folder, train, val, progress=progress)
+        monitor = load_monitor(study, cell.source)
+        train_cell(study, cell, folder, train, val, progress=progress, monitor=monitor)
     tests = {d: (lambda d=d: load_split(study, d, "test")) for d in study.target_domains()}
     evaluate_cell(study, cell, folder, tests, progress=progress)
     return str(folder)
@@ -100,9 +126,13 @@ class SlurmOptions:
 
 def run_study(
     study: StudyConfig | str | Path, out: str | Path, *, executor: str = "inline", workers: int = 1,
-    slurm: SlurmOptions | None = None, progress: bool = True,
+    slurm: SlurmOptions | None = None, progress: bool = True, include_stale: bool = False,
 ) -> Path:  # fmt: skip
-    """Run (or resume) every missing cell of the study and write the study-level results; returns ``out``."""
+    """Run (or resume) every missing cell of the study and write the study-level results; returns ``out``.
+
+    Finished cells are kept whatever their provenance; the summary pools fresh ones only unless ``include_stale``
+    (:func:`spineaug.study.summary.summarize`). Delete a stale cell's folder to train it again.
+    """
     from spineaug.study.summary import summarize
 
     from spineaug.integrations import require
@@ -136,7 +166,7 @@ def run_study(
             grid.close()
     else:
         failures = _submit(payload, out, todo, executor, workers, slurm or SlurmOptions(), progress) if todo else []
-    summarize(study, out)
+    summarize(study, out, include_stale=include_stale)
     if failures:
         listing = "; ".join(f"{c.slug}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                             for c, e in failures)  # fmt: skip
@@ -203,13 +233,21 @@ def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, s
 
 
 def status(study: StudyConfig | str | Path, out: str | Path) -> str:
-    """A table of every cell's state (done, evaluating, training, missing)."""
+    """A table of every cell: state (done, evaluating, training, missing), recorded commit and provenance status
+    against the current code (fresh, stale: engine/phantom/settings changed, no provenance)."""
+    from spineaug.study.provenance import cell_provenance
+
     if not isinstance(study, StudyConfig):
         study = load_study(study)
     out = Path(out)
-    lines = [f"study {study.name!r} in {out}", f"{'cell':<40} state"]
-    states = [(c.slug, cell_state(out, c)) for c in cells(study)]
-    lines += [f"{slug:<40} {state}" for slug, state in states]
-    n_done = sum(s == "done" for _, s in states)
-    lines.append(f"{n_done}/{len(states)} cells done")
+    grid = cells(study)
+    states = [cell_state(out, c) for c in grid]
+    prov = cell_provenance(study, out, grid)
+    lines = [f"study {study.name!r} in {out}", f"{'cell':<40} {'state':<28} {'commit':<13} provenance"]
+    for cell, state, p in zip(grid, states, prov):
+        commit = (p["commit"] or "-")[:12] + ("+" if (p["commit"] or "").endswith("+dirty") else "")
+        lines.append(f"{cell.slug:<40} {state:<28} {commit:<13} {p['provenance'] if state != 'missing' else '-'}")
+    n_done = sum(s == "done" for s in states)
+    n_stale = sum(s == "done" and p["provenance"].startswith("stale") for s, p in zip(states, prov))
+    lines.append(f"{n_done}/{len(states)} cells done" + (f" ({n_stale} stale)" if n_stale else ""))
     return "\n".join(lines)

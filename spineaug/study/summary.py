@@ -1,4 +1,5 @@
-"""Study-level results from the cell folders: ``metrics.csv``, ``curves.csv``, ``summary.csv``, ``summary.md``.
+"""Study-level results from the cell folders: ``metrics.csv``, ``curves.csv``, ``monitor.csv``, ``cells.csv``,
+``summary.csv``, ``summary.md``.
 
 Per source x arm (seeds pooled) and overall (``source = all``): in-domain Dice, mean out-of-domain Dice with a 95 %
 bootstrap interval, the relative gain over the reference arm out of domain (the paper: +155 %), the in-domain
@@ -6,6 +7,13 @@ change (the paper: -0.008 %), and training seconds per iteration (the paper: GPU
 CPU workers). Dice of a case is the mean over the three foreground classes. The interval resamples test
 *anatomies* (a cluster bootstrap): the phantom renders the same anatomies in every domain, so the rows of one
 anatomy are not independent. Gains compare an arm with the reference arm on the same sources and seeds.
+
+Provenance: ``cells.csv`` lists every finished cell with its commit, provenance status
+(:func:`spineaug.study.provenance.cell_provenance`) and cost. Only *fresh* cells (recorded fingerprint, phantom
+version and settings match the current code) are pooled into ``summary.csv``, ``metrics.csv``, ``curves.csv`` and
+``monitor.csv``; stale cells and cells without provenance are left out and counted in the ``stale_cells`` column
+and in ``summary.md``. ``summarize(..., include_stale=True)`` pools them too (``stale_cells`` then counts the
+pooled ones, and ``summary.md`` says so): a deliberate choice, never a silent one.
 """
 
 from __future__ import annotations
@@ -52,9 +60,12 @@ def anatomy(case: pd.Series, domain: pd.Series) -> pd.Series:
     return case.where(~paired, case.str.rsplit("_", n=1).str[-1]).where(paired, domain + "/" + case)
 
 
-def collect(out: Path, study: StudyConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Finished cells' metrics rows and training logs (with source/arm/seed columns); only the study's grid."""
-    metrics, curves = [], []
+def collect(out: Path, study: StudyConfig | None = None, *, monitor: bool = False):
+    """Finished cells' metrics rows and training logs (with source/arm/seed columns); only the study's grid.
+
+    With ``monitor=True`` also their out-of-domain monitoring rows (``monitor_log.csv``) as a third frame.
+    """
+    metrics, curves, monitors = [], [], []
     folders = sorted((out / "cells").glob("*"))
     if study is not None:
         folders = [cell_folder(out, c) for c in cells(study)]
@@ -62,16 +73,19 @@ def collect(out: Path, study: StudyConfig | None = None) -> tuple[pd.DataFrame, 
         if (folder / "metrics.csv").is_file():
             metrics.append(pd.read_csv(folder / "metrics.csv"))
             state = json.loads((folder / "cell.json").read_text()) if (folder / "cell.json").is_file() else None
-            log = folder / "train_log.csv"
-            if log.is_file() and state is not None:
-                c = pd.read_csv(log)
-                c.insert(0, "seed", state["seed"])
-                c.insert(0, "arm", state["arm"])
-                c.insert(0, "source", state["source"])
-                curves.append(c)
+            for name, into in (("train_log.csv", curves), ("monitor_log.csv", monitors)):
+                if (folder / name).is_file() and state is not None:
+                    c = pd.read_csv(folder / name)
+                    c.insert(0, "seed", state["seed"])
+                    c.insert(0, "arm", state["arm"])
+                    c.insert(0, "source", state["source"])
+                    into.append(c)
     m = pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame()
     c = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
-    return m, c
+    if not monitor:
+        return m, c
+    columns = ["source", "arm", "seed", *_schema.STUDY_MONITOR_COLUMNS]
+    return m, c, (pd.concat(monitors, ignore_index=True) if monitors else pd.DataFrame(columns=columns))
 
 
 def _row(case: pd.DataFrame, curves: pd.DataFrame, n_boot: int) -> dict:
@@ -89,8 +103,15 @@ def _row(case: pd.DataFrame, curves: pd.DataFrame, n_boot: int) -> dict:
     }  # fmt: skip
 
 
-def summary_table(metrics: pd.DataFrame, curves: pd.DataFrame, reference: str, n_boot: int) -> pd.DataFrame:
-    """The headline table (see the module docstring); ``source == "all"`` rows pool the sources an arm ran on."""
+def summary_table(
+    metrics: pd.DataFrame, curves: pd.DataFrame, reference: str, n_boot: int, stale: pd.DataFrame | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """The headline table (see the module docstring); ``source == "all"`` rows pool the sources an arm ran on.
+
+    Args:
+        stale: The finished cells that are not fresh (columns source, arm, seed), counted per row in
+            ``stale_cells``; whether their rows are in ``metrics`` is the caller's choice (:func:`summarize`).
+    """
     case = metrics.groupby(["source", "arm", "seed", "domain", "case"], as_index=False)["dice"].mean()
     case["in_domain"] = case["source"] == case["domain"]
     case["anatomy"] = anatomy(case["case"], case["domain"])
@@ -110,6 +131,7 @@ def summary_table(metrics: pd.DataFrame, curves: pd.DataFrame, reference: str, n
                 return frame[[k in keys for k in zip(frame["source"], frame["seed"])]]
 
             row = {"source": src, "arm": arm, **_row(select(mine), select(curves[curves["arm"] == arm]), n_boot)}
+            row["stale_cells"] = _count_stale(stale, src, arm)
             ref = select(case[case["arm"] == reference])  # the reference on the same sources and seeds
             same = len(ref[["source", "seed"]].drop_duplicates()) == len(keys)
             ref_ood = ref[~ref["in_domain"]]["dice"].mean() if same else np.nan
@@ -120,36 +142,93 @@ def summary_table(metrics: pd.DataFrame, curves: pd.DataFrame, reference: str, n
     return pd.DataFrame(rows)[list(SUMMARY_COLUMNS)]
 
 
+def _count_stale(stale: pd.DataFrame | None, source: str, arm: str) -> int:
+    if stale is None or stale.empty:
+        return 0
+    mine = stale[stale["arm"] == arm]
+    return int(len(mine) if source == "all" else (mine["source"] == source).sum())
+
+
+def cpu_hours(cell_table: pd.DataFrame) -> float:
+    """Sum over cells of (training + evaluation wall seconds) x threads, in hours (cells without a record: 0)."""
+    if cell_table.empty:
+        return 0.0
+    wall = cell_table["train_s"].fillna(0).astype(float) + cell_table["eval_s"].fillna(0).astype(float)
+    return float((wall * cell_table["threads"].fillna(1).astype(float)).sum() / 3600.0)
+
+
 def _fmt(v, digits: int = 3) -> str:
     return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
 
-def summary_markdown(study: StudyConfig, table: pd.DataFrame) -> str:
+def summary_markdown(
+    study: StudyConfig, table: pd.DataFrame, cell_table: pd.DataFrame | None = None, include_stale: bool = False,
+) -> str:  # fmt: skip
     head = ["source", "arm", "seeds", "in-domain Dice", "out-of-domain Dice [95 % CI]",
-            f"OOD gain vs {study.reference_arm}", "in-domain change", "s / iteration"]  # fmt: skip
+            f"OOD gain vs {study.reference_arm}", "in-domain change", "s / iteration", "stale cells"]  # fmt: skip
     lines = [f"# Study `{study.name}`", "", study.description.strip(), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
     for r in table.itertuples():
         lines.append(
             f"| {r.source} | {r.arm} | {r.seeds} | {_fmt(r.in_domain_dice)} | {_fmt(r.ood_dice)} "
             f"[{_fmt(r.ood_ci_low)}, {_fmt(r.ood_ci_high)}] | {_fmt(r.ood_gain_pct, 1)} % | "
-            f"{_fmt(r.in_domain_change_pct, 2)} % | {_fmt(r.s_per_iteration, 3)} |"
+            f"{_fmt(r.in_domain_change_pct, 2)} % | {_fmt(r.s_per_iteration, 3)} | {r.stale_cells} |"
         )
+    if cell_table is not None and not cell_table.empty:
+        n_stale = int((cell_table["provenance"] != "fresh").sum())
+        how = "pooled with the fresh ones (include_stale)" if include_stale else "left out of every row above"
+        lines += ["", f"Provenance: {len(cell_table) - n_stale} fresh cell(s); {n_stale} stale or without provenance, "
+                  f"{how} (see cells.csv). Compute: {cpu_hours(cell_table):.2f} CPU-hours "
+                  f"(training + evaluation wall seconds x threads, {len(cell_table)} cells)."]  # fmt: skip
     lines += ["", "Paper (AugLab vs nnU-Net default augmentation): +155 % out-of-domain Dice, -0.008 % in domain, "
               "~10 % faster training with GPU augmentation.", ""]  # fmt: skip
     return "\n".join(lines)
 
 
-def summarize(study: StudyConfig, out: Path) -> Path:
-    """Write the study-level files from whatever cells are finished; returns ``out``."""
-    metrics, curves = collect(out, study)
+def cell_table(study: StudyConfig, out: Path) -> pd.DataFrame:
+    """``cells.csv``: every finished cell with its commit, provenance status and cost."""
+    from spineaug.study.provenance import cell_provenance
+
+    done = [c for c in cells(study) if (cell_folder(out, c) / "metrics.csv").is_file()]
+    rows = cell_provenance(study, out, done)
+    return pd.DataFrame(rows, columns=["slug", *_schema.STUDY_CELL_COLUMNS])[list(_schema.STUDY_CELL_COLUMNS)]
+
+
+def summarize(study: StudyConfig, out: Path, *, include_stale: bool = False) -> Path:
+    """Write the study-level files from whatever cells are finished; returns ``out``.
+
+    Args:
+        include_stale: Pool stale cells and cells without provenance with the fresh ones (default: leave them
+            out; either way ``cells.csv``, the ``stale_cells`` column and ``summary.md`` say how many there are).
+    """
+    metrics, curves, monitor = collect(out, study, monitor=True)
     if metrics.empty:
+        return out
+    table_cells = cell_table(study, out)
+    atomic_write_text(out / "cells.csv", table_cells.to_csv(index=False))
+    stale = table_cells[table_cells["provenance"] != "fresh"][["source", "arm", "seed"]]
+    if not include_stale:
+        drop = set(stale.itertuples(index=False, name=None))
+
+        def fresh(frame: pd.DataFrame) -> pd.DataFrame:
+            if frame.empty:
+                return frame
+            keep = [k not in drop for k in zip(frame["source"], frame["arm"], frame["seed"])]
+            return frame[keep].reset_index(drop=True)
+
+        metrics, curves, monitor = fresh(metrics), fresh(curves), fresh(monitor)
+    atomic_write_text(out / "monitor.csv", monitor.to_csv(index=False))
+    if metrics.empty:  # nothing fresh: no pooled files (an older run's would be mistaken for current)
+        for name in ("metrics.csv", "curves.csv", "summary.csv"):
+            (out / name).unlink(missing_ok=True)
+        atomic_write_text(out / "summary.md", summary_markdown(study, pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
+                                                                table_cells, include_stale))  # fmt: skip
         return out
     atomic_write_text(out / "metrics.csv", metrics.to_csv(index=False))
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
-    table = summary_table(metrics, curves, study.reference_arm, study.evaluation.bootstrap)
+    table = summary_table(metrics, curves, study.reference_arm, study.evaluation.bootstrap, stale)
     atomic_write_text(out / "summary.csv", table.to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(out / "summary.md", summary_markdown(study, table))
+    atomic_write_text(out / "summary.md", summary_markdown(study, table, table_cells, include_stale))
     return out
 
 

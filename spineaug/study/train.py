@@ -1,8 +1,13 @@
 """Train one study cell (source domain x arm x seed): a MONAI network + DiceCE, augmentation inside the step.
 
-Resumable: a checkpoint (model, optimiser, scheduler, augmentation generator, log so far) is written atomically
-every ``checkpoint_every`` iterations; a restarted cell continues from it and draws exactly the patches and
-augmentation parameters it would have drawn without the interruption.
+Resumable: a checkpoint (model, optimiser, scheduler, augmentation generator, logs so far, training seconds) is
+written atomically every ``checkpoint_every`` iterations; a restarted cell continues from it and draws exactly
+the patches and augmentation parameters it would have drawn without the interruption.
+
+Besides training, a cell records (none of it draws from an RNG the training uses or changes the thread count,
+so a cell trains bit-identically with or without it): its provenance in ``cell.json`` at start
+(:mod:`spineaug.study.provenance`), the out-of-domain monitoring curve in ``monitor_log.csv`` and the training
+wall-clock seconds in ``cell.json`` -> ``cost``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ N_CLASSES = 4
 """Background, vertebra, disc, canal."""
 CLASS_NAMES = ("vertebra", "disc", "canal")
 LOG_COLUMNS = _schema.STUDY_LOG_COLUMNS
+MONITOR_COLUMNS = _schema.STUDY_MONITOR_COLUMNS
 
 
 def build_model(study_or_model: Any, in_channels: int = 1) -> nn.Module:
@@ -70,13 +76,44 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def update_cell_json(folder: Path, cell: Cell, **changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into ``folder/cell.json`` (source, arm, seed, provenance, sessions, cost); returns it."""
+    path = folder / "cell.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record.update(cell.__dict__)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(record.get(key), dict):
+            record[key] = {**record[key], **value}
+        else:
+            record[key] = value
+    atomic_write_text(path, json.dumps(record, indent=1))
+    return record
+
+
+def _record_start(study: StudyConfig, cell: Cell, folder: Path, resuming: bool) -> None:
+    """Write the provenance of this training session into ``cell.json``: a new cell's as ``provenance``, a resumed
+    session's appended to ``sessions``; a cell begun before provenance was recorded keeps ``provenance: null``."""
+    from spineaug.study.provenance import current_provenance
+
+    now = current_provenance(study, cell.arm)
+    path = folder / "cell.json"
+    if not resuming:
+        atomic_write_text(path, json.dumps({**cell.__dict__, "provenance": now, "sessions": []}, indent=1))
+        return
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    update_cell_json(folder, cell, provenance=record.get("provenance"), sessions=[*record.get("sessions", []), now])
+
+
 def train_cell(
     study: StudyConfig, cell: Cell, folder: Path, train: list[Sample], val: list[Sample], *, progress: bool = True,
-    stop_after: int | None = None,
+    stop_after: int | None = None, monitor: dict[str, list[Sample]] | None = None,
 ) -> Path:  # fmt: skip
     """Train (or resume) one cell; returns the final model file ``folder / "model.pt"``.
 
     Args:
+        monitor: The out-of-domain monitoring set (domain -> cases, :func:`spineaug.study.data.load_monitor`):
+            its Dice per domain is logged to ``monitor_log.csv`` at every validation, for learning curves only.
+            It never feeds back into training, checkpoint choice or any setting.
         stop_after: Stop (as if killed) after this many iterations of this call; for tests of resumption.
     """
     from monai.losses import DiceCELoss
@@ -86,13 +123,15 @@ def train_cell(
     final = folder / "model.pt"
     if final.is_file():
         return final
+    session_start = time.perf_counter()
+    ckpt_path = folder / "checkpoint.pt"
+    _record_start(study, cell, folder, resuming=ckpt_path.is_file())
     torch.set_num_threads(tr.threads)
     device = device_for(study)
     seed = cell.seed
     torch.manual_seed(seed)  # weight initialisation only; every later draw has its own generator
     aug = build_augmentation(cell.arm, tr.patch_size)
     atomic_write_text(folder / "augmentation.json", dump_config(aug))
-    atomic_write_text(folder / "cell.json", json.dumps(cell.__dict__))
     model = build_model(study, train[0].image.shape[0]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=tr.lr, weight_decay=tr.weight_decay)
     sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=tr.iterations, power=0.9)
@@ -100,8 +139,7 @@ def train_cell(
     amp = tr.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     gen = torch.Generator().manual_seed(10_000 + seed)
-    start, rows = 0, []
-    ckpt_path = folder / "checkpoint.pt"
+    start, rows, monitor_rows, wall_before = 0, [], [], 0.0
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
@@ -110,6 +148,8 @@ def train_cell(
         scaler.load_state_dict(ckpt["scaler"])
         gen.set_state(ckpt["generator"])
         start, rows = int(ckpt["iteration"]), list(ckpt["log"])
+        monitor_rows = [r for r in ckpt.get("monitor", []) if r["iteration"] <= start]
+        wall_before = float(ckpt.get("wall_s", 0.0))
 
     sampler = PatchSampler(train, tr.patch_size, length=tr.iterations * tr.batch_size, foreground_p=tr.p_foreground,
                            seed=seed, rotation_deg=aug.rotation_deg, scale=aug.scale)  # fmt: skip
@@ -154,6 +194,9 @@ def train_cell(
                "elapsed_s": round(elapsed, 3)}  # fmt: skip
         if it % tr.val_every == 0 or it == tr.iterations:
             row["val_dice"] = round(validation_dice(study, model, val, device), 5)
+            for domain, cases in (monitor or {}).items():  # learning curves only: never read back
+                monitor_rows.append({"iteration": it, "domain": domain,
+                                     "dice": round(validation_dice(study, model, cases, device), 5)})  # fmt: skip
             model.train()
         rows.append(row)
         if bar is not None:
@@ -161,9 +204,12 @@ def train_cell(
             bar.set_postfix(loss=f"{loss_value:.3f}", val=row["val_dice"] or "-")
         if it % tr.checkpoint_every == 0 or it == tr.iterations:
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                     "scaler": scaler.state_dict(), "generator": gen.get_state(), "iteration": it, "log": rows}  # fmt: skip
+                     "scaler": scaler.state_dict(), "generator": gen.get_state(), "iteration": it, "log": rows,
+                     "monitor": monitor_rows, "wall_s": wall_before + time.perf_counter() - session_start}  # fmt: skip
             _atomic_torch_save(state, ckpt_path)
             atomic_write_csv(folder / "train_log.csv", rows, LOG_COLUMNS)
+            if monitor:
+                atomic_write_csv(folder / "monitor_log.csv", monitor_rows, MONITOR_COLUMNS)
         if stop_after is not None and it - start >= stop_after:
             if bar is not None:
                 bar.close()
@@ -172,8 +218,14 @@ def train_cell(
     if bar is not None:
         bar.close()
     atomic_write_csv(folder / "train_log.csv", rows, LOG_COLUMNS)
+    if monitor:
+        atomic_write_csv(folder / "monitor_log.csv", monitor_rows, MONITOR_COLUMNS)
+    cost = {"train_s": round(wall_before + time.perf_counter() - session_start, 3), "threads": tr.threads,
+            "loader_workers": tr.loader_workers, "device": str(device)}  # fmt: skip
+    record = update_cell_json(folder, cell, cost=cost)
     _atomic_torch_save({"spec": model_spec(study, train[0].image.shape[0]), "model": model.state_dict(),
-                        "cell": cell.__dict__}, final)  # fmt: skip
+                        "cell": cell.__dict__, "provenance": record.get("provenance"),
+                        "sessions": record.get("sessions", [])}, final)  # fmt: skip
     ckpt_path.unlink(missing_ok=True)
     return final
 
