@@ -135,7 +135,7 @@ def class_location_scale(
 ) -> Tensor:
     """Map each label region's intensities affinely: ``u' = clip(a_l u + b_l, 0, 1)`` (SLAug's location-scale).
 
-    Su et al., AAAI 2023, Sec. "Class-level location-scale augmentation" (their Eq. for ``LS(x) = a x + b``; the code's
+    Su et al., AAAI 2023, class-level location-scale augmentation (``LS(x) = a x + b`` per class; the code's
     ``location_scale_transformation``): ``u`` is the image min-max normalised to [0, 1] per sample and channel (their
     ``vrange``), the location is clamped per region to ``[-Q_l(q), 1 - Q_l(1 - q)]`` with ``Q_l`` the region's
     quantiles (``q = 0.2``, their ``slide_limit`` of 20 %), the result is clipped to [0, 1]; voxels whose ``u`` is at

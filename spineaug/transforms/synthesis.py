@@ -43,8 +43,8 @@ class RandomLabelSynthesis(IntensityTransform):
     Billot et al., "SynthSeg: Segmentation of brain MRI scans of any contrast and resolution without retraining",
     Medical Image Analysis 86 (2023) 102789, Sec. 3.2 ("initial HR synthetic image"): per sample and label ``k`` a
     mean ``mu_k ~ U(a_mu, b_mu)`` and a std ``sigma_k ~ U(a_sigma, b_sigma)``, then every voxel ``G_v ~
-    N(mu_{S_v}, sigma_{S_v}^2)``; the paper's ranges ``a_mu = 0, b_mu = 225, a_sigma = 0, b_sigma = 25`` (their
-    code's defaults are U(25, 225) and U(5, 25)) are this transform's defaults.
+    N(mu_{S_v}, sigma_{S_v}^2)``; the paper's ranges ``a_mu = 0, b_mu = 225, a_sigma = 0, b_sigma = 25`` are this
+    transform's defaults (the public code's ``training.py`` defaults are U(25, 225) and U(5, 25)), as is ``p = 1``.
 
     Sub-labels: SynthSeg synthesises from label maps finer than the task's (its brain labels plus clusters of the
     extra-cerebral tissue). Where only coarse labels exist (spine: vertebra, disc, canal, and a background that holds
@@ -127,7 +127,7 @@ class RandomClassLocationScale(IntensityTransform):
     """Give every label region its own random affine intensity map (SLAug's class-level location-scale).
 
     Su et al., "Rethinking data augmentation for single-source domain generalization in medical image segmentation",
-    AAAI 2023, Sec. 3.2, location-scale augmentation ``LS(x) = a x + b`` applied per class ``c`` (class-level, CLA) or
+    AAAI 2023, method section, location-scale augmentation ``LS(x) = a x + b`` applied per class ``c`` (class-level, CLA) or
     to the whole image (global, GLA). Defaults from the paper's code (``LocationScaleAugmentation``): on the image
     min-max normalised to [0, 1] (their ``vrange``), ``a_c = clip(N(1, 0.1^2), 0.9, 1.1)``, ``b_c ~ N(0, 0.5^2)``
     clamped so that the region's 20th and 80th percentiles stay in [0, 1] (their ``slide_limit`` 20), output clipped

@@ -65,6 +65,10 @@ def test_synthesis_is_constant_per_label_and_ignores_the_image_with_one_cluster(
     params = t.sample_params(Batch(image, label), torch.Generator().manual_seed(0))
     out = t.apply(Batch(image, label), params).image
     assert torch.equal(out, t.apply(Batch(other, label), params).image), "depends on the label map only"
+    noisy = _synth(clusters=(1, 1), retain_stats=False)
+    noisy_params = noisy.sample_params(Batch(image, label), torch.Generator().manual_seed(0))
+    assert torch.equal(noisy.apply(Batch(image, label), noisy_params).image,
+                       noisy.apply(Batch(other, label), noisy_params).image), "with noise too"
     mean = params.values.mean[..., 0]  # (B, L)
     for b in range(3):
         expected = mean[b][label[b, 0]]
