@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import spineaug
 from spineaug.batch import Batch
@@ -53,6 +55,35 @@ def test_intensity_clusters_are_quantile_bins_of_each_label():
             assert bool((s[order].diff() >= 0).all()), "darker voxels never get a higher sub-label"
             share = torch.bincount(s, minlength=kk).float() / s.numel()
             assert bool(((share - 1 / kk).abs() < 0.05).all()), share  # about equal groups (256-bin histogram)
+
+
+@given(seed=st.integers(0, 2**31 - 1), d=st.integers(1, 8), h=st.integers(1, 8), w=st.integers(1, 8),
+       k=st.integers(1, 5))
+def test_clusters_stay_in_range_and_follow_intensity_order(seed, d, h, w, k):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.randn(2, 1, d, h, w, generator=g)
+    label = torch.randint(0, 3, (2, 1, d, h, w), generator=g)
+    clusters = torch.randint(1, k + 1, (2, 3), generator=g)
+    sub = FS.intensity_clusters(image, label, 3, clusters)
+    limit = clusters.gather(1, label.flatten(1)).view_as(label)
+    assert bool((sub >= 0).all() and (sub < limit).all())
+    for b in range(2):
+        for lab in range(3):
+            inside = label[b, 0] == lab
+            x, s = image[b, 0][inside], sub[b, 0][inside]
+            if x.numel() > 1:
+                assert bool((s[x.argsort()].diff() >= 0).all())
+
+
+@given(seed=st.integers(0, 2**31 - 1), d=st.integers(1, 8), h=st.integers(1, 8), w=st.integers(1, 8))
+def test_class_location_scale_stays_in_the_input_range(seed, d, h, w):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.randn(3, 1, d, h, w, generator=g) * 4 + 1
+    label = torch.randint(0, 4, (3, 1, d, h, w), generator=g)
+    out = _cls(p_global=0.5)(Batch(image, label), generator=g)
+    lo, hi = image.amin(dim=(2, 3, 4), keepdim=True), image.amax(dim=(2, 3, 4), keepdim=True)
+    assert bool((out.image >= lo - 1e-4).all() and (out.image <= hi + 1e-4).all())
+    assert torch.equal(out.label, label)
 
 
 # ------------------------------------------------------------------------------------------------ LabelSynthesis
