@@ -122,3 +122,11 @@ def test_spatial_panel_pads_less_with_the_enlarged_read():
         return float((out == -1000.0).float().mean())
 
     assert padded(read, patch) < 0.01 < padded(patch, None)
+
+
+@pytest.mark.parametrize("preset", ["synthseg", "slaug"])
+def test_domain_generalisation_presets_render_a_panel_per_entry(preset, tmp_path):
+    title, entries = gallery.preset_entries(preset)
+    assert title == f"preset {preset}" and len(entries) >= 3
+    volume = gallery.phantom_volume(0, "t2w", shape=(24, 32, 48))
+    _png_ok(gallery.render_gallery(volume, entries, tmp_path / f"{preset}.png", title=title))

@@ -27,6 +27,8 @@ PER_SAMPLE = {
     "ThickSlice": {"scale": [0.2, 0.9]},
     "LabelIntensityRemap": {"p_inside": 0.5, "width": [0.05, 0.2]},
     "LabelAppearance": {"std": [0.05, 0.2], "texture": [0.0, 0.5], "p_bias": 0.5},
+    "LabelSynthesis": {"clusters": [1, 3]},
+    "ClassLocationScale": {"p_global": 0.5},
 }
 B = 24
 

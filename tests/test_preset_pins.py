@@ -118,8 +118,34 @@ def _xdomain_plus() -> list[dict[str, Any]]:
     return out
 
 
+# Domain-generalisation presets: xdomain's Spatial + Flip front (so a comparison isolates the appearance part), then
+# the method's published defaults (each value's source is in the preset's description).
+SYNTHSEG_APPEARANCE: list[dict[str, Any]] = [
+    # SynthSeg (Billot et al. 2023) GMM: means U(0, 225), stds U(0, 25), always on; 1-3 intensity sub-labels per label
+    {'name': 'LabelSynthesis', 'mean': [0.0, 225.0], 'std': [0.0, 25.0], 'clusters': [1, 3], 'max_label': 3,
+     'retain_stats': True, 'mix_prob': 0.0, 'region': None, 'p': 1.0},
+    # smooth exp bias field, log-field spread ~0.3 (the paper's RMS sigma_B for sigma_B ~ U(0, 0.5))
+    {'name': 'BiasField', 'coefficients': 0.3, 'order': 3, 'invert': False, 'signed': False, 'retain_stats': True,
+     'region': None, 'p': 1.0},
+    # gamma exp(N(0, 0.4^2)) on the normalised image: below / above 1 with equal probability within +-2 sigma
+    {'name': 'Gamma', 'gamma': [0.449, 2.226], 'sampler': 'bgcontrast', 'invert': False, 'retain_stats': True,
+     'mix_prob': 0.0, 'region': None, 'p': 1.0},
+    # anisotropic resolution r ~ U(1, 8) in one random axis (their code's max_res_aniso), Gaussian PSF
+    {'name': 'ThickSlice', 'scale': [0.125, 1.0], 'axes': [0, 1, 2], 'profile': 'gaussian', 'up': 'linear',
+     'retain_stats': False, 'mix_prob': 0.0, 'region': None, 'p': 1.0},
+    {'name': 'ZScore', 'region': None, 'p': 1.0},
+]
+SLAUG_APPEARANCE: list[dict[str, Any]] = [
+    # SLAug (Su et al. 2023) location-scale, their code's defaults; GLA or CLA view with equal probability
+    {'name': 'ClassLocationScale', 'scale_std': 0.1, 'scale': [0.9, 1.1], 'location_std': 0.5,
+     'clamp_quantile': 0.2, 'background_threshold': 0.01, 'p_global': 0.5, 'max_label': 3, 'retain_stats': False,
+     'mix_prob': 0.0, 'region': None, 'p': 1.0},
+]
+
+
 PINNED = {
     "none": lambda: [], "nnunet": lambda: NNUNET, "xdomain": lambda: XDOMAIN, "xdomain-plus": _xdomain_plus,
+    "synthseg": lambda: XDOMAIN[:2] + SYNTHSEG_APPEARANCE, "slaug": lambda: XDOMAIN[:2] + SLAUG_APPEARANCE,
 }
 
 

@@ -171,7 +171,7 @@ def test_readme_usage_snippets_run_and_the_label_needs_are_as_stated():
     needs = {
         p for p in spineaug.presets() if any(t.requires_label for t in spineaug.Pipeline.from_preset(p).transforms)
     }
-    assert needs == {"xdomain", "xdomain-plus"}
+    assert needs == {"xdomain", "xdomain-plus", "synthseg", "slaug"}
     image = torch.randn(1, 1, 16, 16, 16)
     for preset in ("none", "nnunet"):
         out, lab = spineaug.Pipeline.from_preset(preset, seed=0)(image)

@@ -105,6 +105,8 @@ _CLASSES = {
     "ThickSlice": ("RandomThickSlice", "spineaug/transforms/resolution.py"),
     "LabelIntensityRemap": ("RandomLabelIntensityRemap", "spineaug/transforms/labels.py"),
     "LabelAppearance": ("RandomLabelAppearance", "spineaug/transforms/labels.py"),
+    "LabelSynthesis": ("RandomLabelSynthesis", "spineaug/transforms/synthesis.py"),
+    "ClassLocationScale": ("RandomClassLocationScale", "spineaug/transforms/synthesis.py"),
 }
 _NO_OWN_VALUES = ("ScharrEdge", "Laplacian")
 

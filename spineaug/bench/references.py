@@ -19,6 +19,8 @@ RandomConv          one grouped ``conv3d`` with per-sample k^3 kernels, k cyclin
 HistogramEqualization per-sample min/max, bin index, ``scatter_add_`` histogram, ``cumsum``, ``gather``
 LabelIntensityRemap per-label sums by ``scatter_add_``, then ``x * a[label] + b[label]`` (two ``gather``)
 LabelAppearance     per-label sums of ``x`` and ``x^2`` by ``scatter_add_``, then the same two-gather affine
+LabelSynthesis,     per-sample min/max, per-label 256-bin histogram by ``scatter_add_``, ``cumsum``, one ``gather``
+ClassLocationScale  of each voxel's CDF value, then the two-gather affine ``a[label] * x + b[label]``
 Spatial, Affine     ``affine_grid`` of a per-sample rotation, trilinear ``grid_sample`` of the image, nearest
                     ``grid_sample`` of the label as float32 (exact only below 2**24, which spineaug does not assume)
 =================== =====================================================================================
@@ -129,6 +131,22 @@ def _label_lookup(image: Tensor, label: Tensor, second_moment: bool = False) -> 
     return fn
 
 
+def _label_histogram(image: Tensor, label: Tensor, bins: int = 256) -> Callable[[Tensor, Tensor], Tensor]:
+    n_labels = int(label.max()) + 1  # setup only, outside the clock
+    scale = torch.linspace(0.9, 1.1, n_labels, dtype=image.dtype, device=image.device).expand(image.shape[0], -1)
+
+    def fn(x: Tensor, y: Tensor) -> Tensor:
+        flat, lab = x.flatten(1), y.flatten(1)
+        lo, hi = flat.aminmax(dim=1, keepdim=True)
+        code = lab * bins + ((flat - lo) * ((bins - 1) / (hi - lo).clamp_min(1e-12))).long()
+        hist = torch.zeros(flat.shape[0], n_labels * bins, dtype=flat.dtype, device=flat.device).scatter_add_(
+            1, code, torch.ones_like(flat))
+        cdf = hist.view(-1, n_labels, bins).cumsum(2).view(flat.shape[0], -1)
+        return torch.addcmul(cdf.gather(1, code), flat, scale.gather(1, lab)).view_as(x)
+
+    return fn
+
+
 def _resampling(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
     angle = torch.linspace(0.2, 0.4, image.shape[0], dtype=torch.float64)
     cos, sin, zero, one = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle), torch.ones_like(angle)
@@ -158,6 +176,9 @@ REFERENCES: dict[str, Reference] = {
     "LabelIntensityRemap": Reference("per-label scatter_add sums, two-gather affine", _label_lookup),
     "LabelAppearance": Reference("per-label scatter_add of x and x^2, two-gather affine",
                                  lambda x, y: _label_lookup(x, y, second_moment=True)),
+    "LabelSynthesis": Reference("per-label scatter_add histogram, cumsum, gather, two-gather affine", _label_histogram),
+    "ClassLocationScale": Reference("per-label scatter_add histogram, cumsum, gather, two-gather affine",
+                                    _label_histogram),
     "Spatial": _RESAMPLING,
     "Affine": _RESAMPLING,
 }

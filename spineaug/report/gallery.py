@@ -236,7 +236,8 @@ def render_gallery(
 def preset_entries(source: str | Path | dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """Return ``(title, entries)`` of a preset name or a config file/dict."""
     if isinstance(source, str) and source in spineaug.presets():
-        data = json.loads(resources.files("spineaug.presets").joinpath(f"{source}.json").read_text())
+        # the package's folder, not ``spineaug.presets`` as a module: importing that would shadow ``spineaug.presets()``
+        data = json.loads(resources.files("spineaug").joinpath("presets", f"{source}.json").read_text())
         return f"preset {source}", list(data.get("transforms", []))
     data = spineaug.load_config(source)
     return f"config {source}" if not isinstance(source, dict) else "config", list(data.get("transforms", []))

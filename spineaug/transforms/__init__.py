@@ -28,6 +28,7 @@ from spineaug.transforms.filters import (
 from spineaug.transforms.fov import RandomFovCrop
 from spineaug.transforms.labels import RandomLabelAppearance, RandomLabelIntensityRemap
 from spineaug.transforms.resolution import RandomLowResolution, RandomThickSlice
+from spineaug.transforms.synthesis import RandomClassLocationScale, RandomLabelSynthesis
 from spineaug.transforms.spatial import GeometricTransform, RandomAffine, RandomFlip, RandomSpatial
 from spineaug.validation import ConfigError
 
@@ -56,6 +57,8 @@ _CLASSES: list[type[RandomTransform]] = [
     RandomFovCrop,
     RandomLaplacian,
     RandomLabelAppearance,
+    RandomLabelSynthesis,
+    RandomClassLocationScale,
 ]
 
 TRANSFORMS: dict[str, type[RandomTransform]] = {cls.name: cls for cls in _CLASSES}
@@ -71,6 +74,7 @@ __all__ = [
     "RandomFlip",
     "RandomBiasField",
     "RandomBrightness",
+    "RandomClassLocationScale",
     "RandomContrast",
     "RandomGamma",
     "RandomGaussianNoise",
@@ -87,6 +91,7 @@ __all__ = [
     "RandomGaussianBlur",
     "RandomLabelAppearance",
     "RandomLabelIntensityRemap",
+    "RandomLabelSynthesis",
     "RandomLaplacian",
     "RandomLowResolution",
     "RandomScharrEdge",
