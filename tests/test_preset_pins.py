@@ -121,8 +121,8 @@ def _xdomain_plus() -> list[dict[str, Any]]:
 # Domain-generalisation presets: xdomain's Spatial + Flip front (so a comparison isolates the appearance part), then
 # the method's published defaults (each value's source is in the preset's description).
 SYNTHSEG_APPEARANCE: list[dict[str, Any]] = [
-    # SynthSeg (Billot et al. 2023) GMM: means U(0, 225), stds U(0, 25), always on; 1-3 intensity sub-labels per label
-    {'name': 'LabelSynthesis', 'mean': [0.0, 225.0], 'std': [0.0, 25.0], 'clusters': [1, 3], 'max_label': 3,
+    # SynthSeg (Billot et al. 2023) GMM: means U(25, 225), stds U(5, 25) (the authors' code), always on; 1-3 intensity sub-labels per label
+    {'name': 'LabelSynthesis', 'mean': [25.0, 225.0], 'std': [5.0, 25.0], 'clusters': [1, 3], 'max_label': 3,
      'retain_stats': True, 'mix_prob': 0.0, 'region': None, 'p': 1.0},
     # smooth exp bias field, log-field spread ~0.3 (the paper's RMS sigma_B for sigma_B ~ U(0, 0.5))
     {'name': 'BiasField', 'coefficients': 0.3, 'order': 3, 'invert': False, 'signed': False, 'retain_stats': True,

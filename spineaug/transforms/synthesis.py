@@ -43,8 +43,8 @@ class RandomLabelSynthesis(IntensityTransform):
     Billot et al., "SynthSeg: Segmentation of brain MRI scans of any contrast and resolution without retraining",
     Medical Image Analysis 86 (2023) 102789, Sec. 3.2 ("initial HR synthetic image"): per sample and label ``k`` a
     mean ``mu_k ~ U(a_mu, b_mu)`` and a std ``sigma_k ~ U(a_sigma, b_sigma)``, then every voxel ``G_v ~
-    N(mu_{S_v}, sigma_{S_v}^2)``; the paper's ranges ``a_mu = 0, b_mu = 225, a_sigma = 0, b_sigma = 25`` are this
-    transform's defaults (the public code's ``training.py`` defaults are U(25, 225) and U(5, 25)), as is ``p = 1``.
+    N(mu_{S_v}, sigma_{S_v}^2)``. The defaults are the authors' public code's (``training.py``: ``mu ~ U(25, 225)``,
+    ``sigma ~ U(5, 25)``), the ranges we could verify at the source; ``p = 1`` as in the paper.
 
     Sub-labels: SynthSeg synthesises from label maps finer than the task's (its brain labels plus clusters of the
     extra-cerebral tissue). Where only coarse labels exist (spine: vertebra, disc, canal, and a background that holds
@@ -79,8 +79,8 @@ class RandomLabelSynthesis(IntensityTransform):
 
     def __init__(
         self,
-        mean: Range = (0.0, 225.0),
-        std: NonNegativeRange = (0.0, 25.0),
+        mean: Range = (25.0, 225.0),
+        std: NonNegativeRange = (5.0, 25.0),
         clusters: ClusterRange = (1, 3),
         max_label: MaxLabel = 3,
         retain_stats: bool = True,

@@ -134,7 +134,7 @@ def test_synthesis_region_statistics_are_the_drawn_gaussians():
 
 def test_synthesis_defaults_are_the_papers():
     d = spineaug.TRANSFORMS["LabelSynthesis"].defaults()
-    assert d["mean"] == (0.0, 225.0) and d["std"] == (0.0, 25.0) and d["p"] == 1.0 and d["retain_stats"]
+    assert d["mean"] == (25.0, 225.0) and d["std"] == (5.0, 25.0) and d["p"] == 1.0 and d["retain_stats"]
 
 
 def test_synthesis_draws_differ_per_sample_and_seeds_reproduce():
