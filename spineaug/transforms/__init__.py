@@ -27,6 +27,7 @@ from spineaug.transforms.filters import (
 )
 from spineaug.transforms.fov import RandomFovCrop
 from spineaug.transforms.labels import RandomLabelAppearance, RandomLabelIntensityRemap
+from spineaug.transforms.randconv import RandomGIN, RandomIPA, RandomProgressiveRandConv
 from spineaug.transforms.resolution import RandomLowResolution, RandomThickSlice
 from spineaug.transforms.spatial import GeometricTransform, RandomAffine, RandomFlip, RandomSpatial
 from spineaug.validation import ConfigError
@@ -56,6 +57,9 @@ _CLASSES: list[type[RandomTransform]] = [
     RandomFovCrop,
     RandomLaplacian,
     RandomLabelAppearance,
+    RandomGIN,
+    RandomIPA,
+    RandomProgressiveRandConv,
 ]
 
 TRANSFORMS: dict[str, type[RandomTransform]] = {cls.name: cls for cls in _CLASSES}
@@ -85,10 +89,13 @@ __all__ = [
     "RandomConv",
     "RandomFovCrop",
     "RandomGaussianBlur",
+    "RandomGIN",
+    "RandomIPA",
     "RandomLabelAppearance",
     "RandomLabelIntensityRemap",
     "RandomLaplacian",
     "RandomLowResolution",
+    "RandomProgressiveRandConv",
     "RandomScharrEdge",
     "RandomThickSlice",
     "RandomUnsharpMask",
