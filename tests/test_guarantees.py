@@ -27,6 +27,9 @@ PER_SAMPLE = {
     "ThickSlice": {"scale": [0.2, 0.9]},
     "LabelIntensityRemap": {"p_inside": 0.5, "width": [0.05, 0.2]},
     "LabelAppearance": {"std": [0.05, 0.2], "texture": [0.0, 0.5], "p_bias": 0.5},
+    "GIN": {},
+    "IPA": {"p_blend": 0.5},
+    "ProgressiveRandConv": {},
 }
 B = 24
 

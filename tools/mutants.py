@@ -105,6 +105,9 @@ _CLASSES = {
     "ThickSlice": ("RandomThickSlice", "spineaug/transforms/resolution.py"),
     "LabelIntensityRemap": ("RandomLabelIntensityRemap", "spineaug/transforms/labels.py"),
     "LabelAppearance": ("RandomLabelAppearance", "spineaug/transforms/labels.py"),
+    "GIN": ("RandomGIN", "spineaug/transforms/randconv.py"),
+    "IPA": ("RandomIPA", "spineaug/transforms/randconv.py"),
+    "ProgressiveRandConv": ("RandomProgressiveRandConv", "spineaug/transforms/randconv.py"),
 }
 _NO_OWN_VALUES = ("ScharrEdge", "Laplacian")
 

@@ -148,7 +148,7 @@ def blend_map(control: Tensor, shape: tuple[int, int, int]) -> Tensor:
     return (field - lo) / (hi - lo).clamp_min(torch.finfo(field.dtype).tiny)
 
 
-def ipa(x: Tensor, view_a: Tensor, view_b: Tensor, control: Tensor) -> Tensor:
+def ipa(x: Tensor, view_a: Tensor, view_b: Tensor, control: Tensor, blend: Tensor | None = None) -> Tensor:
     """Interventional pseudo-correlation augmentation: blend two GIN views through a smooth random map.
 
     ``out = M * view_a + (1 - M) * view_b`` with ``M = blend_map(control)`` (Ouyang et al., TMI 2023, eq. 6).
@@ -157,11 +157,15 @@ def ipa(x: Tensor, view_a: Tensor, view_b: Tensor, control: Tensor) -> Tensor:
         x: The images the views were computed from, (B, C, D, H, W) (sets the output dtype and device).
         view_a, view_b: Two GIN outputs of ``x``, like ``x``.
         control: Control points of the map, see :func:`blend_map`.
+        blend: (B,) bool, or ``None`` (all True): samples with False get ``view_a`` alone (``M = 1``).
 
     Returns:
         Tensor like ``x``.
     """
     m = blend_map(control.to(x.device, non_blocking=True), tuple(x.shape[2:])).to(_work(x).dtype)
+    if blend is not None:
+        m = torch.where(blend.to(x.device, non_blocking=True).view(-1, 1, 1, 1, 1), m, torch.ones((), dtype=m.dtype,
+                                                                                                 device=m.device))
     return torch.lerp(_work(view_b), _work(view_a), m).to(x.dtype)
 
 

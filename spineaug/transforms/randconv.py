@@ -29,7 +29,7 @@ Layers = Annotated[int, Field(ge=2, le=16)]
 """Convolution layers of a GIN network (first and last included)."""
 Channels = Annotated[int, Field(ge=1, le=16)]
 """Channels between GIN layers."""
-Slope = Annotated[float, Field(ge=0.0, le=1.0)]
+Slope = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 """Leaky ReLU slope for negative inputs."""
 Std = Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False)]
 """A standard deviation of a random parameter."""
@@ -160,6 +160,7 @@ class IPAParams(Params):
     view_a: GINParams  # the view weighted by the map
     view_b: GINParams  # the view weighted by one minus the map
     control: Tensor  # (B, n, n, n): log-domain control points of the map, N(0, epsilon^2)
+    blend: Tensor  # (B,) bool: the two views are blended; False gives view a alone (a plain GIN sample)
 
 
 class RandomIPA(_GINOptions):
@@ -180,13 +181,17 @@ class RandomIPA(_GINOptions):
       3-D spline mode, and with a control spacing of a quarter of the volume a piecewise-linear map is already
       smooth at the scale of the anatomy (continuous, gradient bounded by ``1 / spacing``).
     * The map is drawn per sample (the code draws one per batch) and shared by the channels (as in the code).
-    * The authors train on both complementary views and a consistency loss; a single-stream augmentation returns
-      one view (``M`` with the roles of ``a`` and ``b`` random by symmetry).
+    * The authors train on three copies of each batch (one plain GIN view and the two complementary IPA views
+      ``M a + (1 - M) b`` and ``(1 - M) a + M b``) with a consistency loss between them; a single-stream augmentation
+      returns one image per sample. ``p_blend`` is the share of samples that get an IPA view (the others get the
+      plain GIN view ``a``): 2/3 reproduces the mixture of the authors' batches, 1 (the default) is pure IPA. The
+      consistency loss is a training objective, not an augmentation, and is not part of the engine.
 
     Args:
         layers, hidden_channels, kernel_sizes, negative_slope, alpha: Each GIN network, see :class:`RandomGIN`.
         control_points: Control points per axis of the map (corner points on the corner voxels).
         epsilon: Standard deviation of the log-domain control points.
+        p_blend: Per-sample probability of the two-view blend (else the plain GIN view ``a``).
         retain_stats: Restore each channel's mean and std afterwards.
         mix_prob: Probability of an extra blend with the original.
         region: Restrict to (or exclude) labelled regions.
@@ -195,6 +200,7 @@ class RandomIPA(_GINOptions):
 
     name = "IPA"
     kind = "stencil"
+    effect_gates = ("p_blend",)
 
     def __init__(
         self,
@@ -205,6 +211,7 @@ class RandomIPA(_GINOptions):
         alpha: UnitRange = (0.0, 1.0),
         control_points: ControlPoints = 5,
         epsilon: Std = 0.3,
+        p_blend: Probability = 1.0,
         retain_stats: bool = False,
         mix_prob: Probability = 0.0,
         region: RegionOptions | None = None,
@@ -213,15 +220,18 @@ class RandomIPA(_GINOptions):
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
         self.layers, self.hidden_channels, self.negative_slope = layers, hidden_channels, negative_slope
         self.kernel_sizes, self.alpha = tuple(kernel_sizes), tuple(alpha)
-        self.control_points, self.epsilon = control_points, epsilon
+        self.control_points, self.epsilon, self.p_blend = control_points, epsilon, p_blend
 
     def draw(self, batch: Batch, generator: torch.Generator) -> IPAParams:
         a, b = self._draw(batch, generator), self._draw(batch, generator)
         n = self.control_points
-        return IPAParams(view_a=a, view_b=b, control=sample.normal(generator, (batch.size, n, n, n), self.epsilon))
+        control = sample.normal(generator, (batch.size, n, n, n), self.epsilon)
+        return IPAParams(view_a=a, view_b=b, control=control, blend=sample.bernoulli(generator, (batch.size,),
+                                                                                       self.p_blend))
 
     def transform(self, x: Tensor, values: IPAParams, label: Tensor | None) -> Tensor:
-        return FR.ipa(x, self._network(x, values.view_a), self._network(x, values.view_b), values.control)
+        view_a = self._network(x, values.view_a)
+        return FR.ipa(x, view_a, self._network(x, values.view_b), values.control, values.blend)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from tests.conftest import make_batch
 KEYS = [
     "GaussianBlur", "UnsharpMask", "ScharrEdge", "Laplacian", "RandomConv",
     "LowResolution", "ThickSlice", "FovCrop", "LabelIntensityRemap", "LabelAppearance",
+    "GIN", "IPA", "ProgressiveRandConv",
 ]  # fmt: skip
 
 

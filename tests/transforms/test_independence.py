@@ -21,6 +21,7 @@ FORCED = {
     "GaussianNoise": {"sigma": [0.5, 1.0]},
     "LabelAppearance": {"std": [0.1, 0.5], "p_bias": 0.5},
     "LabelIntensityRemap": {"p_inside": 0.5},
+    "IPA": {"p_blend": 0.5},
 }  # fmt: skip
 
 
