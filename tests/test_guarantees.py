@@ -29,7 +29,7 @@ PER_SAMPLE = {
     "LabelAppearance": {"std": [0.05, 0.2], "texture": [0.0, 0.5], "p_bias": 0.5},
     "GIN": {},
     "IPA": {"p_blend": 0.5},
-    "ProgressiveRandConv": {},
+    "ProgressiveRandConv": {"smoothing_sigma": [0.5, 1.0]},  # a near-delta kernel with L = 1 is a pointwise map
 }
 B = 24
 
