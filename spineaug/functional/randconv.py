@@ -199,9 +199,10 @@ def progressive_conv(
     g = gamma.to(x.device, xf.dtype, non_blocking=True).view(b, c, 1, 1, 1)
     s = beta.to(x.device, xf.dtype, non_blocking=True).view(b, c, 1, 1, 1)
     reps = repeats.to(x.device, non_blocking=True).view(b, 1, 1, 1, 1)
+    w = weight.to(x.device, xf.dtype, non_blocking=True)  # one copy to the device, not one per step
     y = xf
     for step in range(steps):
-        z = torch.tanh(torch.addcmul(s, g, standardize(random_conv(y, weight))))
+        z = torch.tanh(torch.addcmul(s, g, standardize(random_conv(y, w))))
         y = torch.where(reps > step, z, y)
     return y.to(x.dtype)
 

@@ -257,11 +257,11 @@ def test_grouped_conv_rejects_mismatched_weights():
 
 def test_presets_use_the_xdomain_geometry_and_the_published_defaults():
     front = spineaug.Pipeline.from_preset("xdomain").config()["transforms"][:2]
-    for preset, name in (("gin-ipa", "IPA"), ("progressive-randconv", "ProgressiveRandConv")):
+    for preset, name, p in (("gin-ipa", "IPA", 1.0), ("progressive-randconv", "ProgressiveRandConv", 0.5)):
         entries = spineaug.Pipeline.from_preset(preset).config()["transforms"]
         assert entries[:2] == front, preset
         assert [e["name"] for e in entries[2:]] == [name]
         defaults = spineaug.TRANSFORMS[name].defaults()
         own = {k: v for k, v in entries[2].items() if k not in ("name", "p", "p_blend")}
         assert own == {k: spineaug.TRANSFORMS[name]().config()[k] for k in own}, preset
-        assert entries[2]["p"] == 1.0 and set(own) <= set(defaults)
+        assert entries[2]["p"] == p and set(own) <= set(defaults)
