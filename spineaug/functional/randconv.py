@@ -115,7 +115,8 @@ def gin(
 ) -> Tensor:
     """Global intensity non-linear augmentation: random network, blend with the input, restore the input's norm.
 
-    ``out = ||x||_F * m / ||m||_F`` with ``m = alpha * g(x) + (1 - alpha) * x`` (Ouyang et al., TMI 2023, eq. 4-5).
+    ``out = ||x||_F * m / ||m||_F`` with ``m = alpha * g(x) + (1 - alpha) * x`` (Ouyang et al., TMI 2023, the GIN
+    equation of the section "Global intensity non-linear augmentation").
 
     Args:
         x: Images, (B, C, D, H, W).
@@ -151,7 +152,8 @@ def blend_map(control: Tensor, shape: tuple[int, int, int]) -> Tensor:
 def ipa(x: Tensor, view_a: Tensor, view_b: Tensor, control: Tensor, blend: Tensor | None = None) -> Tensor:
     """Interventional pseudo-correlation augmentation: blend two GIN views through a smooth random map.
 
-    ``out = M * view_a + (1 - M) * view_b`` with ``M = blend_map(control)`` (Ouyang et al., TMI 2023, eq. 6).
+    ``out = M * view_a + (1 - M) * view_b`` with ``M = blend_map(control)`` (Ouyang et al., TMI 2023, the
+    IPA blending equation of the section "Interventional pseudo-correlation augmentation").
 
     Args:
         x: The images the views were computed from, (B, C, D, H, W) (sets the output dtype and device).
@@ -180,7 +182,7 @@ def progressive_conv(
 ) -> Tensor:
     """Apply one random convolution block repeatedly: ``x <- tanh(gamma * standardize(w * x) + beta)``, ``L`` times.
 
-    Choi et al., CVPR 2023, Section 3.2 and Fig. 3: the same block (same kernel, same affine) stacked ``L`` times.
+    Choi et al., CVPR 2023, Fig. 3, eq. 3-4 and Algorithm 1: the same block (same kernel, same affine) stacked ``L`` times.
     All samples run ``steps`` iterations; sample ``b`` keeps its result after ``repeats[b]`` of them (a
     ``torch.where`` on the device, no host sync).
 

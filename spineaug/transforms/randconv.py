@@ -97,8 +97,8 @@ class RandomGIN(_GINOptions):
     """Global intensity non-linear augmentation (GIN): a fresh shallow random conv network per sample.
 
     Ouyang, Chen, Li, Li, Qin, Bai, Rueckert, "Causality-inspired single-source domain generalization for medical
-    image segmentation", IEEE TMI 42(4), 2023 (arXiv:2111.12525), Section III-B, eq. 4-5: ``g_theta`` is a stack of
-    ``layers`` random convolutions (``C -> hidden -> ... -> hidden -> C``) with leaky ReLUs between them, weights and
+    image segmentation", IEEE TMI 42(4), 2023 (arXiv:2111.12525), section "Global intensity non-linear
+    augmentation": ``g_theta`` is a stack of ``layers`` random convolutions (``C -> hidden -> ... -> hidden -> C``) with leaky ReLUs between them, weights and
     shifts i.i.d. ``N(0, 1)`` redrawn at every call; the output is ``||x||_F * m / ||m||_F`` with
     ``m = alpha * g_theta(x) + (1 - alpha) * x``, ``alpha ~ U(0, 1)``. The defaults are the authors' (paper and
     released code ``models/imagefilter3d.py``): 4 layers, 2 intermediate channels, each layer's kernel 1 or 3 voxels,
@@ -166,7 +166,7 @@ class IPAParams(Params):
 class RandomIPA(_GINOptions):
     """Interventional pseudo-correlation augmentation (IPA): two GIN views blended through a smooth random map.
 
-    Ouyang et al., IEEE TMI 2023 (see :class:`RandomGIN`), Section III-C, eq. 6: ``out = M * GIN_a(x) + (1 - M) *
+    Ouyang et al., IEEE TMI 2023 (see :class:`RandomGIN`), section "Interventional pseudo-correlation augmentation": ``out = M * GIN_a(x) + (1 - M) *
     GIN_b(x)``, where ``GIN_a``, ``GIN_b`` are two independently drawn GIN networks (each with its own ``alpha``
     and Frobenius renormalisation) and ``M`` a smooth random map in [0, 1], so appearance changes differently in
     different parts of the volume. The authors build ``M`` from random control points (their ``AdvBias`` with
@@ -247,8 +247,9 @@ class ProgressiveRandConvParams(Params):
 class RandomProgressiveRandConv(IntensityTransform):
     """Progressive random convolution: ONE small random block applied a random number of times per sample.
 
-    Choi, Das, Choi, Yang, Park, Yoo, "Progressive Random Convolutions for Single Domain Generalization", CVPR 2023
-    (arXiv:2304.00424), Section 3.2-3.3 and Fig. 3: a random convolution block (random kernel -> standardisation ->
+    Choi, Das, Choi, Yang, Park, Yun, "Progressive Random Convolutions for Single Domain Generalization", CVPR 2023
+    (arXiv:2304.00424), Section 3, Fig. 3 (the block), eq. 2 (deformable offsets), eq. 3-4 (standardisation
+    and affine), Algorithm 1 (training): a random convolution block (random kernel -> standardisation ->
     random affine ``gamma * z + beta`` -> ``tanh``) is stacked ``L ~ U{1, ..., L_max}`` times with the SAME weights, so
     the effective receptive field grows with ``L`` while each step stays a small kernel (larger RandConv kernels
     destroy the semantics). Kernel weights ``N(0, sigma_w^2)``, ``sigma_w = 1 / sqrt(k^d C_in)`` (He
