@@ -98,9 +98,9 @@ class RandomGIN(_GINOptions):
 
     Ouyang, Chen, Li, Li, Qin, Bai, Rueckert, "Causality-inspired single-source domain generalization for medical
     image segmentation", IEEE TMI 42(4), 2023 (arXiv:2111.12525), section "Global intensity non-linear
-    augmentation": ``g_theta`` is a stack of ``layers`` random convolutions (``C -> hidden -> ... -> hidden -> C``) with leaky ReLUs between them, weights and
-    shifts i.i.d. ``N(0, 1)`` redrawn at every call; the output is ``||x||_F * m / ||m||_F`` with
-    ``m = alpha * g_theta(x) + (1 - alpha) * x``, ``alpha ~ U(0, 1)``. The defaults are the authors' (paper and
+    augmentation": ``g_theta`` is a stack of ``layers`` random convolutions (``C -> hidden -> ... -> hidden -> C``)
+    with leaky ReLUs between them, weights and shifts i.i.d. ``N(0, 1)`` redrawn at every call; the output is
+    ``||x||_F * m / ||m||_F`` with ``m = alpha * g_theta(x) + (1 - alpha) * x``, ``alpha ~ U(0, 1)``. The defaults are the authors' (paper and
     released code ``models/imagefilter3d.py``): 4 layers, 2 intermediate channels, each layer's kernel 1 or 3 voxels,
     Frobenius renormalisation; the leaky ReLU slope is the released code's (``F.leaky_relu`` default, 0.01).
 
