@@ -126,7 +126,7 @@ def _xdomain_plus() -> list[dict[str, Any]]:
 # the loss on each mini-batch and on its augmented copy (Algorithm 1).
 GIN_IPA = [*XDOMAIN[:2], {
     'name': 'IPA', 'layers': 4, 'hidden_channels': 2, 'kernel_sizes': [1, 3], 'negative_slope': 0.01,
-    'alpha': [0.0, 1.0], 'control_points': 5, 'epsilon': 0.3, 'p_blend': 0.6667, 'retain_stats': False,
+    'alpha': [0.0, 1.0], 'control_intervals': 4, 'epsilon': 0.3, 'p_blend': 0.6667, 'retain_stats': False,
     'mix_prob': 0.0, 'region': None, 'p': 1.0,
 }]  # fmt: skip
 PROGRESSIVE_RANDCONV = [*XDOMAIN[:2], {

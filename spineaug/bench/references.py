@@ -21,8 +21,8 @@ LabelIntensityRemap per-label sums by ``scatter_add_``, then ``x * a[label] + b[
 LabelAppearance     per-label sums of ``x`` and ``x^2`` by ``scatter_add_``, then the same two-gather affine
 GIN                 four grouped ``conv3d`` layers (1 -> 2 -> 2 -> 2 -> 1 channels, per-sample 3^3 kernels, zero pad),
                     leaky ReLU between them, ``lerp`` with the input, Frobenius-norm rescaling
-IPA                 the GIN reference twice, ``interpolate`` of a 5^3 control grid (trilinear), ``exp``, min-max,
-                    one ``lerp`` of the two views
+IPA                 the GIN reference twice, a 6^3 control grid upsampled by three ``einsum`` with B-spline
+                    weight matrices, ``exp``, min-max, one ``lerp`` of the two views
 ProgressiveRandConv L grouped ``conv3d`` passes with one per-sample 3^3 kernel, each followed by ``var_mean``
                     standardisation, affine and ``tanh``; L the largest of B draws from 1..10 (the draw)
 Spatial, Affine     ``affine_grid`` of a per-sample rotation, trilinear ``grid_sample`` of the image, nearest
@@ -135,10 +135,12 @@ def _gin(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
 def _ipa(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
     g = torch.Generator().manual_seed(0)
     views = [(_gin_layers(image, g), torch.rand(image.shape[0], 1, 1, 1, 1, generator=g).to(image)) for _ in "ab"]
-    control = (0.3 * torch.randn(image.shape[0], 1, 5, 5, 5, generator=g)).to(image)
+    control = (0.3 * torch.randn(image.shape[0], 6, 6, 6, generator=g)).to(image)
+    bd, bh, bw = (torch.rand(s, 6, generator=g).to(image) for s in image.shape[2:])  # any dense (size, 6) weights
 
     def fn(x: Tensor, _y: Tensor) -> Tensor:
-        m = F.interpolate(control, size=x.shape[2:], mode="trilinear", align_corners=True).exp()
+        m = torch.einsum("bihw,di->bdhw", torch.einsum("bijw,hj->bihw", torch.einsum("bijk,wk->bijw", control, bw), bh),
+                         bd)[:, None].exp()
         lo, hi = m.amin(dim=(2, 3, 4), keepdim=True), m.amax(dim=(2, 3, 4), keepdim=True)
         return torch.lerp(_gin_view(x, *views[1]), _gin_view(x, *views[0]), (m - lo) / (hi - lo))
 
@@ -221,7 +223,7 @@ REFERENCES: dict[str, Reference] = {
                                  lambda x, y: _label_lookup(x, y, second_moment=True)),
     "GIN": Reference("4 grouped conv3d layers (per-sample 3^3, 1-2-2-2-1 channels), leaky ReLU, lerp, Frobenius "
                      "rescale", _gin),
-    "IPA": Reference("the GIN reference twice, trilinear 5^3 control-grid map, exp, min-max, lerp", _ipa),
+    "IPA": Reference("the GIN reference twice, 6^3 control-grid map by einsum, exp, min-max, lerp", _ipa),
     "ProgressiveRandConv": Reference("L grouped 3^3 conv3d passes (L = max of B draws in 1..10), each with var_mean "
                                      "standardisation, affine, tanh", _progressive),
     "Spatial": _RESAMPLING,

@@ -43,8 +43,8 @@ def _odd(k: int) -> int:
 
 OddSize = Annotated[int, Field(ge=1, le=7), AfterValidator(_odd)]
 """An odd kernel size from 1 to 7."""
-ControlPoints = Annotated[int, Field(ge=2, le=32)]
-"""Control points per axis of IPA's blending map."""
+ControlIntervals = Annotated[int, Field(ge=1, le=32)]
+"""Control-point intervals across each axis of IPA's blending map."""
 
 
 def _cube_support(sizes: Tensor, k_max: int) -> Tensor:
@@ -159,7 +159,7 @@ class IPAParams(Params):
 
     view_a: GINParams  # the view weighted by the map
     view_b: GINParams  # the view weighted by one minus the map
-    control: Tensor  # (B, n, n, n): log-domain control points of the map, N(0, epsilon^2)
+    control: Tensor  # (B, n + 2, n + 2, n + 2): log-domain control points (n intervals), N(0, epsilon^2)
     blend: Tensor  # (B,) bool: the two views are blended; False gives view a alone (a plain GIN sample)
 
 
@@ -171,15 +171,15 @@ class RandomIPA(_GINOptions):
     and Frobenius renormalisation) and ``M`` a smooth random map in [0, 1], so appearance changes differently in
     different parts of the volume. The authors build ``M`` from random control points (their ``AdvBias`` with
     ``init_mode gaussian``, ``space log``, ``epsilon 0.3``, control-point spacing 24 x downscale 2 = 48 px on
-    192 px images, i.e. a quarter of the field of view), interpolate, exponentiate and min-max rescale it to [0, 1]
-    per sample. Defaults follow that: control points ``N(0, 0.3^2)`` in the log domain, 5 per axis (spacing a
-    quarter of the volume), GIN defaults as :class:`RandomGIN`.
+    192 px images, i.e. a quarter of the field of view, interpolation order 2), interpolate, exponentiate and
+    min-max rescale it to [0, 1] per sample. Defaults follow that: control points ``N(0, 0.3^2)`` in the log domain,
+    a quadratic B-spline, 4 control intervals per axis (spacing a quarter of the volume), GIN defaults as
+    :class:`RandomGIN`.
 
     What we changed, and why:
 
-    * The map is interpolated trilinearly, not with a quadratic B-spline: ``grid_sample``/``interpolate`` have no
-      3-D spline mode, and with a control spacing of a quarter of the volume a piecewise-linear map is already
-      smooth at the scale of the anatomy (continuous, gradient bounded by ``1 / spacing``).
+    * The control spacing is a fraction of each axis of the volume (the code: a fixed 48 px on 192 px images), so
+      the map has the same structure on any patch size and anisotropic patches.
     * The map is drawn per sample (the code draws one per batch) and shared by the channels (as in the code).
     * The authors train on three copies of each batch (one plain GIN view and the two complementary IPA views
       ``M a + (1 - M) b`` and ``(1 - M) a + M b``) with a consistency loss between them; a single-stream augmentation
@@ -189,7 +189,8 @@ class RandomIPA(_GINOptions):
 
     Args:
         layers, hidden_channels, kernel_sizes, negative_slope, alpha: Each GIN network, see :class:`RandomGIN`.
-        control_points: Control points per axis of the map (corner points on the corner voxels).
+        control_intervals: Control-point intervals across each axis of the volume (the grid holds two more points,
+            one beyond each border).
         epsilon: Standard deviation of the log-domain control points.
         p_blend: Per-sample probability of the two-view blend (else the plain GIN view ``a``).
         retain_stats: Restore each channel's mean and std afterwards.
@@ -209,7 +210,7 @@ class RandomIPA(_GINOptions):
         kernel_sizes: KernelSizes = (1, 3),
         negative_slope: Slope = 0.01,
         alpha: UnitRange = (0.0, 1.0),
-        control_points: ControlPoints = 5,
+        control_intervals: ControlIntervals = 4,
         epsilon: Std = 0.3,
         p_blend: Probability = 1.0,
         retain_stats: bool = False,
@@ -220,11 +221,11 @@ class RandomIPA(_GINOptions):
         super().__init__(p=p, retain_stats=retain_stats, mix_prob=mix_prob, region=region)
         self.layers, self.hidden_channels, self.negative_slope = layers, hidden_channels, negative_slope
         self.kernel_sizes, self.alpha = tuple(kernel_sizes), tuple(alpha)
-        self.control_points, self.epsilon, self.p_blend = control_points, epsilon, p_blend
+        self.control_intervals, self.epsilon, self.p_blend = control_intervals, epsilon, p_blend
 
     def draw(self, batch: Batch, generator: torch.Generator) -> IPAParams:
         a, b = self._draw(batch, generator), self._draw(batch, generator)
-        n = self.control_points
+        n = self.control_intervals + 2
         control = sample.normal(generator, (batch.size, n, n, n), self.epsilon)
         return IPAParams(view_a=a, view_b=b, control=control, blend=sample.bernoulli(generator, (batch.size,),
                                                                                        self.p_blend))

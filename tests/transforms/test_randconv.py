@@ -95,20 +95,32 @@ def test_gin_size_one_layers_are_pointwise():
 
 
 def test_ipa_map_is_in_the_unit_interval_spans_it_and_is_smooth():
-    control = torch.randn(3, 5, 5, 5, generator=torch.Generator().manual_seed(0)) * 0.3
+    control = torch.randn(3, 6, 6, 6, generator=torch.Generator().manual_seed(0)) * 0.3
     m = FR.blend_map(control, (32, 33, 34))
     assert m.shape == (3, 1, 32, 33, 34)
     assert float(m.min()) >= 0.0 and float(m.max()) <= 1.0
     torch.testing.assert_close(m.flatten(1).amin(1), torch.zeros(3))
     torch.testing.assert_close(m.flatten(1).amax(1), torch.ones(3))
-    # smooth: a neighbouring voxel differs by at most what one control interval (31 / 4 voxels here) allows: the
-    # whole [0, 1] over an interval, twice as steep at its end through the exponential; on average far less
+    # smooth: a neighbouring voxel differs by at most what one control interval (8 voxels here) allows: the whole
+    # [0, 1] over an interval, twice as steep at its end through the exponential; on average far less
     for dim in (2, 3, 4):
         step = m.diff(dim=dim).abs()
-        assert float(step.amax()) < 2 * 4 / 31, f"axis {dim}: jump {float(step.amax()):.3f}"
+        assert float(step.amax()) < 2 / 8, f"axis {dim}: jump {float(step.amax()):.3f}"
         assert float(step.mean()) < 0.05, f"axis {dim}: mean step {float(step.mean()):.3f}"
+        # continuously differentiable: the slope changes little from voxel to voxel (no trilinear creases)
+        curvature = m.diff(n=2, dim=dim).abs()
+        assert float(curvature.amax()) < 0.5 * float(step.amax()), f"axis {dim}: kink"  # trilinear: > 1
     # and a random map is not a trivial ramp: it has interior extrema along some axis
     assert float(m.diff(dim=4).sign().diff(dim=4).abs().sum()) > 0
+
+
+def test_bspline_basis_is_a_partition_of_unity_and_a_constant_grid_gives_a_constant_field():
+    for n, size in ((3, 1), (6, 32), (6, 7), (10, 100)):
+        basis = FR.quadratic_bspline_basis(n, size)
+        assert basis.shape == (size, n) and (basis >= 0).all() and ((basis > 0).sum(1) <= 3).all()
+        torch.testing.assert_close(basis.sum(1), torch.ones(size))
+    m = FR.blend_map(torch.full((2, 6, 6, 6), 0.4), (9, 10, 11))
+    assert torch.equal(m, torch.zeros_like(m))  # min-max of a constant: all zeros, finite
 
 
 def test_ipa_blends_two_gin_views_through_the_map():
@@ -233,7 +245,7 @@ def test_float64_and_float16_inputs_keep_their_dtype(name):
         ("GIN", {"negative_slope": -0.1}, "negative_slope"),
         ("GIN", {"alpha": [0.5, 0.2]}, "alpha"),
         ("GIN", {"alpha": [0.0, 1.5]}, "alpha"),
-        ("IPA", {"control_points": 1}, "control_points"),
+        ("IPA", {"control_intervals": 0}, "control_intervals"),
         ("IPA", {"epsilon": -0.3}, "epsilon"),
         ("IPA", {"p_blend": 1.5}, "p_blend"),
         ("ProgressiveRandConv", {"kernel_size": 4}, "kernel_size"),
