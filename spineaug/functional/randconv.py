@@ -234,6 +234,8 @@ def progressive_conv(
 
 
 __all__ = [
+    "FLAT_MAP",
+    "STANDARDIZE_EPS",
     "blend_map",
     "frobenius_rescale",
     "gin",
@@ -241,5 +243,6 @@ __all__ = [
     "grouped_conv",
     "ipa",
     "progressive_conv",
+    "quadratic_bspline_basis",
     "standardize",
 ]

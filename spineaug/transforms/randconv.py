@@ -166,8 +166,8 @@ class IPAParams(Params):
 class RandomIPA(_GINOptions):
     """Interventional pseudo-correlation augmentation (IPA): two GIN views blended through a smooth random map.
 
-    Ouyang et al., IEEE TMI 2023 (see :class:`RandomGIN`), section "Interventional pseudo-correlation augmentation": ``out = M * GIN_a(x) + (1 - M) *
-    GIN_b(x)``, where ``GIN_a``, ``GIN_b`` are two independently drawn GIN networks (each with its own ``alpha``
+    Ouyang et al., IEEE TMI 2023 (see :class:`RandomGIN`), section "Interventional pseudo-correlation augmentation":
+    ``out = M * GIN_a(x) + (1 - M) * GIN_b(x)``, where ``GIN_a``, ``GIN_b`` are two independently drawn GIN networks (each with its own ``alpha``
     and Frobenius renormalisation) and ``M`` a smooth random map in [0, 1], so appearance changes differently in
     different parts of the volume. The authors build ``M`` from random control points (their ``AdvBias`` with
     ``init_mode gaussian``, ``space log``, ``epsilon 0.3``, control-point spacing 24 x downscale 2 = 48 px on
