@@ -41,7 +41,9 @@ def grouped_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tenso
     b, cin = x.shape[:2]
     k = weight.shape[-1]
     if weight.ndim != 6 or weight.shape[0] != b or weight.shape[2] != cin or k % 2 != 1:
-        raise ValueError(f"weight must be (B, C_out, {cin}, K, K, K) with odd K and B = {b}, got {tuple(weight.shape)}")
+        raise ValueError(
+            f"weight must be (B, C_out, {cin}, K, K, K) with odd K and B = {b}, got {tuple(weight.shape)}"
+        )
     cout = weight.shape[1]
     if b == 0:
         return x.new_zeros((0, cout, *x.shape[2:]))
@@ -157,9 +159,9 @@ def blend_map(control: Tensor, shape: tuple[int, int, int]) -> Tensor:
         shape: Output spatial shape (D, H, W).
 
     Returns:
-        (B, 1, D, H, W) float32 maps, each spanning [0, 1] (a constant field, :data:`FLAT_MAP`, gives all zeros). The field is continuously
-        differentiable (quadratic B-spline, the authors' interpolation order 2); evaluated separably, one small
-        matrix product per axis.
+        (B, 1, D, H, W) float32 maps, each spanning [0, 1] (a constant field, :data:`FLAT_MAP`, gives all zeros).
+        The field is continuously differentiable (quadratic B-spline, the authors' interpolation order 2); it is
+        evaluated separably, one small matrix product per axis.
     """
     c = control.float()
     bd, bh, bw = (quadratic_bspline_basis(n, s, c.device) for n, s in zip(c.shape[1:], shape))
@@ -206,7 +208,8 @@ def progressive_conv(
 ) -> Tensor:
     """Apply one random convolution block repeatedly: ``x <- tanh(gamma * standardize(w * x) + beta)``, ``L`` times.
 
-    Choi et al., CVPR 2023, Fig. 3, eq. 3-4 and Algorithm 1: the same block (same kernel, same affine) stacked ``L`` times.
+    Choi et al., CVPR 2023, Fig. 3, eq. 3-4 and Algorithm 1: the same block (same kernel, same affine) stacked ``L``
+    times.
     All samples run ``steps`` iterations; sample ``b`` keeps its result after ``repeats[b]`` of them (a
     ``torch.where`` on the device, no host sync).
 

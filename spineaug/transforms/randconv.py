@@ -100,9 +100,10 @@ class RandomGIN(_GINOptions):
     image segmentation", IEEE TMI 42(4), 2023 (arXiv:2111.12525), section "Global intensity non-linear
     augmentation": ``g_theta`` is a stack of ``layers`` random convolutions (``C -> hidden -> ... -> hidden -> C``)
     with leaky ReLUs between them, weights and shifts i.i.d. ``N(0, 1)`` redrawn at every call; the output is
-    ``||x||_F * m / ||m||_F`` with ``m = alpha * g_theta(x) + (1 - alpha) * x``, ``alpha ~ U(0, 1)``. The defaults are the authors' (paper and
-    released code ``models/imagefilter3d.py``): 4 layers, 2 intermediate channels, each layer's kernel 1 or 3 voxels,
-    Frobenius renormalisation; the leaky ReLU slope is the released code's (``F.leaky_relu`` default, 0.01).
+    ``||x||_F * m / ||m||_F`` with ``m = alpha * g_theta(x) + (1 - alpha) * x``, ``alpha ~ U(0, 1)``. The defaults
+    are the authors' (paper and released code ``models/imagefilter3d.py``): 4 layers, 2 intermediate channels, each
+    layer's kernel 1 or 3 voxels, Frobenius renormalisation; the leaky ReLU slope is the released code's
+    (``F.leaky_relu`` default, 0.01).
 
     What we changed for 3-D and for the engine, and why:
 
@@ -167,10 +168,10 @@ class RandomIPA(_GINOptions):
     """Interventional pseudo-correlation augmentation (IPA): two GIN views blended through a smooth random map.
 
     Ouyang et al., IEEE TMI 2023 (see :class:`RandomGIN`), section "Interventional pseudo-correlation augmentation":
-    ``out = M * GIN_a(x) + (1 - M) * GIN_b(x)``, where ``GIN_a``, ``GIN_b`` are two independently drawn GIN networks (each with its own ``alpha``
-    and Frobenius renormalisation) and ``M`` a smooth random map in [0, 1], so appearance changes differently in
-    different parts of the volume. The authors build ``M`` from random control points (their ``AdvBias`` with
-    ``init_mode gaussian``, ``space log``, ``epsilon 0.3``, control-point spacing 24 x downscale 2 = 48 px on
+    ``out = M * GIN_a(x) + (1 - M) * GIN_b(x)``, where ``GIN_a``, ``GIN_b`` are two independently drawn GIN networks
+    (each with its own ``alpha`` and Frobenius renormalisation) and ``M`` a smooth random map in [0, 1], so
+    appearance changes differently in different parts of the volume. The authors build ``M`` from random control
+    points (their ``AdvBias`` with ``init_mode gaussian``, ``space log``, ``epsilon 0.3``, control-point spacing 24 x downscale 2 = 48 px on
     192 px images, i.e. a quarter of the field of view, interpolation order 2), interpolate, exponentiate and
     min-max rescale it to [0, 1] per sample. Defaults follow that: control points ``N(0, 0.3^2)`` in the log domain,
     a quadratic B-spline, 4 control intervals per axis (spacing a quarter of the volume), GIN defaults as
@@ -250,9 +251,9 @@ class RandomProgressiveRandConv(IntensityTransform):
 
     Choi, Das, Choi, Yang, Park, Yun, "Progressive Random Convolutions for Single Domain Generalization", CVPR 2023
     (arXiv:2304.00424), Section 3, Fig. 3 (the block), eq. 2 (deformable offsets), eq. 3-4 (standardisation
-    and affine), Algorithm 1 (training): a random convolution block (random kernel -> standardisation ->
-    random affine ``gamma * z + beta`` -> ``tanh``) is stacked ``L ~ U{1, ..., L_max}`` times with the SAME weights, so
-    the effective receptive field grows with ``L`` while each step stays a small kernel (larger RandConv kernels
+    and affine), Algorithm 1 (training): a random convolution block (random kernel -> standardisation -> random
+    affine ``gamma * z + beta`` -> ``tanh``) is stacked ``L ~ U{1, ..., L_max}`` times with the SAME weights, so the
+    effective receptive field grows with ``L`` while each step stays a small kernel (larger RandConv kernels
     destroy the semantics). Kernel weights ``N(0, sigma_w^2)``, ``sigma_w = 1 / sqrt(k^d C_in)`` (He
     initialisation), multiplied by a Gaussian ``exp(-|t|^2 / (2 sigma_g^2))`` with ``sigma_g ~ U(eps, 1)``; affine
     ``gamma ~ N(0, 0.5^2)``, ``beta ~ N(0, 0.5^2)`` per channel. Defaults: the paper's ``k = 3`` and ``L_max = 10``.
