@@ -96,6 +96,8 @@ asv: install
 
 preview: install
 	$(BIN)/spineaug preview --preset xdomain --out reports/gallery.png
+	$(BIN)/spineaug preview --preset gin-ipa --out reports/gallery-gin-ipa.png
+	$(BIN)/spineaug preview --preset progressive-randconv --out reports/gallery-progressive-randconv.png
 
 clean:
 	rm -rf $(VENV) $(AUGLAB_VENV) .pytest_cache .hypothesis results .asv

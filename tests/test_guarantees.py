@@ -29,6 +29,9 @@ PER_SAMPLE = {
     "LabelAppearance": {"std": [0.05, 0.2], "texture": [0.0, 0.5], "p_bias": 0.5},
     "LabelSynthesis": {"clusters": [1, 3]},
     "ClassLocationScale": {"p_global": 0.5},
+    "GIN": {},
+    "IPA": {"p_blend": 0.5},
+    "ProgressiveRandConv": {"smoothing_sigma": [0.5, 1.0]},  # a near-delta kernel with L = 1 is a pointwise map
 }
 B = 24
 

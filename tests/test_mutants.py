@@ -41,7 +41,7 @@ def test_the_listed_bugs_each_have_a_mutant():
     names = {m.name for m in TOOL.MUTANTS}
     for transform in ("GaussianBlur", "UnsharpMask", "ScharrEdge", "Laplacian", "RandomConv", "LowResolution",
                       "ThickSlice", "LabelIntensityRemap", "LabelAppearance", "LabelSynthesis",
-                      "ClassLocationScale"):
+                      "ClassLocationScale", "GIN", "IPA", "ProgressiveRandConv"):
         assert f"shared-gate-{transform}" in names
     assert {"mix-prob-no-op", "outside-as-everywhere", "label-subset-p-ignored", "reflect-as-edge", "float16-values",
             "retain-stats-mean-only", "geometric-not-first", "device-mismatch-unchecked", "cli-version"} <= names

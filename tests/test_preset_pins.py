@@ -143,9 +143,26 @@ SLAUG_APPEARANCE: list[dict[str, Any]] = [
 ]
 
 
+# The random-convolution presets: xdomain's geometric front (Spatial, Flip), then the method with its published
+# defaults. GIN/IPA (Ouyang et al., TMI 2023; released code models/imagefilter3d.py, configs_exp.py): 4 layers,
+# 2 intermediate channels, kernels 1 or 3, F.leaky_relu's slope 0.01, alpha ~ U(0, 1); IPA map from log-domain control
+# points with epsilon 0.3, spacing a quarter of the field of view; p_blend 2/3 = two IPA copies of three per batch.
+# Pro-RandConv (Choi et al., CVPR 2023): k = 3, L_max = 10, sigma_g ~ U(eps, 1), gamma, beta ~ N(0, 0.5^2); p 0.5 =
+# the loss on each mini-batch and on its augmented copy (Algorithm 1).
+GIN_IPA = [*XDOMAIN[:2], {
+    'name': 'IPA', 'layers': 4, 'hidden_channels': 2, 'kernel_sizes': [1, 3], 'negative_slope': 0.01,
+    'alpha': [0.0, 1.0], 'control_intervals': 4, 'epsilon': 0.3, 'p_blend': 0.6667, 'retain_stats': False,
+    'mix_prob': 0.0, 'region': None, 'p': 1.0,
+}]  # fmt: skip
+PROGRESSIVE_RANDCONV = [*XDOMAIN[:2], {
+    'name': 'ProgressiveRandConv', 'kernel_size': 3, 'max_repeats': 10, 'smoothing_sigma': [0.0001, 1.0],
+    'gamma_std': 0.5, 'beta_std': 0.5, 'retain_stats': True, 'mix_prob': 0.0, 'region': None, 'p': 0.5,
+}]  # fmt: skip
+
 PINNED = {
     "none": lambda: [], "nnunet": lambda: NNUNET, "xdomain": lambda: XDOMAIN, "xdomain-plus": _xdomain_plus,
     "synthseg": lambda: XDOMAIN[:2] + SYNTHSEG_APPEARANCE, "slaug": lambda: XDOMAIN[:2] + SLAUG_APPEARANCE,
+    "gin-ipa": lambda: GIN_IPA, "progressive-randconv": lambda: PROGRESSIVE_RANDCONV,
 }
 
 

@@ -107,6 +107,9 @@ _CLASSES = {
     "LabelAppearance": ("RandomLabelAppearance", "spineaug/transforms/labels.py"),
     "LabelSynthesis": ("RandomLabelSynthesis", "spineaug/transforms/synthesis.py"),
     "ClassLocationScale": ("RandomClassLocationScale", "spineaug/transforms/synthesis.py"),
+    "GIN": ("RandomGIN", "spineaug/transforms/randconv.py"),
+    "IPA": ("RandomIPA", "spineaug/transforms/randconv.py"),
+    "ProgressiveRandConv": ("RandomProgressiveRandConv", "spineaug/transforms/randconv.py"),
 }
 _NO_OWN_VALUES = ("ScharrEdge", "Laplacian")
 

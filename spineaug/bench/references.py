@@ -21,6 +21,12 @@ LabelIntensityRemap per-label sums by ``scatter_add_``, then ``x * a[label] + b[
 LabelAppearance     per-label sums of ``x`` and ``x^2`` by ``scatter_add_``, then the same two-gather affine
 LabelSynthesis,     per-sample min/max, per-label 256-bin histogram by ``scatter_add_``, ``cumsum``, one ``gather``
 ClassLocationScale  of each voxel's CDF value, then the two-gather affine ``a[label] * x + b[label]``
+GIN                 four grouped ``conv3d`` layers (1 -> 2 -> 2 -> 2 -> 1 channels, per-sample 3^3 kernels, zero pad),
+                    leaky ReLU between them, ``lerp`` with the input, Frobenius-norm rescaling
+IPA                 the GIN reference twice, a 6^3 control grid upsampled by three ``einsum`` with B-spline
+                    weight matrices, ``exp``, min-max, one ``lerp`` of the two views
+ProgressiveRandConv L grouped ``conv3d`` passes with one per-sample 3^3 kernel, each followed by ``var_mean``
+                    standardisation, affine and ``tanh``; L the largest of B draws from 1..10 (the draw)
 Spatial, Affine     ``affine_grid`` of a per-sample rotation, trilinear ``grid_sample`` of the image, nearest
                     ``grid_sample`` of the label as float32 (exact only below 2**24, which spineaug does not assume)
 =================== =====================================================================================
@@ -103,6 +109,63 @@ def _random_conv(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Te
     return fn
 
 
+def _gin_layers(image: Tensor, g: torch.Generator) -> list[Tensor]:
+    b, c = image.shape[:2]
+    chans = [(2, c), (2, 2), (2, 2), (c, 2)]  # (out, in) per layer
+    return [torch.randn(b * o, i, 3, 3, 3, generator=g).to(image) for o, i in chans]
+
+
+def _gin_view(x: Tensor, layers: list[Tensor], alpha: Tensor) -> Tensor:
+    b = x.shape[0]
+    y = x.reshape(1, -1, *x.shape[2:])
+    for i, w in enumerate(layers):
+        y = F.conv3d(y, w, padding=1, groups=b)
+        if i < len(layers) - 1:
+            y = F.leaky_relu(y, 0.01)
+    y = torch.lerp(x, y.view_as(x), alpha)
+    dims = tuple(range(1, x.ndim))
+    return y * (torch.linalg.vector_norm(x, dim=dims, keepdim=True) / torch.linalg.vector_norm(y, dim=dims, keepdim=True))
+
+
+def _gin(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    g = torch.Generator().manual_seed(0)
+    layers = _gin_layers(image, g)
+    alpha = torch.rand(image.shape[0], 1, 1, 1, 1, generator=g).to(image)
+    return lambda x, _y: _gin_view(x, layers, alpha)
+
+
+def _ipa(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    g = torch.Generator().manual_seed(0)
+    views = [(_gin_layers(image, g), torch.rand(image.shape[0], 1, 1, 1, 1, generator=g).to(image)) for _ in "ab"]
+    control = (0.3 * torch.randn(image.shape[0], 6, 6, 6, generator=g)).to(image)
+    bd, bh, bw = (torch.rand(s, 6, generator=g).to(image) for s in image.shape[2:])  # any dense (size, 6) weights
+
+    def fn(x: Tensor, _y: Tensor) -> Tensor:
+        m = torch.einsum("bihw,di->bdhw", torch.einsum("bijw,hj->bihw", torch.einsum("bijk,wk->bijw", control, bw), bh),
+                         bd)[:, None].exp()
+        lo, hi = m.amin(dim=(2, 3, 4), keepdim=True), m.amax(dim=(2, 3, 4), keepdim=True)
+        return torch.lerp(_gin_view(x, *views[1]), _gin_view(x, *views[0]), (m - lo) / (hi - lo))
+
+    return fn
+
+
+def _progressive(image: Tensor, _label: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    b, c = image.shape[:2]
+    g = torch.Generator().manual_seed(0)
+    w = (torch.randn(b * c, 1, 3, 3, 3, generator=g) / 27**0.5).to(image)
+    gamma, beta = (0.5 * torch.randn(2, b, c, 1, 1, 1, generator=g)).to(image)
+
+    def fn(x: Tensor, _y: Tensor) -> Tensor:
+        steps = int(torch.randint(1, 11, (b,), generator=g).max())  # host draw, like the transform's CPU parameters
+        for _ in range(steps):
+            z = F.conv3d(_grouped(x), w, padding=1, groups=b * c).view_as(x)
+            var, mean = torch.var_mean(z, dim=(2, 3, 4), keepdim=True, correction=0)
+            x = torch.tanh(gamma * (z - mean) * torch.rsqrt(var + 1e-5) + beta)
+        return x
+
+    return fn
+
+
 def _histogram(image: Tensor, _label: Tensor, bins: int = 256) -> Callable[[Tensor, Tensor], Tensor]:
     def fn(x: Tensor, _y: Tensor) -> Tensor:
         flat = x.flatten(1)
@@ -179,6 +242,11 @@ REFERENCES: dict[str, Reference] = {
     "LabelSynthesis": Reference("per-label scatter_add histogram, cumsum, gather, two-gather affine", _label_histogram),
     "ClassLocationScale": Reference("per-label scatter_add histogram, cumsum, gather, two-gather affine",
                                     _label_histogram),
+    "GIN": Reference("4 grouped conv3d layers (per-sample 3^3, 1-2-2-2-1 channels), leaky ReLU, lerp, Frobenius "
+                     "rescale", _gin),
+    "IPA": Reference("the GIN reference twice, 6^3 control-grid map by einsum, exp, min-max, lerp", _ipa),
+    "ProgressiveRandConv": Reference("L grouped 3^3 conv3d passes (L = max of B draws in 1..10), each with var_mean "
+                                     "standardisation, affine, tanh", _progressive),
     "Spatial": _RESAMPLING,
     "Affine": _RESAMPLING,
 }

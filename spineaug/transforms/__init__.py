@@ -27,6 +27,7 @@ from spineaug.transforms.filters import (
 )
 from spineaug.transforms.fov import RandomFovCrop
 from spineaug.transforms.labels import RandomLabelAppearance, RandomLabelIntensityRemap
+from spineaug.transforms.randconv import RandomGIN, RandomIPA, RandomProgressiveRandConv
 from spineaug.transforms.resolution import RandomLowResolution, RandomThickSlice
 from spineaug.transforms.synthesis import RandomClassLocationScale, RandomLabelSynthesis
 from spineaug.transforms.spatial import GeometricTransform, RandomAffine, RandomFlip, RandomSpatial
@@ -59,6 +60,9 @@ _CLASSES: list[type[RandomTransform]] = [
     RandomLabelAppearance,
     RandomLabelSynthesis,
     RandomClassLocationScale,
+    RandomGIN,
+    RandomIPA,
+    RandomProgressiveRandConv,
 ]
 
 TRANSFORMS: dict[str, type[RandomTransform]] = {cls.name: cls for cls in _CLASSES}
@@ -89,11 +93,14 @@ __all__ = [
     "RandomConv",
     "RandomFovCrop",
     "RandomGaussianBlur",
+    "RandomGIN",
+    "RandomIPA",
     "RandomLabelAppearance",
     "RandomLabelIntensityRemap",
     "RandomLabelSynthesis",
     "RandomLaplacian",
     "RandomLowResolution",
+    "RandomProgressiveRandConv",
     "RandomScharrEdge",
     "RandomThickSlice",
     "RandomUnsharpMask",

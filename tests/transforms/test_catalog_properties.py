@@ -18,6 +18,7 @@ KEYS = [
     "GaussianBlur", "UnsharpMask", "ScharrEdge", "Laplacian", "RandomConv",
     "LowResolution", "ThickSlice", "FovCrop", "LabelIntensityRemap", "LabelAppearance",
     "LabelSynthesis", "ClassLocationScale",
+    "GIN", "IPA", "ProgressiveRandConv",
 ]  # fmt: skip
 
 

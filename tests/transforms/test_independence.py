@@ -23,6 +23,7 @@ FORCED = {
     "LabelIntensityRemap": {"p_inside": 0.5},
     "LabelSynthesis": {"clusters": [1, 4]},
     "ClassLocationScale": {"p_global": 0.5},
+    "IPA": {"p_blend": 0.5},
 }  # fmt: skip
 
 
