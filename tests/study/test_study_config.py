@@ -12,9 +12,6 @@ from spineaug.validation import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-ARRIVING_PRESETS = ("gin-ipa", "progressive-randconv", "synthseg", "slaug")
-
-
 def _study(**over):
     base = {"name": "t", "sources": ["t2w"], "arms": ["none", "nnunet"]}
     base.update(over)
@@ -25,15 +22,8 @@ def _study(**over):
     "name", ["quick", "default", "full", "ablation-schedule", "ablation-capacity", "ablation-mixing"]
 )
 def test_bundled_studies_validate(name, monkeypatch):
-    import spineaug
-    from spineaug.config import load_config
-
     monkeypatch.chdir(ROOT)  # arm files are named relative to the repository root
-    spec = load_config(ROOT / "studies" / f"{name}.yaml")
-    # presets the default study names that are written on another branch: validated once they exist here
-    pending = [a for a in ARRIVING_PRESETS if a in spec["arms"] and a not in spineaug.presets()]
-    spec["arms"] = [a for a in spec["arms"] if a not in pending]
-    study = load_study(spec)
+    study = load_study(ROOT / "studies" / f"{name}.yaml")
     assert study.name == name
     assert study.sources and study.arms
     assert study.reference_arm in study.arms
