@@ -168,8 +168,19 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise ValueError("give a study file or --quick, not both")
     cfg = study.load_study(args.study or ("studies/quick.yaml" if args.quick else "studies/default.yaml"))
     out = Path(args.out) / cfg.name
+    if args.resume_from:
+        from spineaug.study.archive import restore
+
+        restored = restore(cfg, Path(args.resume_from) / cfg.name, out)
+        print(f"restored {len(restored)} finished cell(s) from {Path(args.resume_from) / cfg.name}", file=sys.stderr)
     if args.status:
         print(study.status(cfg, out))
+        return 0
+    if args.summarize:
+        study.summarize(cfg, out, include_stale=args.include_stale)
+        print(out / "summary.md")
+        if args.export:
+            print(study.export(out, Path(args.export) / cfg.name, cfg))
         return 0
     slurm = study.SlurmOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus, mem_gb=args.mem_gb,
                                time_min=args.time_min)  # fmt: skip
@@ -177,7 +188,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
                     include_stale=args.include_stale)  # fmt: skip
     print(out / "summary.md")
     if args.export:
-        print(study.export(out, Path(args.export) / cfg.name))
+        print(study.export(out, Path(args.export) / cfg.name, cfg))
     return 0
 
 
@@ -292,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/study", help="results root; the study writes OUT/<name> (default: results/study)")
     p.add_argument("--status", action="store_true",
                    help="show per cell: done, running or missing, the recorded commit, fresh or stale; and exit")
+    p.add_argument("--resume-from", default=None, metavar="EXPORT",
+                   help="first restore the finished, still-fresh cells of an export (EXPORT/<name>, e.g. "
+                        "reports/data/study) into OUT, so they are not trained again")
+    p.add_argument("--summarize", action="store_true",
+                   help="summarise the finished cells without training any (with --export: copy the compact results)")
     p.add_argument("--include-stale", action="store_true",
                    help="pool stale cells and cells without provenance into the summary (default: leave them out)")
     p.add_argument("--executor", default="inline", choices=["inline", "local", "slurm", "debug"],

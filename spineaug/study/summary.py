@@ -248,9 +248,18 @@ def compact_curves(curves: pd.DataFrame, every: int = 25) -> pd.DataFrame:
     return out.sort_values([*keys, "iteration"], kind="stable")[list(curves.columns)]
 
 
-def export(out: Path, dest: Path) -> Path:
-    """Copy the compact results (no checkpoints, no volumes) to ``dest`` (e.g. ``reports/data/study/<name>``)."""
+def export(out: Path, dest: Path, study: StudyConfig | None = None) -> Path:
+    """Copy the compact results (no checkpoints, no volumes) to ``dest`` (e.g. ``reports/data/study/<name>``).
+
+    With ``study``, also each finished cell's record and example slices (:mod:`spineaug.study.archive`), what
+    ``spineaug study --resume-from`` needs to go on from this export on a fresh checkout.
+    """
     dest.mkdir(parents=True, exist_ok=True)
+    if study is not None:
+        from spineaug.study.archive import write_examples, write_records
+
+        write_records(study, out, dest)
+        write_examples(study, out, dest)
     for name in (n for n in _schema.STUDY_FILES if n != "curves.csv"):
         if (out / name).is_file():
             atomic_write_text(dest / name, (out / name).read_text())
