@@ -5,13 +5,14 @@ rows it has, and a gain compares an arm's seed ``s`` with the reference arm's se
 
 The interval is a **two-level (hierarchical) percentile bootstrap**, 95 %: each replicate draws the seeds with
 replacement (as many as there are), then, within each drawn seed, the test *anatomies* with replacement (the
-phantom renders the same anatomies in every domain, so the rows of one anatomy, across target domains, classes
-and pooled sources, are resampled together: the cluster bootstrap). The replicate's statistic is the mean over
-the drawn seeds of the per-seed statistic; the interval is its 2.5th and 97.5th percentiles. Target domains are
-fixed, not resampled. With one seed the interval is the anatomy-only cluster bootstrap; with two seeds the seed
-level can only draw {a, a}, {a, b} or {b, b}, so it is coarse: it shows whether the seeds disagree, not a
-calibrated between-seed spread. Each statistic uses its own generator seeded with ``seed`` (default 0): the
-result does not depend on the order statistics are computed in.
+phantom renders the same anatomies in every domain, so the rows of one anatomy, across target domains, classes and
+pooled sources, are resampled together: the cluster bootstrap; on pooled rows a drawn seed brings every source's
+model trained with that seed). The replicate's statistic is the mean over the drawn seeds of the per-seed
+statistic; the interval is its 2.5th and 97.5th percentiles. Target domains are fixed, not resampled. With one seed
+the interval is the anatomy-only cluster bootstrap; with two seeds the seed level can only draw {a, a}, {a, b} or
+{b, b}, so it is coarse: it shows whether the seeds disagree, not a calibrated between-seed spread. Each statistic
+uses its own generator seeded with ``seed`` (default 0): the result does not depend on the order statistics are
+computed in.
 
 Measures (:func:`seed_statistics`, written to ``stats.csv``; one row per source x arm x measure x target x class x
 seed, ``seed = "mean"`` holding the mean over seeds and the interval):

@@ -172,6 +172,10 @@ def test_summary_counts_cpu_hours_and_exports_monitoring(tmp_path):
     assert set(monitor["domain"]) == {"ct"} and set(monitor["source"]) == {"t2w"}
     dest = S.export(out, tmp_path / "export")
     assert (dest / "monitor.csv").is_file() and (dest / "cells.csv").is_file()
+    assert pd.read_csv(dest / "domains.csv").set_index("domain")["family"].to_dict() == {"t2w": "mr", "ct": "ct"}
+    assert pd.read_csv(dest / "grid.csv")["status"].tolist() == ["fresh"]
+    stats = pd.read_csv(dest / "stats.csv", dtype={"seed": str})
+    assert {"dice", "hd95", "ood_gain_pct"} <= set(stats["measure"]) and {"ood_ct", "ood_mr"} & set(stats["target"])
 
 
 def test_mixing_arm_splits_the_batch_by_position(tmp_path):
