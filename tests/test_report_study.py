@@ -26,7 +26,7 @@ LEVEL = {"ref": 0.2, "aug": 0.5, "cpu": 0.3}
 
 
 def _cells(name: str) -> list[tuple[str, str, int]]:
-    if name == "fx":  # two sources; "cpu" on ct only with one seed (as bgv2-nnunet in the default study)
+    if name == "default":  # two sources; "cpu" on ct only with one seed (as bgv2-nnunet in the default study)
         return [(s, a, e) for s in ("ct", "t2w") for a in ("ref", "aug") for e in (0, 1)] + [("ct", "cpu", 0)]
     return [("ct", a, e) for a in ("ref", "aug") for e in (0, 1)]
 
@@ -98,7 +98,7 @@ def _row(page: str, source: str, arm: str) -> str:
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    _export(root, "fx")
+    _export(root, "default")
     _export(root, "ablation-schedule")
     out = tmp_path_factory.mktemp("reports")
     return report.write(root, out).read_text(), out
@@ -107,16 +107,16 @@ def page(tmp_path_factory):
 def test_every_figure_is_written_and_referenced(page):
     text, out = page
     for what in FIGURES:
-        path = out / f"study_fx_{what}.png"
+        path = out / f"study_default_{what}.png"
         assert path.is_file() and path.stat().st_size > 5000, what
         assert f"]({path.name})" in text, what
-    assert text.count("seeds [0, 1]; command `spineaug study studies/fx.yaml") >= len(FIGURES)  # captions
+    assert text.count("seeds [0, 1]; command `spineaug study studies/default.yaml") >= len(FIGURES)  # captions
     assert "`0123456789`" in text  # the cells' commit
 
 
 def test_headline_numbers_equal_the_metrics(page):
     text, _ = page
-    m = _metrics("fx")
+    m = _metrics("default")
     for source in ("ct", "t2w"):
         ood_aug, ind_aug = _direct(m, source, "aug")
         ood_ref, _ = _direct(m, source, "ref")
@@ -139,7 +139,7 @@ def test_headline_numbers_equal_the_metrics(page):
 
 def test_family_and_class_tables(page):
     text, _ = page
-    m = _metrics("fx")
+    m = _metrics("default")
     sel = m[(m["source"] == "ct") & (m["arm"] == "aug") & (m["domain"] == "ct-lowdose")]
     ct_family = sel.groupby("seed")["dice"].mean().mean()
     assert f"| ct | aug | {ct_family:.3f} [" in text
@@ -159,16 +159,21 @@ def test_ablations_render_when_present_and_are_pending_otherwise(page):
     schedule = text.split("### ablation-schedule")[1].split("### ablation-capacity")[0]
     assert "| ct | aug |" in schedule and (out / "study_ablation-schedule_curves.png").is_file()
     assert "Pending: no results yet for `ablation-capacity`: run `spineaug study studies/ablation-capacity.yaml" in text
-    assert "No results yet for `default`: run `spineaug study studies/default.yaml" in text
-    assert "[ablation-schedule]" not in text  # legend text lives in the PNG, not the page
+    # beside the main study, per source only (the two studies' pooled rows pool different sources)
+    beside = schedule.split("#### Beside `default`")[1].split("####")[0]
+    main, ablation = _direct(_metrics("default"), "ct", "aug"), _direct(_metrics("ablation-schedule"), "ct", "aug")
+    row = next(line for line in beside.splitlines() if line.startswith("| ct | aug |"))
+    assert f"| {np.mean(main[1]):.3f} [" in row and f"] / {np.mean(ablation[1]):.3f} [" in row
+    assert "| all |" not in beside
 
 
 def test_missing_inputs_never_crash(tmp_path):
-    legacy = _export(tmp_path / "data", "fx", with_stats=False)
+    legacy = _export(tmp_path / "data", "fx", with_stats=False)  # not the default study: default is pending
     (legacy / "monitor.csv").unlink()
     (legacy / "grid.csv").unlink()
     text = report.write(tmp_path / "data", tmp_path / "out").read_text()
     assert "Seed statistics (`stats.csv`) are not in these results" in text
+    assert "No results yet for `default`: run `spineaug study studies/default.yaml" in text
     assert "](study_fx_heatmap.png)" in text and "](study_fx_tradeoff.png)" not in text
     empty = report.write(tmp_path / "nothing", tmp_path / "out2").read_text()
     assert "No results yet for `default`" in empty and "Pending: no results yet for `ablation-mixing`" in empty

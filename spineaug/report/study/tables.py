@@ -97,3 +97,19 @@ def legacy(res: StudyResults) -> list[str]:
             f"({fmt(r.get('augment_s_per_iteration', float('nan')))}) |"
         )
     return lines
+
+
+def against(main: StudyResults, other: StudyResults) -> list[str]:
+    """An ablation beside the main study: the same source x arm's Dice and gain in both (main first); per source
+    only, since the two studies' pooled rows may pool different sources."""
+    ref = label(other.reference)
+    head = ["trained on", "arm", f"in-domain Dice: {main.name} / {other.name}",
+            f"out-of-domain Dice: {main.name} / {other.name}", f"OOD gain vs `{ref}`: {main.name} / {other.name}"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for src, arm in [(s, a) for s, a in other.blocks() if s != ALL]:  # pooled rows may pool other sources
+        pairs = [(cell(main.stat(src, arm, m, t), d, sfx, sign, seeds=False),
+                  cell(other.stat(src, arm, m, t), d, sfx, sign, seeds=False))
+                 for m, t, d, sfx, sign in (("dice", "in_domain", 3, "", False), ("dice", "ood", 3, "", False),
+                                            ("ood_gain_pct", "ood", 1, " %", True))]  # fmt: skip
+        lines.append(f"| {src} | {label(arm)} | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |")
+    return lines
