@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spineaug.report.study.results import ALL, CLASSES, MEAN, StudyResults, label
+from spineaug.report.study.results import ALL, CLASSES, StudyResults, label
 
 DPI = 110
 
@@ -58,7 +58,7 @@ def heatmap(res: StudyResults, out: Path) -> Path | None:
     for ax, arm in zip(axes.flat, arms):
         ax.set_axis_on()
         grid = np.array([[cell.get((s, arm, t), np.nan) for t in targets] for s in sources], dtype=float)
-        ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+        image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
         for i in range(len(sources)):
             for j in range(len(targets)):
                 if not np.isnan(grid[i, j]):
@@ -71,9 +71,10 @@ def heatmap(res: StudyResults, out: Path) -> Path | None:
         ax.set_xlabel("test domain", fontsize=8)
     for row in axes:
         row[0].set_ylabel("trained on", fontsize=8)
-    fig.suptitle(f"study {res.name}: mean Dice (vertebra, disc, canal), mean over seeds; in-domain in bold",
-                 fontsize=10)  # fmt: skip
+    fig.suptitle(f"study {res.name}: mean Dice (vertebra, disc, canal), mean over seeds; in-domain in bold; "
+                 "blank: not run", fontsize=10)  # fmt: skip
     fig.tight_layout()
+    fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.015, pad=0.02, label="Dice")
     return _save(fig, res_path(out, res, "heatmap"))
 
 
@@ -293,4 +294,4 @@ def tradeoff(res: StudyResults, extra: list[StudyResults], out: Path) -> Path | 
     return _save(fig, res_path(out, res, "tradeoff"))
 
 
-__all__ = ["MEAN", "classes", "colours", "curves", "families", "heatmap", "ood_spread", "res_path", "tradeoff"]
+__all__ = ["classes", "colours", "curves", "families", "heatmap", "ood_spread", "res_path", "tradeoff"]
