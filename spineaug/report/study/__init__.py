@@ -133,8 +133,9 @@ def _section(res: StudyResults, out: Path, extra: list[StudyResults], level: str
          "Out-of-domain Dice on CT-family vs MR-family targets per source and arm; bars: mean over seeds, whiskers: "
          "95 % two-level bootstrap interval."),
         (figures.classes(res, out) if res.stats is not None else None, "per-class Dice and HD95",
-         "Per-class Dice and HD95 (mm), in domain and out of domain, pooled over sources for arms that ran on every "
-         "source; whiskers: 95 % two-level bootstrap interval."),
+         "Per-class Dice and HD95 (mm), in domain and out of domain; top row: pooled over sources, for the arms "
+         "that ran on every source; further rows: every arm on a source where an arm ran that is not pooled; "
+         "whiskers: 95 % two-level bootstrap interval."),
         (figures.curves(res, out), "learning curves",
          "Learning curves, mean over seeds per arm: validation Dice in the source domain (top) and out-of-domain "
          "monitoring Dice (bottom: the mean over the other domains' monitoring anatomy), at each validation step."),

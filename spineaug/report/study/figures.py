@@ -145,27 +145,31 @@ def _interval_bars(ax, groups: list[str], series: dict[str, list[tuple[float, fl
 
 
 def classes(res: StudyResults, out: Path) -> Path | None:
-    """Per-class Dice and HD95, in domain and out of domain, per arm (pooled over sources where it ran on all)."""
-    blocks = res.overview_blocks()
-    if not blocks:
+    """Per-class Dice and HD95, in domain and out of domain, per arm: a row of panels per group of
+    :meth:`StudyResults.groups` (pooled arms apart from single-source rows)."""
+    groups = res.groups()
+    if not groups:
         return None
     plt = _pyplot()
     cmap = plt.get_cmap("Set2")
     col = {c: cmap(i) for i, c in enumerate(CLASSES)}
-    fig, axes = plt.subplots(2, 2, figsize=(max(8.0, 1.0 * len(blocks) + 3), 7.0), squeeze=False)
-    groups = [_block_label(s, a) for s, a in blocks]
-    for i, (measure, unit) in enumerate((("dice", "Dice"), ("hd95", "HD95 (mm)"))):
-        for j, (target, where) in enumerate((("in_domain", "in domain"), ("ood", "out of domain"))):
-            ax = axes[i, j]
-            series = {c: [res.stat(s, a, measure, target, c)[:3] for s, a in blocks] for c in CLASSES}
-            _interval_bars(ax, groups, series, col)
-            ax.set_title(f"{unit} per class, {where}", fontsize=9)
-            ax.set_ylabel(unit, fontsize=8)
+    width = max(len(b) for _, b in groups)
+    fig, axes = plt.subplots(len(groups), 4, figsize=(max(14.0, 2.0 * width + 4), 3.4 * len(groups)), squeeze=False)
+    panels = [(m, u, t, w) for m, u in (("dice", "Dice"), ("hd95", "HD95 (mm)"))
+              for t, w in (("in_domain", "in domain"), ("ood", "out of domain"))]  # fmt: skip
+    for g, (title, blocks) in enumerate(groups):
+        names = [label(a) for _, a in blocks]
+        for j, (measure, unit, target, where) in enumerate(panels):
+            ax = axes[g, j]
+            _interval_bars(ax, names, {c: [res.stat(s, a, measure, target, c)[:3] for s, a in blocks]
+                                       for c in CLASSES}, col)  # fmt: skip
+            ax.set_title(f"{unit}, {where}", fontsize=9)
             if measure == "dice":
                 ax.set_ylim(0, 1)
-    axes[0, 1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="class", title_fontsize=8)
-    fig.suptitle(f"study {res.name}: mean over seeds, 95 % two-level bootstrap interval; "
-                 "arms that did not run on every source on their own sources", fontsize=9)  # fmt: skip
+        axes[g, 0].set_ylabel(title.replace(" (", "\n("), fontsize=8)
+    axes[0, -1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="class", title_fontsize=8)
+    fig.suptitle(f"study {res.name}: per-class Dice and HD95, mean over seeds, 95 % two-level bootstrap interval",
+                 fontsize=9)  # fmt: skip
     fig.tight_layout()
     return _save(fig, res_path(out, res, "classes"))
 

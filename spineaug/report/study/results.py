@@ -108,13 +108,21 @@ class StudyResults:
         have = set(zip(self.stats["source"], self.stats["arm"]))
         return [(s, a) for s in [*self.sources, ALL] for a in self.arms if (s, a) in have]
 
-    def overview_blocks(self) -> list[tuple[str, str]]:
-        """The pooled rows, plus each arm not pooled on its own sources (one row per arm and where it ran)."""
+    def groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Blocks to show side by side, never mixing pooled and single-source rows: the pooled arms, then each
+        source where an arm ran that is not pooled (every arm on that source, so it has its comparisons)."""
         blocks = self.blocks()
-        pooled = {a for s, a in blocks if s == ALL}
+        pooled = [(s, a) for s, a in blocks if s == ALL]
         if not pooled:
-            return blocks
-        return [(s, a) for s, a in blocks if s == ALL] + [(s, a) for s, a in blocks if s != ALL and a not in pooled]
+            return [(f"trained on {src}", [(s, a) for s, a in blocks if s == src]) for src in self.sources
+                    if any(s == src for s, _ in blocks)]  # fmt: skip
+        names = {a for _, a in pooled}
+        out = [("pooled over sources (arms that ran on every source)", pooled)]
+        for src in self.sources:
+            if any(s == src and a not in names for s, a in blocks):
+                out.append((f"trained on {src} (with the arms that ran on some sources only)",
+                            [(s, a) for s, a in blocks if s == src]))  # fmt: skip
+        return out
 
     def case_dice(self) -> pd.DataFrame:
         """Mean foreground Dice per cell x domain x case (the mean over the three classes)."""

@@ -72,15 +72,18 @@ def families(res: StudyResults) -> list[str]:
 
 
 def per_class(res: StudyResults, measure: str) -> list[str]:
-    """Per pooled arm (and each arm on its own sources): per-class Dice or HD95, in domain and out of domain."""
+    """Per-class Dice or HD95, in domain and out of domain: one table per group of :meth:`StudyResults.groups`."""
     digits = 3 if measure == "dice" else 1
     head = ["trained on", "arm", *(f"{c}, {w}" for w in ("in domain", "out of domain") for c in CLASSES)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for src, arm in res.overview_blocks():
-        values = [cell(res.stat(src, arm, measure, t, c), digits, seeds=False) for t in ("in_domain", "ood")
-                  for c in CLASSES]  # fmt: skip
-        lines.append(f"| {src} | {label(arm)} | " + " | ".join(values) + " |")
-    return lines
+    lines = []
+    for title, blocks in res.groups():
+        lines += [f"*{title[0].upper()}{title[1:]}:*", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for src, arm in blocks:
+            values = [cell(res.stat(src, arm, measure, t, c), digits, seeds=False) for t in ("in_domain", "ood")
+                      for c in CLASSES]  # fmt: skip
+            lines.append(f"| {src} | {label(arm)} | " + " | ".join(values) + " |")
+        lines.append("")
+    return lines[:-1]
 
 
 def legacy(res: StudyResults) -> list[str]:
