@@ -148,6 +148,17 @@ def test_family_and_class_tables(page):
     assert f"{per_seed.mean():.3f} [" in [line for line in text.splitlines() if line.startswith("| all | aug |")][-2]
 
 
+def test_pooled_rows_never_share_a_table_with_single_source_rows(page):
+    text, _ = page
+    section = text.split("### Per class")[1].split("### Cells")[0]
+    tables = [t for t in section.split("\n\n") if t.startswith("| trained on |")]
+    assert len(tables) == 4  # Dice and HD95, each: pooled arms, then ct (where "cpu" ran alone) with every arm
+    for table in tables:
+        rows = table.splitlines()[2:]
+        assert len({r.split(" | ")[0] for r in rows}) == 1, table
+    assert "| ct | cpu |" in tables[1] and "| ct | ref |" in tables[1]
+
+
 def test_stale_and_missing_cells_are_listed(page):
     text, _ = page
     assert "- missing: t2w/cpu/s1" in text and "- stale: engine changed: t2w/aug/s2" in text
