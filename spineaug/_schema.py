@@ -106,10 +106,27 @@ STUDY_CELL_COLUMNS = ("source", "arm", "seed", "commit", "provenance", "train_s"
 STUDY_SUMMARY_COLUMNS = (
     "source", "arm", "seeds", "in_domain_dice", "ood_dice", "ood_ci_low", "ood_ci_high", "ood_gain_pct",
     "in_domain_change_pct", "s_per_iteration", "augment_s_per_iteration", "iterations", "final_val_dice",
-    "stale_cells",
+    "stale_cells", "ood_gain_per_source_pct",
 )  # fmt: skip
-"""``summary.csv``: one row per source (or ``all``) x arm."""
-STUDY_FILES = ("study.json", "metrics.csv", "curves.csv", "summary.csv", "summary.md", "monitor.csv", "cells.csv")
+"""``summary.csv``: one row per source (or ``all``, the arms that ran on every source) x arm: means over seeds of the
+per-seed values, the two-level bootstrap interval of out-of-domain Dice, gains against the reference arm's same
+seeds (``ood_gain_per_source_pct``: the paper's mean over sources of each source's gain; on a source's own row the
+same as ``ood_gain_pct``)."""
+STUDY_STATS_COLUMNS = (
+    "source", "arm", "measure", "target", "class", "seed", "value", "ci_low", "ci_high", "seeds", "anatomies",
+)  # fmt: skip
+"""``stats.csv``: seed-aware statistics (:mod:`spineaug.study.statistics`): one row per source (or ``all``) x arm x
+measure (``dice``, ``hd95``, ``ood_gain_pct``, ``ood_gain_per_source_pct``, ``in_domain_change_pct``) x target
+(``in_domain``, ``ood``, ``ood_<family>``) x class (``mean`` or a class) x seed; the ``seed = mean`` row holds the
+mean over seeds and its two-level (seeds, then anatomies) 95 % bootstrap interval, the others each seed's value."""
+STUDY_DOMAIN_COLUMNS = ("domain", "family")
+"""``domains.csv``: every domain of the study and its modality family (``ct``, ``mr``; ``other`` when unknown)."""
+STUDY_GRID_COLUMNS = ("source", "arm", "seed", "status")
+"""``grid.csv``: every cell of the study's grid: ``fresh``, ``stale: ...``/``no provenance`` or ``missing``."""
+STUDY_FILES = (
+    "study.json", "metrics.csv", "curves.csv", "summary.csv", "summary.md", "monitor.csv", "cells.csv", "stats.csv",
+    "domains.csv", "grid.csv",
+)  # fmt: skip
 """The compact study results that ``spineaug study --export`` copies and ``spineaug report`` reads."""
 
 REFERENCE_TARGET = 5.0

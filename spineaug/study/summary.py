@@ -1,12 +1,14 @@
 """Study-level results from the cell folders: ``metrics.csv``, ``curves.csv``, ``monitor.csv``, ``cells.csv``,
 ``summary.csv``, ``summary.md``.
 
-Per source x arm (seeds pooled) and overall (``source = all``): in-domain Dice, mean out-of-domain Dice with a 95 %
-bootstrap interval, the relative gain over the reference arm out of domain (the paper: +155 %), the in-domain
-change (the paper: -0.008 %), and training seconds per iteration (the paper: GPU augmentation ~10 % faster than
-CPU workers). Dice of a case is the mean over the three foreground classes. The interval resamples test
-*anatomies* (a cluster bootstrap): the phantom renders the same anatomies in every domain, so the rows of one
-anatomy are not independent. Gains compare an arm with the reference arm on the same sources and seeds.
+Per source x arm and, for the arms that ran on every source, overall (``source = all``): in-domain Dice, mean
+out-of-domain Dice with a 95 % interval, the relative gain over the reference arm out of domain (the paper: +155 %),
+the in-domain change (the paper: -0.008 %), and training seconds per iteration (the paper: GPU augmentation ~10 %
+faster than CPU workers). Dice of a case is the mean over the three foreground classes. Every number is a mean over
+training seeds of the per-seed value, and gains compare each seed with the reference arm's same seed; the interval
+is a two-level bootstrap (seeds, then test anatomies within each drawn seed): see
+:mod:`spineaug.study.statistics`, which also writes the per-seed values, per-class Dice and HD95 and the modality
+family means to ``stats.csv``.
 
 Provenance: ``cells.csv`` lists every finished cell with its commit, provenance status
 (:func:`spineaug.study.provenance.cell_provenance`) and cost. Only *fresh* cells (recorded fingerprint, phantom
@@ -26,8 +28,10 @@ import pandas as pd
 
 from spineaug import _schema
 from spineaug._io import atomic_write_text
+from spineaug.study import statistics
 from spineaug.study.config import StudyConfig
 from spineaug.study.grid import cell_folder, cells
+from spineaug.study.statistics import anatomy  # noqa: F401 - re-exported: the anatomy of a case id
 
 SUMMARY_COLUMNS = _schema.STUDY_SUMMARY_COLUMNS
 WARMUP_ITERATIONS = 20
@@ -49,15 +53,6 @@ def bootstrap_ci(values: np.ndarray, clusters: np.ndarray | None = None, n: int 
         pick = rng.integers(0, len(keys), (n, len(keys)))
         means = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
-def anatomy(case: pd.Series, domain: pd.Series) -> pd.Series:
-    """The anatomy a test case shows: ``<domain>_<seed>`` (phantom, paired across domains) -> the seed; real
-    data (other case ids) -> domain and case, each its own anatomy."""
-    case, domain = case.astype(str), domain.astype(str)
-    prefix = domain + "_"
-    paired = pd.Series([c.startswith(p) for c, p in zip(case, prefix)], index=case.index)
-    return case.where(~paired, case.str.rsplit("_", n=1).str[-1]).where(paired, domain + "/" + case)
 
 
 def collect(out: Path, study: StudyConfig | None = None, *, monitor: bool = False):
@@ -88,16 +83,12 @@ def collect(out: Path, study: StudyConfig | None = None, *, monitor: bool = Fals
     return m, c, (pd.concat(monitors, ignore_index=True) if monitors else pd.DataFrame(columns=columns))
 
 
-def _row(case: pd.DataFrame, curves: pd.DataFrame, n_boot: int) -> dict:
-    ind, ood = case[case["in_domain"]], case[~case["in_domain"]]
-    lo, hi = bootstrap_ci(ood["dice"].to_numpy(), ood["anatomy"].to_numpy(), n_boot)
+def _timing(curves: pd.DataFrame) -> dict:
     steady = curves[curves["iteration"] > WARMUP_ITERATIONS]
     per_it = (steady["data_s"] + steady["augment_s"] + steady["network_s"]).mean() if len(steady) else np.nan
     last = curves.dropna(subset=["val_dice"]).sort_values("iteration").groupby(["source", "seed"]).tail(1)
     return {
-        "seeds": int(case["seed"].nunique()), "in_domain_dice": ind["dice"].mean(), "ood_dice": ood["dice"].mean(),
-        "ood_ci_low": lo, "ood_ci_high": hi, "s_per_iteration": per_it,
-        "augment_s_per_iteration": steady["augment_s"].mean() if len(steady) else np.nan,
+        "s_per_iteration": per_it, "augment_s_per_iteration": steady["augment_s"].mean() if len(steady) else np.nan,
         "iterations": int(curves["iteration"].max()) if len(curves) else 0,
         "final_val_dice": last["val_dice"].mean() if len(last) else np.nan,
     }  # fmt: skip
@@ -105,41 +96,37 @@ def _row(case: pd.DataFrame, curves: pd.DataFrame, n_boot: int) -> dict:
 
 def summary_table(
     metrics: pd.DataFrame, curves: pd.DataFrame, reference: str, n_boot: int, stale: pd.DataFrame | None = None,
+    stats: pd.DataFrame | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """The headline table (see the module docstring); ``source == "all"`` rows pool the sources an arm ran on.
+    """The headline table (see the module docstring): one row per ``stats.csv`` block (source or ``all`` x arm).
 
     Args:
         stale: The finished cells that are not fresh (columns source, arm, seed), counted per row in
             ``stale_cells``; whether their rows are in ``metrics`` is the caller's choice (:func:`summarize`).
+        stats: :func:`spineaug.study.statistics.seed_statistics` of ``metrics`` (computed when not given).
     """
-    case = metrics.groupby(["source", "arm", "seed", "domain", "case"], as_index=False)["dice"].mean()
-    case["in_domain"] = case["source"] == case["domain"]
-    case["anatomy"] = anatomy(case["case"], case["domain"])
-    arms = list(dict.fromkeys(case["arm"]))
+    if stats is None:
+        stats = statistics.seed_statistics(metrics, reference, {}, n_boot)
+    head = stats[stats["seed"].astype(str) == statistics.MEAN].set_index(["source", "arm", "measure", "target", "class"])
     rows = []
-    for src in [*sorted(case["source"].unique()), "all"]:
-        for arm in arms:
-            mine = case[case["arm"] == arm]
-            cells = mine[["source", "seed"]].drop_duplicates()
-            if src != "all":
-                cells = cells[cells["source"] == src]
-            if cells.empty:
-                continue
-            keys = list(cells.itertuples(index=False, name=None))
+    for src, arm in dict.fromkeys(zip(stats["source"], stats["arm"])):
+        def get(measure, target, column="value", src=src, arm=arm):
+            key = (src, arm, measure, target, statistics.MEAN)
+            return float(head.loc[key, column]) if key in head.index else np.nan
 
-            def select(frame, keys=keys):
-                return frame[[k in keys for k in zip(frame["source"], frame["seed"])]]
-
-            row = {"source": src, "arm": arm, **_row(select(mine), select(curves[curves["arm"] == arm]), n_boot)}
-            row["stale_cells"] = _count_stale(stale, src, arm)
-            ref = select(case[case["arm"] == reference])  # the reference on the same sources and seeds
-            same = len(ref[["source", "seed"]].drop_duplicates()) == len(keys)
-            ref_ood = ref[~ref["in_domain"]]["dice"].mean() if same else np.nan
-            ref_ind = ref[ref["in_domain"]]["dice"].mean() if same else np.nan
-            row["ood_gain_pct"] = 100.0 * (row["ood_dice"] / ref_ood - 1.0)
-            row["in_domain_change_pct"] = 100.0 * (row["in_domain_dice"] / ref_ind - 1.0)
-            rows.append(row)
-    return pd.DataFrame(rows)[list(SUMMARY_COLUMNS)]
+        seeds = sorted(stats[(stats["source"] == src) & (stats["arm"] == arm)]["seed"].astype(str).unique())
+        seeds = [int(s) for s in seeds if s != statistics.MEAN]
+        sources = sorted(metrics["source"].unique()) if src == statistics.ALL else [src]
+        mine = curves[(curves["arm"] == arm) & curves["source"].isin(sources) & curves["seed"].isin(seeds)]
+        row = {"source": src, "arm": arm, "seeds": len(seeds), "in_domain_dice": get("dice", "in_domain"),
+               "ood_dice": get("dice", "ood"), "ood_ci_low": get("dice", "ood", "ci_low"),
+               "ood_ci_high": get("dice", "ood", "ci_high"), "ood_gain_pct": get("ood_gain_pct", "ood"),
+               "in_domain_change_pct": get("in_domain_change_pct", "in_domain"), **_timing(mine),
+               "stale_cells": _count_stale(stale, src, arm),
+               "ood_gain_per_source_pct": get("ood_gain_per_source_pct" if src == statistics.ALL else "ood_gain_pct",
+                                              "ood")}  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
 def _count_stale(stale: pd.DataFrame | None, source: str, arm: str) -> int:
@@ -161,19 +148,47 @@ def _fmt(v, digits: int = 3) -> str:
     return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
 
+def per_seed(stats: pd.DataFrame | None, source: str, arm: str, measure: str, target: str, digits: int = 3) -> str:
+    """``"s0 0.712, s1 0.734"``: each seed's value of one ``stats.csv`` statistic ("" when unknown)."""
+    if stats is None or stats.empty:
+        return ""
+    sel = stats[(stats["source"] == source) & (stats["arm"] == arm) & (stats["measure"] == measure)
+                & (stats["target"] == target) & (stats["class"] == statistics.MEAN)
+                & (stats["seed"].astype(str) != statistics.MEAN)]  # fmt: skip
+    return ", ".join(f"s{r.seed} {_fmt(float(r.value), digits)}" for r in sel.itertuples())
+
+
+INTERVAL_NOTE = (
+    "Values are means over training seeds of each seed's value (per-seed values in parentheses, s<seed>). The "
+    "interval is a 95 % two-level percentile bootstrap: seeds drawn with replacement, then test anatomies drawn "
+    "with replacement within each drawn seed (an anatomy's rows in every target domain move together; target "
+    "domains are fixed). With two seeds the seed level is coarse (it can only draw both, or one seed twice); with "
+    "one seed it is the anatomy-only bootstrap. Gains compare each seed with the reference arm's same seed, then "
+    "average over seeds (n/a when the reference lacks a seed or source). `all` rows pool the sources and list only "
+    "arms that ran on every source; there the pooled gain is the ratio of pooled means and the paper's definition "
+    "is the mean over sources of each source's gain."
+)
+
+
 def summary_markdown(
     study: StudyConfig, table: pd.DataFrame, cell_table: pd.DataFrame | None = None, include_stale: bool = False,
+    stats: pd.DataFrame | None = None,
 ) -> str:  # fmt: skip
-    head = ["source", "arm", "seeds", "in-domain Dice", "out-of-domain Dice [95 % CI]",
-            f"OOD gain vs {study.reference_arm}", "in-domain change", "s / iteration", "stale cells"]  # fmt: skip
+    head = ["source", "arm", "seeds", "in-domain Dice", "out-of-domain Dice [95 % CI] (per seed)",
+            f"OOD gain vs {study.reference_arm} (pooled)", "OOD gain, mean of per-source gains", "in-domain change",
+            "s / iteration", "stale cells"]  # fmt: skip
     lines = [f"# Study `{study.name}`", "", study.description.strip(), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
     for r in table.itertuples():
+        seeds = per_seed(stats, r.source, r.arm, "dice", "ood")
+        gains = per_seed(stats, r.source, r.arm, "ood_gain_pct", "ood", 1)
         lines.append(
             f"| {r.source} | {r.arm} | {r.seeds} | {_fmt(r.in_domain_dice)} | {_fmt(r.ood_dice)} "
-            f"[{_fmt(r.ood_ci_low)}, {_fmt(r.ood_ci_high)}] | {_fmt(r.ood_gain_pct, 1)} % | "
+            f"[{_fmt(r.ood_ci_low)}, {_fmt(r.ood_ci_high)}]{f' ({seeds})' if seeds else ''} | "
+            f"{_fmt(r.ood_gain_pct, 1)} %{f' ({gains})' if gains else ''} | {_fmt(r.ood_gain_per_source_pct, 1)} % | "
             f"{_fmt(r.in_domain_change_pct, 2)} % | {_fmt(r.s_per_iteration, 3)} | {r.stale_cells} |"
         )
+    lines += ["", INTERVAL_NOTE]
     if cell_table is not None and not cell_table.empty:
         n_stale = int((cell_table["provenance"] != "fresh").sum())
         how = "pooled with the fresh ones (include_stale)" if include_stale else "left out of every row above"
@@ -183,6 +198,13 @@ def summary_markdown(
     lines += ["", "Paper (AugLab vs nnU-Net default augmentation): +155 % out-of-domain Dice, -0.008 % in domain, "
               "~10 % faster training with GPU augmentation.", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def grid_table(study: StudyConfig, cell_table: pd.DataFrame) -> pd.DataFrame:
+    """``grid.csv``: every cell of the grid with its status (the provenance of a finished cell, else ``missing``)."""
+    done = {(r.source, r.arm, int(r.seed)): r.provenance for r in cell_table.itertuples()}
+    rows = [(c.source, c.arm, c.seed, done.get((c.source, c.arm, c.seed), "missing")) for c in cells(study)]
+    return pd.DataFrame(rows, columns=list(_schema.STUDY_GRID_COLUMNS))
 
 
 def cell_table(study: StudyConfig, out: Path) -> pd.DataFrame:
@@ -206,6 +228,9 @@ def summarize(study: StudyConfig, out: Path, *, include_stale: bool = False) -> 
         return out
     table_cells = cell_table(study, out)
     atomic_write_text(out / "cells.csv", table_cells.to_csv(index=False))
+    atomic_write_text(out / "grid.csv", grid_table(study, table_cells).to_csv(index=False))
+    families = statistics.domain_families(study.target_domains())
+    atomic_write_text(out / "domains.csv", statistics.domain_table(list(families)).to_csv(index=False))
     stale = table_cells[table_cells["provenance"] != "fresh"][["source", "arm", "seed"]]
     if not include_stale:
         drop = set(stale.itertuples(index=False, name=None))
@@ -219,16 +244,19 @@ def summarize(study: StudyConfig, out: Path, *, include_stale: bool = False) -> 
         metrics, curves, monitor = fresh(metrics), fresh(curves), fresh(monitor)
     atomic_write_text(out / "monitor.csv", monitor.to_csv(index=False))
     if metrics.empty:  # nothing fresh: no pooled files (an older run's would be mistaken for current)
-        for name in ("metrics.csv", "curves.csv", "summary.csv"):
+        for name in ("metrics.csv", "curves.csv", "summary.csv", "stats.csv"):
             (out / name).unlink(missing_ok=True)
         atomic_write_text(out / "summary.md", summary_markdown(study, pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
                                                                 table_cells, include_stale))  # fmt: skip
         return out
     atomic_write_text(out / "metrics.csv", metrics.to_csv(index=False))
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
-    table = summary_table(metrics, curves, study.reference_arm, study.evaluation.bootstrap, stale)
+    stats = statistics.seed_statistics(metrics, study.reference_arm, families, study.evaluation.bootstrap,
+                                       arms=study.arms)  # fmt: skip
+    atomic_write_text(out / "stats.csv", stats.to_csv(index=False, float_format="%.6g"))
+    table = summary_table(metrics, curves, study.reference_arm, study.evaluation.bootstrap, stale, stats)
     atomic_write_text(out / "summary.csv", table.to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(out / "summary.md", summary_markdown(study, table, table_cells, include_stale))
+    atomic_write_text(out / "summary.md", summary_markdown(study, table, table_cells, include_stale, stats))
     return out
 
 

@@ -1,0 +1,118 @@
+"""The study page's markdown tables, from ``stats.csv`` (seed-aware) and ``summary.csv`` (timings)."""
+
+from __future__ import annotations
+
+import math
+
+from spineaug.report.study.results import ALL, CLASSES, StudyResults, label
+
+
+def fmt(v, digits: int = 3, suffix: str = "", sign: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:{'+' if sign else ''}.{digits}f}{suffix}"
+
+
+def cell(stat: tuple, digits: int = 3, suffix: str = "", sign: bool = False, seeds: bool = True) -> str:
+    """``mean [lo, hi] (s0 a, s1 b)`` of one :meth:`StudyResults.stat` (the interval only with 2+ replicates)."""
+    mean, lo, hi, per_seed = stat
+    text = fmt(mean, digits, suffix, sign)
+    if math.isnan(mean):
+        return text
+    if not (math.isnan(lo) or math.isnan(hi)):
+        text += f" [{fmt(lo, digits, sign=sign)}, {fmt(hi, digits, sign=sign)}]"
+    if seeds and len(per_seed) > 1:
+        text += " (" + ", ".join(f"s{s} {fmt(v, digits, sign=sign)}" for s, v in per_seed) + ")"
+    return text
+
+
+def _timing(res: StudyResults, source: str, arm: str) -> str:
+    if res.summary is None:
+        return "n/a"
+    sel = res.summary[(res.summary["source"] == source) & (res.summary["arm"] == arm)]
+    if sel.empty:
+        return "n/a"
+    r = sel.iloc[0]
+    aug = r.get("augment_s_per_iteration", float("nan"))
+    return f"{fmt(float(r['s_per_iteration']))} ({fmt(float(aug))})"
+
+
+def headline(res: StudyResults) -> list[str]:
+    """Per source (and pooled) x arm: in-domain and out-of-domain Dice, gains, in-domain change, s/iteration."""
+    ref = label(res.reference)
+    head = ["trained on", "arm", "seeds", "in-domain Dice (per seed)", "out-of-domain Dice [95 % CI] (per seed)",
+            f"OOD gain vs `{ref}` [95 % CI] (per seed)", "OOD gain, mean of per-source gains [95 % CI]",
+            f"in-domain change vs `{ref}`", "s / iteration (augment)"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for src, arm in res.blocks():
+        n = res.stat(src, arm, "dice", "ood")[3]
+        per_source = "ood_gain_per_source_pct" if src == ALL else "ood_gain_pct"
+        lines.append(
+            f"| {src} | {label(arm)} | {max(1, len(n))} | {cell(res.stat(src, arm, 'dice', 'in_domain'))} | "
+            f"{cell(res.stat(src, arm, 'dice', 'ood'))} | "
+            f"{cell(res.stat(src, arm, 'ood_gain_pct', 'ood'), 1, ' %', sign=True)} | "
+            f"{cell(res.stat(src, arm, per_source, 'ood'), 1, ' %', sign=True, seeds=False)} | "
+            f"{cell(res.stat(src, arm, 'in_domain_change_pct', 'in_domain'), 2, ' %', sign=True, seeds=False)} | "
+            f"{_timing(res, src, arm)} |"
+        )
+    return lines
+
+
+def families(res: StudyResults) -> list[str]:
+    """Per source x arm: out-of-domain Dice on each modality family's targets (the source itself left out)."""
+    fams = list(dict.fromkeys(res.families.values()))
+    if not fams:
+        return []
+    head = ["trained on", "arm", *(f"{f.upper()}-family targets [95 % CI]" for f in fams)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for src, arm in res.blocks():
+        values = [cell(res.stat(src, arm, "dice", f"ood_{f}")) for f in fams]
+        lines.append(f"| {src} | {label(arm)} | " + " | ".join(values) + " |")
+    return lines
+
+
+def per_class(res: StudyResults, measure: str) -> list[str]:
+    """Per-class Dice or HD95, in domain and out of domain: one table per group of :meth:`StudyResults.groups`."""
+    digits = 3 if measure == "dice" else 1
+    head = ["trained on", "arm", *(f"{c}, {w}" for w in ("in domain", "out of domain") for c in CLASSES)]
+    lines = []
+    for title, blocks in res.groups():
+        lines += [f"*{title[0].upper()}{title[1:]}:*", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for src, arm in blocks:
+            values = [cell(res.stat(src, arm, measure, t, c), digits, seeds=False) for t in ("in_domain", "ood")
+                      for c in CLASSES]  # fmt: skip
+            lines.append(f"| {src} | {label(arm)} | " + " | ".join(values) + " |")
+        lines.append("")
+    return lines[:-1]
+
+
+def legacy(res: StudyResults) -> list[str]:
+    """``summary.csv`` as it is, for results exported before ``stats.csv`` existed."""
+    s = res.summary
+    head = ["trained on", "arm", "in-domain Dice", "out-of-domain Dice [95 % CI]", f"OOD gain vs `{res.reference}`",
+            f"in-domain change vs `{res.reference}`", "s / iteration (augment)"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in s.to_dict("records"):
+        lines.append(
+            f"| {r['source']} | {label(r['arm'])} | {fmt(r['in_domain_dice'])} | {fmt(r['ood_dice'])} "
+            f"[{fmt(r['ood_ci_low'])}, {fmt(r['ood_ci_high'])}] | {fmt(r['ood_gain_pct'], 1, ' %')} | "
+            f"{fmt(r['in_domain_change_pct'], 2, ' %')} | {fmt(r['s_per_iteration'])} "
+            f"({fmt(r.get('augment_s_per_iteration', float('nan')))}) |"
+        )
+    return lines
+
+
+def against(main: StudyResults, other: StudyResults) -> list[str]:
+    """An ablation beside the main study: the same source x arm's Dice and gain in both (main first); per source
+    only, since the two studies' pooled rows may pool different sources."""
+    ref = label(other.reference)
+    head = ["trained on", "arm", f"in-domain Dice: {main.name} / {other.name}",
+            f"out-of-domain Dice: {main.name} / {other.name}", f"OOD gain vs `{ref}`: {main.name} / {other.name}"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for src, arm in [(s, a) for s, a in other.blocks() if s != ALL]:  # pooled rows may pool other sources
+        pairs = [(cell(main.stat(src, arm, m, t), d, sfx, sign, seeds=False),
+                  cell(other.stat(src, arm, m, t), d, sfx, sign, seeds=False))
+                 for m, t, d, sfx, sign in (("dice", "in_domain", 3, "", False), ("dice", "ood", 3, "", False),
+                                            ("ood_gain_pct", "ood", 1, " %", True))]  # fmt: skip
+        lines.append(f"| {src} | {label(arm)} | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |")
+    return lines

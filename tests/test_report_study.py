@@ -1,0 +1,210 @@
+"""The study page (``spineaug.report.study``) built from small hand-made compact results.
+
+The fixture is written the way ``spineaug study --export`` writes it (the study layer's own statistics), then the
+page is checked against numbers computed here directly from the fixture's metrics rows: the page must render the
+study layer's seed-aware statistics faithfully, reference every figure it draws and never fail on missing inputs.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spineaug.report import study as report
+from spineaug.study import statistics
+from spineaug.study.summary import summary_table
+
+DOMAINS = ("ct", "ct-lowdose", "t1w", "t2w")
+CLASSES = ("vertebra", "disc", "canal")
+FIGURES = ("heatmap", "ood_spread", "families", "classes", "curves", "tradeoff")
+LEVEL = {"ref": 0.2, "aug": 0.5, "cpu": 0.3}
+
+
+def _cells(name: str) -> list[tuple[str, str, int]]:
+    if name == "default":  # two sources; "cpu" on ct only with one seed (as bgv2-nnunet in the default study)
+        return [(s, a, e) for s in ("ct", "t2w") for a in ("ref", "aug") for e in (0, 1)] + [("ct", "cpu", 0)]
+    return [("ct", a, e) for a in ("ref", "aug") for e in (0, 1)]
+
+
+def _metrics(name: str) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    rows = []
+    for source, arm, seed in _cells(name):
+        for domain in DOMAINS:
+            for k in range(3):
+                for cls in CLASSES:
+                    d = 0.9 if domain == source else LEVEL[arm] + 0.1 * seed + 0.05 * k
+                    rows.append((source, arm, seed, domain, f"{domain}_{10000 + k}", cls,
+                                 round(float(np.clip(d + rng.normal(0, 0.02), 0, 1)), 6), 2.0 + k))  # fmt: skip
+    return pd.DataFrame(rows, columns=["source", "arm", "seed", "domain", "case", "class", "dice", "hd95"])
+
+
+def _export(root: Path, name: str, *, with_stats: bool = True) -> Path:
+    """A compact study folder as ``spineaug study --export`` writes it."""
+    dest = root / name
+    dest.mkdir(parents=True)
+    m = _metrics(name)
+    grid = m[["source", "arm", "seed"]].drop_duplicates()
+    curves = pd.DataFrame([(s, a, e, it, 1.0 / it, 0.01, 0.05, 0.3, 0.5 + it / 1000 if it % 10 == 0 else np.nan, it)
+                           for s, a, e in grid.itertuples(index=False) for it in range(5, 41, 5)],
+                          columns=["source", "arm", "seed", "iteration", "loss", "data_s", "augment_s", "network_s",
+                                   "val_dice", "elapsed_s"])  # fmt: skip
+    monitor = pd.DataFrame([(s, a, e, it, d, 0.2 + it / 100) for s, a, e in grid.itertuples(index=False)
+                            for it in (10, 20, 30, 40) for d in DOMAINS if d != s],
+                           columns=["source", "arm", "seed", "iteration", "domain", "dice"])  # fmt: skip
+    families = statistics.domain_families(DOMAINS)
+    stats = statistics.seed_statistics(m, "ref", families, 500)
+    m.to_csv(dest / "metrics.csv", index=False)
+    curves.to_csv(dest / "curves.csv", index=False)
+    monitor.to_csv(dest / "monitor.csv", index=False)
+    summary_table(m, curves, "ref", 500, stats=stats).to_csv(dest / "summary.csv", index=False)
+    if with_stats:
+        stats.to_csv(dest / "stats.csv", index=False, float_format="%.6g")
+        statistics.domain_table(DOMAINS).to_csv(dest / "domains.csv", index=False)
+    cells = grid.assign(commit="0123456789abcdef", provenance="fresh", train_s=60.0, eval_s=10.0, threads=1)
+    cells.to_csv(dest / "cells.csv", index=False)
+    status = pd.concat([grid.assign(status="fresh"),
+                        pd.DataFrame([("t2w", "cpu", 1, "missing"), ("t2w", "aug", 2, "stale: engine changed")],
+                                     columns=["source", "arm", "seed", "status"])])  # fmt: skip
+    status.to_csv(dest / "grid.csv", index=False)
+    spec = {"name": name, "description": f"fixture {name}", "sources": sorted(grid["source"].unique()),
+            "arms": ["ref", "aug", "cpu"], "reference_arm": "ref", "seeds": [0, 1],
+            "training": {"iterations": 40, "patch_size": [16, 16, 16]}, "model": {"name": "UNet", "filters": [4, 8]},
+            "data": {"domains": list(DOMAINS)}}  # fmt: skip
+    (dest / "study.json").write_text(json.dumps(spec))
+    return dest
+
+
+def _direct(m: pd.DataFrame, source: str, arm: str) -> tuple[list[float], list[float]]:
+    """Per-seed out-of-domain and in-domain Dice computed from the rows by hand: class mean per case, case mean."""
+    sel = m[(m["source"] == source) & (m["arm"] == arm)]
+    case = sel.groupby(["seed", "domain", "case"], as_index=False)["dice"].mean()
+    ood = case[case["domain"] != source].groupby("seed")["dice"].mean()
+    ind = case[case["domain"] == source].groupby("seed")["dice"].mean()
+    return ood.tolist(), ind.tolist()
+
+
+def _row(page: str, source: str, arm: str) -> str:
+    rows = [line for line in page.splitlines() if line.startswith(f"| {source} | {arm} | ")]
+    assert rows, (source, arm)
+    return rows[0]  # the headline table comes first
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    _export(root, "default")
+    _export(root, "ablation-schedule")
+    out = tmp_path_factory.mktemp("reports")
+    return report.write(root, out).read_text(), out
+
+
+def test_every_figure_is_written_and_referenced(page):
+    text, out = page
+    for what in FIGURES:
+        path = out / f"study_default_{what}.png"
+        assert path.is_file() and path.stat().st_size > 5000, what
+        assert f"]({path.name})" in text, what
+    assert text.count("seeds [0, 1]; command `spineaug study studies/default.yaml") >= len(FIGURES)  # captions
+    assert "`0123456789`" in text  # the cells' commit
+
+
+def test_headline_numbers_equal_the_metrics(page):
+    text, _ = page
+    m = _metrics("default")
+    for source in ("ct", "t2w"):
+        ood_aug, ind_aug = _direct(m, source, "aug")
+        ood_ref, _ = _direct(m, source, "ref")
+        row = _row(text, source, "aug")
+        assert f"| {np.mean(ind_aug):.3f} [" in row
+        assert f"| {np.mean(ood_aug):.3f} [" in row and f"s0 {ood_aug[0]:.3f}, s1 {ood_aug[1]:.3f}" in row
+        gains = [100 * (a / r - 1) for a, r in zip(ood_aug, ood_ref)]
+        assert f"| {np.mean(gains):+.1f} % [" in row and f"s0 {gains[0]:+.1f}, s1 {gains[1]:+.1f}" in row
+    # pooled rows: the mean over seeds of each seed's mean over both sources' rows, and the paper's gain
+    pooled = [np.mean([_direct(m, s, "aug")[0][e] for s in ("ct", "t2w")]) for e in (0, 1)]
+    assert f"| {np.mean(pooled):.3f} [" in _row(text, "all", "aug")
+    per_source = np.mean([np.mean([100 * (a / r - 1) for a, r in zip(_direct(m, s, "aug")[0], _direct(m, s, "ref")[0])])
+                          for s in ("ct", "t2w")])  # fmt: skip
+    assert f"| {per_source:+.1f} % [" in _row(text, "all", "aug")
+    # an arm run on one source only: shown there, against the reference's same seed, never pooled
+    ood_cpu, _ = _direct(m, "ct", "cpu")
+    assert f"| {100 * (ood_cpu[0] / _direct(m, 'ct', 'ref')[0][0] - 1):+.1f} % [" in _row(text, "ct", "cpu")
+    assert "| all | cpu |" not in text
+
+
+def test_family_and_class_tables(page):
+    text, _ = page
+    m = _metrics("default")
+    sel = m[(m["source"] == "ct") & (m["arm"] == "aug") & (m["domain"] == "ct-lowdose")]
+    ct_family = sel.groupby("seed")["dice"].mean().mean()
+    assert f"| ct | aug | {ct_family:.3f} [" in text
+    canal = m[(m["arm"] == "aug") & (m["class"] == "canal") & (m["domain"] != m["source"])]
+    per_seed = canal.groupby("seed")["dice"].mean()  # both sources, equal rows per source
+    assert f"{per_seed.mean():.3f} [" in [line for line in text.splitlines() if line.startswith("| all | aug |")][-2]
+
+
+def test_pooled_rows_never_share_a_table_with_single_source_rows(page):
+    text, _ = page
+    section = text.split("### Per class")[1].split("### Cells")[0]
+    tables = [t for t in section.split("\n\n") if t.startswith("| trained on |")]
+    assert len(tables) == 4  # Dice and HD95, each: pooled arms, then ct (where "cpu" ran alone) with every arm
+    for table in tables:
+        rows = table.splitlines()[2:]
+        assert len({r.split(" | ")[0] for r in rows}) == 1, table
+    assert "| ct | cpu |" in tables[1] and "| ct | ref |" in tables[1]
+
+
+def test_stale_and_missing_cells_are_listed(page):
+    text, _ = page
+    assert "- missing: t2w/cpu/s1" in text and "- stale: engine changed: t2w/aug/s2" in text
+
+
+def test_ablations_render_when_present_and_are_pending_otherwise(page):
+    text, out = page
+    assert "### ablation-schedule" in text and "Question. Schedule:" in text
+    schedule = text.split("### ablation-schedule")[1].split("### ablation-capacity")[0]
+    assert "| ct | aug |" in schedule and (out / "study_ablation-schedule_curves.png").is_file()
+    assert "Pending: no results yet for `ablation-capacity`: run `spineaug study studies/ablation-capacity.yaml" in text
+    # beside the main study, per source only (the two studies' pooled rows pool different sources)
+    beside = schedule.split("#### Beside `default`")[1].split("####")[0]
+    main, ablation = _direct(_metrics("default"), "ct", "aug"), _direct(_metrics("ablation-schedule"), "ct", "aug")
+    row = next(line for line in beside.splitlines() if line.startswith("| ct | aug |"))
+    assert f"| {np.mean(main[1]):.3f} [" in row and f"] / {np.mean(ablation[1]):.3f} [" in row
+    assert "| all |" not in beside
+
+
+def test_missing_inputs_never_crash(tmp_path):
+    legacy = _export(tmp_path / "data", "fx", with_stats=False)  # not the default study: default is pending
+    (legacy / "monitor.csv").unlink()
+    (legacy / "grid.csv").unlink()
+    text = report.write(tmp_path / "data", tmp_path / "out").read_text()
+    assert "Seed statistics (`stats.csv`) are not in these results" in text
+    assert "No results yet for `default`: run `spineaug study studies/default.yaml" in text
+    assert "](study_fx_heatmap.png)" in text and "](study_fx_tradeoff.png)" not in text
+    empty = report.write(tmp_path / "nothing", tmp_path / "out2").read_text()
+    assert "No results yet for `default`" in empty and "Pending: no results yet for `ablation-mixing`" in empty
+
+
+def test_deterministic(tmp_path):
+    _export(tmp_path / "data", "fx")
+    a = report.write(tmp_path / "data", tmp_path / "a").read_text()
+    b = report.write(tmp_path / "data", tmp_path / "b").read_text()
+    assert a == b
+    assert (tmp_path / "a" / "study_fx_classes.png").read_bytes() == (tmp_path / "b" / "study_fx_classes.png").read_bytes()
+
+
+def test_the_report_imports_no_study_or_engine_code():
+    folder = Path(report.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])  # fmt: skip
+            for name in names:
+                if name.startswith("spineaug"):
+                    assert name in ("spineaug", "spineaug._io", "spineaug._schema") or name.startswith(
+                        "spineaug.report"), f"{path.name} imports {name}"  # fmt: skip
