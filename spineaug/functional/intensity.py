@@ -42,39 +42,16 @@ def per_sample(v: Tensor, x: Tensor) -> Tensor:
     return v.reshape(v.shape[0], -1, 1, 1, 1) if v.ndim > 1 else v.view(-1, 1, 1, 1, 1)
 
 
-def mean_std(x: Tensor, *, scratch: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel spatial mean and population std in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
-    Two-pass (mean, then the norm of ``x - mean``): the spread is measured about the mean, so it stays exact under
-    large offsets (CT with +1e5), and on the CPU this is about ten times faster than ``torch.var_mean``'s Welford
-    reduction (measured, 2 x 128^3).
-
-    Args:
-        x: Images, (B, C, D, H, W).
-        scratch: A tensor like ``x`` in :func:`work_dtype` that receives ``x - mean`` (its values are overwritten),
-            so a caller taking several statistics allocates that full-size intermediate once; by default a fresh one.
+    One pass (``torch.var_mean``, Welford's update): the spread is measured about a running mean, so it stays exact
+    under large offsets (CT with +1e5), and a constant channel gives exactly its value and a std of exactly 0. A NaN
+    or an Inf anywhere in a channel makes both statistics non-finite (an overflowing variance makes the std
+    infinite), which callers use as their NaN/Inf check.
     """
-    _, mean, std = centred(x, out=scratch)
-    return mean, std
-
-
-def centred(x: Tensor, *, out: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """``x - mean`` per sample and channel, with the mean and population std of :func:`mean_std`.
-
-    Args:
-        x: Images, (B, C, D, H, W).
-        out: Where to write ``x - mean`` (a tensor like ``x`` in :func:`work_dtype`); by default a fresh tensor.
-
-    Returns:
-        ``(deviation, mean, std)``: the deviation in :func:`work_dtype` (``out`` when given; the caller may modify it
-        in place), and the statistics shaped (B, C, 1, 1, 1).
-    """
-    x = work(x)
-    n = math.prod(x.shape[2:])
-    mean = x.mean(dim=SPATIAL, keepdim=True)
-    deviation = torch.sub(x, mean, out=out) if out is not None else x - mean
-    std = torch.linalg.vector_norm(deviation, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
-    return deviation, mean, std
+    var, mean = torch.var_mean(work(x), dim=SPATIAL, keepdim=True, correction=0)
+    return mean, var.sqrt()
 
 
 def safe_mean(x: Tensor) -> Tensor:
@@ -94,13 +71,14 @@ def safe_mean(x: Tensor) -> Tensor:
 def min_max(x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel spatial minimum and maximum in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
-    Two reductions: ``amin`` and ``amax`` are each about ten times faster than one ``aminmax`` on the CPU.
+    One pass (``aminmax``); on the CPU it is slower than ``amin`` and ``amax`` (two passes), on a GPU, where the
+    passes over the batch are the cost, it is one read.
     """
-    flat = work(x).flatten(2)
-    return flat.amin(dim=2)[..., None, None, None], flat.amax(dim=2)[..., None, None, None]
+    lo, hi = torch.aminmax(work(x).flatten(2), dim=2)
+    return lo[..., None, None, None], hi[..., None, None, None]
 
 
-def normalise01(x: Tensor, *, flip: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+def normalise01(x: Tensor, *, flip: bool = False, clamp: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Min-max normalise each sample and channel to [0, 1].
 
     Any positive span counts, however small next to the offset (a float64 CT channel at +1e5 with a spread of 1e-6
@@ -109,6 +87,8 @@ def normalise01(x: Tensor, *, flip: bool = False) -> tuple[Tensor, Tensor, Tenso
     Args:
         x: Images, (B, C, D, H, W).
         flip: Normalise the negated image instead (``u = (max - x) / span``), without materialising ``-x``.
+        clamp: Clamp ``u`` to [0, 1] (one more pass). ``u >= 0`` holds without it; the maximum may map an ulp above
+            1 (the product with ``1 / span`` rounds).
 
     Returns:
         ``(u, offset, scale)`` with ``x = u * scale + offset``: ``(lo, span)``, or ``(hi, -span)`` with ``flip``.
@@ -122,38 +102,52 @@ def normalise01(x: Tensor, *, flip: bool = False) -> tuple[Tensor, Tensor, Tenso
         offset, scale = lo, span
     # (x - offset) / scale, not x / scale - offset / scale: the minimum must map to exactly 0 (sqrt, log near 0).
     u = (work(x) - offset).mul_(1 / scale)
-    return u.clamp_(0.0, 1.0), offset, scale
+    return (u.clamp_(0.0, 1.0) if clamp else u), offset, scale
 
 
-def restore_stats(y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Give ``y`` the per-sample, per-channel mean and std of ``x`` ("retain_stats"): ``y * a + b``, one pass.
+def restore_stats(
+    y: Tensor, x: Tensor, *, sign: float = 1.0, x_stats: tuple[Tensor, Tensor] | None = None, inplace: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Give ``sign * y`` the per-sample, per-channel mean and std of ``x`` ("retain_stats"): ``y * a + b``, one pass.
+
+    ``y`` may be the transform's result up to any positive per-channel affine map (``sign = -1``: a negative one),
+    since only its standardised values are used: ``(y - mean_y) * std_x / std_y + mean_x``.
 
     A channel of ``y`` whose spread collapsed cannot be rescaled without blowing rounding noise up to full scale;
     such channels are flagged so the caller keeps ``x`` there (:func:`fall_back`). Collapsed means: exactly 0, or
     both below ``1e-6`` of the spread of ``x`` and within rounding error (64 ulps) of ``y``'s own values. Both
     thresholds are on spreads, never on ``|mean|`` alone, so they hold at any scale (1e-6 ... 1e7) and under any
-    offset: a CT channel at +1e5 with a spread of 0.1 (float32) or 1e-6 (float64) is rescaled, and so is an output
-    in other units than the input (a synthetic image in [0, 1] for a 1e7-scale input). The reductions run in
-    :func:`work_dtype` (two-pass, so offsets do not swamp the spread); the small per-channel statistics are
-    compared and divided in float64. One full-size buffer is allocated: it holds ``x - mean``, then ``y - mean``,
-    then the result (a fresh allocation costs about as much as a pass on the CPU); under autograd, fresh tensors.
+    offset. The same statistics replace a separate NaN/Inf check: a NaN or Inf in ``y`` makes its mean or std
+    non-finite, and the result ``|y * a + b| <= |mean_x| + sqrt(n) std_x`` cannot overflow when that bound is finite;
+    channels that fail either are flagged too. The statistics are one ``var_mean`` pass each (:func:`mean_std`),
+    compared and divided in float64; the rescale is one fused ``addcmul``.
+
+    Args:
+        y: The transformed images, like ``x``.
+        x: The original images.
+        sign: -1 when ``y`` is a decreasing affine map of the result.
+        x_stats: ``mean_std(x)`` when the caller already has it.
+        inplace: Write the result into ``y`` (a fresh intermediate of the caller's, in :func:`work_dtype` of ``x``).
 
     Returns:
-        ``(out, degenerate)``: ``out`` like ``y`` in :func:`work_dtype` of ``x`` (a fresh tensor), and a
-        (B, C, 1, 1, 1) bool flag per channel.
+        ``(out, use_x)``: ``out`` like ``y`` in :func:`work_dtype` of ``x``, and a (B, C, 1, 1, 1) bool flag per
+        channel: keep ``x`` there (collapsed, NaN/Inf, or out of range). Flagged channels of ``out`` hold garbage.
     """
     dtype = work_dtype(x)
-    buffer = None if tracked(x, y) else torch.empty(x.shape, dtype=dtype, device=x.device)
     yw = work(y)
-    m0, s0 = (t.double() for t in mean_std(x, scratch=buffer))
-    m1, s1 = (t.double() for t in mean_std(yw, scratch=buffer if yw.dtype == dtype else None))
-    rounding = 64 * torch.finfo(work_dtype(y)).eps * (m1.abs() + s1)
+    m0, s0 = (t.double() for t in (mean_std(x) if x_stats is None else x_stats))
+    m1, s1 = (t.double() for t in mean_std(yw))
+    rounding = 64 * torch.finfo(yw.dtype).eps * (m1.abs() + s1)
     degenerate = ((s1 <= 1e-6 * s0) & (s1 <= rounding)) | (s1 == 0)
-    a = s0 / torch.where(degenerate, 1.0, s1)
-    b = (m0 - m1 * a).to(dtype)
-    if buffer is None:
-        return torch.addcmul(b, yw.to(dtype), a.to(dtype)), degenerate
-    return torch.addcmul(b, yw.to(dtype), a.to(dtype), out=buffer), degenerate
+    bound = m0.abs() + s0 * math.sqrt(max(math.prod(x.shape[2:]), 1))
+    ok = torch.isfinite(m1) & torch.isfinite(s1) & (bound <= torch.finfo(dtype).max / 2)
+    use_x = degenerate | ~ok
+    a = torch.where(use_x, 0.0, sign * s0 / torch.where(degenerate | ~ok, 1.0, s1))
+    b = torch.where(use_x, 0.0, m0 - m1 * a)
+    a, b = a.to(dtype), b.to(dtype)
+    if inplace and yw.dtype == dtype and not tracked(yw):
+        return torch.addcmul(b, yw, a, out=yw), use_x
+    return torch.addcmul(b, yw.to(dtype), a), use_x
 
 
 def blend(x: Tensor, y: Tensor, alpha: Tensor) -> Tensor:
@@ -200,10 +194,10 @@ def restrict_to_region(x: Tensor, y: Tensor, mask: Tensor, mode: Tensor, *, inpl
 def non_finite(y: Tensor) -> Tensor:
     """Per sample, (B, 1, 1, 1, 1) bool: ``y`` holds a NaN or an Inf somewhere (one reduction pass, no sync).
 
-    ``amin``/``amax`` propagate NaN and keep infinities, so two tiny ``isfinite`` calls replace a full-size one.
+    A sum is NaN or infinite when a term is; it can also overflow on finite values near the dtype's maximum, which
+    then count as non-finite too (the caller keeps the input there: still finite).
     """
-    flat = y.flatten(1)
-    return ~(torch.isfinite(flat.amin(dim=1)) & torch.isfinite(flat.amax(dim=1))).view(-1, 1, 1, 1, 1)
+    return ~torch.isfinite(y.flatten(1).sum(dim=1)).view(-1, 1, 1, 1, 1)
 
 
 def fall_back(y: Tensor, x: Tensor, use_x: Tensor, *, inplace: bool = False) -> Tensor:
@@ -242,6 +236,9 @@ def multiply(x: Tensor, factor: Tensor) -> Tensor:
 def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tensor:
     """Stretch intensities about each sample's mean: ``(x - mean) * factor + mean``.
 
+    Three passes after the mean, the float operations of nnU-Net's (a fused ``lerp`` or ``addcmul`` would round
+    differently), and a clamp with ``preserve_range``.
+
     Args:
         x: Images, (B, C, D, H, W).
         factor: (B,) or (B, C); 1 leaves a sample unchanged.
@@ -255,7 +252,7 @@ def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tenso
     y = torch.sub(xf, mean).mul_(per_sample(factor, x)).add_(mean)  # one allocation, the rounding of the plain form
     if preserve_range:
         lo, hi = min_max(xf)
-        y.clamp_(lo, hi)  # lo <= hi: the same values as maximum(minimum(y, hi), lo), in one pass
+        y = y.clamp(lo, hi) if tracked(y) else y.clamp_(lo, hi)  # lo <= hi: maximum(minimum(y, hi), lo), one pass
     return y
 
 
@@ -263,13 +260,16 @@ def zscore(x: Tensor) -> Tensor:
     """Normalise each sample and channel to zero mean and unit (population) std; constant channels become 0.
 
     Any spread counts, however small (a channel at 1e-9 scale, or 0.1 around 1e5, is standardised too). A constant
-    channel (its minimum equals its maximum, checked exactly) gives 0: its computed std is rounding error of the mean,
-    which dividing by it would amplify to +-1.
+    channel gives 0: its one-pass std (:func:`mean_std`) is exactly 0. Two passes after the statistics
+    (``x - mean``, then the scale in place). The result is finite for finite ``x`` (``|z| <= sqrt(n)``; a channel
+    whose variance overflows the dtype gets scale 0).
+
+    Returns:
+        Tensor like ``x`` in :func:`work_dtype`.
     """
-    deviation, _, std = centred(x)
-    lo, hi = min_max(x)
-    constant = (hi == lo) | (std == 0)
-    scale = torch.where(constant, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
+    mean, std = mean_std(x)
+    scale = torch.where(std == 0, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
+    deviation = work(x) - mean
     return deviation * scale if tracked(deviation) else deviation.mul_(scale)
 
 
@@ -295,9 +295,12 @@ def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float =
     seeds = seeds.to(x.device, non_blocking=True)
     if not rician:
         field = FN.normal_field(seeds, tuple(x.shape[1:]))
-        noise = field.mul_(s) if field.dtype == s.dtype else s * field  # the fresh field holds sigma * eps
-        # (x + mean) + noise, or x + noise when mean is 0 (x + 0.0 = x, up to the sign of a zero): no extra pass.
-        return noise.add_(xf + mean if mean else xf)
+        # x + sigma * eps in one pass, into the fresh field when it has the working dtype; (x + mean) + noise
+        # when mean is not 0.
+        base = xf + mean if mean else xf
+        if field.dtype == xf.dtype and not tracked(xf, s):
+            return torch.addcmul(base, field, s, out=field)
+        return torch.addcmul(base, field, s)
     eps = FN.normal_field(seeds, (2, *x.shape[1:]))
     lo, _ = min_max(xf)
     real = xf - lo + s * eps[:, 0]
@@ -317,7 +320,9 @@ _FUNCTIONS = {
 }
 
 
-def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], present: tuple[int, ...]) -> Tensor:
+def apply_intensity_function(
+    x: Tensor, which: Tensor, names: tuple[str, ...], present: tuple[int, ...], *, unscaled: bool = False
+) -> Tensor:
     """Remap min-max normalised intensities through one of several increasing functions, chosen per sample.
 
     Each sample and channel is normalised to ``u`` in [0, 1] (so log/sqrt never see negatives and exp stays
@@ -329,11 +334,13 @@ def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], p
         which: (B,) long: index into ``names`` of each sample's function.
         names: Function names, each one of :data:`INTENSITY_FUNCTIONS`.
         present: The indices that occur in ``which`` (known on the host); only those functions are evaluated.
+        unscaled: Return ``f(u)`` without the (increasing, per-channel affine) stretch back to the input range, and
+            without clamping ``u``, for a caller that standardises the result anyway (two passes fewer).
 
     Returns:
-        Tensor like ``x`` in :func:`work_dtype`; each channel keeps its minimum and maximum.
+        Tensor like ``x`` in :func:`work_dtype`; each channel keeps its minimum and maximum (unless ``unscaled``).
     """
-    u, lo, span = normalise01(x)
+    u, lo, span = normalise01(x, clamp=not unscaled)
     which = which.to(x.device, non_blocking=True).view(-1, 1, 1, 1, 1)
     y = u
     for n, i in enumerate(present):
@@ -342,11 +349,12 @@ def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], p
         f, f_scalar = _FUNCTIONS[names[i]]
         f0, f1 = f_scalar(0.0), f_scalar(1.0)
         # f(u) in place when no other function needs u; the affine map back to the input range is one addcmul.
-        fu = getattr(u, f"{f.__name__}_")() if n == len(present) - 1 else f(u)
-        k = span / (f1 - f0)
-        fu = torch.addcmul(lo - f0 * k, fu, k) if tracked(fu) else torch.addcmul(lo - f0 * k, fu, k, out=fu)
+        fu = getattr(u, f"{f.__name__}_")() if n == len(present) - 1 and not tracked(u) else f(u)
+        if not unscaled:
+            k = span / (f1 - f0)
+            fu = torch.addcmul(lo - f0 * k, fu, k) if tracked(fu) else torch.addcmul(lo - f0 * k, fu, k, out=fu)
         y = fu if len(present) == 1 else torch.where(which == i, fu, y)
-    if not present:
+    if not present and not unscaled:
         y = y * span + lo
     return y
 

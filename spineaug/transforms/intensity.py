@@ -82,6 +82,15 @@ class RandomGamma(IntensityTransform):
         v = u.pow_(FI.per_sample(values.gamma, x))
         return torch.addcmul(offset, v, scale) if FI.tracked(v) else torch.addcmul(offset, v, scale, out=v)
 
+    def transform_unscaled(self, x: Tensor, values: GammaParams, label: Tensor | None) -> tuple[Tensor, float]:
+        # u ** gamma: the map back to the range (offset + scale * v) is affine, decreasing when inverted.
+        u, _, _ = FI.normalise01(x, flip=self.invert, clamp=False)
+        gamma = FI.per_sample(values.gamma, x)
+        return (u.pow(gamma) if FI.tracked(u) else u.pow_(gamma)), (-1.0 if self.invert else 1.0)
+
+    def finite_output(self) -> bool:
+        return True  # within each channel's [min, max]
+
 
 class RandomInverseGamma(RandomGamma):
     """:class:`RandomGamma` on the negated image (CATALOG.md 3.14); same arguments, ``invert`` fixed to true."""
@@ -206,6 +215,9 @@ class RandomPercentileClamp(IntensityTransform):
 
     def transform(self, x: Tensor, values: PercentileClampParams, label: Tensor | None) -> Tensor:
         return FH.percentile_clamp(x, values.q_low, values.q_high)
+
+    def finite_output(self) -> bool:
+        return True  # values of the input
 
 
 @dataclass(frozen=True)
@@ -336,6 +348,9 @@ class RandomContrast(IntensityTransform):
     def transform(self, x: Tensor, values: ContrastParams, label: Tensor | None) -> Tensor:
         return FI.adjust_contrast(x, values.factor, preserve_range=self.preserve_range)
 
+    def finite_output(self) -> bool:
+        return self.preserve_range  # clamped to each channel's [min, max]
+
 
 @dataclass(frozen=True)
 class IntensityFunctionParams(Params):
@@ -380,6 +395,15 @@ class RandomIntensityFunction(IntensityTransform):
         which = values.function
         present = tuple(sorted(set(which.tolist())))  # a CPU parameter: no device synchronisation
         return FI.apply_intensity_function(x, which, self.functions, present)
+
+    def transform_unscaled(
+        self, x: Tensor, values: IntensityFunctionParams, label: Tensor | None
+    ) -> tuple[Tensor, float]:
+        present = tuple(sorted(set(values.function.tolist())))  # a CPU parameter: no device synchronisation
+        return FI.apply_intensity_function(x, values.function, self.functions, present, unscaled=True), 1.0
+
+    def finite_output(self) -> bool:
+        return True  # within each channel's [min, max]
 
 
 @dataclass(frozen=True)
@@ -448,3 +472,6 @@ class RandomZScore(IntensityTransform):
 
     def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         return FI.zscore(x)
+
+    def finite_output(self) -> bool:
+        return True  # |z| <= sqrt(voxels)
