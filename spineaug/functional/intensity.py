@@ -294,7 +294,8 @@ def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float =
     xf = work(x)
     seeds = seeds.to(x.device, non_blocking=True)
     if not rician:
-        field = FN.normal_field(seeds, tuple(x.shape[1:]))
+        field = FN.scaled_normal_field(seeds, tuple(x.shape[1:]))  # std 1 / sqrt(2): sigma * sqrt(2) scales it
+        s = s * math.sqrt(2.0)
         # x + sigma * eps in one pass, into the fresh field when it has the working dtype; (x + mean) + noise
         # when mean is not 0.
         base = xf + mean if mean else xf

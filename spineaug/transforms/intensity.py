@@ -264,6 +264,10 @@ class RandomGaussianNoise(IntensityTransform):
     def transform(self, x: Tensor, values: GaussianNoiseParams, label: Tensor | None) -> Tensor:
         return FI.add_gaussian_noise(x, values.sigma, values.seed, mean=self.mean, rician=self.rician)
 
+    def finite_output(self) -> bool:
+        # x + mean + sigma * eps with |eps| < 5.3: finite unless the image is within that of the dtype's maximum
+        return not self.rician and 6 * self.sigma[1] + abs(self.mean) < 1e30
+
 
 @dataclass(frozen=True)
 class BrightnessParams(Params):
