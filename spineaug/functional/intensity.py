@@ -236,8 +236,9 @@ def multiply(x: Tensor, factor: Tensor) -> Tensor:
 def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tensor:
     """Stretch intensities about each sample's mean: ``(x - mean) * factor + mean``.
 
-    Three passes after the mean, the float operations of nnU-Net's (a fused ``lerp`` or ``addcmul`` would round
-    differently), and a clamp with ``preserve_range``.
+    With ``preserve_range`` (nnU-Net's mode) three passes after the mean, nnU-Net's float operations (a fused
+    ``lerp`` or ``addcmul`` rounds differently), then the clamp; without it one pass, ``lerp(mean, x, factor)``,
+    which forms ``x - mean`` before scaling it (exact under large offsets; within an ulp of the three-pass form).
 
     Args:
         x: Images, (B, C, D, H, W).
@@ -249,6 +250,8 @@ def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tenso
     """
     xf = work(x)
     mean = xf.mean(dim=SPATIAL, keepdim=True)
+    if not preserve_range:
+        return torch.lerp(mean, xf, per_sample(factor, x))
     y = torch.sub(xf, mean).mul_(per_sample(factor, x)).add_(mean)  # one allocation, the rounding of the plain form
     if preserve_range:
         lo, hi = min_max(xf)
