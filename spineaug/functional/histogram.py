@@ -24,7 +24,7 @@ def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False,
     ``lo + span * (c_{k-1} + t * h_k) / N``: continuous, strictly follows the empirical CDF, and reaches
     exactly ``lo`` and ``hi``.
 
-    Cost bound: a min and a max reduction, the bin index (one float and two int64 passes), one ``scatter_add`` and
+    Cost bound: one ``aminmax`` reduction, the bin index (one float and two int64 passes), one ``scatter_add`` and
     one ``gather``. Reference for the benchmark (``spineaug.bench.references``): ``aminmax``, bin index,
     ``scatter_add_`` histogram, ``cumsum``, ``gather``.
 
@@ -41,8 +41,8 @@ def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False,
     b, c = x.shape[:2]
     rows = work(x).flatten(2).reshape(b * c, -1)
     n = rows.shape[1]
-    lo = rows.amin(dim=1, keepdim=True)
-    span = rows.amax(dim=1, keepdim=True) - lo
+    lo, hi = torch.aminmax(rows, dim=1, keepdim=True)  # one pass
+    span = hi - lo
     scaled = (rows - lo).mul_(bins / span.clamp_min(eps))  # position in bins, [0, bins]
     k = scaled.long().clamp_(0, bins - 1)  # non-negative, so truncation is floor
     # Per-row histograms of known size (no synchronisation), scattered and read along the bin dimension, so no

@@ -399,7 +399,9 @@ def polynomial_field(
     return torch.einsum("bkji,dk,hj,wi->bdhw", dense, vz, vy, vx)
 
 
-def apply_bias_field(x: Tensor, log_field: Tensor, *, signed: bool = False, max_log: float = 30.0) -> Tensor:
+def apply_bias_field(
+    x: Tensor, log_field: Tensor, *, signed: bool = False, max_log: float = 30.0, bounded: bool = False
+) -> Tensor:
     """Multiply by a smooth gain field ``exp(log_field)``.
 
     Args:
@@ -408,11 +410,14 @@ def apply_bias_field(x: Tensor, log_field: Tensor, *, signed: bool = False, max_
         signed: Multiply the raw (possibly negative) intensities, as AugLab does. By default the gain acts on
             ``x - min`` and the minimum is added back, so dark voxels never get darker where the gain is above 1.
         max_log: Bound on the log-gain, so ``exp`` cannot overflow.
+        bounded: The caller knows ``|log_field| <= max_log`` already (e.g. from the polynomial's coefficients):
+            no clamp pass.
 
     Returns:
         Tensor like ``x`` in :func:`work_dtype`.
     """
-    gain = torch.exp(log_field.float().clamp(-max_log, max_log))[:, None]
+    log_field = log_field.float()
+    gain = torch.exp(log_field if bounded else log_field.clamp(-max_log, max_log))[:, None]
     xf = work(x)
     if signed:
         return xf * gain.to(xf.dtype)
