@@ -239,14 +239,13 @@ def remap_intensities(
 
     Cost bound: the label and ring statistics are three ``scatter_add`` passes, one uint8 dilation and one int64 bin
     code (up to 9 label values); each bump is ~5 in-place passes over the image (+3 byte/mask passes when a sample
-    is in inside mode); the rest is ~8 passes (range, ``u``, the bump's range, the way back). Reference for the
+    is in inside mode); the rest is ~5 passes (range, ``u``, the bump's range, the way back onto ``x``). Reference for the
     benchmark (``spineaug.bench.references``): per-label ``scatter_add_`` sums and a two-gather affine ``x * a[label] +
     b[label]``.
     """
     xf = work(x)  # the range and the way back in float64 for float64 images (tiny spreads at large offsets)
-    b, c = x.shape[:2]
-    lo = xf.amin(dim=SPATIAL, keepdim=True)
-    span = xf.amax(dim=SPATIAL, keepdim=True) - lo
+    lo, hi = (t[..., None, None, None] for t in torch.aminmax(xf.flatten(2), dim=2))  # one pass
+    span = hi - lo
     span = torch.where(span > 0, span, torch.ones((), dtype=span.dtype, device=span.device))
     u = (xf - lo).div_(span).float()  # in [0, 1]: float32 is enough for the curves
     (count, total, total_sq), ring = label_ring_moments(u, lab, num, radius)
@@ -283,21 +282,23 @@ def remap_intensities(
             bump = term.mul_(weight) if bump is None else bump.addcmul_(term, weight)
     if bump is None:  # no foreground label value
         bump = torch.zeros_like(u)
-    a_lo = bump.amin(dim=SPATIAL, keepdim=True)  # (amin + amax beat aminmax's one pass on the CPU)
-    a_range = bump.amax(dim=SPATIAL, keepdim=True) - a_lo
+    a_lo, a_hi = (t[..., None, None, None] for t in torch.aminmax(bump.flatten(2), dim=2))  # one pass
+    a_range = a_hi - a_lo
     # AugLab adds 2 (A - min A) / range everywhere. In inside mode (A = 0 outside the labels) that shifts the outside
     # by a constant; dropping that constant (retain_stats removes it anyway) leaves the outside exactly unchanged.
     shift = torch.where(inside, 0.0, a_lo)
     # A flat A (range <= 1e-8) leaves u: dividing the finite 2 (A - shift) by an infinite range adds exactly 0, so
     # the per-sample choice costs no full-size where. In place on the bump (this function's own volume).
     scale = torch.where(a_range > 1e-8, a_range + 1e-6, math.inf)
-    # 2 (A - shift) as 2 A - 2 shift (doubling is exact), one pass
-    y = torch.add(shift * -2.0, bump, alpha=2.0, out=None if tracked(bump) else bump).div_(scale).add_(u)
-    y = y.to(xf.dtype).mul_(span).add_(lo)
-    has_fg = present.any(dim=2).view(b, c, 1, 1, 1)
-    if tracked(x):  # out= is not differentiable
-        return torch.where(has_fg, y, xf).to(x.dtype)
-    return torch.where(has_fg, y, xf, out=y).to(x.dtype)
+    # Back in the input's units: (u + 2 (A - shift) / scale) * span + lo = x + A * g - shift * g with
+    # g = 2 span / scale, one addcmul on x itself (not on u * span + lo, which is x only up to rounding). A sample
+    # without a foreground value has A = 0 and an infinite scale (g = 0): it comes back exactly as x, no where.
+    g = (2.0 * span / scale).to(xf.dtype)
+    base = xf - shift.to(xf.dtype) * g  # shift * g is 0 where the sample is in inside mode (shift 0) or flat
+    a = bump if bump.dtype == xf.dtype else bump.to(xf.dtype)
+    if tracked(base, a):  # out= is not differentiable
+        return torch.addcmul(base, a, g).to(x.dtype)
+    return torch.addcmul(base, a, g, out=base).to(x.dtype)
 
 
 def label_appearance(
