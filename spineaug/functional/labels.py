@@ -302,7 +302,15 @@ def remap_intensities(
 
 
 def label_appearance(
-    x: Tensor, lab: Tensor, num: int, mean: Tensor, std: Tensor, noise: Tensor, texture: Tensor
+    x: Tensor,
+    lab: Tensor,
+    num: int,
+    mean: Tensor,
+    std: Tensor,
+    noise: Tensor,
+    texture: Tensor,
+    *,
+    noise_std: float = 1.0,
 ) -> Tensor:
     """Paint each label region with fresh statistics: ``mean_l + std_l * n`` (SynthSeg-style).
 
@@ -316,11 +324,17 @@ def label_appearance(
         num: Number of label values.
         mean: Region means, (B, num).
         std: Region standard deviations, (B, num), >= 0.
-        noise: Standard normal noise like ``x``.
+        noise: Normal noise like ``x``, with mean 0 and standard deviation ``noise_std``.
         texture: Texture weights in [0, 1], (B,).
+        noise_std: The standard deviation of ``noise`` (e.g. ``1 / sqrt(2)`` for
+            :func:`~spineaug.functional.noise.scaled_normal_field`), folded into the per-label tables.
 
     Returns:
         Synthetic images, like ``x`` (float32 values cast back to ``x.dtype``).
+
+    Cost: the centring (mean, subtraction), the region moments (three ``scatter_add`` and a square), then
+    ``y = Q[l] + P[l] * x + R[l] * noise`` with per-label tables (``P = s w / sd``, ``Q = m - P mu``,
+    ``R = s sqrt(1 - w^2) / noise_std``): three gathers and two ``addcmul``, no per-voxel z.
     """
     b, c = x.shape[:2]
     device = x.device
@@ -336,12 +350,17 @@ def label_appearance(
     # Centred in the work dtype (a float64 image keeps a tiny spread at a large offset), then float32 is enough.
     xf = (xf - xf.mean(dim=SPATIAL, keepdim=True)).float()
     count, total, total_sq = label_moments(xf, lab, num)
-    mu_x, sd_x = moments_to_mean_std(count, total, total_sq)
-    z = (xf - pick(mu_x)) / pick(sd_x).clamp_min(torch.finfo(torch.float32).tiny)
-    n = torch.sqrt((1 - w.square()).clamp_min(0)) * noise.float() + w * z
-    m = mean.to(device, torch.float32, non_blocking=True)[:, None, :].expand(b, c, num)
-    s = std.to(device, torch.float32, non_blocking=True)[:, None, :].expand(b, c, num)
-    return (pick(m.contiguous()) + pick(s.contiguous()) * n).to(x.dtype)
+    mu_x, sd_x = moments_to_mean_std(count, total, total_sq)  # (B, C, num)
+    m = mean.to(device, torch.float32, non_blocking=True)[:, None, :]
+    s = std.to(device, torch.float32, non_blocking=True)[:, None, :]
+    w = w.view(-1, 1, 1)
+    inv = torch.where(sd_x > 0, 1.0 / sd_x.clamp_min(torch.finfo(torch.float32).tiny), 0.0)  # std 0: z = 0
+    p_tab = (s * w * inv).expand(b, c, num).contiguous()
+    q_tab = (m - p_tab * mu_x).expand(b, c, num).contiguous()
+    r_tab = (s * torch.sqrt((1 - w.square()).clamp_min(0)) / noise_std).expand(b, c, num).contiguous()
+    y = torch.addcmul(pick(q_tab), pick(p_tab), xf)
+    y = y.addcmul_(pick(r_tab), noise.float()) if not tracked(y) else torch.addcmul(y, pick(r_tab), noise.float())
+    return y.to(x.dtype)
 
 
 def smooth_field(coarse: Tensor, shape: tuple[int, int, int]) -> Tensor:
