@@ -106,12 +106,11 @@ def normalise01(x: Tensor, *, flip: bool = False, clamp: bool = True) -> tuple[T
 
 
 def restore_stats(
-    y: Tensor, x: Tensor, *, sign: float = 1.0, x_stats: tuple[Tensor, Tensor] | None = None, inplace: bool = False
+    y: Tensor, x: Tensor, *, x_stats: tuple[Tensor, Tensor] | None = None, inplace: bool = False
 ) -> tuple[Tensor, Tensor]:
-    """Give ``sign * y`` the per-sample, per-channel mean and std of ``x`` ("retain_stats"): ``y * a + b``, one pass.
+    """Give ``y`` the per-sample, per-channel mean and std of ``x`` ("retain_stats"): ``y * a + b``, one pass.
 
-    ``y`` may be the transform's result up to any positive per-channel affine map (``sign = -1``: a negative one),
-    since only its standardised values are used: ``(y - mean_y) * std_x / std_y + mean_x``.
+    ``(y - mean_y) * std_x / std_y + mean_x``.
 
     A channel of ``y`` whose spread collapsed cannot be rescaled without blowing rounding noise up to full scale;
     such channels are flagged so the caller keeps ``x`` there (:func:`fall_back`). Collapsed means: exactly 0, or
@@ -125,7 +124,6 @@ def restore_stats(
     Args:
         y: The transformed images, like ``x``.
         x: The original images.
-        sign: -1 when ``y`` is a decreasing affine map of the result.
         x_stats: ``mean_std(x)`` when the caller already has it.
         inplace: Write the result into ``y`` (a fresh intermediate of the caller's, in :func:`work_dtype` of ``x``).
 
@@ -142,12 +140,43 @@ def restore_stats(
     bound = m0.abs() + s0 * math.sqrt(max(math.prod(x.shape[2:]), 1))
     ok = torch.isfinite(m1) & torch.isfinite(s1) & (bound <= torch.finfo(dtype).max / 2)
     use_x = degenerate | ~ok
-    a = torch.where(use_x, 0.0, sign * s0 / torch.where(degenerate | ~ok, 1.0, s1))
+    a = torch.where(use_x, 0.0, s0 / torch.where(use_x, 1.0, s1))
     b = torch.where(use_x, 0.0, m0 - m1 * a)
     a, b = a.to(dtype), b.to(dtype)
     if inplace and yw.dtype == dtype and not tracked(yw):
         return torch.addcmul(b, yw, a, out=yw), use_x
     return torch.addcmul(b, yw.to(dtype), a), use_x
+
+
+def restore_unit_stats(f: Tensor, u_stats: tuple[Tensor, Tensor], offset: Tensor, scale: Tensor) -> Tensor:
+    """``retain_stats`` in closed form for a map of min-max normalised intensities, with no fallback pass.
+
+    ``u = (x - offset) / scale`` (:func:`normalise01`, so ``x``'s mean and std are ``offset + scale * mean_u`` and
+    ``|scale| * std_u``, from the statistics of ``u``, which cannot overflow), ``f`` a map of ``u`` that is finite
+    on [0, 1] and whose result ``offset + scale * f`` the transform would return. The result gets the mean and
+    std of ``x``: ``(f - mean_f) * scale * std_u / std_f + mean_x``, one ``addcmul`` in place into ``f`` (fresh
+    under autograd). Where ``f``'s spread collapsed (a constant channel: ``u = 0``) the result is the mean of ``x``,
+    which is ``offset``, the channel's value, exactly; a channel whose range overflows the dtype comes back as
+    ``offset`` (constant and finite).
+
+    Args:
+        f: The mapped intensities, (B, C, D, H, W) in :func:`work_dtype`.
+        u_stats: ``mean_std(u)``.
+        offset: (B, C, 1, 1, 1) from :func:`normalise01`.
+        scale: (B, C, 1, 1, 1) from :func:`normalise01` (negative with ``flip``).
+    """
+    m_u, s_u = (t.double() for t in u_stats)
+    m_f, s_f = (t.double() for t in mean_std(f))
+    off, sc = offset.double(), scale.double()
+    rounding = 64 * torch.finfo(f.dtype).eps * (m_f.abs() + s_f)
+    s_x = sc.abs() * s_u
+    degenerate = ((s_f <= 1e-6 * s_x) & (s_f <= rounding)) | (s_f == 0)
+    ok = torch.isfinite(sc) & torch.isfinite(m_f) & torch.isfinite(s_f) & torch.isfinite(m_u) & torch.isfinite(s_u)
+    use_mean = degenerate | ~ok
+    a = torch.where(use_mean, 0.0, sc * s_u / torch.where(use_mean, 1.0, s_f))
+    b = torch.where(ok, off + sc * m_u - m_f * a, off)
+    a, b = a.to(f.dtype), b.to(f.dtype)
+    return torch.addcmul(b, f, a) if tracked(f) else torch.addcmul(b, f, a, out=f)
 
 
 def blend(x: Tensor, y: Tensor, alpha: Tensor) -> Tensor:
@@ -195,9 +224,11 @@ def non_finite(y: Tensor) -> Tensor:
     """Per sample, (B, 1, 1, 1, 1) bool: ``y`` holds a NaN or an Inf somewhere (one reduction pass, no sync).
 
     A sum is NaN or infinite when a term is; it can also overflow on finite values near the dtype's maximum, which
-    then count as non-finite too (the caller keeps the input there: still finite).
+    then count as non-finite too (the caller keeps the input there: still finite). 16-bit images are summed in
+    float32 (a float16 sum of a few thousand voxels of 100 would overflow).
     """
-    return ~torch.isfinite(y.flatten(1).sum(dim=1)).view(-1, 1, 1, 1, 1)
+    acc = y.dtype if y.dtype in (torch.float32, torch.float64) else torch.float32
+    return ~torch.isfinite(y.flatten(1).sum(dim=1, dtype=acc)).view(-1, 1, 1, 1, 1)
 
 
 def fall_back(y: Tensor, x: Tensor, use_x: Tensor, *, inplace: bool = False) -> Tensor:
@@ -325,7 +356,7 @@ _FUNCTIONS = {
 
 
 def apply_intensity_function(
-    x: Tensor, which: Tensor, names: tuple[str, ...], present: tuple[int, ...], *, unscaled: bool = False
+    x: Tensor, which: Tensor, names: tuple[str, ...], present: tuple[int, ...], *, retain_stats: bool = False
 ) -> Tensor:
     """Remap min-max normalised intensities through one of several increasing functions, chosen per sample.
 
@@ -338,13 +369,16 @@ def apply_intensity_function(
         which: (B,) long: index into ``names`` of each sample's function.
         names: Function names, each one of :data:`INTENSITY_FUNCTIONS`.
         present: The indices that occur in ``which`` (known on the host); only those functions are evaluated.
-        unscaled: Return ``f(u)`` without the (increasing, per-channel affine) stretch back to the input range, and
-            without clamping ``u``, for a caller that standardises the result anyway (two passes fewer).
+        retain_stats: Return the result with each channel's mean and std instead of its range
+            (:func:`restore_unit_stats`): ``u`` is not clamped and ``f(u)`` not stretched back.
 
     Returns:
-        Tensor like ``x`` in :func:`work_dtype`; each channel keeps its minimum and maximum (unless ``unscaled``).
+        Tensor like ``x`` in :func:`work_dtype`; each channel keeps its minimum and maximum (with ``retain_stats``:
+        its mean and std).
     """
+    unscaled = retain_stats
     u, lo, span = normalise01(x, clamp=not unscaled)
+    u_stats = mean_std(u) if retain_stats else None
     which = which.to(x.device, non_blocking=True).view(-1, 1, 1, 1, 1)
     y = u
     for n, i in enumerate(present):
@@ -358,7 +392,9 @@ def apply_intensity_function(
             k = span / (f1 - f0)
             fu = torch.addcmul(lo - f0 * k, fu, k) if tracked(fu) else torch.addcmul(lo - f0 * k, fu, k, out=fu)
         y = fu if len(present) == 1 else torch.where(which == i, fu, y)
-    if not present and not unscaled:
+    if retain_stats:
+        return restore_unit_stats(y if present else u.clone(), u_stats, lo, span)
+    if not present:
         y = y * span + lo
     return y
 

@@ -273,20 +273,13 @@ class IntensityTransform(RandomTransform):
         """
         raise NotImplementedError
 
-    def transform_unscaled(self, x: Tensor, values: Any, label: Tensor | None) -> tuple[Tensor, float]:
-        """``transform`` up to a per-sample, per-channel affine map, for ``retain_stats`` to standardise: ``(y, sign)``.
-
-        ``restore_stats`` only uses a result's standardised values, so a transform may skip the last affine step
-        of its result (the map back to the input's range) and return ``sign = -1`` when that step was decreasing.
-        By default: ``(transform(...), 1.0)``.
-        """
-        return self.transform(x, values, label), 1.0
-
     def finite_output(self) -> bool:
-        """Whether ``transform`` of a finite image is finite in the image's dtype, so no NaN/Inf check is needed.
+        """Whether ``transform`` of a finite image is finite in the working dtype, so no NaN/Inf check is needed.
 
-        True for results bounded by the input's range (or by ``sqrt(voxels)`` for a z-score); such bounds need the
-        range ``max - min`` of a channel to be finite in the working dtype.
+        True for results bounded by the input's range (or by ``sqrt(voxels)`` for a z-score, or by the statistics
+        of a closed-form ``retain_stats``); such bounds need the range ``max - min`` of a channel to be finite in the
+        working dtype. The check still runs when the result is cast to a narrower dtype (float16), which can
+        overflow.
         """
         return False
 
@@ -319,23 +312,19 @@ class IntensityTransform(RandomTransform):
             label = batch.label if self.requires_label or uses_region else None
             if label is not None and idx.numel() < n:  # a subset fires: its rows (a view when consecutive)
                 label = take_rows(label, idx)
-            restore = self.retain_stats and (mixes or not self.keeps_stats())  # blending changes the statistics
-            sign = 1.0
-            if restore and not mixes:  # the statistics are restored from the result: its scale is irrelevant
-                y, sign = self.transform_unscaled(x, values, label)
-            else:
-                y = self.transform(x, values, label)
+            y = self.transform(x, values, label)
             if mixes:
                 y = FI.blend(x, y, params.alpha.index_select(0, idx))
             # per sample/channel: fall back to the input (degenerate statistics, NaN/Inf); checked: no NaN/Inf left
             use_x, checked = None, self.finite_output()
-            if restore:
-                y, use_x = FI.restore_stats(y, x, sign=sign, inplace=_own(y, x))
-                checked = checked or y.dtype == x.dtype  # a NaN/Inf shows in the statistics; no cast can overflow
+            if self.retain_stats and (mixes or not self.keeps_stats()):  # blending changes the statistics
+                y, use_x = FI.restore_stats(y, x, inplace=_own(y, x))
+                checked = True  # a NaN/Inf shows in the statistics
             if uses_region:
                 mask = FI.region_mask(label, params.keep.index_select(0, idx))
                 mode = params.region_mode.index_select(0, idx)
                 y = FI.restrict_to_region(x, y, mask, mode, inplace=_own(y, x) and y.dtype == torch.result_type(y, x))
+            checked = checked and y.dtype == x.dtype  # a cast to a narrower dtype (float16) can overflow
             y = y.to(x.dtype)
             if not checked:
                 bad = FI.non_finite(y)

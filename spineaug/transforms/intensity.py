@@ -77,16 +77,19 @@ class RandomGamma(IntensityTransform):
     def draw(self, batch: Batch, generator: torch.Generator) -> GammaParams:
         return GammaParams(gamma=_draw_factor(generator, (batch.size,), self.sampler, *self.gamma))
 
-    def transform(self, x: Tensor, values: GammaParams, label: Tensor | None) -> Tensor:
-        u, offset, scale = FI.normalise01(x, flip=self.invert)
-        v = u.pow_(FI.per_sample(values.gamma, x))
-        return torch.addcmul(offset, v, scale) if FI.tracked(v) else torch.addcmul(offset, v, scale, out=v)
+    def keeps_stats(self) -> bool:
+        return self.retain_stats  # in closed form, from the statistics of u (FI.restore_unit_stats)
 
-    def transform_unscaled(self, x: Tensor, values: GammaParams, label: Tensor | None) -> tuple[Tensor, float]:
-        # u ** gamma: the map back to the range (offset + scale * v) is affine, decreasing when inverted.
-        u, _, _ = FI.normalise01(x, flip=self.invert, clamp=False)
+    def transform(self, x: Tensor, values: GammaParams, label: Tensor | None) -> Tensor:
         gamma = FI.per_sample(values.gamma, x)
-        return (u.pow(gamma) if FI.tracked(u) else u.pow_(gamma)), (-1.0 if self.invert else 1.0)
+        if self.retain_stats:  # u unclamped: it is >= 0, an ulp above 1 at most, and the rescale is affine anyway
+            u, offset, scale = FI.normalise01(x, flip=self.invert, clamp=False)
+            u_stats = FI.mean_std(u)
+            v = u.pow(gamma) if FI.tracked(u) else u.pow_(gamma)
+            return FI.restore_unit_stats(v, u_stats, offset, scale)
+        u, offset, scale = FI.normalise01(x, flip=self.invert)
+        v = u.pow_(gamma)
+        return torch.addcmul(offset, v, scale) if FI.tracked(v) else torch.addcmul(offset, v, scale, out=v)
 
     def finite_output(self) -> bool:
         return True  # within each channel's [min, max]
@@ -401,13 +404,10 @@ class RandomIntensityFunction(IntensityTransform):
     def transform(self, x: Tensor, values: IntensityFunctionParams, label: Tensor | None) -> Tensor:
         which = values.function
         present = tuple(sorted(set(which.tolist())))  # a CPU parameter: no device synchronisation
-        return FI.apply_intensity_function(x, which, self.functions, present)
+        return FI.apply_intensity_function(x, which, self.functions, present, retain_stats=self.retain_stats)
 
-    def transform_unscaled(
-        self, x: Tensor, values: IntensityFunctionParams, label: Tensor | None
-    ) -> tuple[Tensor, float]:
-        present = tuple(sorted(set(values.function.tolist())))  # a CPU parameter: no device synchronisation
-        return FI.apply_intensity_function(x, values.function, self.functions, present, unscaled=True), 1.0
+    def keeps_stats(self) -> bool:
+        return self.retain_stats  # in closed form, from the statistics of u (FI.restore_unit_stats)
 
     def finite_output(self) -> bool:
         return True  # within each channel's [min, max]

@@ -466,3 +466,14 @@ def test_restore_stats_flags_only_a_collapsed_spread(dtype, spread):
     synthetic = torch.rand_like(x)  # an output in other units than a 1e7-scale input
     _, flag = FI.restore_stats(synthetic, x * 1e10)
     assert not flag.any()
+
+
+@pytest.mark.parametrize("name", ["Gamma", "Brightness", "GaussianNoise"])
+def test_float16_images_are_not_sent_back_by_an_overflowing_check(name):
+    """The NaN/Inf check sums a float16 result in float32: a float16 sum of values ~100 would overflow and
+    send every sample back unchanged."""
+    x, _ = make_batch(2)
+    half = (x * 100).half()
+    out, _ = run(spineaug.build_transform({"name": name, "p": 1.0}), half)
+    assert out.image.dtype == torch.float16 and torch.isfinite(out.image).all()
+    assert not torch.equal(out.image, half)
