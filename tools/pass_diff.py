@@ -1,9 +1,11 @@
 """Passes and outputs of every benchmarked transform forced on, and their change between two checkouts.
 
-``measure OUT.pt [NAMES...]`` runs the checkout it is imported from (set ``PYTHONPATH``): for each transform of the
+``measure [--fused] OUT.pt [NAMES...]`` runs the checkout it is imported from (set ``PYTHONPATH``): for each transform of the
 benchmark (``spineaug.bench.cases.transform_entries``, forced on as the benchmark does) it counts the passes over
 the batch (``spineaug.bench.probes.count_passes``) and keeps its outputs for three seeds, on a fixed CT-scaled
-phantom-like batch (2 x 48 x 56 x 64, CPU, one thread). ``compare OLD.pt NEW.pt`` prints, per transform, the passes
+phantom-like batch (2 x 48 x 56 x 64, CPU, one thread). ``--fused`` counts the path a GPU takes (one-pass
+``var_mean``/``aminmax`` statistics, ``spineaug.functional.intensity.FUSED_REDUCTIONS``) instead of the CPU's.
+``compare OLD.pt NEW.pt`` prints, per transform, the passes
 before and after and the largest absolute difference between the outputs (with the output's largest magnitude, so
 a difference reads as ulps or as a different draw).
 """
@@ -52,7 +54,13 @@ def compare(old: str, new: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "measure":
-        measure(sys.argv[2], set(sys.argv[3:]))
+        args = sys.argv[2:]
+        if args[0] == "--fused":
+            from spineaug.functional import intensity as FI
+
+            FI.FUSED_REDUCTIONS = True
+            args = args[1:]
+        measure(args[0], set(args[1:]))
     elif len(sys.argv) == 4 and sys.argv[1] == "compare":
         compare(sys.argv[2], sys.argv[3])
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from spineaug.functional.intensity import work
+from spineaug.functional.intensity import min_max, work
 
 
 def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False, eps: float = 1e-8) -> Tensor:
@@ -24,7 +24,7 @@ def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False,
     ``lo + span * (c_{k-1} + t * h_k) / N``: continuous, strictly follows the empirical CDF, and reaches
     exactly ``lo`` and ``hi``.
 
-    Cost bound: one ``aminmax`` reduction, the bin index (one float and two int64 passes), one ``scatter_add`` and
+    Cost bound: one ``aminmax`` reduction (``amin`` and ``amax`` on the CPU), the bin index (one float and two int64 passes), one ``scatter_add`` and
     one ``gather``. Reference for the benchmark (``spineaug.bench.references``): ``aminmax``, bin index,
     ``scatter_add_`` histogram, ``cumsum``, ``gather``.
 
@@ -41,7 +41,7 @@ def equalize_histogram(x: Tensor, bins: int = 256, *, interpolate: bool = False,
     b, c = x.shape[:2]
     rows = work(x).flatten(2).reshape(b * c, -1)
     n = rows.shape[1]
-    lo, hi = torch.aminmax(rows, dim=1, keepdim=True)  # one pass
+    lo, hi = (t.view(-1, 1) for t in min_max(rows.view(b * c, 1, n, 1, 1)))  # one aminmax off the CPU
     span = hi - lo
     scaled = (rows - lo).mul_(bins / span.clamp_min(eps))  # position in bins, [0, bins]
     k = scaled.long().clamp_(0, bins - 1)  # non-negative, so truncation is floor

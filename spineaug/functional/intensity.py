@@ -42,16 +42,36 @@ def per_sample(v: Tensor, x: Tensor) -> Tensor:
     return v.reshape(v.shape[0], -1, 1, 1, 1) if v.ndim > 1 else v.view(-1, 1, 1, 1, 1)
 
 
+FUSED_REDUCTIONS: bool | None = None
+"""Which reductions :func:`mean_std` and :func:`min_max` use: ``None`` (default) by device, one-pass ``var_mean`` and
+``aminmax`` off the CPU (memory-bound: one read each), two plain reductions each on the CPU, where those two kernels
+are about ten times slower than the plain ones (2 x 128^3, one thread: ``var_mean`` ~24 ms vs ~2 ms for mean, deviation
+and norm; ``aminmax`` ~10 ms vs ~1 ms for ``amin`` + ``amax``). ``True``/``False`` force one form everywhere: for
+counting the GPU path's passes on the CPU (``tools/pass_diff.py``) and for tests of both forms."""
+
+
+def fused_reductions(x: Tensor) -> bool:
+    """Whether statistics of ``x`` use the one-pass reductions (see :data:`FUSED_REDUCTIONS`)."""
+    return x.device.type != "cpu" if FUSED_REDUCTIONS is None else FUSED_REDUCTIONS
+
+
 def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel spatial mean and population std in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
-    One pass (``torch.var_mean``, Welford's update): the spread is measured about a running mean, so it stays exact
-    under large offsets (CT with +1e5), and a constant channel gives exactly its value and a std of exactly 0. A NaN
-    or an Inf anywhere in a channel makes both statistics non-finite (an overflowing variance makes the std
-    infinite), which callers use as their NaN/Inf check.
+    Off the CPU one pass (``torch.var_mean``, Welford's update: a constant channel gives exactly its value and a std
+    of exactly 0); on the CPU two-pass (mean, then the norm of ``x - mean``), which is faster there. Either way the
+    spread is measured about the mean, so it stays exact under large offsets (CT with +1e5). A NaN or an Inf in a
+    channel makes its std non-finite (and its mean, unless the mean overflows to a matching infinity), which callers
+    use as their NaN/Inf check.
     """
-    var, mean = torch.var_mean(work(x), dim=SPATIAL, keepdim=True, correction=0)
-    return mean, var.sqrt()
+    xf = work(x)
+    if fused_reductions(xf):
+        var, mean = torch.var_mean(xf, dim=SPATIAL, keepdim=True, correction=0)
+        return mean, var.sqrt()
+    mean = xf.mean(dim=SPATIAL, keepdim=True)
+    n = math.prod(xf.shape[2:])
+    std = torch.linalg.vector_norm(xf - mean, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
+    return mean, std
 
 
 def safe_mean(x: Tensor) -> Tensor:
@@ -71,10 +91,14 @@ def safe_mean(x: Tensor) -> Tensor:
 def min_max(x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel spatial minimum and maximum in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
-    One pass (``aminmax``); on the CPU it is slower than ``amin`` and ``amax`` (two passes), on a GPU, where the
-    passes over the batch are the cost, it is one read.
+    Off the CPU one pass (``aminmax``); on the CPU ``amin`` and ``amax``, each about ten times faster there than one
+    ``aminmax`` (see :data:`FUSED_REDUCTIONS`).
     """
-    lo, hi = torch.aminmax(work(x).flatten(2), dim=2)
+    flat = work(x).flatten(2)
+    if fused_reductions(flat):
+        lo, hi = torch.aminmax(flat, dim=2)
+    else:
+        lo, hi = flat.amin(dim=2), flat.amax(dim=2)
     return lo[..., None, None, None], hi[..., None, None, None]
 
 
@@ -118,7 +142,7 @@ def restore_stats(
     thresholds are on spreads, never on ``|mean|`` alone, so they hold at any scale (1e-6 ... 1e7) and under any
     offset. The same statistics replace a separate NaN/Inf check: a NaN or Inf in ``y`` makes its mean or std
     non-finite, and the result ``|y * a + b| <= |mean_x| + sqrt(n) std_x`` cannot overflow when that bound is finite;
-    channels that fail either are flagged too. The statistics are one ``var_mean`` pass each (:func:`mean_std`),
+    channels that fail either are flagged too. The statistics are :func:`mean_std` (one ``var_mean`` pass off the CPU),
     compared and divided in float64; the rescale is one fused ``addcmul``.
 
     Args:
@@ -294,7 +318,8 @@ def zscore(x: Tensor) -> Tensor:
     """Normalise each sample and channel to zero mean and unit (population) std; constant channels become 0.
 
     Any spread counts, however small (a channel at 1e-9 scale, or 0.1 around 1e5, is standardised too). A constant
-    channel gives 0: its one-pass std (:func:`mean_std`) is exactly 0. Two passes after the statistics
+    channel gives 0: its one-pass std (:func:`mean_std`) is exactly 0; with the CPU's two-pass std, which can be
+    rounding error of the mean, the channel's minimum and maximum are compared too. Two passes after the statistics
     (``x - mean``, then the scale in place). The result is finite for finite ``x`` (``|z| <= sqrt(n)``; a channel
     whose variance overflows the dtype gets scale 0).
 
@@ -302,7 +327,11 @@ def zscore(x: Tensor) -> Tensor:
         Tensor like ``x`` in :func:`work_dtype`.
     """
     mean, std = mean_std(x)
-    scale = torch.where(std == 0, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
+    constant = std == 0
+    if not fused_reductions(x):
+        lo, hi = min_max(x)
+        constant |= hi == lo
+    scale = torch.where(constant, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
     deviation = work(x) - mean
     return deviation * scale if tracked(deviation) else deviation.mul_(scale)
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spineaug.functional.intensity import tracked, work
+from spineaug.functional.intensity import min_max, tracked, work
 
 SPATIAL = (2, 3, 4)
 
@@ -244,7 +244,7 @@ def remap_intensities(
     b[label]``.
     """
     xf = work(x)  # the range and the way back in float64 for float64 images (tiny spreads at large offsets)
-    lo, hi = (t[..., None, None, None] for t in torch.aminmax(xf.flatten(2), dim=2))  # one pass
+    lo, hi = min_max(xf)  # one aminmax off the CPU
     span = hi - lo
     span = torch.where(span > 0, span, torch.ones((), dtype=span.dtype, device=span.device))
     u = (xf - lo).div_(span).float()  # in [0, 1]: float32 is enough for the curves
@@ -282,7 +282,7 @@ def remap_intensities(
             bump = term.mul_(weight) if bump is None else bump.addcmul_(term, weight)
     if bump is None:  # no foreground label value
         bump = torch.zeros_like(u)
-    a_lo, a_hi = (t[..., None, None, None] for t in torch.aminmax(bump.flatten(2), dim=2))  # one pass
+    a_lo, a_hi = min_max(bump)
     a_range = a_hi - a_lo
     # AugLab adds 2 (A - min A) / range everywhere. In inside mode (A = 0 outside the labels) that shifts the outside
     # by a constant; dropping that constant (retain_stats removes it anyway) leaves the outside exactly unchanged.
