@@ -55,7 +55,7 @@ def fused_reductions(x: Tensor) -> bool:
     return x.device.type != "cpu" if FUSED_REDUCTIONS is None else FUSED_REDUCTIONS
 
 
-def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
+def mean_std(x: Tensor, *, scratch: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel spatial mean and population std in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
     Off the CPU one pass (``torch.var_mean``, Welford's update: a constant channel gives exactly its value and a std
@@ -63,6 +63,12 @@ def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
     spread is measured about the mean, so it stays exact under large offsets (CT with +1e5). A NaN or an Inf in a
     channel makes its std non-finite (and its mean, unless the mean overflows to a matching infinity), which callers
     use as their NaN/Inf check.
+
+    Args:
+        x: Images, (B, C, D, H, W).
+        scratch: For the CPU's two-pass form: a tensor like ``x`` in :func:`work_dtype` that receives ``x - mean``
+            (overwritten), so a caller taking several statistics allocates that full-size intermediate once (a fresh
+            allocation costs about a pass on the CPU); by default a fresh one.
     """
     xf = work(x)
     if fused_reductions(xf):
@@ -70,8 +76,16 @@ def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
         return mean, var.sqrt()
     mean = xf.mean(dim=SPATIAL, keepdim=True)
     n = math.prod(xf.shape[2:])
-    std = torch.linalg.vector_norm(xf - mean, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
+    deviation = xf - mean if scratch is None else torch.sub(xf, mean, out=scratch)
+    std = torch.linalg.vector_norm(deviation, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
     return mean, std
+
+
+def stats_scratch(x: Tensor) -> Tensor | None:
+    """A reusable ``scratch`` for :func:`mean_std` on ``x``: a buffer on the CPU (two-pass form), else ``None``."""
+    if fused_reductions(x) or tracked(x):
+        return None
+    return torch.empty(x.shape, dtype=work_dtype(x), device=x.device)
 
 
 def safe_mean(x: Tensor) -> Tensor:
@@ -157,8 +171,9 @@ def restore_stats(
     """
     dtype = work_dtype(x)
     yw = work(y)
-    m0, s0 = (t.double() for t in (mean_std(x) if x_stats is None else x_stats))
-    m1, s1 = (t.double() for t in mean_std(yw))
+    scratch = stats_scratch(x)
+    m0, s0 = (t.double() for t in (mean_std(x, scratch=scratch) if x_stats is None else x_stats))
+    m1, s1 = (t.double() for t in mean_std(yw, scratch=scratch if yw.dtype == dtype else None))
     rounding = 64 * torch.finfo(yw.dtype).eps * (m1.abs() + s1)
     degenerate = ((s1 <= 1e-6 * s0) & (s1 <= rounding)) | (s1 == 0)
     bound = m0.abs() + s0 * math.sqrt(max(math.prod(x.shape[2:]), 1))
@@ -172,7 +187,9 @@ def restore_stats(
     return torch.addcmul(b, yw.to(dtype), a), use_x
 
 
-def restore_unit_stats(f: Tensor, u_stats: tuple[Tensor, Tensor], offset: Tensor, scale: Tensor) -> Tensor:
+def restore_unit_stats(
+    f: Tensor, u_stats: tuple[Tensor, Tensor], offset: Tensor, scale: Tensor, *, scratch: Tensor | None = None
+) -> Tensor:
     """``retain_stats`` in closed form for a map of min-max normalised intensities, with no fallback pass.
 
     ``u = (x - offset) / scale`` (:func:`normalise01`, so ``x``'s mean and std are ``offset + scale * mean_u`` and
@@ -188,9 +205,10 @@ def restore_unit_stats(f: Tensor, u_stats: tuple[Tensor, Tensor], offset: Tensor
         u_stats: ``mean_std(u)``.
         offset: (B, C, 1, 1, 1) from :func:`normalise01`.
         scale: (B, C, 1, 1, 1) from :func:`normalise01` (negative with ``flip``).
+        scratch: Passed to :func:`mean_std` (:func:`stats_scratch`).
     """
     m_u, s_u = (t.double() for t in u_stats)
-    m_f, s_f = (t.double() for t in mean_std(f))
+    m_f, s_f = (t.double() for t in mean_std(f, scratch=scratch))
     off, sc = offset.double(), scale.double()
     rounding = 64 * torch.finfo(f.dtype).eps * (m_f.abs() + s_f)
     s_x = sc.abs() * s_u
@@ -407,7 +425,8 @@ def apply_intensity_function(
     """
     unscaled = retain_stats
     u, lo, span = normalise01(x, clamp=not unscaled)
-    u_stats = mean_std(u) if retain_stats else None
+    scratch = stats_scratch(u) if retain_stats else None
+    u_stats = mean_std(u, scratch=scratch) if retain_stats else None
     which = which.to(x.device, non_blocking=True).view(-1, 1, 1, 1, 1)
     y = u
     for n, i in enumerate(present):
@@ -422,7 +441,7 @@ def apply_intensity_function(
             fu = torch.addcmul(lo - f0 * k, fu, k) if tracked(fu) else torch.addcmul(lo - f0 * k, fu, k, out=fu)
         y = fu if len(present) == 1 else torch.where(which == i, fu, y)
     if retain_stats:
-        return restore_unit_stats(y if present else u.clone(), u_stats, lo, span)
+        return restore_unit_stats(y if present else u.clone(), u_stats, lo, span, scratch=scratch)
     if not present:
         y = y * span + lo
     return y

@@ -84,9 +84,10 @@ class RandomGamma(IntensityTransform):
         gamma = FI.per_sample(values.gamma, x)
         if self.retain_stats:  # u unclamped: it is >= 0, an ulp above 1 at most, and the rescale is affine anyway
             u, offset, scale = FI.normalise01(x, flip=self.invert, clamp=False)
-            u_stats = FI.mean_std(u)
+            scratch = FI.stats_scratch(u)  # one deviation buffer for both statistics on the CPU
+            u_stats = FI.mean_std(u, scratch=scratch)
             v = u.pow(gamma) if FI.tracked(u) else u.pow_(gamma)
-            return FI.restore_unit_stats(v, u_stats, offset, scale)
+            return FI.restore_unit_stats(v, u_stats, offset, scale, scratch=scratch)
         u, offset, scale = FI.normalise01(x, flip=self.invert)
         v = u.pow_(gamma)
         return torch.addcmul(offset, v, scale) if FI.tracked(v) else torch.addcmul(offset, v, scale, out=v)
