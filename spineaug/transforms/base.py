@@ -259,10 +259,11 @@ class IntensityTransform(RandomTransform):
     def keeps_stats(self) -> bool:
         """Whether ``transform`` itself returns each channel's mean and std (a closed form of ``retain_stats``).
 
-        Restoring them again would cost seven passes over the batch and change nothing but rounding; they are still
-        restored after blending with the original (``mix_prob``), which changes them. Without the restore there is
-        no fallback to the input for channels whose spread collapsed either: a constant channel comes back within a
-        float rounding step of itself, not bit-exact.
+        Restoring them again would cost four passes or more over the batch and change nothing but rounding; they
+        are still restored after blending with the original (``mix_prob``), which changes them. Without the restore
+        there is no fallback to the input for channels whose spread collapsed either: the transform handles those
+        itself (a constant channel comes back within a float rounding step of itself, or exactly where the closed
+        form says so).
         """
         return False
 
