@@ -3,8 +3,8 @@
     python examples/monai_train.py --mode batch  --iterations 20   # spineaug on the collated batch (fast path)
     python examples/monai_train.py --mode worker --iterations 20   # spineaug inside the worker Compose
 
-Needs ``pip install 'spineaug[monai]'``. Writes a tiny phantom dataset (NIfTI) unless ``--data`` names one in
-nnU-Net raw layout (``imagesTr/CASE_0000.nii.gz``, ``labelsTr/CASE.nii.gz``).
+Needs the ``monai`` extra (``pip install -e '.[monai]'`` in the spineaug checkout). Writes a tiny phantom
+dataset (NIfTI) unless ``--data`` names one in nnU-Net raw layout (``imagesTr/CASE_0000.nii.gz``, ``labelsTr/CASE.nii.gz``).
 """
 
 from __future__ import annotations

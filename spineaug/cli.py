@@ -298,8 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_phantom)
 
     p = sub.add_parser("study", help="cross-domain study: train per source x augmentation arm, Dice on every domain")
-    p.add_argument("study", nargs="?", default=None, help="study file (default: studies/default.yaml)")
-    p.add_argument("--quick", action="store_true", help="run studies/quick.yaml (the few-minute CI study)")
+    p.add_argument("study", nargs="?", default=None, help="study file, or a bundled study's name (quick, default, full, "
+                   "ablation-*; default: default)")
+    p.add_argument("--quick", action="store_true",
+                   help="run the bundled quick study (studies/quick.yaml, about a minute)")
     p.add_argument("--out", default="results/study", help="results root; the study writes OUT/<name> (default: results/study)")
     p.add_argument("--status", action="store_true",
                    help="show per cell: done, running or missing, the recorded commit, fresh or stale; and exit")

@@ -130,7 +130,7 @@ def train_cell(
     device = device_for(study)
     seed = cell.seed
     torch.manual_seed(seed)  # weight initialisation only; every later draw has its own generator
-    aug = build_augmentation(cell.arm, tr.patch_size)
+    aug = build_augmentation(cell.arm, tr.patch_size, base_dir=study.base_dir)
     atomic_write_text(folder / "augmentation.json", dump_config(aug))
     model = build_model(study, train[0].image.shape[0]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=tr.lr, weight_decay=tr.weight_decay)
