@@ -126,7 +126,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     results = Path(args.results)
     if (results / "bench" / "pipelines.csv").exists() or (results / "pipelines.csv").exists():
-        print(benchmark.write(results, args.out))
+        out = Path(args.out)
+        reduced = _reduced_benchmark(results)
+        if reduced and not args.allow_reduced:  # never replace the page of a full run with a quick or partial one
+            print(f"spineaug report: the benchmark results in {results} come from a reduced run ({'; '.join(reduced)}):"
+                  f" writing {out / 'reduced' / 'benchmark.md'}, not {out / 'benchmark.md'} (--allow-reduced writes "
+                  "it there)", file=sys.stderr)  # fmt: skip
+            out = out / "reduced"
+        print(benchmark.write(results, out))
     else:
         print(f"spineaug report: no benchmark results under {results} (run `spineaug bench`); skipped", file=sys.stderr)
     studies = Path(args.study_data)
@@ -137,6 +144,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     else:
         print(f"spineaug report: no study results under {studies} (run `make study`); skipped", file=sys.stderr)
     return 0
+
+
+def _reduced_benchmark(results) -> list[str]:
+    """How the benchmark run in ``results`` (``bench/`` or the folder itself) is smaller than a full run."""
+    from spineaug import _schema
+    from spineaug.bench.config import reduced_settings
+    from spineaug.bench.training import reduced_training_settings
+
+    folder = results / "bench" if (results / "bench" / "pipelines.csv").exists() else results
+    found = []
+    for name, check, what in ((_schema.BENCH_META, reduced_settings, ""),
+                              (_schema.TRAINING_META, reduced_training_settings, "training ")):  # fmt: skip
+        path = folder / name
+        if path.is_file():
+            found += [what + d for d in check(json.loads(path.read_text()).get("config", {}))]
+    return found
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
@@ -280,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--study-data", default="reports/data/study",
                    help="compact study results, one folder per study (default: reports/data/study)")
+    p.add_argument("--allow-reduced", action="store_true",
+                   help="write the page of a reduced benchmark run (--quick, fewer sizes or baselines) into --out "
+                        "itself (default: OUT/reduced/, so the page of a full run is never replaced)")
     p.add_argument("--fidelity", action="store_true",
                    help="only measure the presets against their references (nnunet vs nnU-Net v2; xdomain vs AugLab "
                         "when .venv-auglab exists) and write OUT/fidelity.md (a few minutes)")

@@ -75,10 +75,39 @@ def test_bench_then_report_on_a_tiny_run(tmp_path, capsys):
     reports = tmp_path / "reports"
     argv = ["report", "--results", str(tmp_path / "results"), "--out", str(reports),
             "--study-data", str(tmp_path / "none")]
-    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0  # a reduced run: its page goes beside the full run's, never over it
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(reports / "reduced" / "benchmark.md")
+    assert "reduced run (pipelines ['none'] (full run: ['nnunet', 'xdomain'])" in captured.err
+    assert not (reports / "benchmark.md").exists()
+    assert cli.main([*argv, "--allow-reduced"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(reports / "benchmark.md")
     assert "no study results" in captured.err
     text = (reports / "benchmark.md").read_text()
     assert "## Matched work on cpu" in text and "### `none`" in text
     assert (reports / "benchmark_bars.png").stat().st_size > 1000
+
+
+def test_report_sends_a_quick_benchmark_run_elsewhere(tmp_path, capsys, monkeypatch):
+    """`make bench-quick` then `make report` must not replace the committed reports/benchmark.md."""
+    from dataclasses import asdict
+
+    from spineaug.bench.config import reduced_settings
+    from spineaug.report import benchmark
+
+    assert reduced_settings(json.loads(json.dumps(asdict(bench.BenchConfig())))) == []
+    written = []
+    monkeypatch.setattr(benchmark, "write", lambda results, out: written.append(str(out)) or f"{out}/benchmark.md")
+    results = tmp_path / "results"
+    (results / "bench").mkdir(parents=True)
+    (results / "bench" / "pipelines.csv").write_text("x\n")
+    argv = ["report", "--results", str(results), "--out", str(tmp_path / "reports"), "--study-data", str(tmp_path)]
+    for config, target in ((bench.BenchConfig.quick(), "reports/reduced"), (bench.BenchConfig(), "reports")):
+        meta = {"config": json.loads(json.dumps(asdict(config)))}
+        (results / "bench" / "meta.json").write_text(json.dumps(meta))
+        assert cli.main(argv) == 0
+        assert written[-1] == str(tmp_path / target)
+    (results / "bench" / "training_meta.json").write_text(json.dumps({"config": {"iterations": 2}}))
+    assert cli.main(argv) == 0 and written[-1] == str(tmp_path / "reports" / "reduced")
+    assert "training iterations 2 (full run: 10)" in capsys.readouterr().err
