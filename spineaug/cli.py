@@ -221,7 +221,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     require("monai", "study", "spineaug predict")
     from spineaug.study.predict import predict
 
-    for path in predict(args.model, args.input, args.output, progress=not args.quiet):
+    axes = _csv_ints(args.mirror_axes) if args.tta else ()
+    for path in predict(args.model, args.input, args.out, progress=not args.quiet, device=args.device,
+                        mirror_axes=axes, trusted=args.trust_model):  # fmt: skip
         print(path)
     return 0
 
@@ -350,10 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_study)
 
-    p = sub.add_parser("predict", help="segment NIfTI files with a study model (labels on each input's own grid)")
-    p.add_argument("--model", required=True, help="a study cell's model.pt")
-    p.add_argument("--input", required=True, help="a .nii/.nii.gz file or a folder of them")
-    p.add_argument("--output", required=True, help="output folder for the label maps")
+    p = sub.add_parser("predict", help="segment NIfTI files with a study model (labels on each input's own grid; "
+                                       "nnU-Net's file naming: CASE_0000.nii.gz in, CASE.nii.gz out)")
+    p.add_argument("-m", "--model", required=True, help="a study cell's model.pt")
+    p.add_argument("-i", "--input", required=True,
+                   help="a .nii/.nii.gz file or a folder of them; a case's channels are CASE_0000, CASE_0001, ...")
+    p.add_argument("-o", "--out", "--output", dest="out", required=True, help="output folder for the label maps")
+    p.add_argument("--device", default="auto", help="cpu, cuda (cuda:N) or auto (default: auto, cuda when present)")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time mirroring as nnU-Net does: average the softmax over mirrored copies")
+    p.add_argument("--mirror-axes", default="0",
+                   help="axes mirrored with --tta, of the RAS grid (0 left-right, 1 posterior-anterior, 2 "
+                        "inferior-superior; default 0, the one axis the study's presets flip)")
+    p.add_argument("--trust-model", action="store_true",
+                   help="load an older model.pt that holds other Python objects (unpickles it: trusted files only)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 
