@@ -111,3 +111,39 @@ def test_report_sends_a_quick_benchmark_run_elsewhere(tmp_path, capsys, monkeypa
     (results / "bench" / "training_meta.json").write_text(json.dumps({"config": {"iterations": 2}}))
     assert cli.main(argv) == 0 and written[-1] == str(tmp_path / "reports" / "reduced")
     assert "training iterations 2 (full run: 10)" in capsys.readouterr().err
+
+
+def test_presets_lists_each_with_a_one_line_description(capsys):
+    assert cli.main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == spineaug.presets()
+    assert all(len(line) <= 120 and len(line.split()) > 2 for line in lines)
+    assert any(line.startswith("none") and "No augmentation" in line for line in lines)
+    assert cli.one_line("A thing (with a note (nested)): it works. More text.") == "A thing: it works"
+
+
+@pytest.mark.parametrize(("name", "hint"), [("xdomian", "'xdomain'"), ("gama", "'Gamma'"), ("nnUNet", "'nnunet'")])
+def test_config_suggests_close_names(capsys, name, hint):
+    assert cli.main(["config", name]) == 2
+    err = capsys.readouterr().err
+    assert f"{name!r} is not a config file, a preset or a transform name; did you mean {hint}" in err
+    assert cli.main(["config", "zzzz"]) == 2
+    assert "did you mean" not in capsys.readouterr().err
+    assert cli.main(["config", "missing.json"]) == 2  # a file name keeps the file error
+    assert "not found" in capsys.readouterr().err
+
+
+def test_long_commands_take_quiet_verbose_and_out(tmp_path, monkeypatch, capsys):
+    parser = cli.build_parser()
+    for argv in (["bench"], ["study"], ["phantom", "--out", "x"], ["predict", "-m", "m", "-i", "i", "-o", "o"]):
+        args = parser.parse_args([*argv, "--quiet", "--verbose"])
+        assert args.quiet and args.verbose and args.out
+    calls = []
+    monkeypatch.setattr(bench, "run", lambda config, out, **kw: calls.append(kw) or {})
+    assert cli.main(["bench", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    assert calls[-1]["log"]("hidden") is None
+    assert cli.main(["bench", "--quick", "--out", str(tmp_path)]) == 0 and calls[-1] == {}
+    monkeypatch.setattr(bench, "run", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad size")))
+    assert cli.main(["bench", "--out", str(tmp_path)]) == 2 and "error: bad size" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="bad size"):  # --verbose: the traceback instead of one line
+        cli.main(["bench", "--out", str(tmp_path), "--verbose"])
