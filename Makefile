@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 
 # The AugLab environment lets the suite compare `xdomain` with the paper's toolbox (tests/test_fidelity.py) and check
 # the AugLab baseline; if it cannot be built, those tests skip with the reason.
+# About 15 min on 2 CPU cores, the AugLab environment's build included (`make test-fast` skips the slow tests).
 test: install
 	-$(MAKE) auglab-env || echo "NOTE: could not build $(AUGLAB_VENV); the AugLab comparisons skip"
 	$(BIN)/python -m pytest
