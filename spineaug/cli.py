@@ -409,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--input", required=True,
                    help="a .nii/.nii.gz file or a folder of them; a case's channels are CASE_0000, CASE_0001, ...")
     p.add_argument("-o", "--out", "--output", dest="out", required=True, help="output folder for the label maps")
-    p.add_argument("--device", default="auto", help="cpu, cuda (cuda:N) or auto (default: auto, cuda when present)")
+    p.add_argument("--device", "-device", default="auto",
+                   help="cpu, cuda (cuda:N) or auto (default: auto, cuda when present); -device as nnUNetv2_predict")
     p.add_argument("--tta", action="store_true",
                    help="test-time mirroring as nnU-Net does: average the softmax over mirrored copies")
     p.add_argument("--mirror-axes", default="0",

@@ -253,7 +253,7 @@ def test_predict_follows_nnunet_naming_and_options(tmp_path, capsys):
     outs = predict(model, tmp_path / "in", tmp_path / "pred", progress=False, device="cpu")
     assert sorted(p.name for p in outs) == ["other.nii.gz", "spine_001.nii.gz"]
     plain = np.asarray(nib.load(str(tmp_path / "pred" / "spine_001.nii.gz")).dataobj)
-    argv = ["predict", "-m", str(model), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "tta"), "--device", "cpu",
+    argv = ["predict", "-m", str(model), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "tta"), "-device", "cpu",
             "--tta", "--mirror-axes", "0,2", "--quiet"]
     assert main(argv) == 0
     assert capsys.readouterr().out.split() == [str(tmp_path / "tta" / "other.nii.gz"),
