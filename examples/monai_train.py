@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> list[float]:
 
 def train(args: argparse.Namespace, root: Path, device: torch.device) -> list[float]:
     patch = (args.patch,) * 3
-    aug = SpineAugd(keys=("image", "label"), preset=args.preset, patch_size=patch)  # the one-line change
+    aug = SpineAugd(keys=["image", "label"], label_key="label", preset=args.preset, patch_size=patch)  # the one change
 
     load = [LoadImaged(keys=("image", "label")), EnsureChannelFirstd(keys=("image", "label")),
             NormalizeIntensityd(keys="image")]  # fmt: skip
