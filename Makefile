@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 
 # The AugLab environment lets the suite compare `xdomain` with the paper's toolbox (tests/test_fidelity.py) and check
 # the AugLab baseline; if it cannot be built, those tests skip with the reason.
+# About 15 min on 2 CPU cores, the AugLab environment's build included (`make test-fast` skips the slow tests).
 test: install
 	-$(MAKE) auglab-env || echo "NOTE: could not build $(AUGLAB_VENV); the AugLab comparisons skip"
 	$(BIN)/python -m pytest
@@ -36,13 +37,15 @@ mutants: install
 	$(BIN)/python tools/mutants.py
 
 # A failed AugLab build does not stop the benchmark: `spineaug bench` then skips AugLab with a visible note.
-# Default run: ~12-15 min on 2 idle CPU cores (estimated from the previous full run's per-call costs).
+# The last full run (pipeline benchmark, training benchmark, report) took 29 min on this 2-core machine.
 benchmark: install
 	-$(MAKE) auglab-env || echo "NOTE: could not build $(AUGLAB_VENV); the benchmark skips AugLab"
 	$(BIN)/spineaug bench --out results/bench
 	$(BIN)/spineaug bench --training --out results/bench
 	$(BIN)/spineaug report --results results --out reports
 
+# A reduced run (about 2 min). `make report` afterwards writes its page to reports/reduced/ (git-ignored), never over
+# the full run's reports/benchmark.md.
 bench-quick: install
 	$(BIN)/spineaug bench --quick --out results/bench
 

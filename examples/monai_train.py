@@ -3,8 +3,8 @@
     python examples/monai_train.py --mode batch  --iterations 20   # spineaug on the collated batch (fast path)
     python examples/monai_train.py --mode worker --iterations 20   # spineaug inside the worker Compose
 
-Needs ``pip install 'spineaug[monai]'``. Writes a tiny phantom dataset (NIfTI) unless ``--data`` names one in
-nnU-Net raw layout (``imagesTr/CASE_0000.nii.gz``, ``labelsTr/CASE.nii.gz``).
+Needs the ``monai`` extra (``pip install -e '.[monai]'`` in the spineaug checkout). Writes a tiny phantom
+dataset (NIfTI) unless ``--data`` names one in nnU-Net raw layout (``imagesTr/CASE_0000.nii.gz``, ``labelsTr/CASE.nii.gz``).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> list[float]:
 
 def train(args: argparse.Namespace, root: Path, device: torch.device) -> list[float]:
     patch = (args.patch,) * 3
-    aug = SpineAugd(keys=("image", "label"), preset=args.preset, patch_size=patch)  # the one-line change
+    aug = SpineAugd(keys=["image", "label"], label_key="label", preset=args.preset, patch_size=patch)  # the one change
 
     load = [LoadImaged(keys=("image", "label")), EnsureChannelFirstd(keys=("image", "label")),
             NormalizeIntensityd(keys="image")]  # fmt: skip

@@ -3,21 +3,58 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
 import json
+import os
+import re
 import sys
+import warnings
 
 import spineaug
 
 
+def one_line(text: str, width: int = 96) -> str:
+    """The first sentence of ``text`` without its parentheses, cut at a word to ``width`` characters."""
+    text = " ".join(text.split())
+    while True:  # innermost parentheses first, so nested ones go too
+        shorter = re.sub(r"\s*\([^()]*\)", "", text)
+        if shorter == text:
+            break
+        text = shorter
+    first = re.split(r"(?<=[.;])\s", text, maxsplit=1)[0].rstrip(".;")
+    return first if len(first) <= width else first[: width - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
-    for name in spineaug.presets():
-        print(name)
+    from spineaug.config import preset_config
+
+    names = spineaug.presets()
+    pad = max(map(len, names))
+    for name in names:
+        description = preset_config(name).get("description") or ""
+        print(f"{name:<{pad}}  {one_line(description)}".rstrip())
     return 0
 
 
+def _unknown_name(source: str) -> str:
+    """The error for a ``config`` argument that is neither a file nor a known preset or transform."""
+    names = [*spineaug.presets(), *spineaug.TRANSFORMS]
+    close = difflib.get_close_matches(source, names, n=3, cutoff=0.6) or difflib.get_close_matches(
+        source.lower(), [n.lower() for n in names], n=3, cutoff=0.6)  # fmt: skip
+    close = [n for n in names if n.lower() in close] if close and close[0] not in names else close
+    hint = f"; did you mean {' or '.join(repr(n) for n in close)}?" if close else ""
+    return (f"{source!r} is not a config file, a preset or a transform name{hint} (presets: "
+            f"{', '.join(spineaug.presets())}; `spineaug presets` describes them)")  # fmt: skip
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     source = args.config
+    known = source in spineaug.TRANSFORMS or source in spineaug.presets()
+    if not known and not Path(source).exists() and not source.endswith((".json", ".yaml", ".yml")):
+        raise ValueError(_unknown_name(source))
     if source in spineaug.TRANSFORMS:  # a transform name: its parameters with their defaults, then its documentation
         cls = spineaug.TRANSFORMS[source]
         print(json.dumps(cls().config(), indent=2))
@@ -85,8 +122,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.no_checks:
         overrides["checks"] = False
     config = bench.BenchConfig.quick(**overrides) if args.quick else bench.BenchConfig(**overrides)
-    bench.run(config, args.out)
+    bench.run(config, args.out, **_log(args))
     return 0
+
+
+def _log(args: argparse.Namespace) -> dict:
+    """``log=`` for the benchmark runners: nothing with ``--quiet`` (their default prints each step)."""
+    return {"log": lambda line: None} if args.quiet else {}
 
 
 def _single(values: tuple[int, ...] | tuple[str, ...] | None, option: str) -> int | str | None:
@@ -105,7 +147,7 @@ def _bench_training(args: argparse.Namespace) -> int:
         cpu_budgets=args.cores,
     ).items() if v is not None}
     config = bench.TrainingConfig.quick(**overrides) if args.quick else bench.TrainingConfig(**overrides)
-    bench.run_training(config, args.out)
+    bench.run_training(config, args.out, **_log(args))
     return 0
 
 
@@ -126,7 +168,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     results = Path(args.results)
     if (results / "bench" / "pipelines.csv").exists() or (results / "pipelines.csv").exists():
-        print(benchmark.write(results, args.out))
+        out = Path(args.out)
+        reduced = _reduced_benchmark(results)
+        if reduced and not args.allow_reduced:  # never replace the page of a full run with a quick or partial one
+            print(f"spineaug report: the benchmark results in {results} come from a reduced run ({'; '.join(reduced)}):"
+                  f" writing {out / 'reduced' / 'benchmark.md'}, not {out / 'benchmark.md'} (--allow-reduced writes "
+                  "it there)", file=sys.stderr)  # fmt: skip
+            out = out / "reduced"
+        print(benchmark.write(results, out))
     else:
         print(f"spineaug report: no benchmark results under {results} (run `spineaug bench`); skipped", file=sys.stderr)
     studies = Path(args.study_data)
@@ -137,6 +186,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     else:
         print(f"spineaug report: no study results under {studies} (run `make study`); skipped", file=sys.stderr)
     return 0
+
+
+def _reduced_benchmark(results) -> list[str]:
+    """How the benchmark run in ``results`` (``bench/`` or the folder itself) is smaller than a full run."""
+    from spineaug import _schema
+    from spineaug.bench.config import reduced_settings
+    from spineaug.bench.training import reduced_training_settings
+
+    folder = results / "bench" if (results / "bench" / "pipelines.csv").exists() else results
+    found = []
+    for name, check, what in ((_schema.BENCH_META, reduced_settings, ""),
+                              (_schema.TRAINING_META, reduced_training_settings, "training ")):  # fmt: skip
+        path = folder / name
+        if path.is_file():
+            found += [what + d for d in check(json.loads(path.read_text()).get("config", {}))]
+    return found
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
@@ -200,7 +265,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     require("monai", "study", "spineaug predict")
     from spineaug.study.predict import predict
 
-    for path in predict(args.model, args.input, args.output, progress=not args.quiet):
+    axes = _csv_ints(args.mirror_axes) if args.tta else ()
+    for path in predict(args.model, args.input, args.out, progress=not args.quiet, device=args.device,
+                        mirror_axes=axes, trusted=args.trust_model):  # fmt: skip
         print(path)
     return 0
 
@@ -222,6 +289,11 @@ def _cmd_nnunet_install(args: argparse.Namespace) -> int:
     else:
         print(f"already installed: {path}")
     return 0
+
+
+def _verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true",
+                   help="also show the libraries' deprecation warnings (hidden otherwise) and a traceback on error")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--training", action="store_true",
                    help="instead: seconds per training iteration per augmentation arm (training.csv); --sizes is "
                    "the patch edge, --batches the batch size, --repeats the timed iterations (one value each)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines (the result files are written as usual)")
+    _verbose(p)
     p.add_argument("--cores", type=_csv_ints, default=None,
                    help="with --training: CPU budgets, comma-separated (default: all, a quarter, 1)")
     p.set_defaults(func=_cmd_bench)
@@ -282,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--study-data", default="reports/data/study",
                    help="compact study results, one folder per study (default: reports/data/study)")
+    p.add_argument("--allow-reduced", action="store_true",
+                   help="write the page of a reduced benchmark run (--quick, fewer sizes or baselines) into --out "
+                        "itself (default: OUT/reduced/, so the page of a full run is never replaced)")
     p.add_argument("--fidelity", action="store_true",
                    help="only measure the presets against their references (nnunet vs nnU-Net v2; xdomain vs AugLab "
                         "when .venv-auglab exists) and write OUT/fidelity.md (a few minutes)")
@@ -297,11 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-id", type=int, default=900, help="nnU-Net id of the first dataset (default: 900)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out; replaces the datasets written")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _verbose(p)
     p.set_defaults(func=_cmd_phantom)
 
     p = sub.add_parser("study", help="cross-domain study: train per source x augmentation arm, Dice on every domain")
-    p.add_argument("study", nargs="?", default=None, help="study file (default: studies/default.yaml)")
-    p.add_argument("--quick", action="store_true", help="run studies/quick.yaml (the few-minute CI study)")
+    p.add_argument("study", nargs="?", default=None, help="study file, or a bundled study's name (quick, default, full, "
+                   "ablation-*; default: default)")
+    p.add_argument("--quick", action="store_true",
+                   help="run the bundled quick study (studies/quick.yaml, about a minute)")
     p.add_argument("--out", default="results/study", help="results root; the study writes OUT/<name> (default: results/study)")
     p.add_argument("--status", action="store_true",
                    help="show per cell: done, running or missing, the recorded commit, fresh or stale; and exit")
@@ -324,13 +404,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-min", type=int, default=240, help="slurm time limit per job in minutes (default: 240)")
     p.add_argument("--export", default=None, help="also copy the compact results to EXPORT/<name> (e.g. reports/data/study)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _verbose(p)
     p.set_defaults(func=_cmd_study)
 
-    p = sub.add_parser("predict", help="segment NIfTI files with a study model (labels on each input's own grid)")
-    p.add_argument("--model", required=True, help="a study cell's model.pt")
-    p.add_argument("--input", required=True, help="a .nii/.nii.gz file or a folder of them")
-    p.add_argument("--output", required=True, help="output folder for the label maps")
+    p = sub.add_parser("predict", help="segment NIfTI files with a study model (labels on each input's own grid; "
+                                       "nnU-Net's file naming: CASE_0000.nii.gz in, CASE.nii.gz out)")
+    p.add_argument("-m", "--model", required=True, help="a study cell's model.pt")
+    p.add_argument("-i", "--input", required=True,
+                   help="a .nii/.nii.gz file or a folder of them; a case's channels are CASE_0000, CASE_0001, ...")
+    p.add_argument("-o", "--out", "--output", dest="out", required=True, help="output folder for the label maps")
+    p.add_argument("--device", "-device", default="auto",
+                   help="cpu, cuda (cuda:N) or auto (default: auto, cuda when present); -device as nnUNetv2_predict")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time mirroring as nnU-Net does: average the softmax over mirrored copies")
+    p.add_argument("--mirror-axes", default="0",
+                   help="axes mirrored with --tta, of the RAS grid (0 left-right, 1 posterior-anterior, 2 "
+                        "inferior-superior; default 0, the one axis the study's presets flip)")
+    p.add_argument("--trust-model", action="store_true",
+                   help="load an older model.pt that holds other Python objects (unpickles it: trusted files only)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _verbose(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("nnunet-install", help="make nnUNetv2_train -tr find spineaug's trainers (adds one module)")
@@ -345,15 +438,33 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", None)
+    before = os.environ.get("PYTHONWARNINGS")
+    if verbose is False:  # a long command without --verbose: no deprecation notices from MONAI & co., here or in workers
+        hidden = [w for w in ("ignore::FutureWarning", "ignore::DeprecationWarning") if w not in (before or "")]
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [before, *hidden]))
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            if verbose is False:
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+            return args.func(args)
     except (ValueError, TypeError, ImportError, RuntimeError) as exc:
+        if verbose:
+            raise
         print(f"spineaug {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # missing files, unwritable folders, an --out under a file, a full disk...
+        if verbose:
+            raise
         where = f": {exc.filename}" if getattr(exc, "filename", None) and str(exc.filename) not in str(exc) else ""
         print(f"spineaug {args.command}: error: {exc}{where}", file=sys.stderr)
         return 2
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = before
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
     if not isinstance(image, Tensor):
         raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
     if image.ndim != 5:
-        raise ValueError(f"image must be 5-D (B, C, D, H, W), got shape {tuple(image.shape)}")
+        raise ValueError(f"image must be 5-D (B, C, D, H, W), or 4-D (C, D, H, W) for one unbatched volume, got "
+                         f"shape {tuple(image.shape)}")
     if not image.is_floating_point():
         raise TypeError(f"image must be floating point, got dtype {image.dtype}")
     if image.shape[0] == 0:
@@ -103,10 +104,20 @@ class Pipeline(nn.Module):
         check_finite: Reject images containing NaN/Inf. This check reads the whole image (two reductions) and
             synchronises with the device once per call; switch it off in a training loop whose data you trust.
 
+    Unbatched input: one volume ``(C, D, H, W)`` with a label ``(1, D, H, W)`` is augmented as a batch of one and
+    returned with the same rank, as torchvision's v2 transforms do (parameters of ``return_params`` then have
+    ``B = 1``). A batch of ``(B, C, D, H, W)`` goes through exactly the same code as before.
+
+    ``train()`` / ``eval()`` do not switch augmentation off: the pipeline augments whenever it is called (it has
+    no train-only behaviour). Skip the call for validation and inference, or build ``Pipeline.from_preset("none")``.
+
     Example:
         >>> import torch, spineaug
         >>> aug = spineaug.Pipeline.from_preset("nnunet")
         >>> img, lbl = aug(torch.randn(2, 1, 32, 32, 32), torch.zeros(2, 1, 32, 32, 32, dtype=torch.long))
+        >>> one, one_lbl = aug(torch.randn(1, 32, 32, 32), torch.zeros(1, 32, 32, 32, dtype=torch.long))
+        >>> tuple(one.shape), tuple(one_lbl.shape)
+        ((1, 32, 32, 32), (1, 32, 32, 32))
     """
 
     def __init__(self, *transforms: RandomTransform, seed: int | None = None, check_finite: bool = True) -> None:
@@ -227,11 +238,11 @@ class Pipeline(nn.Module):
         params: Mapping[str, Params] | Sequence[Params] | None = None,
         return_params: bool = False,
     ):
-        """Augment a batch.
+        """Augment a batch (or one unbatched volume).
 
         Args:
-            image: Images, (B, C, D, H, W), floating point.
-            label: Label maps, (B, 1, D, H, W), integer, or ``None``.
+            image: Images, (B, C, D, H, W), floating point; or one volume (C, D, H, W).
+            label: Label maps, (B, 1, D, H, W), integer, or ``None``; (1, D, H, W) with an unbatched image.
             generator: CPU generator to draw from; defaults to the pipeline's own (seeded) generator.
             params: Parameters returned by an earlier call with ``return_params=True`` (or a list of them in config
                 order): replays that call exactly.
@@ -241,9 +252,17 @@ class Pipeline(nn.Module):
 
         Returns:
             ``(image, label)``, or ``(image, label, params)`` with ``return_params``. The caller's tensors are not
-            modified; output dtype and device equal the input's. Outputs are contiguous and do not depend on the
-            input's memory layout (the input is made contiguous first).
+            modified; output dtype and device equal the input's, and so does the rank (an unbatched volume comes
+            back unbatched). Outputs are contiguous and do not depend on the input's memory layout (the input is
+            made contiguous first).
         """
+        if isinstance(image, Tensor) and image.ndim == 4:  # one volume: a batch of one, returned unbatched
+            if label is not None and (not isinstance(label, Tensor) or label.ndim != 4):
+                shape = tuple(label.shape) if isinstance(label, Tensor) else type(label).__name__
+                raise ValueError(f"an unbatched image (C, D, H, W) needs an unbatched label (1, D, H, W), got {shape}")
+            out = self.forward(image[None], None if label is None else label[None], generator=generator,
+                               params=params, return_params=return_params)  # fmt: skip
+            return (out[0][0], None if out[1] is None else out[1][0], *out[2:])
         _check_inputs(image, label, self.check_finite)
         if params is not None and generator is not None:
             raise ValueError(

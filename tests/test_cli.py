@@ -75,10 +75,75 @@ def test_bench_then_report_on_a_tiny_run(tmp_path, capsys):
     reports = tmp_path / "reports"
     argv = ["report", "--results", str(tmp_path / "results"), "--out", str(reports),
             "--study-data", str(tmp_path / "none")]
-    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0  # a reduced run: its page goes beside the full run's, never over it
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(reports / "reduced" / "benchmark.md")
+    assert "reduced run (pipelines ['none'] (full run: ['nnunet', 'xdomain'])" in captured.err
+    assert not (reports / "benchmark.md").exists()
+    assert cli.main([*argv, "--allow-reduced"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(reports / "benchmark.md")
     assert "no study results" in captured.err
     text = (reports / "benchmark.md").read_text()
     assert "## Matched work on cpu" in text and "### `none`" in text
     assert (reports / "benchmark_bars.png").stat().st_size > 1000
+
+
+def test_report_sends_a_quick_benchmark_run_elsewhere(tmp_path, capsys, monkeypatch):
+    """`make bench-quick` then `make report` must not replace the committed reports/benchmark.md."""
+    from dataclasses import asdict
+
+    from spineaug.bench.config import reduced_settings
+    from spineaug.report import benchmark
+
+    assert reduced_settings(json.loads(json.dumps(asdict(bench.BenchConfig())))) == []
+    written = []
+    monkeypatch.setattr(benchmark, "write", lambda results, out: written.append(str(out)) or f"{out}/benchmark.md")
+    results = tmp_path / "results"
+    (results / "bench").mkdir(parents=True)
+    (results / "bench" / "pipelines.csv").write_text("x\n")
+    argv = ["report", "--results", str(results), "--out", str(tmp_path / "reports"), "--study-data", str(tmp_path)]
+    for config, target in ((bench.BenchConfig.quick(), "reports/reduced"), (bench.BenchConfig(), "reports")):
+        meta = {"config": json.loads(json.dumps(asdict(config)))}
+        (results / "bench" / "meta.json").write_text(json.dumps(meta))
+        assert cli.main(argv) == 0
+        assert written[-1] == str(tmp_path / target)
+    (results / "bench" / "training_meta.json").write_text(json.dumps({"config": {"iterations": 2}}))
+    assert cli.main(argv) == 0 and written[-1] == str(tmp_path / "reports" / "reduced")
+    assert "training iterations 2 (full run: 10)" in capsys.readouterr().err
+
+
+def test_presets_lists_each_with_a_one_line_description(capsys):
+    assert cli.main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == spineaug.presets()
+    assert all(len(line) <= 120 and len(line.split()) > 2 for line in lines)
+    assert any(line.startswith("none") and "No augmentation" in line for line in lines)
+    assert cli.one_line("A thing (with a note (nested)): it works. More text.") == "A thing: it works"
+
+
+@pytest.mark.parametrize(("name", "hint"), [("xdomian", "'xdomain'"), ("gama", "'Gamma'"), ("nnUNet", "'nnunet'")])
+def test_config_suggests_close_names(capsys, name, hint):
+    assert cli.main(["config", name]) == 2
+    err = capsys.readouterr().err
+    assert f"{name!r} is not a config file, a preset or a transform name; did you mean {hint}" in err
+    assert cli.main(["config", "zzzz"]) == 2
+    assert "did you mean" not in capsys.readouterr().err
+    assert cli.main(["config", "missing.json"]) == 2  # a file name keeps the file error
+    assert "not found" in capsys.readouterr().err
+
+
+def test_long_commands_take_quiet_verbose_and_out(tmp_path, monkeypatch, capsys):
+    parser = cli.build_parser()
+    for argv in (["bench"], ["study"], ["phantom", "--out", "x"], ["predict", "-m", "m", "-i", "i", "-o", "o"]):
+        args = parser.parse_args([*argv, "--quiet", "--verbose"])
+        assert args.quiet and args.verbose and args.out
+    calls = []
+    monkeypatch.setattr(bench, "run", lambda config, out, **kw: calls.append(kw) or {})
+    assert cli.main(["bench", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    assert calls[-1]["log"]("hidden") is None
+    assert cli.main(["bench", "--quick", "--out", str(tmp_path)]) == 0 and calls[-1] == {}
+    monkeypatch.setattr(bench, "run", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad size")))
+    assert cli.main(["bench", "--out", str(tmp_path)]) == 2 and "error: bad size" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="bad size"):  # --verbose: the traceback instead of one line
+        cli.main(["bench", "--out", str(tmp_path), "--verbose"])

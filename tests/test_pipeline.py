@@ -95,7 +95,8 @@ GOOD_IMAGE, GOOD_LABEL = make_batch()
 @pytest.mark.parametrize(
     ("image", "label", "error", "message"),
     [
-        (GOOD_IMAGE[0], None, ValueError, "image must be 5-D"),
+        (GOOD_IMAGE[0, 0], None, ValueError, "image must be 5-D"),
+        (GOOD_IMAGE[0], GOOD_LABEL, ValueError, "needs an unbatched label (1, D, H, W)"),
         (GOOD_IMAGE.numpy(), None, TypeError, "image must be a torch.Tensor"),
         (GOOD_IMAGE.long(), None, TypeError, "image must be floating point"),
         (GOOD_IMAGE[:0], None, ValueError, "empty batch"),
@@ -298,3 +299,27 @@ def test_meta_tensors_with_the_finite_check_get_a_clear_message():
     image = torch.empty(2, 1, 8, 8, 8, device="meta")
     with pytest.raises(ValueError, match="meta tensor.*check_finite=False"):
         aug(image, None)
+
+
+@pytest.mark.parametrize("preset", ["nnunet", "xdomain"])
+def test_unbatched_volume_is_a_batch_of_one_returned_unbatched(preset):
+    """(C, D, H, W) in, (C, D, H, W) out, like torchvision v2; the values are those of the same batch of one."""
+    image, label = make_batch()
+    aug = spineaug.Pipeline.from_preset(preset, patch_size=(8, 8, 8))
+    one, one_label, params = aug(image[0], label[0], generator=torch.Generator().manual_seed(3), return_params=True)
+    batched, batched_label = aug(image[:1], label[:1], generator=torch.Generator().manual_seed(3))
+    assert one.shape == (image.shape[1], 8, 8, 8) and one_label.shape == (1, 8, 8, 8)
+    assert one.dtype == image.dtype and one_label.dtype == label.dtype
+    assert torch.equal(one, batched[0]) and torch.equal(one_label, batched_label[0])
+    replay, replay_label = aug(image[0], label[0], params=params)  # replay with the B = 1 parameters
+    assert torch.equal(replay, one) and torch.equal(replay_label, one_label)
+    if preset == "nnunet":  # label-free presets take an image alone
+        alone, none = aug(image[0], generator=torch.Generator().manual_seed(3))
+        assert none is None and alone.shape == one.shape
+
+
+def test_eval_mode_does_not_switch_augmentation_off():
+    image, label = make_batch()
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": "Flip", "p": 1.0, "axes": [0]}]}).eval()
+    out, _ = aug(image, label, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, image.flip(2))

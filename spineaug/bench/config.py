@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 import torch
@@ -93,6 +94,30 @@ class BenchConfig:
     def max_threads(self) -> int:
         """The thread count of everything but the headline sweep."""
         return max(self.threads)
+
+
+REDUCING_KEYS = (
+    "pipelines", "baselines", "sizes", "batches", "headline", "threads", "repeats", "grid_repeats", "min_repeats",
+    "max_seconds", "transforms", "checks", "memory", "drift_calls", "drift_case",
+)  # fmt: skip
+"""Settings that make a run measure less than the full default run when they differ from it (not the device,
+seed or memory guard)."""
+
+
+def differences(recorded: dict[str, Any], full: Any, keys: Iterable[str]) -> list[str]:
+    """``"key value (full run: value)"`` for every ``key`` whose recorded value differs from dataclass ``full``'s."""
+    reference = json.loads(json.dumps(asdict(full), default=str))
+    plain = json.loads(json.dumps(recorded, default=str))
+    return [f"{k} {plain[k]} (full run: {reference[k]})" for k in keys if k in plain and plain[k] != reference[k]]
+
+
+def reduced_settings(recorded: dict[str, Any]) -> list[str]:
+    """How a recorded run (``meta.json``'s ``config``) is smaller than the default full run; ``[]`` for a full run.
+
+    ``spineaug report`` uses it so that ``spineaug bench --quick`` (or a run restricted by ``--sizes``,
+    ``--baselines``...) never replaces the page built from a full run.
+    """
+    return differences(recorded, BenchConfig(), REDUCING_KEYS)
 
 
 def available_memory(device: torch.device) -> int | None:

@@ -88,6 +88,14 @@ class TrainingConfig:
         return TrainingConfig(**values)
 
 
+def reduced_training_settings(recorded: dict[str, Any]) -> list[str]:
+    """How a recorded training run (``training_meta.json``'s ``config``) is smaller than the default one."""
+    from spineaug.bench.config import differences
+
+    keys = ("patch_size", "batch_size", "iterations", "warmup", "rounds", "arms", "channels", "cases", "phantom_shape")
+    return differences(recorded, TrainingConfig(), keys)
+
+
 def default_budgets(cpus: int | None = None) -> tuple[int, ...]:
     """All available cores, a quarter of them and one (distinct values, largest first)."""
     n = _io.available_cpus() if cpus is None else cpus

@@ -7,10 +7,13 @@ loop, where every sample still draws its own parameters.
 
 Randomness follows TorchIO: each call draws one seed from torch's global generator (seeded per worker by PyTorch's
 ``DataLoader``; ``torch.manual_seed`` makes runs reproducible) and spineaug draws every parameter from a
-``torch.Generator`` seeded with it. The image and label keep their type (``ScalarImage``/``LabelMap``) and their
-*original* affine: spineaug works in array axes and does not rewrite it, so after a crop, rotation or flip the affine
-no longer describes the voxel grid. That is harmless for training; do not save or invert augmented subjects as if
-it were exact.
+``torch.Generator`` seeded with it. The image and label keep their type (``ScalarImage``/``LabelMap``), and their
+**affine follows the voxels**: the call's geometric entries are one affine map (crop, flips, rotation, scaling,
+shear) and the new affine is ``affine @ map`` (exact for these; with an elastic deformation, the linear part only).
+
+``include``/``exclude`` (TorchIO's own arguments) choose the images the transform sees: the scalar image and the
+label map are picked among them. An image left out stays as it is, which a geometric pipeline would misalign, so
+then the call is refused with the names (an intensity-only pipeline leaves it alone).
 
 Example:
     >>> import torch, torchio as tio
@@ -31,6 +34,7 @@ import torch
 
 import spineaug
 from spineaug.integrations._extras import require
+from spineaug.integrations._geometry import voxel_maps
 
 tio = require("torchio", "torchio", "spineaug.integrations.torchio")
 
@@ -45,9 +49,9 @@ class SpineAug(tio.Transform):
         config: A config dict or JSON/YAML file instead of ``preset``.
         patch_size: Output patch of the ``Spatial`` entry (``None``: keep the shape). Other images of the subject
             are not changed, so with a patch size use a subject of one image and one label map.
-        image_key: The ``ScalarImage`` to augment (default: the subject's only one).
-        label_key: The ``LabelMap`` (default: the subject's only one, or none).
-        **kwargs: Passed to ``tio.Transform`` (``p``, ``copy``).
+        image_key: The ``ScalarImage`` to augment (default: the only one that ``include``/``exclude`` let through).
+        label_key: The ``LabelMap`` (default: the only one that ``include``/``exclude`` let through, or none).
+        **kwargs: Passed to ``tio.Transform`` (``p``, ``copy``, ``include``, ``exclude``).
     """
 
     def __init__(
@@ -71,24 +75,26 @@ class SpineAug(tio.Transform):
         self.image_key, self.label_key = image_key, label_key
         self.args_names = ["preset", "config", "patch_size", "image_key", "label_key"]
         self._needs_label = [t.name for t in self.pipeline.transforms if t.requires_label]
+        self._geometric = any(t.geometric for t in self.pipeline.transforms)
 
     def _names(self, subject: tio.Subject) -> tuple[str, str | None]:
-        images = subject.get_images_dict(intensity_only=False)
+        images = subject.get_images_dict(intensity_only=False, include=self.include, exclude=self.exclude)
         scalars = [k for k, v in images.items() if isinstance(v, tio.ScalarImage)]
         labels = [k for k, v in images.items() if isinstance(v, tio.LabelMap)]
         if self.image_key is not None:
             if self.image_key not in scalars:
                 raise KeyError(f"SpineAug: image_key {self.image_key!r} is not a ScalarImage of the subject "
-                               f"(scalar images: {scalars})")  # fmt: skip
+                               f"(scalar images: {scalars}{_filtered(self)})")  # fmt: skip
             image = self.image_key
         elif len(scalars) == 1:
             image = scalars[0]
         else:
-            raise ValueError(f"SpineAug: the subject has {len(scalars)} scalar images {scalars}; pass image_key=")
+            raise ValueError(f"SpineAug: the subject has {len(scalars)} scalar images {scalars}{_filtered(self)}; "
+                             "pass image_key= (or include=)")
         if self.label_key is not None:
             if self.label_key not in labels:
                 raise KeyError(f"SpineAug: label_key {self.label_key!r} is not a LabelMap of the subject "
-                               f"(label maps: {labels})")  # fmt: skip
+                               f"(label maps: {labels}{_filtered(self)})")  # fmt: skip
             label = self.label_key
         elif len(labels) <= 1:
             label = labels[0] if labels else None
@@ -101,11 +107,13 @@ class SpineAug(tio.Transform):
 
     def apply_transform(self, subject: tio.Subject) -> tio.Subject:
         image_key, label_key = self._names(subject)
-        others = [k for k, v in subject.get_images_dict(intensity_only=False).items() if k not in (image_key, label_key)]
-        if others and any(e["name"] in ("Spatial", "Affine", "Flip") for e in self.pipeline.config()["transforms"]):
+        others = [k for k in subject.get_images_dict(intensity_only=False) if k not in (image_key, label_key)]
+        if others and self._geometric:
+            left_out = " (left out by include/exclude)" if self.include is not None or self.exclude is not None else ""
             raise ValueError(
-                f"SpineAug: the subject also holds {others}; the pipeline moves {image_key!r} (and the label) "
-                "geometrically, which would misalign them: use a subject of one image and one label map"
+                f"SpineAug: the subject also holds {others}{left_out}; the pipeline moves {image_key!r}"
+                f"{f' and {label_key!r}' if label_key else ''} geometrically, which would misalign them: include "
+                "every image of the subject, or use an intensity-only config"
             )
         image = subject[image_key]
         data = image.data[None]
@@ -120,8 +128,21 @@ class SpineAug(tio.Transform):
                                  f"{image_key!r} has {image.spatial_shape}")  # fmt: skip
         seed = int(torch.randint(0, 2**62, (1,)))  # TorchIO's convention: torch's global RNG
         generator = torch.Generator().manual_seed(seed)
-        out, out_label = self.pipeline(data, None if label is None else label.data[None].long(), generator=generator)
-        image.set_data(out[0])
-        if label is not None:
-            label.set_data(out_label[0].to(label.data.dtype))
+        lbl = None if label is None else label.data[None].long()
+        out, out_label, params = self.pipeline(data, lbl, generator=generator, return_params=True)
+        voxel_map = voxel_maps(self.pipeline, data, lbl, params)[0][0].numpy() if self._geometric else None
+        for img, values in ((image, out[0]), (label, None if label is None else out_label[0].to(label.data.dtype))):
+            if img is None:
+                continue
+            affine = img.affine if voxel_map is None else img.affine @ voxel_map
+            img.set_data(values)
+            img.affine = affine
         return subject
+
+
+def _filtered(transform: tio.Transform) -> str:
+    if transform.include is not None:
+        return f", with include={list(transform.include)}"
+    if transform.exclude is not None:
+        return f", with exclude={list(transform.exclude)}"
+    return ""

@@ -56,19 +56,37 @@ def arm_slug(arm: str) -> str:
     return Path(arm).stem if arm.endswith((".json", ".yaml", ".yml")) else arm
 
 
-def build_augmentation(arm: str, patch_size: tuple[int, int, int]) -> Augmentation:
-    """The arm's augmentation for a final ``patch_size`` (every arm crops to it, ``none`` included)."""
+def arm_file(arm: str, base_dir: str | Path | None = None) -> Path:
+    """Where an arm's config file lies: relative to ``base_dir`` (the study file's folder), else to the folder above
+    it (a study in ``studies/`` may write ``studies/arms/x.yaml``, the path from the repository root), else as
+    written (absolute, or relative to the working directory)."""
+    path = Path(arm)
+    if base_dir is not None and not path.is_absolute():
+        for candidate in (Path(base_dir) / path, Path(base_dir).parent / path):
+            if candidate.is_file():
+                return candidate
+    return path
+
+
+def build_augmentation(
+    arm: str, patch_size: tuple[int, int, int], *, base_dir: str | Path | None = None
+) -> Augmentation:
+    """The arm's augmentation for a final ``patch_size`` (every arm crops to it, ``none`` included).
+
+    ``base_dir``: the study file's folder, where a relative arm file is looked up first (:func:`arm_file`).
+    """
     patch = tuple(int(p) for p in patch_size)
     if arm == "bgv2-nnunet":
         return _bgv2(patch)
     if arm.endswith((".json", ".yaml", ".yml")):
         from spineaug.config import load_config
 
-        raw = load_config(arm)
+        path = arm_file(arm, base_dir)
+        raw = load_config(path)
         if "mix" in raw:
             return _mixed(arm, MixArm.parse(raw, arm), patch)
-        spineaug.Pipeline.from_config(arm)  # validated as written first, so errors name the file's own entry indices
-        config = spineaug.Pipeline.from_config(arm, patch_size=patch).config()
+        spineaug.Pipeline.from_config(path)  # validated as written first, so errors name the file's own entry indices
+        config = spineaug.Pipeline.from_config(path, patch_size=patch).config()
     else:
         config = spineaug.Pipeline.from_preset(arm, patch_size=patch).config()
     # The sampler already placed the (enlarged) patch, foreground-oversampled: crop its centre, as nnU-Net does.
@@ -153,6 +171,10 @@ def _mixed(arm: str, mix: MixArm, patch: tuple[int, int, int]) -> Augmentation:
 
 
 def _bgv2(patch: tuple[int, int, int]) -> Augmentation:
+    from spineaug.integrations import require
+
+    for module in ("batchgeneratorsv2", "nnunetv2"):  # not in the `study` extra: the arm is optional
+        require(module, "nnunet", "the study arm 'bgv2-nnunet' (nnU-Net's own augmentation)")
     from spineaug.baselines.batchgenerators import nnunet_transforms
 
     transforms = nnunet_transforms(patch)

@@ -12,6 +12,12 @@ Example (``studies/quick.yaml``)::
     sources: [t2w]
     arms: [none, xdomain]
     training: {iterations: 60, patch_size: [32, 32, 32]}
+
+The bundled studies (``quick``, ``default``, ``full`` and the ablations) ship with the package in
+``spineaug/studies/`` (the repository's ``studies/`` points there), so ``load_study("studies/quick.yaml")`` and
+``spineaug study --quick`` work from any working directory. An arm given as a config file is looked up relative to
+the study file's folder, then the folder above it (a study in ``studies/`` may write ``studies/arms/x.yaml``), then
+the working directory.
 """
 
 from __future__ import annotations
@@ -181,6 +187,10 @@ class StudyConfig(_Strict):
     model: Model = Model()
     training: Training = Training()
     evaluation: Evaluation = Evaluation()
+    base_dir: Annotated[str | None, Field(exclude=True)] = None
+    """Folder of the study file (set by :func:`load_study`): relative arm files are found from it. Not part of the
+    study's identity: ``model_dump`` leaves it out, so ``study.json`` and every hash are the same wherever the file
+    lies; pass it along explicitly (:func:`payload`) to rebuild the study in another process."""
 
     @model_validator(mode="after")
     def _check(self) -> StudyConfig:
@@ -201,7 +211,7 @@ class StudyConfig(_Strict):
         if not self.arms:
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
-            _check_arm(arm, self.training.patch_size)
+            _check_arm(arm, self.training.patch_size, self.base_dir)
         from spineaug.study.augment import arm_slug
 
         slugs = [arm_slug(a) for a in self.arms]
@@ -241,34 +251,69 @@ class StudyConfig(_Strict):
         return names
 
 
-def _check_arm(arm: str, patch_size: tuple[int, int, int]) -> None:
+def payload(study: StudyConfig) -> dict[str, Any]:
+    """The study as plain data for another process (``model_dump`` plus ``base_dir``, which it leaves out)."""
+    return {**study.model_dump(mode="json"), "base_dir": study.base_dir}
+
+
+def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None) -> None:
     """Build the arm's augmentation now (a bad preset, config or missing library fails here, not mid-study)."""
     import spineaug
-    from spineaug.study.augment import BASELINE_ARMS, build_augmentation
+    from spineaug.study.augment import BASELINE_ARMS, arm_file, build_augmentation
 
-    if arm.endswith((".json", ".yaml", ".yml")) and not Path(arm).is_file():
-        raise ValueError(f"arms: config file not found: {arm}")
+    if arm.endswith((".json", ".yaml", ".yml")) and not arm_file(arm, base_dir).is_file():
+        where = f" (looked in {base_dir}, {Path(base_dir).parent} and the working directory)" if base_dir else ""
+        raise ValueError(f"arms: config file not found: {arm}{where}")
     if not (arm in spineaug.presets() or arm in BASELINE_ARMS or arm.endswith((".json", ".yaml", ".yml"))):
         raise ValueError(
             f"arms: unknown arm {arm!r}; use a preset ({spineaug.presets()}), {sorted(BASELINE_ARMS)} "
             "or a .json/.yaml config file"
         )
     try:
-        build_augmentation(arm, patch_size)
-    except RuntimeError as exc:  # a baseline library missing
+        build_augmentation(arm, patch_size, base_dir=base_dir)
+    except (RuntimeError, ImportError) as exc:  # a baseline library missing (its message names the extra)
         raise ValueError(f"arms: {arm!r} cannot run here: {exc}") from None
     except ConfigError as exc:  # the arm's own config file
         raise ConfigError(f"arms: {arm}: {exc}") from None
 
 
+BUNDLED_STUDIES = Path(__file__).resolve().parent.parent / "studies"
+"""The study files that ship with the package (``spineaug/studies/``; the repository's ``studies/`` links here)."""
+
+
+def bundled_studies() -> list[str]:
+    """Names of the bundled studies (``quick``, ``default``, ...)."""
+    return sorted(p.stem for p in BUNDLED_STUDIES.glob("*.yaml"))
+
+
+def study_file(source: str | Path) -> Path:
+    """The file a study argument names: an existing path as given; else, for a bundled study's name (``quick``)
+    or its repository path (``studies/quick.yaml``), the copy that ships with the package."""
+    path = Path(source)
+    if path.is_file() or path.is_absolute():
+        return path
+    if path.parent in (Path("."), Path("studies")):
+        bundled = BUNDLED_STUDIES / (path.name if path.suffix else f"{path.name}.yaml")
+        if bundled.is_file():
+            return bundled
+    raise FileNotFoundError(f"study file not found: {source} (bundled studies: {', '.join(bundled_studies())})")
+
+
 def load_study(source: str | Path | dict[str, Any]) -> StudyConfig:
-    """Read and validate a study file (YAML or JSON) or dict; errors name the file and the key."""
+    """Read and validate a study file (YAML or JSON) or dict; errors name the file and the key.
+
+    A bundled study can be named from anywhere (``"quick"``, ``"studies/quick.yaml"``); relative arm files are
+    resolved from the study file's folder (:attr:`StudyConfig.base_dir`).
+    """
     where = "study"
     if not isinstance(source, dict):
         from spineaug.config import load_config
 
+        path = study_file(source)
         where = str(source)
-        source = load_config(source)
+        source = load_config(path)
+        if isinstance(source, dict):
+            source = {**source, "base_dir": source.get("base_dir") or str(path.resolve().parent)}
     try:
         return StudyConfig.model_validate(source)
     except ValidationError as exc:

@@ -56,7 +56,9 @@ def evaluate_cell(
     started = time.perf_counter()
     device = device_for(study)
     torch.set_num_threads(study.training.threads)
-    state = torch.load(folder / "model.pt", map_location=device, weights_only=False)
+    from spineaug.study.predict import read_model_file
+
+    state = read_model_file(folder / "model.pt", device, trusted=True)  # the study's own file
     model = build_model(study, state["spec"]["in_channels"]).to(device)
     model.load_state_dict(state["model"])
     partial = folder / "metrics.partial.csv"

@@ -71,7 +71,7 @@ def _fingerprint_batch(read_size: tuple[int, int, int]) -> tuple[torch.Tensor, t
     return (image * 200.0 - 50.0).float().contiguous(), label
 
 
-def engine_fingerprint(arm: str) -> str:
+def engine_fingerprint(arm: str, base_dir: str | None = None) -> str:
     """sha256 of the arm's output on the fixed fingerprint batch (CPU, float32, one thread, fixed seeds).
 
     Global RNG state and the thread count are restored afterwards, so calling this inside a training process
@@ -80,7 +80,7 @@ def engine_fingerprint(arm: str) -> str:
     from spineaug.study.augment import build_augmentation
 
     with isolated_rng(1):
-        aug = build_augmentation(arm, FINGERPRINT_PATCH)
+        aug = build_augmentation(arm, FINGERPRINT_PATCH, base_dir=base_dir)
         image, label = _fingerprint_batch(aug.read_size)
         if aug.batch is not None:
             out, lab = aug.batch(image, label, generator=torch.Generator().manual_seed(FINGERPRINT_SEED))
@@ -120,7 +120,8 @@ def current_provenance(study: Any, arm: str, *, fingerprints: dict[str, str] | N
     if fingerprints is not None and arm in fingerprints:
         fp = fingerprints[arm]
     else:
-        fp = engine_fingerprint(arm)
+        base = getattr(study, "base_dir", None)  # where the study's relative arm files are
+        fp = engine_fingerprint(arm, base) if arm.endswith((".json", ".yaml", ".yml")) else engine_fingerprint(arm)
         if fingerprints is not None:
             fingerprints[arm] = fp
     return {

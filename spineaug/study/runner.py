@@ -17,6 +17,7 @@ from typing import Any
 
 from spineaug._io import atomic_write_text
 from spineaug.study.config import StudyConfig, load_study
+from spineaug.study.config import payload as study_payload
 from spineaug.study.grid import Cell, cell_folder, cells
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
@@ -147,7 +148,7 @@ def run_study(
     out = Path(out)
     prepare(study, out, progress=progress)
     todo = [c for c in cells(study) if cell_state(out, c) != "done"]
-    payload = study.model_dump(mode="json")
+    payload = study_payload(study)  # with base_dir: a worker finds the study's relative arm files
     if executor == "inline":
         grid = None
         if progress:

@@ -130,7 +130,7 @@ def train_cell(
     device = device_for(study)
     seed = cell.seed
     torch.manual_seed(seed)  # weight initialisation only; every later draw has its own generator
-    aug = build_augmentation(cell.arm, tr.patch_size)
+    aug = build_augmentation(cell.arm, tr.patch_size, base_dir=study.base_dir)
     atomic_write_text(folder / "augmentation.json", dump_config(aug))
     model = build_model(study, train[0].image.shape[0]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=tr.lr, weight_decay=tr.weight_decay)
@@ -223,9 +223,11 @@ def train_cell(
     cost = {"train_s": round(wall_before + time.perf_counter() - session_start, 3), "threads": tr.threads,
             "loader_workers": tr.loader_workers, "device": str(device)}  # fmt: skip
     record = update_cell_json(folder, cell, cost=cost)
-    _atomic_torch_save({"spec": model_spec(study, train[0].image.shape[0]), "model": model.state_dict(),
-                        "cell": cell.__dict__, "provenance": record.get("provenance"),
-                        "sessions": record.get("sessions", [])}, final)  # fmt: skip
+    # Tensors and plain data only (JSON-safe metadata), so predict loads it with torch.load(weights_only=True).
+    meta = json.loads(json.dumps({"spec": model_spec(study, train[0].image.shape[0]), "cell": cell.__dict__,
+                                  "provenance": record.get("provenance"), "sessions": record.get("sessions", [])},
+                                 default=str))  # fmt: skip
+    _atomic_torch_save({**meta, "model": model.state_dict()}, final)
     ckpt_path.unlink(missing_ok=True)
     return final
 

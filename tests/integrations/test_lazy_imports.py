@@ -39,4 +39,4 @@ def test_core_and_nnunet_installer_import_no_optional_stack():
 def test_missing_stack_names_the_extra(module, stack, extra):
     proc = _python(f"import sys; sys.modules[{stack!r}] = None\nimport {module}")
     assert proc.returncode != 0
-    assert f"pip install 'spineaug[{extra}]'" in proc.stderr
+    assert f"pip install -e '.[{extra}]'" in proc.stderr and "spineaug[" not in proc.stderr

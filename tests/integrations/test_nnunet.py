@@ -168,7 +168,10 @@ def test_nnunet_plan_train_predict_on_phantom(tmp_path):
     assert (fold / "checkpoint_final.pth").is_file()
     saved = json.loads((fold / "spineaug_augmentation.json").read_text())
     assert saved["source"] == "xdomain" and saved["final_patch_size"] == [32, 32, 32]
-    assert saved["inference_mirroring_axes"] == [0]
+    # the phantom is axial RAS: SimpleITK reads (z, y, x), so xdomain's left-right flip is array axis 2
+    assert saved["inference_mirroring_axes"] == [2]
+    assert saved["array_axes"] == {"left-right": 2, "posterior-anterior": 1, "inferior-superior": 0}
+    assert next(e for e in saved["config"]["transforms"] if e["name"] == "Flip")["axes"] == [2]
     assert any(e["name"] == "Spatial" and e["crop"] == "center" for e in saved["config"]["transforms"])
     log = next(fold.glob("training_log_*.txt")).read_text()
     losses = [float(v) for v in re.findall(r"train_loss (\S+)", log)]
@@ -177,7 +180,7 @@ def test_nnunet_plan_train_predict_on_phantom(tmp_path):
     import torch
 
     checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    assert checkpoint["trainer_name"] == trainer and tuple(checkpoint["inference_allowed_mirroring_axes"]) == (0,)
+    assert checkpoint["trainer_name"] == trainer and tuple(checkpoint["inference_allowed_mirroring_axes"]) == (2,)
 
     case = sorted((dataset / "imagesTr").glob("*_0000.nii.gz"))[0]
     inp, out = tmp_path / "in", tmp_path / "out"

@@ -31,7 +31,7 @@ def test_in_compose_keeps_types_and_metadata_and_follows_torch_seed():
     b = transform(subject)
     assert isinstance(a["image"], tio.ScalarImage) and isinstance(a["label"], tio.LabelMap)
     assert a["image"].shape == a["label"].shape == (1, 16, 16, 16)
-    assert (a["image"].affine == subject["image"].affine).all() and a["age"] == 40
+    assert (a["image"].affine == a["label"].affine).all() and a["age"] == 40
     assert a["label"].data.dtype == subject["label"].data.dtype
     assert set(a["label"].data.unique().tolist()) <= {0, 1, 2, 3}
     assert torch.equal(a["image"].data, b["image"].data)
@@ -52,6 +52,47 @@ def test_bad_subjects_are_clear():
         SpineAug(preset="nnunet")(two)
     with pytest.raises(ValueError, match="either preset= or config="):
         SpineAug(preset="nnunet", config={"transforms": []})
+
+
+def test_affine_follows_the_crop_and_flips():
+    """The output voxel (i, j, k) lies where the affine says: each voxel of a coordinate image names its source."""
+    shape = (20, 22, 24)
+    coords = torch.stack(torch.meshgrid(*[torch.arange(s, dtype=torch.float32) for s in shape], indexing="ij"))
+    affine = torch.tensor([[0.0, 0, -2, 50], [1.5, 0, 0, -20], [0, 3, 0, 7], [0, 0, 0, 1]]).numpy().astype("float64")
+    subject = tio.Subject(image=tio.ScalarImage(tensor=coords, affine=affine),
+                          label=tio.LabelMap(tensor=torch.zeros(1, *shape, dtype=torch.long), affine=affine))
+    config = {"transforms": [{"name": "Spatial", "patch_size": [10, 12, 8], "p_rotation": 0, "p_scale": 0},
+                             {"name": "Flip", "p": 0.5, "axes": [0, 1, 2]}]}  # fmt: skip
+    transform = SpineAug(config=config)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        out = transform(subject)
+        new = torch.from_numpy(out["image"].affine)
+        assert (out["label"].affine == out["image"].affine).all()
+        grid = torch.stack(torch.meshgrid(*[torch.arange(s, dtype=torch.float64) for s in (10, 12, 8)],
+                                          indexing="ij")).reshape(3, -1)  # fmt: skip
+        world = new[:3, :3] @ grid + new[:3, 3:]
+        source = torch.linalg.solve(torch.from_numpy(affine)[:3, :3], world - torch.from_numpy(affine)[:3, 3:])
+        assert torch.allclose(source, out["image"].data.reshape(3, -1).double(), atol=1e-4)
+    assert (subject["image"].affine == affine).all()  # the input subject is not changed
+
+
+def test_include_and_exclude_are_honoured():
+    subject = _subject()
+    with pytest.raises(ValueError, match=r"also holds \['label'\] \(left out by include/exclude\)"):
+        SpineAug(preset="nnunet", include=["image"])(subject)  # the label would not follow the crop
+    with pytest.raises(ValueError, match=r"left out by include/exclude"):
+        SpineAug(preset="nnunet", exclude=["label"])(subject)
+    gamma = {"transforms": [{"name": "Gamma", "p": 1.0}]}
+    out = SpineAug(config=gamma, include=["image"])(subject)  # intensity only: the label is left alone
+    assert torch.equal(out["label"].data, subject["label"].data)
+    assert not torch.equal(out["image"].data, subject["image"].data)
+    two = _subject()
+    two.add_image(tio.ScalarImage(tensor=torch.randn(1, 24, 24, 24)), "t2")
+    out = SpineAug(config=gamma, include=["t2"])(two)  # include picks the image among several
+    assert torch.equal(out["image"].data, two["image"].data) and not torch.equal(out["t2"].data, two["t2"].data)
+    with pytest.raises(KeyError, match=r"with include=\['t2'\]"):
+        SpineAug(config=gamma, include=["t2"], image_key="image")(two)
 
 
 @pytest.mark.slow

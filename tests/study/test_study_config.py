@@ -115,3 +115,66 @@ def test_cli_study_status_and_quick_flag(tmp_path, capsys, monkeypatch):
     assert "not both" in capsys.readouterr().err
     assert main(["study", str(tmp_path / "none.yaml"), "--status"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["quick", "ablation-mixing"])
+def test_bundled_studies_load_from_any_working_directory(name, tmp_path, monkeypatch):
+    """The studies ship inside the package; their arm files resolve from the study file, not the cwd."""
+    from spineaug.study.config import BUNDLED_STUDIES, bundled_studies
+
+    monkeypatch.chdir(tmp_path)
+    assert BUNDLED_STUDIES.parent.name == "spineaug" and name in bundled_studies()
+    for source in (name, f"studies/{name}.yaml", BUNDLED_STUDIES / f"{name}.yaml"):
+        study = load_study(source)
+        assert study.name == name and Path(study.base_dir) == BUNDLED_STUDIES
+        assert "base_dir" not in study.model_dump(mode="json")  # study.json and hashes do not depend on where it lies
+
+
+def test_repository_studies_folder_is_the_bundled_one():
+    from spineaug.study.config import BUNDLED_STUDIES
+
+    assert (ROOT / "studies").resolve() == BUNDLED_STUDIES
+    assert (BUNDLED_STUDIES / "arms" / "mix-xdomain-plus-nnunet.yaml").is_file()
+
+
+def test_arm_files_resolve_relative_to_the_study_file(tmp_path, monkeypatch):
+    import json
+
+    from spineaug.study.augment import build_augmentation
+    from spineaug.study.config import payload
+
+    folder = tmp_path / "mine"
+    (folder / "arms").mkdir(parents=True)
+    (folder / "arms" / "mixed.yaml").write_text("mix: {strong: xdomain, weak: nnunet, fraction: 0.5}\n")
+    (folder / "study.json").write_text(json.dumps(_study(arms=["nnunet", "arms/mixed.yaml"])))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    study = load_study(folder / "study.json")
+    assert study.arms == ["nnunet", "arms/mixed.yaml"]  # the arm keeps its name (result rows, folders)
+    again = type(study).model_validate(payload(study))  # how a worker process rebuilds it
+    assert build_augmentation("arms/mixed.yaml", (16, 16, 16), base_dir=again.base_dir).config["mix"]["weak"] == "nnunet"
+    with pytest.raises(ConfigError, match="config file not found: arms/other.yaml"):
+        load_study(_study(arms=["nnunet", "arms/other.yaml"]))  # a dict has no folder: the cwd only
+
+
+def test_unknown_study_name_lists_the_bundled_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="bundled studies: .*quick"):
+        load_study("studies/nope.yaml")
+
+
+def test_quick_study_status_from_another_directory(tmp_path, monkeypatch, capsys):
+    from spineaug.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["study", "--quick", "--status", "--out", str(tmp_path / "r")]) == 0
+    assert "study 'quick'" in capsys.readouterr().out
+
+
+def test_bgv2_arm_without_nnunet_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nnunetv2", None)  # as if the `nnunet` extra were not installed
+    with pytest.raises(ValueError, match=r"bgv2-nnunet.*pip install -e '\.\[nnunet\]'"):
+        load_study(_study(arms=["nnunet", "bgv2-nnunet"], training={"loader_workers": 1}))

@@ -237,3 +237,54 @@ def test_grid_can_grow_but_settings_cannot_change(tmp_path, tiny):
     changed = {**tiny, "training": {**tiny["training"], "iterations": 13}}
     with pytest.raises(ValueError, match=r"other \['training'\]"):
         S.run_study(S.load_study(changed), out, progress=False)
+
+
+def test_predict_follows_nnunet_naming_and_options(tmp_path, capsys):
+    """CASE_0000.nii.gz in, CASE.nii.gz out; -i/-o/--device/--tta as on nnUNetv2_predict's command line."""
+    from spineaug import phantom
+    from spineaug.cli import main
+    from spineaug.study.predict import group_cases, predict
+
+    model = _model(tmp_path)
+    case = phantom.make_case(20_000, "t2w", shape=(24, 28, 48), spacing=4.0)
+    (tmp_path / "in").mkdir()
+    for name in ("spine_001_0000.nii.gz", "other.nii.gz"):
+        nib.save(nib.Nifti1Image(case.image, case.affine), str(tmp_path / "in" / name))
+    outs = predict(model, tmp_path / "in", tmp_path / "pred", progress=False, device="cpu")
+    assert sorted(p.name for p in outs) == ["other.nii.gz", "spine_001.nii.gz"]
+    plain = np.asarray(nib.load(str(tmp_path / "pred" / "spine_001.nii.gz")).dataobj)
+    argv = ["predict", "-m", str(model), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "tta"), "-device", "cpu",
+            "--tta", "--mirror-axes", "0,2", "--quiet"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "tta" / "other.nii.gz"),
+                                               str(tmp_path / "tta" / "spine_001.nii.gz")]
+    mirrored = np.asarray(nib.load(str(tmp_path / "tta" / "spine_001.nii.gz")).dataobj)
+    assert mirrored.shape == plain.shape and set(np.unique(mirrored)) <= {0, 1, 2, 3}
+    assert main(["predict", "--model", str(model), "--input", str(tmp_path / "in"), "--output",
+                 str(tmp_path / "alias"), "--quiet"]) == 0  # the older --output spelling still works
+    assert (tmp_path / "alias" / "other.nii.gz").is_file()
+    # channels grouped by case, in order; gaps and clashes are refused
+    names = [Path(n) for n in ("b_0001.nii.gz", "a_0000.nii.gz", "b_0000.nii.gz", "c.nii")]
+    assert {k: [p.name for p in v] for k, v in group_cases(names).items()} == {
+        "b.nii.gz": ["b_0000.nii.gz", "b_0001.nii.gz"], "a.nii.gz": ["a_0000.nii.gz"], "c.nii": ["c.nii"]}
+    with pytest.raises(ValueError, match="without gaps"):
+        group_cases([Path("a_0000.nii.gz"), Path("a_0002.nii.gz")])
+    with pytest.raises(ValueError, match="same label map"):
+        group_cases([Path("a_0000.nii.gz"), Path("a.nii.gz")])
+    nib.save(nib.Nifti1Image(case.image, case.affine), str(tmp_path / "in" / "spine_001_0001.nii.gz"))
+    with pytest.raises(ValueError, match="2 channel file"):  # the model takes one channel
+        predict(model, tmp_path / "in", tmp_path / "two", progress=False)
+
+
+def test_model_files_load_safely(tmp_path):
+    from spineaug.study.predict import load_model
+
+    model = _model(tmp_path)
+    load_model(model)  # what a study writes is tensors and plain data: weights_only=True reads it
+    state = torch.load(model, weights_only=True)
+    state["provenance"] = {"where": Path("/somewhere")}  # an older file: a Python object inside
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    with pytest.raises(ValueError, match="--trust-model"):
+        load_model(old)
+    assert load_model(old, trusted=True)[1]["in_channels"] == 1

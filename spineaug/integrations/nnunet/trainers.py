@@ -15,8 +15,13 @@ Trainers (use with ``nnUNetv2_train DATASET 3d_fullres FOLD -tr NAME`` after ``s
 - each also as ``..._1epoch`` and ``..._5epochs`` for smoke runs. ``SPINEAUG_NNUNET_ITERATIONS=N`` sets the
   training iterations per epoch of any of them (validation iterations: ``max(1, N // 5)``).
 
-Test-time mirroring uses the axes the config's ``Flip`` entries mirror (none: no mirroring). The resolved
-augmentation config is written to ``spineaug_augmentation.json`` in the fold's output folder.
+Axes: a config names anatomical axes (``Flip`` of axis 0 is left-right), but nnU-Net trains on each file's voxel
+axes reversed and permuted by the plans' ``transpose_forward``. The trainers read the cases' orientation from the
+preprocessed properties and rewrite the config's axes into training-array axes (:mod:`.axes`), so the flip stays
+left-right whatever the files' orientation and spacing; without orientation (another reader), config axes are used
+as array axes, with a note in the training log. Test-time mirroring uses the array axes the rewritten ``Flip``
+entries mirror (none: no mirroring). The resolved augmentation config and the axis mapping are written to
+``spineaug_augmentation.json`` in the fold's output folder.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from torch.nn import functional as F
 import spineaug
 from spineaug.data import enlarged_patch_size
 from spineaug.integrations._extras import require
+from spineaug.integrations.nnunet.axes import ANATOMICAL, dataset_array_axes, remap_config
 
 require("nnunetv2", "nnunet", "spineaug.integrations.nnunet")
 
@@ -151,6 +157,7 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
         self.spineaug_name, self.spineaug_config = source, config
         self.spineaug: spineaug.Pipeline | None = None  # built for the patch size in get_dataloaders
         self.spineaug_read_size: tuple[int, int, int] | None = None
+        self.spineaug_axes: tuple[int, int, int] | None = None  # training-array axis of each anatomical axis
         if self.spineaug_epochs is not None:
             self.num_epochs = self.spineaug_epochs
         if iterations is not None:
@@ -162,7 +169,11 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         patch = tuple(int(p) for p in self.configuration_manager.patch_size)
-        pipe, read = batch_pipeline(self.spineaug_config, patch)
+        axes, note = dataset_array_axes(self.preprocessed_dataset_folder, self.plans_manager.transpose_forward)
+        self.spineaug_axes = axes
+        self.print_to_log_file(f"spineaug: {note}")
+        config = self.spineaug_config if axes is None else remap_config(self.spineaug_config, axes)
+        pipe, read = batch_pipeline(config, patch)
         self.spineaug, self.spineaug_read_size = pipe.to(self.device), read
         mirror_axes = flip_axes(pipe.config())
         self.inference_allowed_mirroring_axes = mirror_axes
@@ -198,6 +209,7 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
                 "final_patch_size": [int(p) for p in self.configuration_manager.patch_size],
                 "read_patch_size": list(self.spineaug_read_size),
                 "inference_mirroring_axes": self.inference_allowed_mirroring_axes,
+                "array_axes": None if self.spineaug_axes is None else dict(zip(ANATOMICAL, self.spineaug_axes)),
                 "config": self.spineaug.config(),
             }
             Path(self.output_folder, CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
