@@ -139,6 +139,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fidelity(args: argparse.Namespace) -> int:
+    from spineaug import fidelity
+
+    print(fidelity.run(args.out, draws=args.draws, seed=args.seed, auglab=not args.no_auglab))
+    return 0
+
+
 def _cmd_phantom(args: argparse.Namespace) -> int:
     from spineaug import phantom
 
@@ -284,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only measure the presets against their references (nnunet vs nnU-Net v2; xdomain vs AugLab "
                         "when .venv-auglab exists) and write OUT/fidelity.md (a few minutes)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("fidelity", help="measure the presets against their references (nnunet vs nnU-Net v2; xdomain "
+                       "vs AugLab when .venv-auglab exists) and write result files (a few minutes)")
+    p.add_argument("--out", default="results/fidelity", help="output folder (default: results/fidelity)")
+    p.add_argument("--draws", type=int, default=400, help="samples per firing-rate comparison (default: 400)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the volume and the draws (default: 0)")
+    p.add_argument("--no-auglab", action="store_true", help="skip the comparison with AugLab")
+    p.set_defaults(func=_cmd_fidelity)
 
     p = sub.add_parser("phantom", help="write synthetic spine phantom datasets (nnU-Net raw format, one per domain)")
     p.add_argument("--out", required=True, help="output folder (must be empty or absent unless --overwrite)")
