@@ -32,7 +32,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     from spineaug.integrations import require
 
     require("matplotlib", "report", "spineaug preview")
-    from spineaug.report import gallery
+    from spineaug.preview import gallery
 
     if args.label is not None and args.image is None:
         raise ValueError("--label needs --image")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spineaug import cli
-from spineaug.report import gallery
+from spineaug.preview import gallery
 
 ENTRIES = [
     {"name": "GaussianBlur", "p": 0.2, "sigma": [0.5, 1.0]},

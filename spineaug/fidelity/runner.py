@@ -18,23 +18,41 @@ def _verdict(ok: bool) -> str:
     return _schema.VERDICT_OK if ok else "outside"
 
 
+def match_row(m: Any) -> dict[str, Any]:
+    """A ``matched.csv`` row of a :class:`spineaug.fidelity.nnunet.Match`."""
+    return dict(preset="nnunet", entry=m.entry, parameter=m.parameter, reference_behaviour=m.reference, ours=m.ours,
+                difference=f"{m.difference:.6g}", metric=m.metric, tolerance=f"{m.tolerance:g}", region="all",
+                intentional=m.intentional, verdict=_verdict(m.difference <= m.tolerance), error="")
+
+
+def rate_row(preset: str, r: Any) -> dict[str, Any]:
+    """A ``rates.csv`` row of a :class:`spineaug.fidelity.nnunet.Rate`."""
+    return dict(preset=preset, entry=r.entry, reference_rate=f"{r.reference:.6g}", ours_rate=f"{r.ours:.6g}",
+                expected=f"{r.expected:.6g}", draws=r.draws, z=f"{r.z:.4f}",
+                verdict=_verdict(abs(r.z) < _schema.FIDELITY_RATE_SIGMAS))
+
+
+def sigma_row(s: Any) -> dict[str, Any]:
+    """A ``sigma.csv`` row of a :class:`spineaug.fidelity.nnunet.SigmaStats` (nnU-Net's Gaussian noise)."""
+    return dict(preset="nnunet", entry="GaussianNoise", reference_mean=f"{s.reference_mean:.6g}",
+                ours_mean=f"{s.ours_mean:.6g}", reference_sd=f"{s.reference_sd:.6g}", ours_sd=f"{s.ours_sd:.6g}",
+                draws=s.draws, z=f"{s.z:.4f}", verdict=_verdict(abs(s.z) < _schema.FIDELITY_RATE_SIGMAS))
+
+
 def nnunet_rows(draws: int, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
     """Matched, rate and sigma rows of ``nnunet`` vs nnU-Net v2 (:mod:`spineaug.fidelity.nnunet`)."""
     from spineaug.fidelity import nnunet
 
-    matched = [dict(preset="nnunet", entry=m.entry, parameter=m.parameter, reference_behaviour=m.reference,
-                    ours=m.ours, difference=f"{m.difference:.6g}", metric=m.metric, tolerance=f"{m.tolerance:g}",
-                    region="all", intentional=m.intentional, verdict=_verdict(m.difference <= m.tolerance), error="")
-               for m in nnunet.matched(seed)]  # fmt: skip
-    rates = [dict(preset="nnunet", entry=r.entry, reference_rate=f"{r.reference:.6g}", ours_rate=f"{r.ours:.6g}",
-                  expected=f"{r.expected:.6g}", draws=r.draws, z=f"{r.z:.4f}",
-                  verdict=_verdict(abs(r.z) < _schema.FIDELITY_RATE_SIGMAS))
-             for r in nnunet.rates(draws, seed)]  # fmt: skip
-    s = nnunet.noise_sigma(draws, seed)
-    sigma = [dict(preset="nnunet", entry="GaussianNoise", reference_mean=f"{s.reference_mean:.6g}",
-                  ours_mean=f"{s.ours_mean:.6g}", reference_sd=f"{s.reference_sd:.6g}", ours_sd=f"{s.ours_sd:.6g}",
-                  draws=s.draws, z=f"{s.z:.4f}", verdict=_verdict(abs(s.z) < _schema.FIDELITY_RATE_SIGMAS))]
-    return matched, rates, sigma
+    return ([match_row(m) for m in nnunet.matched(seed)], [rate_row("nnunet", r) for r in nnunet.rates(draws, seed)],
+            [sigma_row(nnunet.noise_sigma(draws, seed))])
+
+
+def write_rows(out: str | Path, matched: list[dict], rates: list[dict], sigma: list[dict]) -> None:
+    """Write the three CSV files of a run."""
+    out = Path(out)
+    _io.atomic_write_csv(out / _schema.FIDELITY_MATCHED, matched, _schema.FIDELITY_MATCH_COLUMNS)
+    _io.atomic_write_csv(out / _schema.FIDELITY_RATES, rates, _schema.FIDELITY_RATE_COLUMNS)
+    _io.atomic_write_csv(out / _schema.FIDELITY_SIGMA, sigma, _schema.FIDELITY_SIGMA_COLUMNS)
 
 
 def auglab_rows(draws: int, seed: int) -> tuple[list[dict], list[dict], dict[str, Any]]:
@@ -55,9 +73,7 @@ def auglab_rows(draws: int, seed: int) -> tuple[list[dict], list[dict], dict[str
                             ours=m.entries, difference="" if m.error else f"{m.difference:.6g}",
                             metric="max |diff| / std of AugLab's output", tolerance=f"{c.tolerance:g}",
                             region=c.region, intentional=c.intentional, verdict=verdict, error=m.error))
-    rate_rows = [dict(preset="xdomain", entry=r.entry, reference_rate=f"{r.reference:.6g}", ours_rate=f"{r.ours:.6g}",
-                      expected=f"{r.expected:.6g}", draws=r.draws, z=f"{r.z:.4f}",
-                      verdict=_verdict(abs(r.z) < _schema.FIDELITY_RATE_SIGMAS)) for r in rates]  # fmt: skip
+    rate_rows = [rate_row("xdomain", r) for r in rates]
     info = {"measured": True, **{k: reply.get(k) for k in ("auglab", "source", "kornia", "config")}}
     return matched, rate_rows, info
 
@@ -72,9 +88,7 @@ def run(out: str | Path = "results/fidelity", draws: int = 400, seed: int = 0, a
         a_matched, a_rates, auglab_info = auglab_rows(draws, seed)
     else:
         a_matched, a_rates, auglab_info = [], [], {"measured": False, "reason": "not requested (--no-auglab)"}
-    _io.atomic_write_csv(out / _schema.FIDELITY_MATCHED, matched + a_matched, _schema.FIDELITY_MATCH_COLUMNS)
-    _io.atomic_write_csv(out / _schema.FIDELITY_RATES, rates + a_rates, _schema.FIDELITY_RATE_COLUMNS)
-    _io.atomic_write_csv(out / _schema.FIDELITY_SIGMA, sigma, _schema.FIDELITY_SIGMA_COLUMNS)
+    write_rows(out, matched + a_matched, rates + a_rates, sigma)
     info = _io.system_info()
     meta = {
         "run_id": _io.new_run_id(),

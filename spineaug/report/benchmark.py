@@ -157,13 +157,6 @@ def _transform_fig(tr, out: Path, device: str) -> Path | None:
     return path
 
 
-def firing_probability(entry: dict[str, Any]) -> float:
-    """Per-sample probability that a config entry changes the sample (``RandomTransform.firing_probability``)."""
-    import spineaug
-
-    return spineaug.TRANSFORMS[entry["name"]].firing_probability(entry)
-
-
 def _headline(meta: dict[str, Any], ok) -> tuple[int, int]:
     """The run's headline ``(B, S)`` (``meta.json``), else the measured case nearest to :data:`HEADLINE`."""
     value = meta.get("config", {}).get("headline")

@@ -202,7 +202,7 @@ class StudyConfig(_Strict):
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
             _check_arm(arm, self.training.patch_size)
-        from spineaug.study.augment import arm_slug
+        from spineaug.harness.augment import arm_slug
 
         slugs = [arm_slug(a) for a in self.arms]
         if len(set(slugs)) != len(slugs):
@@ -244,7 +244,7 @@ class StudyConfig(_Strict):
 def _check_arm(arm: str, patch_size: tuple[int, int, int]) -> None:
     """Build the arm's augmentation now (a bad preset, config or missing library fails here, not mid-study)."""
     import spineaug
-    from spineaug.study.augment import BASELINE_ARMS, build_augmentation
+    from spineaug.harness.augment import BASELINE_ARMS, build_augmentation
 
     if arm.endswith((".json", ".yaml", ".yml")) and not Path(arm).is_file():
         raise ValueError(f"arms: config file not found: {arm}")
