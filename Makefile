@@ -105,10 +105,15 @@ asv: install
 	  --set-commit-hash $$(git rev-parse HEAD) --show-stderr $(ASV_ARGS)
 	$(BIN)/asv publish
 
-preview: install
+# The committed pictures that need the engine or the phantom to run (about a minute): each transform forced on,
+# random draws of whole presets on the study's 48^3 training patch, and the phantom in every domain.
+GALLERY_PRESETS ?= nnunet,xdomain,xdomain-plus,gin-ipa,progressive-randconv,synthseg,slaug
+
+preview: install phantom-figure
 	$(BIN)/spineaug preview --preset xdomain --out reports/gallery.png
 	$(BIN)/spineaug preview --preset gin-ipa --out reports/gallery-gin-ipa.png
 	$(BIN)/spineaug preview --preset progressive-randconv --out reports/gallery-progressive-randconv.png
+	$(BIN)/spineaug preview --draws 6 --patch 48,48,48 --presets $(GALLERY_PRESETS) --out reports/gallery-draws.png
 
 clean:
 	rm -rf $(VENV) $(AUGLAB_VENV) .pytest_cache .hypothesis results .asv

@@ -34,6 +34,11 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     require("matplotlib", "report", "spineaug preview")
     from spineaug.preview import gallery
 
+    if args.phantom:
+        from spineaug.preview import phantom
+
+        print(phantom.render(args.out, seed=args.case))
+        return 0
     if args.label is not None and args.image is None:
         raise ValueError("--label needs --image")
     if args.config is None and args.preset not in spineaug.presets():
@@ -45,6 +50,12 @@ def _cmd_preview(args: argparse.Namespace) -> int:
             volume = gallery.phantom_volume(args.case, args.domain)
         except ImportError as exc:
             raise ValueError(f"the phantom is not available ({exc}); pass --image (and --label) NIfTI files") from None
+    if args.draws:
+        unknown = [p for p in args.presets if p not in spineaug.presets()]
+        if unknown:
+            raise ValueError(f"unknown preset(s) {unknown}; available presets: {', '.join(spineaug.presets())}")
+        print(gallery.render_draws(volume, args.presets, args.out, draws=args.draws, seed=args.seed, patch=args.patch))
+        return 0
     title, entries = gallery.preset_entries(args.config if args.config is not None else args.preset)
     out = gallery.render_gallery(volume, entries, args.out, seed=args.seed, title=title, whole_case=args.whole_case)
     print(out)
@@ -242,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="preset name, transform name or path to a .json/.yaml config")
     p.set_defaults(func=_cmd_config)
 
-    p = sub.add_parser("preview", help="render one case under each transform of a preset (forced on) to a PNG grid")
+    p = sub.add_parser("preview", help="render one case under each transform of a preset (forced on) to a PNG grid; "
+                       "or random draws of whole presets (--draws); or the phantom in every domain (--phantom)")
     p.add_argument("--preset", default="xdomain", help="preset name (default: xdomain)")
     p.add_argument("--config", default=None, help="a JSON/YAML config instead of --preset")
     p.add_argument("--out", default="gallery.png", help="output PNG (default: gallery.png)")
@@ -254,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the whole case in every panel (default: the final training patch from the middle of "
                         "the case, Spatial reading the enlarged patch around it as nnU-Net's loader does)")
     p.add_argument("--seed", type=int, default=0, help="augmentation seed for every panel (default: 0)")
+    p.add_argument("--draws", type=int, default=0,
+                   help="instead: N random draws of each whole preset of --presets on the same patch, one row each")
+    p.add_argument("--presets", type=_csv_names, default=("nnunet", "xdomain", "xdomain-plus"),
+                   help="with --draws: presets, comma-separated (default: nnunet,xdomain,xdomain-plus)")
+    p.add_argument("--patch", type=_csv_ints, default=None,
+                   help="with --draws: the final patch D,H,W (default: the largest whose enlarged read fits the case)")
+    p.add_argument("--phantom", action="store_true",
+                   help="instead: phantom case --case in every domain (mid-sagittal slices, label contours) to --out, "
+                        "and the domains' descriptions to phantom.json beside it")
     p.set_defaults(func=_cmd_preview)
 
     p = sub.add_parser("bench", help="time spineaug pipelines against the baseline libraries (CSV files)")
