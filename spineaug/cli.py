@@ -127,26 +127,34 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     require("pandas", "report", "spineaug report")
     require("matplotlib", "report", "spineaug report")
-    from spineaug.report import benchmark
+    from spineaug.report import benchmark, index
+    from spineaug.report import fidelity as fidelity_report
 
-    if args.fidelity:
-        from spineaug.report import fidelity, fidelity_auglab
-
-        print(fidelity.write(args.out, appendix=fidelity_auglab.section()))
-        return 0
-
-    results = Path(args.results)
-    if (results / "bench" / "pipelines.csv").exists() or (results / "pipelines.csv").exists():
-        print(benchmark.write(results, args.out))
+    out = Path(args.out)
+    fidelity = Path(args.fidelity_data) if args.fidelity_data else out / "fidelity"
+    if (fidelity / "matched.csv").exists() or (fidelity / "rates.csv").exists():
+        print(fidelity_report.write(fidelity, out))
     else:
-        print(f"spineaug report: no benchmark results under {results} (run `spineaug bench`); skipped", file=sys.stderr)
+        print(f"spineaug report: no fidelity results in {fidelity} (run `make fidelity`); skipped", file=sys.stderr)
+    if args.fidelity:
+        return 0
+    results = Path(args.results)
+    committed = out / "bench"
+    if (results / "bench" / "pipelines.csv").exists() or (results / "pipelines.csv").exists():
+        print(benchmark.write(results, out))
+    elif (committed / "pipelines.csv").exists():
+        print(benchmark.write(committed, out))  # the committed copy: the report renders it again
+    else:
+        print(f"spineaug report: no benchmark results under {results} or {committed} (run `spineaug bench`); skipped",
+              file=sys.stderr)
     studies = Path(args.study_data)
     if any(studies.glob("*/summary.csv")):
         from spineaug.report import study
 
-        print(study.write(studies, args.out))
+        print(study.write(studies, out))
     else:
         print(f"spineaug report: no study results under {studies} (run `make study`); skipped", file=sys.stderr)
+    print(index.write(out, study_data=studies, fidelity=fidelity))
     return 0
 
 
@@ -303,14 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --training: CPU budgets, comma-separated (default: all, a quarter, 1)")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("report", help="markdown + figures from results (benchmark: reports/benchmark.md)")
+    p = sub.add_parser("report", help="markdown + figures from result files: benchmark.md, study.md, fidelity.md and "
+                       "the index README.md (renders only; missing inputs are listed, not fatal)")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--study-data", default="reports/data/study",
                    help="compact study results, one folder per study (default: reports/data/study)")
+    p.add_argument("--fidelity-data", default=None,
+                   help="fidelity result files of `spineaug fidelity` (default: OUT/fidelity, the committed copy)")
     p.add_argument("--fidelity", action="store_true",
-                   help="only measure the presets against their references (nnunet vs nnU-Net v2; xdomain vs AugLab "
-                        "when .venv-auglab exists) and write OUT/fidelity.md (a few minutes)")
+                   help="only render OUT/fidelity.md from the fidelity result files (`spineaug fidelity` measures)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("fidelity", help="measure the presets against their references (nnunet vs nnU-Net v2; xdomain "
