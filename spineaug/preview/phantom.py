@@ -41,8 +41,9 @@ def describe(seed: int, shape: tuple[int, int, int], spacing: tuple[float, float
     }  # fmt: skip
 
 
-def render(out: str | Path, seed: int = 0, columns: int = 5) -> Path:
-    """Render case ``seed`` of the phantom in every domain to ``out`` (PNG) and write ``phantom.json`` beside it."""
+def render(out: str | Path, seed: int = 0, columns: int = 5, shape: tuple[int, int, int] | None = None) -> Path:
+    """Render case ``seed`` of the phantom in every domain to ``out`` (PNG) and write ``phantom.json`` beside it
+    (``shape``: the phantom's grid, default :data:`spineaug.phantom.DEFAULT_SHAPE`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +51,7 @@ def render(out: str | Path, seed: int = 0, columns: int = 5) -> Path:
 
     from spineaug import phantom
 
-    cases = phantom.make_cases(seed)
+    cases = phantom.make_cases(seed) if shape is None else phantom.make_cases(seed, shape=shape)
     first = next(iter(cases.values()))
     shape, spacing = tuple(first.image.shape), tuple(float(s) for s in first.spacing)
     meta = describe(seed, shape, spacing)

@@ -70,6 +70,27 @@ def _figure(path: Path | None, alt: str, caption: str) -> list[str]:
     return [] if path is None else [f"![{alt}]({path.name})", "", f"*Figure: {caption}*", ""]
 
 
+def caption_tables(lines: list[str], source: str, sources: dict[str, str] | None = None) -> list[str]:
+    """Put a caption under every markdown table that has none: the heading it sits under (what was measured) and
+    the run (``source``; ``sources`` maps a heading word, e.g. ``"Training"``, to another run's provenance)."""
+    text = "\n".join(lines).split("\n")
+    out: list[str] = []
+    heading = ""
+    for i, line in enumerate(text):
+        out.append(line)
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        ends_table = line.startswith("|") and (i + 1 == len(text) or not text[i + 1].startswith("|"))
+        if not ends_table:
+            continue
+        following = next((x for x in text[i + 1:] if x.strip()), "")
+        if following.startswith(("*Table", "*Figure")):
+            continue
+        run = next((v for k, v in (sources or {}).items() if k in heading), source)
+        out += ["", f"*Table: {heading}. {run}.*"]
+    return out
+
+
 def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
     """Write ``benchmark.md`` and its figures; return the markdown path."""
     results, out = Path(results), Path(out)
@@ -240,6 +261,12 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                 ["spineaug", "equivalent", "note"],
                 [[r.spineaug, r.equivalent if isinstance(r.equivalent, str) else "**none**",
                   r.note if isinstance(r.note, str) else ""] for _, r in grp.iterrows()]), ""]
+    tmeta_path = bench / _schema.TRAINING_META
+    tmeta = json.loads(tmeta_path.read_text()) if tmeta_path.is_file() else {}
+    training_src = (f"`spineaug bench --training`, run `{tmeta.get('run_id', '?')}`, commit "
+                    f"`{str(tmeta.get('git') or 'unknown')[:12]}`, {tmeta.get('cpu_model', meta.get('cpu_model', '?'))}")
+    lines = caption_tables(lines, f"{provenance(meta)}; {cfg.get('repeats')} timed calls per headline case",
+                           {"Training": training_src})
     md = _io.atomic_write_text(out / "benchmark.md", "\n".join(lines) + "\n")
     copy_dir = out / "bench"
     if copy_dir.resolve() != bench.resolve():
