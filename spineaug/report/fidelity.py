@@ -132,9 +132,6 @@ def render(res: FidelityResults) -> str:
                       "Modules whose draws cannot be fixed from a config (noise fields, random kernels, remapping "
                       "curves, bias field, axis choices) are compared by firing rate only.", ""]
         lines += [f"### Matched parameters ({len(m)} comparisons)", "",
-                  f"*Table: one transform with one fixed value (p = 1) in both libraries on the same input; "
-                  f"measured difference of the outputs and the accepted tolerance. {provenance(res)}; 1 volume, "
-                  f"seed {meta.get('seed', 0)}.*", "",
                   "| entry | parameter | reference | ours | voxels | measured difference | tolerance | verdict "
                   "| intentional? |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -144,15 +141,18 @@ def render(res: FidelityResults) -> str:
                 row.entry, row.parameter, row.reference_behaviour, row.ours, row.region, diff,
                 fmt_number(row.tolerance), row.verdict, row.intentional)) + " |")  # fmt: skip
         draws = r.draws.iloc[0] if not r.empty else meta.get("draws", "?")
-        lines += ["", f"### Firing rates ({draws} draws each)", "",
-                  f"*Table: share of samples each library changed when the entry runs alone (a sample fired when its "
-                  f"output differs from its input), the preset's own probability and the two-proportion z-score "
-                  f"(accepted below {bound:g}). {provenance(res)}; seed {meta.get('seed', 0)}.*", "",
+        lines += ["", f"*Table: one transform with one fixed value (p = 1) in both libraries on the same input; "
+                      f"measured difference of the outputs and the accepted tolerance. {provenance(res)}; 1 volume, "
+                      f"seed {meta.get('seed', 0)}.*", ""]
+        lines += [f"### Firing rates ({draws} draws each)", "",
                   "| entry | reference | ours | preset probability | z | verdict |", "|---|---|---|---|---|---|"]
         for row in r.itertuples():
             lines.append(f"| {_cell(row.entry)} | {float(row.reference_rate):.3f} | {float(row.ours_rate):.3f} | "
                          f"{float(row.expected):.3f} | {float(row.z):+.2f} | {row.verdict} |")
-        lines.append("")
+        lines += ["", f"*Table: share of the {draws} samples each library changed when the entry runs alone (a sample "
+                      f"fired when its output differs from its input), the preset's own probability and the "
+                      f"two-proportion z-score (accepted below {bound:g}). {provenance(res)}; seed "
+                      f"{meta.get('seed', 0)}.*", ""]
         for row in res.sigma[res.sigma.preset == preset].itertuples():
             lines += [f"{row.entry} sigma over {row.draws} firings each (residual std, nnU-Net's range U(0, 0.1)): "
                       f"reference mean {float(row.reference_mean):.4f} (sd {float(row.reference_sd):.4f}), ours mean "
