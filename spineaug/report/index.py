@@ -154,7 +154,7 @@ def study_provenance(res: StudyResults) -> str:
         "commit not recorded in the export, " + ("which is " + record.replace("commit", "in commit", 1)
                                                   if record.startswith("commit") else "which is not committed"))
     seeds = res.seeds
-    note = " (one training seed: an old run, to be replaced; read it as indicative)" if len(seeds) == 1 else ""
+    note = " (one training seed: read it as indicative)" if len(seeds) == 1 else ""
     return (f"study `{res.name}`, seeds {seeds}{note}, {cases} test cases per model ({anatomies} anatomies x "
             f"{len(res.targets()) if res.has_results else 0} domains); `{STUDY_COMMAND}`; {where}; machine not "
             f"recorded in the export")
@@ -349,7 +349,8 @@ def render(inputs: Inputs) -> str:
     lines += _figure(inputs, "gallery-draws.png", "random draws of whole presets",
                      "six random draws per preset (rows) on the study's 48^3 training patch of phantom case 0 (t2w), "
                      "mid-sagittal slices, label contours; `make preview` (`spineaug preview --draws 6 --patch "
-                     f"48,48,48 --presets ...`), {git_record(inputs.out / 'gallery-draws.png')}.", "make preview")
+                     f"48,48,48 --presets ...`; CPU, seeded: any machine draws the same picture), "
+                     f"{git_record(inputs.out / 'gallery-draws.png')}.", "make preview")
     # phantom
     lines += ["### Phantom", "",
               "The synthetic spine behind every result: one anatomy (vertebrae, discs, canal, surrounding tissue) "
