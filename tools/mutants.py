@@ -168,8 +168,9 @@ MUTANTS: list[Mutant] = [
            (("    return out.to(x.dtype)",
              "    return (out.bfloat16() if x.dtype == torch.float16 else out).to(x.dtype)"),), G, "test_float16"),
     Mutant("retain-stats-mean-only", "spineaug/transforms/base.py",
-           (("y, use_x = FI.restore_stats(y, x)",
-             "y, use_x = FI.restore_stats(y, x); y = 2 * y - y.mean(dim=(2, 3, 4), keepdim=True)"),),
+           (("y, use_x = FI.restore_stats(y, x, inplace=_own(y, x))",
+             "y, use_x = FI.restore_stats(y, x, inplace=_own(y, x)); "
+             "y = 2 * y - y.mean(dim=(2, 3, 4), keepdim=True)"),),
            G, "test_retain_stats"),
     Mutant("geometric-not-first", "spineaug/pipeline.py",
            (("geometric = [i for i, t in enumerate(self.transforms) if t.geometric]", "geometric = []"),

@@ -42,39 +42,50 @@ def per_sample(v: Tensor, x: Tensor) -> Tensor:
     return v.reshape(v.shape[0], -1, 1, 1, 1) if v.ndim > 1 else v.view(-1, 1, 1, 1, 1)
 
 
+FUSED_REDUCTIONS: bool | None = None
+"""Which reductions :func:`mean_std` and :func:`min_max` use: ``None`` (default) by device, one-pass ``var_mean`` and
+``aminmax`` off the CPU (memory-bound: one read each), two plain reductions each on the CPU, where those two kernels
+are about ten times slower than the plain ones (2 x 128^3, one thread: ``var_mean`` ~24 ms vs ~2 ms for mean, deviation
+and norm; ``aminmax`` ~10 ms vs ~1 ms for ``amin`` + ``amax``). ``True``/``False`` force one form everywhere: for
+counting the GPU path's passes on the CPU (``tools/pass_diff.py``) and for tests of both forms."""
+
+
+def fused_reductions(x: Tensor) -> bool:
+    """Whether statistics of ``x`` use the one-pass reductions (see :data:`FUSED_REDUCTIONS`)."""
+    return x.device.type != "cpu" if FUSED_REDUCTIONS is None else FUSED_REDUCTIONS
+
+
 def mean_std(x: Tensor, *, scratch: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel spatial mean and population std in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
-    Two-pass (mean, then the norm of ``x - mean``): the spread is measured about the mean, so it stays exact under
-    large offsets (CT with +1e5), and on the CPU this is about ten times faster than ``torch.var_mean``'s Welford
-    reduction (measured, 2 x 128^3).
+    Off the CPU one pass (``torch.var_mean``, Welford's update: a constant channel gives exactly its value and a std
+    of exactly 0); on the CPU two-pass (mean, then the norm of ``x - mean``), which is faster there. Either way the
+    spread is measured about the mean, so it stays exact under large offsets (CT with +1e5). A NaN or an Inf in a
+    channel makes its std non-finite (and its mean, unless the mean overflows to a matching infinity), which callers
+    use as their NaN/Inf check.
 
     Args:
         x: Images, (B, C, D, H, W).
-        scratch: A tensor like ``x`` in :func:`work_dtype` that receives ``x - mean`` (its values are overwritten),
-            so a caller taking several statistics allocates that full-size intermediate once; by default a fresh one.
+        scratch: For the CPU's two-pass form: a tensor like ``x`` in :func:`work_dtype` that receives ``x - mean``
+            (overwritten), so a caller taking several statistics allocates that full-size intermediate once (a fresh
+            allocation costs about a pass on the CPU); by default a fresh one.
     """
-    _, mean, std = centred(x, out=scratch)
+    xf = work(x)
+    if fused_reductions(xf):
+        var, mean = torch.var_mean(xf, dim=SPATIAL, keepdim=True, correction=0)
+        return mean, var.sqrt()
+    mean = xf.mean(dim=SPATIAL, keepdim=True)
+    n = math.prod(xf.shape[2:])
+    deviation = xf - mean if scratch is None else torch.sub(xf, mean, out=scratch)
+    std = torch.linalg.vector_norm(deviation, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
     return mean, std
 
 
-def centred(x: Tensor, *, out: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """``x - mean`` per sample and channel, with the mean and population std of :func:`mean_std`.
-
-    Args:
-        x: Images, (B, C, D, H, W).
-        out: Where to write ``x - mean`` (a tensor like ``x`` in :func:`work_dtype`); by default a fresh tensor.
-
-    Returns:
-        ``(deviation, mean, std)``: the deviation in :func:`work_dtype` (``out`` when given; the caller may modify it
-        in place), and the statistics shaped (B, C, 1, 1, 1).
-    """
-    x = work(x)
-    n = math.prod(x.shape[2:])
-    mean = x.mean(dim=SPATIAL, keepdim=True)
-    deviation = torch.sub(x, mean, out=out) if out is not None else x - mean
-    std = torch.linalg.vector_norm(deviation, dim=SPATIAL, keepdim=True) / math.sqrt(max(n, 1))
-    return deviation, mean, std
+def stats_scratch(x: Tensor) -> Tensor | None:
+    """A reusable ``scratch`` for :func:`mean_std` on ``x``: a buffer on the CPU (two-pass form), else ``None``."""
+    if fused_reductions(x) or tracked(x):
+        return None
+    return torch.empty(x.shape, dtype=work_dtype(x), device=x.device)
 
 
 def safe_mean(x: Tensor) -> Tensor:
@@ -94,13 +105,18 @@ def safe_mean(x: Tensor) -> Tensor:
 def min_max(x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel spatial minimum and maximum in :func:`work_dtype`, shaped (B, C, 1, 1, 1).
 
-    Two reductions: ``amin`` and ``amax`` are each about ten times faster than one ``aminmax`` on the CPU.
+    Off the CPU one pass (``aminmax``); on the CPU ``amin`` and ``amax``, each about ten times faster there than one
+    ``aminmax`` (see :data:`FUSED_REDUCTIONS`).
     """
     flat = work(x).flatten(2)
-    return flat.amin(dim=2)[..., None, None, None], flat.amax(dim=2)[..., None, None, None]
+    if fused_reductions(flat):
+        lo, hi = torch.aminmax(flat, dim=2)
+    else:
+        lo, hi = flat.amin(dim=2), flat.amax(dim=2)
+    return lo[..., None, None, None], hi[..., None, None, None]
 
 
-def normalise01(x: Tensor, *, flip: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+def normalise01(x: Tensor, *, flip: bool = False, clamp: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Min-max normalise each sample and channel to [0, 1].
 
     Any positive span counts, however small next to the offset (a float64 CT channel at +1e5 with a spread of 1e-6
@@ -109,6 +125,8 @@ def normalise01(x: Tensor, *, flip: bool = False) -> tuple[Tensor, Tensor, Tenso
     Args:
         x: Images, (B, C, D, H, W).
         flip: Normalise the negated image instead (``u = (max - x) / span``), without materialising ``-x``.
+        clamp: Clamp ``u`` to [0, 1] (one more pass). ``u >= 0`` holds without it; the maximum may map an ulp above
+            1 (the product with ``1 / span`` rounds).
 
     Returns:
         ``(u, offset, scale)`` with ``x = u * scale + offset``: ``(lo, span)``, or ``(hi, -span)`` with ``flip``.
@@ -122,38 +140,85 @@ def normalise01(x: Tensor, *, flip: bool = False) -> tuple[Tensor, Tensor, Tenso
         offset, scale = lo, span
     # (x - offset) / scale, not x / scale - offset / scale: the minimum must map to exactly 0 (sqrt, log near 0).
     u = (work(x) - offset).mul_(1 / scale)
-    return u.clamp_(0.0, 1.0), offset, scale
+    return (u.clamp_(0.0, 1.0) if clamp else u), offset, scale
 
 
-def restore_stats(y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+def restore_stats(
+    y: Tensor, x: Tensor, *, x_stats: tuple[Tensor, Tensor] | None = None, inplace: bool = False
+) -> tuple[Tensor, Tensor]:
     """Give ``y`` the per-sample, per-channel mean and std of ``x`` ("retain_stats"): ``y * a + b``, one pass.
+
+    ``(y - mean_y) * std_x / std_y + mean_x``.
 
     A channel of ``y`` whose spread collapsed cannot be rescaled without blowing rounding noise up to full scale;
     such channels are flagged so the caller keeps ``x`` there (:func:`fall_back`). Collapsed means: exactly 0, or
     both below ``1e-6`` of the spread of ``x`` and within rounding error (64 ulps) of ``y``'s own values. Both
     thresholds are on spreads, never on ``|mean|`` alone, so they hold at any scale (1e-6 ... 1e7) and under any
-    offset: a CT channel at +1e5 with a spread of 0.1 (float32) or 1e-6 (float64) is rescaled, and so is an output
-    in other units than the input (a synthetic image in [0, 1] for a 1e7-scale input). The reductions run in
-    :func:`work_dtype` (two-pass, so offsets do not swamp the spread); the small per-channel statistics are
-    compared and divided in float64. One full-size buffer is allocated: it holds ``x - mean``, then ``y - mean``,
-    then the result (a fresh allocation costs about as much as a pass on the CPU); under autograd, fresh tensors.
+    offset. The same statistics replace a separate NaN/Inf check: a NaN or Inf in ``y`` makes its mean or std
+    non-finite, and the result ``|y * a + b| <= |mean_x| + sqrt(n) std_x`` cannot overflow when that bound is finite;
+    channels that fail either are flagged too. The statistics are :func:`mean_std` (one ``var_mean`` pass off the CPU),
+    compared and divided in float64; the rescale is one fused ``addcmul``.
+
+    Args:
+        y: The transformed images, like ``x``.
+        x: The original images.
+        x_stats: ``mean_std(x)`` when the caller already has it.
+        inplace: Write the result into ``y`` (a fresh intermediate of the caller's, in :func:`work_dtype` of ``x``).
 
     Returns:
-        ``(out, degenerate)``: ``out`` like ``y`` in :func:`work_dtype` of ``x`` (a fresh tensor), and a
-        (B, C, 1, 1, 1) bool flag per channel.
+        ``(out, use_x)``: ``out`` like ``y`` in :func:`work_dtype` of ``x``, and a (B, C, 1, 1, 1) bool flag per
+        channel: keep ``x`` there (collapsed, NaN/Inf, or out of range). Flagged channels of ``out`` hold garbage.
     """
     dtype = work_dtype(x)
-    buffer = None if tracked(x, y) else torch.empty(x.shape, dtype=dtype, device=x.device)
     yw = work(y)
-    m0, s0 = (t.double() for t in mean_std(x, scratch=buffer))
-    m1, s1 = (t.double() for t in mean_std(yw, scratch=buffer if yw.dtype == dtype else None))
-    rounding = 64 * torch.finfo(work_dtype(y)).eps * (m1.abs() + s1)
+    scratch = stats_scratch(x)
+    m0, s0 = (t.double() for t in (mean_std(x, scratch=scratch) if x_stats is None else x_stats))
+    m1, s1 = (t.double() for t in mean_std(yw, scratch=scratch if yw.dtype == dtype else None))
+    rounding = 64 * torch.finfo(yw.dtype).eps * (m1.abs() + s1)
     degenerate = ((s1 <= 1e-6 * s0) & (s1 <= rounding)) | (s1 == 0)
-    a = s0 / torch.where(degenerate, 1.0, s1)
-    b = (m0 - m1 * a).to(dtype)
-    if buffer is None:
-        return torch.addcmul(b, yw.to(dtype), a.to(dtype)), degenerate
-    return torch.addcmul(b, yw.to(dtype), a.to(dtype), out=buffer), degenerate
+    bound = m0.abs() + s0 * math.sqrt(max(math.prod(x.shape[2:]), 1))
+    ok = torch.isfinite(m1) & torch.isfinite(s1) & (bound <= torch.finfo(dtype).max / 2)
+    use_x = degenerate | ~ok
+    a = torch.where(use_x, 0.0, s0 / torch.where(use_x, 1.0, s1))
+    b = torch.where(use_x, 0.0, m0 - m1 * a)
+    a, b = a.to(dtype), b.to(dtype)
+    if inplace and yw.dtype == dtype and not tracked(yw):
+        return torch.addcmul(b, yw, a, out=yw), use_x
+    return torch.addcmul(b, yw.to(dtype), a), use_x
+
+
+def restore_unit_stats(
+    f: Tensor, u_stats: tuple[Tensor, Tensor], offset: Tensor, scale: Tensor, *, scratch: Tensor | None = None
+) -> Tensor:
+    """``retain_stats`` in closed form for a map of min-max normalised intensities, with no fallback pass.
+
+    ``u = (x - offset) / scale`` (:func:`normalise01`, so ``x``'s mean and std are ``offset + scale * mean_u`` and
+    ``|scale| * std_u``, from the statistics of ``u``, which cannot overflow), ``f`` a map of ``u`` that is finite
+    on [0, 1] and whose result ``offset + scale * f`` the transform would return. The result gets the mean and
+    std of ``x``: ``(f - mean_f) * scale * std_u / std_f + mean_x``, one ``addcmul`` in place into ``f`` (fresh
+    under autograd). Where ``f``'s spread collapsed (a constant channel: ``u = 0``) the result is the mean of ``x``,
+    which is ``offset``, the channel's value, exactly; a channel whose range overflows the dtype comes back as
+    ``offset`` (constant and finite).
+
+    Args:
+        f: The mapped intensities, (B, C, D, H, W) in :func:`work_dtype`.
+        u_stats: ``mean_std(u)``.
+        offset: (B, C, 1, 1, 1) from :func:`normalise01`.
+        scale: (B, C, 1, 1, 1) from :func:`normalise01` (negative with ``flip``).
+        scratch: Passed to :func:`mean_std` (:func:`stats_scratch`).
+    """
+    m_u, s_u = (t.double() for t in u_stats)
+    m_f, s_f = (t.double() for t in mean_std(f, scratch=scratch))
+    off, sc = offset.double(), scale.double()
+    rounding = 64 * torch.finfo(f.dtype).eps * (m_f.abs() + s_f)
+    s_x = sc.abs() * s_u
+    degenerate = ((s_f <= 1e-6 * s_x) & (s_f <= rounding)) | (s_f == 0)
+    ok = torch.isfinite(sc) & torch.isfinite(m_f) & torch.isfinite(s_f) & torch.isfinite(m_u) & torch.isfinite(s_u)
+    use_mean = degenerate | ~ok
+    a = torch.where(use_mean, 0.0, sc * s_u / torch.where(use_mean, 1.0, s_f))
+    b = torch.where(ok, off + sc * m_u - m_f * a, off)
+    a, b = a.to(f.dtype), b.to(f.dtype)
+    return torch.addcmul(b, f, a) if tracked(f) else torch.addcmul(b, f, a, out=f)
 
 
 def blend(x: Tensor, y: Tensor, alpha: Tensor) -> Tensor:
@@ -200,10 +265,12 @@ def restrict_to_region(x: Tensor, y: Tensor, mask: Tensor, mode: Tensor, *, inpl
 def non_finite(y: Tensor) -> Tensor:
     """Per sample, (B, 1, 1, 1, 1) bool: ``y`` holds a NaN or an Inf somewhere (one reduction pass, no sync).
 
-    ``amin``/``amax`` propagate NaN and keep infinities, so two tiny ``isfinite`` calls replace a full-size one.
+    A sum is NaN or infinite when a term is; it can also overflow on finite values near the dtype's maximum, which
+    then count as non-finite too (the caller keeps the input there: still finite). 16-bit images are summed in
+    float32 (a float16 sum of a few thousand voxels of 100 would overflow).
     """
-    flat = y.flatten(1)
-    return ~(torch.isfinite(flat.amin(dim=1)) & torch.isfinite(flat.amax(dim=1))).view(-1, 1, 1, 1, 1)
+    acc = y.dtype if y.dtype in (torch.float32, torch.float64) else torch.float32
+    return ~torch.isfinite(y.flatten(1).sum(dim=1, dtype=acc)).view(-1, 1, 1, 1, 1)
 
 
 def fall_back(y: Tensor, x: Tensor, use_x: Tensor, *, inplace: bool = False) -> Tensor:
@@ -242,6 +309,10 @@ def multiply(x: Tensor, factor: Tensor) -> Tensor:
 def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tensor:
     """Stretch intensities about each sample's mean: ``(x - mean) * factor + mean``.
 
+    With ``preserve_range`` (nnU-Net's mode) three passes after the mean, nnU-Net's float operations (a fused
+    ``lerp`` or ``addcmul`` rounds differently), then the clamp; without it one pass, ``lerp(mean, x, factor)``,
+    which forms ``x - mean`` before scaling it (exact under large offsets; within an ulp of the three-pass form).
+
     Args:
         x: Images, (B, C, D, H, W).
         factor: (B,) or (B, C); 1 leaves a sample unchanged.
@@ -252,10 +323,12 @@ def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tenso
     """
     xf = work(x)
     mean = xf.mean(dim=SPATIAL, keepdim=True)
+    if not preserve_range:
+        return torch.lerp(mean, xf, per_sample(factor, x))
     y = torch.sub(xf, mean).mul_(per_sample(factor, x)).add_(mean)  # one allocation, the rounding of the plain form
     if preserve_range:
         lo, hi = min_max(xf)
-        y.clamp_(lo, hi)  # lo <= hi: the same values as maximum(minimum(y, hi), lo), in one pass
+        y = y.clamp(lo, hi) if tracked(y) else y.clamp_(lo, hi)  # lo <= hi: maximum(minimum(y, hi), lo), one pass
     return y
 
 
@@ -263,13 +336,21 @@ def zscore(x: Tensor) -> Tensor:
     """Normalise each sample and channel to zero mean and unit (population) std; constant channels become 0.
 
     Any spread counts, however small (a channel at 1e-9 scale, or 0.1 around 1e5, is standardised too). A constant
-    channel (its minimum equals its maximum, checked exactly) gives 0: its computed std is rounding error of the mean,
-    which dividing by it would amplify to +-1.
+    channel gives 0: its one-pass std (:func:`mean_std`) is exactly 0; with the CPU's two-pass std, which can be
+    rounding error of the mean, the channel's minimum and maximum are compared too. Two passes after the statistics
+    (``x - mean``, then the scale in place). The result is finite for finite ``x`` (``|z| <= sqrt(n)``; a channel
+    whose variance overflows the dtype gets scale 0).
+
+    Returns:
+        Tensor like ``x`` in :func:`work_dtype`.
     """
-    deviation, _, std = centred(x)
-    lo, hi = min_max(x)
-    constant = (hi == lo) | (std == 0)
+    mean, std = mean_std(x)
+    constant = std == 0
+    if not fused_reductions(x):
+        lo, hi = min_max(x)
+        constant |= hi == lo
     scale = torch.where(constant, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
+    deviation = work(x) - mean
     return deviation * scale if tracked(deviation) else deviation.mul_(scale)
 
 
@@ -294,10 +375,14 @@ def add_gaussian_noise(x: Tensor, sigma: Tensor, seeds: Tensor, *, mean: float =
     xf = work(x)
     seeds = seeds.to(x.device, non_blocking=True)
     if not rician:
-        field = FN.normal_field(seeds, tuple(x.shape[1:]))
-        noise = field.mul_(s) if field.dtype == s.dtype else s * field  # the fresh field holds sigma * eps
-        # (x + mean) + noise, or x + noise when mean is 0 (x + 0.0 = x, up to the sign of a zero): no extra pass.
-        return noise.add_(xf + mean if mean else xf)
+        field = FN.scaled_normal_field(seeds, tuple(x.shape[1:]))  # std 1 / sqrt(2): sigma * sqrt(2) scales it
+        s = s * math.sqrt(2.0)
+        # x + sigma * eps in one pass, into the fresh field when it has the working dtype; (x + mean) + noise
+        # when mean is not 0.
+        base = xf + mean if mean else xf
+        if field.dtype == xf.dtype and not tracked(xf, s):
+            return torch.addcmul(base, field, s, out=field)
+        return torch.addcmul(base, field, s)
     eps = FN.normal_field(seeds, (2, *x.shape[1:]))
     lo, _ = min_max(xf)
     real = xf - lo + s * eps[:, 0]
@@ -317,7 +402,9 @@ _FUNCTIONS = {
 }
 
 
-def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], present: tuple[int, ...]) -> Tensor:
+def apply_intensity_function(
+    x: Tensor, which: Tensor, names: tuple[str, ...], present: tuple[int, ...], *, retain_stats: bool = False
+) -> Tensor:
     """Remap min-max normalised intensities through one of several increasing functions, chosen per sample.
 
     Each sample and channel is normalised to ``u`` in [0, 1] (so log/sqrt never see negatives and exp stays
@@ -329,11 +416,17 @@ def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], p
         which: (B,) long: index into ``names`` of each sample's function.
         names: Function names, each one of :data:`INTENSITY_FUNCTIONS`.
         present: The indices that occur in ``which`` (known on the host); only those functions are evaluated.
+        retain_stats: Return the result with each channel's mean and std instead of its range
+            (:func:`restore_unit_stats`): ``u`` is not clamped and ``f(u)`` not stretched back.
 
     Returns:
-        Tensor like ``x`` in :func:`work_dtype`; each channel keeps its minimum and maximum.
+        Tensor like ``x`` in :func:`work_dtype`; each channel keeps its minimum and maximum (with ``retain_stats``:
+        its mean and std).
     """
-    u, lo, span = normalise01(x)
+    unscaled = retain_stats
+    u, lo, span = normalise01(x, clamp=not unscaled)
+    scratch = stats_scratch(u) if retain_stats else None
+    u_stats = mean_std(u, scratch=scratch) if retain_stats else None
     which = which.to(x.device, non_blocking=True).view(-1, 1, 1, 1, 1)
     y = u
     for n, i in enumerate(present):
@@ -342,10 +435,13 @@ def apply_intensity_function(x: Tensor, which: Tensor, names: tuple[str, ...], p
         f, f_scalar = _FUNCTIONS[names[i]]
         f0, f1 = f_scalar(0.0), f_scalar(1.0)
         # f(u) in place when no other function needs u; the affine map back to the input range is one addcmul.
-        fu = getattr(u, f"{f.__name__}_")() if n == len(present) - 1 else f(u)
-        k = span / (f1 - f0)
-        fu = torch.addcmul(lo - f0 * k, fu, k) if tracked(fu) else torch.addcmul(lo - f0 * k, fu, k, out=fu)
+        fu = getattr(u, f"{f.__name__}_")() if n == len(present) - 1 and not tracked(u) else f(u)
+        if not unscaled:
+            k = span / (f1 - f0)
+            fu = torch.addcmul(lo - f0 * k, fu, k) if tracked(fu) else torch.addcmul(lo - f0 * k, fu, k, out=fu)
         y = fu if len(present) == 1 else torch.where(which == i, fu, y)
+    if retain_stats:
+        return restore_unit_stats(y if present else u.clone(), u_stats, lo, span, scratch=scratch)
     if not present:
         y = y * span + lo
     return y
@@ -387,7 +483,9 @@ def polynomial_field(
     return torch.einsum("bkji,dk,hj,wi->bdhw", dense, vz, vy, vx)
 
 
-def apply_bias_field(x: Tensor, log_field: Tensor, *, signed: bool = False, max_log: float = 30.0) -> Tensor:
+def apply_bias_field(
+    x: Tensor, log_field: Tensor, *, signed: bool = False, max_log: float = 30.0, bounded: bool = False
+) -> Tensor:
     """Multiply by a smooth gain field ``exp(log_field)``.
 
     Args:
@@ -396,11 +494,14 @@ def apply_bias_field(x: Tensor, log_field: Tensor, *, signed: bool = False, max_
         signed: Multiply the raw (possibly negative) intensities, as AugLab does. By default the gain acts on
             ``x - min`` and the minimum is added back, so dark voxels never get darker where the gain is above 1.
         max_log: Bound on the log-gain, so ``exp`` cannot overflow.
+        bounded: The caller knows ``|log_field| <= max_log`` already (e.g. from the polynomial's coefficients):
+            no clamp pass.
 
     Returns:
         Tensor like ``x`` in :func:`work_dtype`.
     """
-    gain = torch.exp(log_field.float().clamp(-max_log, max_log))[:, None]
+    log_field = log_field.float()
+    gain = torch.exp(log_field if bounded else log_field.clamp(-max_log, max_log))[:, None]
     xf = work(x)
     if signed:
         return xf * gain.to(xf.dtype)

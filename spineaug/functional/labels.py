@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spineaug.functional.intensity import tracked, work
+from spineaug.functional.intensity import min_max, tracked, work
 
 SPATIAL = (2, 3, 4)
 
@@ -239,14 +239,13 @@ def remap_intensities(
 
     Cost bound: the label and ring statistics are three ``scatter_add`` passes, one uint8 dilation and one int64 bin
     code (up to 9 label values); each bump is ~5 in-place passes over the image (+3 byte/mask passes when a sample
-    is in inside mode); the rest is ~8 passes (range, ``u``, the bump's range, the way back). Reference for the
+    is in inside mode); the rest is ~5 passes (range, ``u``, the bump's range, the way back onto ``x``). Reference for the
     benchmark (``spineaug.bench.references``): per-label ``scatter_add_`` sums and a two-gather affine ``x * a[label] +
     b[label]``.
     """
     xf = work(x)  # the range and the way back in float64 for float64 images (tiny spreads at large offsets)
-    b, c = x.shape[:2]
-    lo = xf.amin(dim=SPATIAL, keepdim=True)
-    span = xf.amax(dim=SPATIAL, keepdim=True) - lo
+    lo, hi = min_max(xf)  # one aminmax off the CPU
+    span = hi - lo
     span = torch.where(span > 0, span, torch.ones((), dtype=span.dtype, device=span.device))
     u = (xf - lo).div_(span).float()  # in [0, 1]: float32 is enough for the curves
     (count, total, total_sq), ring = label_ring_moments(u, lab, num, radius)
@@ -283,25 +282,35 @@ def remap_intensities(
             bump = term.mul_(weight) if bump is None else bump.addcmul_(term, weight)
     if bump is None:  # no foreground label value
         bump = torch.zeros_like(u)
-    a_lo = bump.amin(dim=SPATIAL, keepdim=True)  # (amin + amax beat aminmax's one pass on the CPU)
-    a_range = bump.amax(dim=SPATIAL, keepdim=True) - a_lo
+    a_lo, a_hi = min_max(bump)
+    a_range = a_hi - a_lo
     # AugLab adds 2 (A - min A) / range everywhere. In inside mode (A = 0 outside the labels) that shifts the outside
     # by a constant; dropping that constant (retain_stats removes it anyway) leaves the outside exactly unchanged.
     shift = torch.where(inside, 0.0, a_lo)
     # A flat A (range <= 1e-8) leaves u: dividing the finite 2 (A - shift) by an infinite range adds exactly 0, so
     # the per-sample choice costs no full-size where. In place on the bump (this function's own volume).
     scale = torch.where(a_range > 1e-8, a_range + 1e-6, math.inf)
-    # 2 (A - shift) as 2 A - 2 shift (doubling is exact), one pass
-    y = torch.add(shift * -2.0, bump, alpha=2.0, out=None if tracked(bump) else bump).div_(scale).add_(u)
-    y = y.to(xf.dtype).mul_(span).add_(lo)
-    has_fg = present.any(dim=2).view(b, c, 1, 1, 1)
-    if tracked(x):  # out= is not differentiable
-        return torch.where(has_fg, y, xf).to(x.dtype)
-    return torch.where(has_fg, y, xf, out=y).to(x.dtype)
+    # Back in the input's units: (u + 2 (A - shift) / scale) * span + lo = x + A * g - shift * g with
+    # g = 2 span / scale, one addcmul on x itself (not on u * span + lo, which is x only up to rounding). A sample
+    # without a foreground value has A = 0 and an infinite scale (g = 0): it comes back exactly as x, no where.
+    g = (2.0 * span / scale).to(xf.dtype)
+    base = xf - shift.to(xf.dtype) * g  # shift * g is 0 where the sample is in inside mode (shift 0) or flat
+    a = bump if bump.dtype == xf.dtype else bump.to(xf.dtype)
+    if tracked(base, a):  # out= is not differentiable
+        return torch.addcmul(base, a, g).to(x.dtype)
+    return torch.addcmul(base, a, g, out=base).to(x.dtype)
 
 
 def label_appearance(
-    x: Tensor, lab: Tensor, num: int, mean: Tensor, std: Tensor, noise: Tensor, texture: Tensor
+    x: Tensor,
+    lab: Tensor,
+    num: int,
+    mean: Tensor,
+    std: Tensor,
+    noise: Tensor,
+    texture: Tensor,
+    *,
+    noise_std: float = 1.0,
 ) -> Tensor:
     """Paint each label region with fresh statistics: ``mean_l + std_l * n`` (SynthSeg-style).
 
@@ -315,11 +324,17 @@ def label_appearance(
         num: Number of label values.
         mean: Region means, (B, num).
         std: Region standard deviations, (B, num), >= 0.
-        noise: Standard normal noise like ``x``.
+        noise: Normal noise like ``x``, with mean 0 and standard deviation ``noise_std``.
         texture: Texture weights in [0, 1], (B,).
+        noise_std: The standard deviation of ``noise`` (e.g. ``1 / sqrt(2)`` for
+            :func:`~spineaug.functional.noise.scaled_normal_field`), folded into the per-label tables.
 
     Returns:
         Synthetic images, like ``x`` (float32 values cast back to ``x.dtype``).
+
+    Cost: the centring (mean, subtraction), the region moments (three ``scatter_add`` and a square), then
+    ``y = Q[l] + P[l] * x + R[l] * noise`` with per-label tables (``P = s w / sd``, ``Q = m - P mu``,
+    ``R = s sqrt(1 - w^2) / noise_std``): three gathers and two ``addcmul``, no per-voxel z.
     """
     b, c = x.shape[:2]
     device = x.device
@@ -335,12 +350,17 @@ def label_appearance(
     # Centred in the work dtype (a float64 image keeps a tiny spread at a large offset), then float32 is enough.
     xf = (xf - xf.mean(dim=SPATIAL, keepdim=True)).float()
     count, total, total_sq = label_moments(xf, lab, num)
-    mu_x, sd_x = moments_to_mean_std(count, total, total_sq)
-    z = (xf - pick(mu_x)) / pick(sd_x).clamp_min(torch.finfo(torch.float32).tiny)
-    n = torch.sqrt((1 - w.square()).clamp_min(0)) * noise.float() + w * z
-    m = mean.to(device, torch.float32, non_blocking=True)[:, None, :].expand(b, c, num)
-    s = std.to(device, torch.float32, non_blocking=True)[:, None, :].expand(b, c, num)
-    return (pick(m.contiguous()) + pick(s.contiguous()) * n).to(x.dtype)
+    mu_x, sd_x = moments_to_mean_std(count, total, total_sq)  # (B, C, num)
+    m = mean.to(device, torch.float32, non_blocking=True)[:, None, :]
+    s = std.to(device, torch.float32, non_blocking=True)[:, None, :]
+    w = w.view(-1, 1, 1)
+    inv = torch.where(sd_x > 0, 1.0 / sd_x.clamp_min(torch.finfo(torch.float32).tiny), 0.0)  # std 0: z = 0
+    p_tab = (s * w * inv).expand(b, c, num).contiguous()
+    q_tab = (m - p_tab * mu_x).expand(b, c, num).contiguous()
+    r_tab = (s * torch.sqrt((1 - w.square()).clamp_min(0)) / noise_std).expand(b, c, num).contiguous()
+    y = torch.addcmul(pick(q_tab), pick(p_tab), xf)
+    y = y.addcmul_(pick(r_tab), noise.float()) if not tracked(y) else torch.addcmul(y, pick(r_tab), noise.float())
+    return y.to(x.dtype)
 
 
 def smooth_field(coarse: Tensor, shape: tuple[int, int, int]) -> Tensor:

@@ -4,10 +4,9 @@ A dense noise field is never stored in the parameters: each sample's parameters 
 computed from it where the data lives. To keep every sample's field a function of its own seed alone (not of the
 other samples in the batch, nor of which of them fire) without a Python loop over the batch, the generator is
 counter-based: value ``j`` of sample ``b`` is a hash of ``(seed_b, j)``. The hash is SplitMix64 (Steele, Lea and Flood,
-2014), written with int64 tensor operations (they wrap around), and Box-Muller turns each 64-bit output into two
-standard normal values (its 32-bit halves give the angle and the radius). The same seed therefore gives the same
-field on every device, up to float rounding in
-``log``/``sin``/``cos``.
+2014), written with int64 tensor operations (they wrap around), and each 64-bit output becomes two
+standard normal values (22 bits of each 32-bit half give a uniform value in (-1, 1), ``erfinv`` maps it). The same
+seed therefore gives the same field on every device, up to float rounding in ``erfinv``.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from torch import Tensor
 
 _GAMMA = 0x9E3779B97F4A7C15 - (1 << 64)  # SplitMix64's increment (the golden ratio), as a signed int64
 _LOW, _HIGH = (0, 1) if sys.byteorder == "little" else (1, 0)  # int32 halves of an int64, in memory order
+_MANTISSAS = 0x007FFFFF007FFFFF  # the low 23 bits of each 32-bit half of an int64
+_TWOS = 0x4000000140000001  # in each half: the float32 2.0, and the lowest mantissa bit set
 _MIX = ((30, 0xBF58476D1CE4E5B9 - (1 << 64)), (27, 0x94D049BB133111EB - (1 << 64)), (31, None))
 
 
@@ -51,32 +52,40 @@ def _splitmix64(seeds: Tensor, count: int) -> tuple[Tensor, Tensor]:
 def normal_field(seeds: Tensor, shape: tuple[int, ...]) -> Tensor:
     """Standard normal values for each sample, a function of that sample's seed only.
 
-    Cost bound: one SplitMix64 output per pair of values (eight int64 passes over half the field), one conversion of
-    its two 32-bit halves to float, and Box-Muller (log, sqrt, sin, cos); the transcendental functions are also what
-    ``torch.randn`` (the benchmark's reference) spends its time on.
+    :func:`scaled_normal_field` times ``sqrt(2)`` (one more pass; callers that scale the field anyway use that).
 
     Args:
         seeds: (B,) int64 seeds, on the device the field should live on.
         shape: Shape of each sample's field, e.g. ``(C, D, H, W)``.
 
     Returns:
-        (B, *shape) float32 on ``seeds``' device. Values are truncated at about 6.7 standard deviations (the radius
-        comes from a 31-bit uniform), beyond ``torch.randn``'s ~5.9.
+        (B, *shape) float32 on ``seeds``' device. Values are truncated at about 5.1 standard deviations (the
+        uniform has 22 bits), where ``torch.randn`` reaches about 5.9.
+    """
+    return scaled_normal_field(seeds, shape).mul_(math.sqrt(2.0))
+
+
+def scaled_normal_field(seeds: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Normal values with standard deviation ``1 / sqrt(2)`` for each sample, a function of that sample's seed only.
+
+    Each SplitMix64 output gives two values: 22 bits of each of its 32-bit halves become the mantissa of a float32
+    in (2, 4), whose lowest bit is set (two integer passes over half the field, through a float32 view of the same
+    bytes, no conversion), so subtracting 3 (exact) gives ``v = (2k + 1) / 2^22 - 1`` in (-1, 1), symmetric about
+    0, and ``erfinv``
+    (in place) maps that to a normal value of variance 1/2. Cost: the hash (eight int64 passes over half the
+    field), two more over half of it, and two float passes, in one full-size buffer.
+
+    Args:
+        seeds: (B,) int64 seeds, on the device the field should live on.
+        shape: Shape of each sample's field, e.g. ``(C, D, H, W)``.
+
+    Returns:
+        (B, *shape) float32 on ``seeds``' device.
     """
     b, n = seeds.shape[0], math.prod(shape)
     m = (n + 1) // 2
-    z, spare = _splitmix64(seeds, m)
-    # Both 32-bit halves of every output, converted in one pass: the low half (signed, 32 random bits) gives the
-    # angle, the high half (>= 0, 31 random bits) the radius. Each pair of output values is one Box-Muller pair.
-    # The float32 pairs take the bytes of the generator's scratch buffer, and sin(angle) those of its output once
-    # converted: no fresh full-size allocation (on the CPU one costs about as much as a pass).
-    pairs = spare.view(torch.float32).view(b, m, 2)
-    pairs.copy_(z.view(torch.int32).view(b, m, 2))
-    angle, radius = pairs[..., _LOW], pairs[..., _HIGH]
-    # radius sqrt(-2 log u1), u1 = (h + 1/2) / 2^31 in (0, 1]; angle pi * l / 2^31 in [-pi, pi).
-    radius.add_(0.5).mul_(2.0**-31).log_().mul_(-2.0).sqrt_()
-    angle.mul_(math.pi / 2**31)
-    sine = torch.sin(angle, out=z.view(torch.float32).view(-1)[: b * m].view(b, m))
-    angle.cos_().mul_(radius)
-    radius.mul_(sine)
-    return pairs.view(b, 2 * m)[:, :n].reshape(b, *shape)
+    z, _ = _splitmix64(seeds, m)
+    z.bitwise_and_(_MANTISSAS).bitwise_or_(_TWOS)
+    v = z.view(torch.float32).view(b, 2 * m)  # both halves, each in [2, 4)
+    v.sub_(3.0)  # exact (Sterbenz): (2k + 1) * 2^-22 - 1, never -1 or 1
+    return v.erfinv_()[:, :n].reshape(b, *shape)

@@ -259,10 +259,11 @@ class IntensityTransform(RandomTransform):
     def keeps_stats(self) -> bool:
         """Whether ``transform`` itself returns each channel's mean and std (a closed form of ``retain_stats``).
 
-        Restoring them again would cost seven passes over the batch and change nothing but rounding; they are still
-        restored after blending with the original (``mix_prob``), which changes them. Without the restore there is
-        no fallback to the input for channels whose spread collapsed either: a constant channel comes back within a
-        float rounding step of itself, not bit-exact.
+        Restoring them again would cost four passes or more over the batch and change nothing but rounding; they
+        are still restored after blending with the original (``mix_prob``), which changes them. Without the restore
+        there is no fallback to the input for channels whose spread collapsed either: the transform handles those
+        itself (a constant channel comes back within a float rounding step of itself, or exactly where the closed
+        form says so).
         """
         return False
 
@@ -272,6 +273,16 @@ class IntensityTransform(RandomTransform):
         ``label`` holds their label rows when the transform ``requires_label`` (or uses region options), else ``None``.
         """
         raise NotImplementedError
+
+    def finite_output(self) -> bool:
+        """Whether ``transform`` of a finite image is finite in the working dtype, so no NaN/Inf check is needed.
+
+        True for results bounded by the input's range (or by ``sqrt(voxels)`` for a z-score, or by the statistics
+        of a closed-form ``retain_stats``); such bounds need the range ``max - min`` of a channel to be finite in the
+        working dtype. The check still runs when the result is cast to a narrower dtype (float16), which can
+        overflow.
+        """
+        return False
 
     def sample_params(self, batch: Batch, generator: torch.Generator) -> IntensityParams:
         n = batch.size
@@ -305,15 +316,24 @@ class IntensityTransform(RandomTransform):
             y = self.transform(x, values, label)
             if mixes:
                 y = FI.blend(x, y, params.alpha.index_select(0, idx))
-            use_x = None  # per sample/channel: fall back to the input (degenerate statistics, NaN/Inf)
+            # per sample/channel: fall back to the input (degenerate statistics, NaN/Inf); checked: no NaN/Inf left
+            use_x, checked = None, self.finite_output()
             if self.retain_stats and (mixes or not self.keeps_stats()):  # blending changes the statistics
-                y, use_x = FI.restore_stats(y, x)
+                y, use_x = FI.restore_stats(y, x, inplace=_own(y, x))
+                checked = True  # a NaN/Inf shows in the statistics
             if uses_region:
                 mask = FI.region_mask(label, params.keep.index_select(0, idx))
                 mode = params.region_mode.index_select(0, idx)
                 y = FI.restrict_to_region(x, y, mask, mode, inplace=_own(y, x) and y.dtype == torch.result_type(y, x))
+            checked = checked and y.dtype == x.dtype  # a cast to a narrower dtype (float16) can overflow
             y = y.to(x.dtype)
-            bad = FI.non_finite(y)
-            return FI.fall_back(y, x, bad if use_x is None else bad | use_x, inplace=_own(y, x))
+            if not checked:
+                bad = FI.non_finite(y)
+                use_x = bad if use_x is None else bad | use_x
+            if use_x is None and _own(y, x):  # nothing to fall back to: the result is final
+                return y
+            if use_x is None:
+                use_x = torch.zeros((), dtype=torch.bool, device=x.device)
+            return FI.fall_back(y, x, use_x, inplace=_own(y, x))
 
         return batch.replace(image=subset_apply(batch.image, params.gate, run, inplace=inplace))

@@ -77,10 +77,23 @@ class RandomGamma(IntensityTransform):
     def draw(self, batch: Batch, generator: torch.Generator) -> GammaParams:
         return GammaParams(gamma=_draw_factor(generator, (batch.size,), self.sampler, *self.gamma))
 
+    def keeps_stats(self) -> bool:
+        return self.retain_stats  # in closed form, from the statistics of u (FI.restore_unit_stats)
+
     def transform(self, x: Tensor, values: GammaParams, label: Tensor | None) -> Tensor:
+        gamma = FI.per_sample(values.gamma, x)
+        if self.retain_stats:  # u unclamped: it is >= 0, an ulp above 1 at most, and the rescale is affine anyway
+            u, offset, scale = FI.normalise01(x, flip=self.invert, clamp=False)
+            scratch = FI.stats_scratch(u)  # one deviation buffer for both statistics on the CPU
+            u_stats = FI.mean_std(u, scratch=scratch)
+            v = u.pow(gamma) if FI.tracked(u) else u.pow_(gamma)
+            return FI.restore_unit_stats(v, u_stats, offset, scale, scratch=scratch)
         u, offset, scale = FI.normalise01(x, flip=self.invert)
-        v = u.pow_(FI.per_sample(values.gamma, x))
+        v = u.pow_(gamma)
         return torch.addcmul(offset, v, scale) if FI.tracked(v) else torch.addcmul(offset, v, scale, out=v)
+
+    def finite_output(self) -> bool:
+        return True  # within each channel's [min, max]
 
 
 class RandomInverseGamma(RandomGamma):
@@ -164,6 +177,9 @@ class RandomHistogramEqualization(IntensityTransform):
     def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         return FH.equalize_histogram(x, self.bins, interpolate=self.interpolate)
 
+    def finite_output(self) -> bool:
+        return True  # within each channel's [min, max]
+
 
 @dataclass(frozen=True)
 class PercentileClampParams(Params):
@@ -206,6 +222,9 @@ class RandomPercentileClamp(IntensityTransform):
 
     def transform(self, x: Tensor, values: PercentileClampParams, label: Tensor | None) -> Tensor:
         return FH.percentile_clamp(x, values.q_low, values.q_high)
+
+    def finite_output(self) -> bool:
+        return True  # values of the input
 
 
 @dataclass(frozen=True)
@@ -251,6 +270,10 @@ class RandomGaussianNoise(IntensityTransform):
 
     def transform(self, x: Tensor, values: GaussianNoiseParams, label: Tensor | None) -> Tensor:
         return FI.add_gaussian_noise(x, values.sigma, values.seed, mean=self.mean, rician=self.rician)
+
+    def finite_output(self) -> bool:
+        # x + mean + sigma * eps with |eps| < 5.3: finite unless the image is within that of the dtype's maximum
+        return not self.rician and 6 * self.sigma[1] + abs(self.mean) < 1e30
 
 
 @dataclass(frozen=True)
@@ -336,6 +359,9 @@ class RandomContrast(IntensityTransform):
     def transform(self, x: Tensor, values: ContrastParams, label: Tensor | None) -> Tensor:
         return FI.adjust_contrast(x, values.factor, preserve_range=self.preserve_range)
 
+    def finite_output(self) -> bool:
+        return self.preserve_range  # clamped to each channel's [min, max]
+
 
 @dataclass(frozen=True)
 class IntensityFunctionParams(Params):
@@ -379,7 +405,13 @@ class RandomIntensityFunction(IntensityTransform):
     def transform(self, x: Tensor, values: IntensityFunctionParams, label: Tensor | None) -> Tensor:
         which = values.function
         present = tuple(sorted(set(which.tolist())))  # a CPU parameter: no device synchronisation
-        return FI.apply_intensity_function(x, which, self.functions, present)
+        return FI.apply_intensity_function(x, which, self.functions, present, retain_stats=self.retain_stats)
+
+    def keeps_stats(self) -> bool:
+        return self.retain_stats  # in closed form, from the statistics of u (FI.restore_unit_stats)
+
+    def finite_output(self) -> bool:
+        return True  # within each channel's [min, max]
 
 
 @dataclass(frozen=True)
@@ -428,8 +460,12 @@ class RandomBiasField(IntensityTransform):
         return BiasFieldParams(coefficients=sample.uniform(generator, (batch.size, terms), -c, c))
 
     def transform(self, x: Tensor, values: BiasFieldParams, label: Tensor | None) -> Tensor:
-        log_field = FI.polynomial_field(values.coefficients, tuple(x.shape[2:]), self.order, device=x.device)
-        return FI.apply_bias_field(x, -log_field if self.invert else log_field, signed=self.signed)
+        coefficients = -values.coefficients if self.invert else values.coefficients  # small: no pass over the field
+        log_field = FI.polynomial_field(coefficients, tuple(x.shape[2:]), self.order, device=x.device)
+        # |P| <= sum |c| on [-1, 1]^3: with CPU parameters the bound is known on the host, and the clamp is not needed
+        largest = coefficients.abs().sum(dim=1)
+        bounded = coefficients.device.type == "cpu" and (largest.numel() == 0 or float(largest.max()) <= 30.0)
+        return FI.apply_bias_field(x, log_field, signed=self.signed, bounded=bounded)
 
 
 class RandomZScore(IntensityTransform):
@@ -448,3 +484,6 @@ class RandomZScore(IntensityTransform):
 
     def transform(self, x: Tensor, values: None, label: Tensor | None) -> Tensor:
         return FI.zscore(x)
+
+    def finite_output(self) -> bool:
+        return True  # |z| <= sqrt(voxels)

@@ -9,6 +9,7 @@ phantom's tissue map or per-vertebra labels). Cost grows with it: the ring stati
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
@@ -180,8 +181,8 @@ class RandomLabelAppearance(IntensityTransform):
     def transform(self, x: Tensor, values: LabelAppearanceParams, label: Tensor | None) -> Tensor:
         num = self.max_label + 1
         lab = FL.label_index(label, self.max_label)
-        noise = FN.normal_field(values.seed.to(x.device, non_blocking=True), tuple(x.shape[1:]))
-        y = FL.label_appearance(x, lab, num, values.mean, values.std, noise, values.texture)
+        noise = FN.scaled_normal_field(values.seed.to(x.device, non_blocking=True), tuple(x.shape[1:]))
+        y = FL.label_appearance(x, lab, num, values.mean, values.std, noise, values.texture, noise_std=math.sqrt(0.5))
         y = FF.gaussian_blur(y.float(), values.sigma)
         if bool(values.bias.any()):  # CPU parameter: no device synchronisation
             field = FL.smooth_field(values.bias_field.to(x.device, non_blocking=True), tuple(x.shape[2:]))

@@ -87,6 +87,9 @@ class RandomLowResolution(IntensityTransform):
     def transform(self, x: Tensor, values: ResolutionParams, label: Tensor | None) -> Tensor:
         return degrade(x, values.scale, self.down, self.up)
 
+    def finite_output(self) -> bool:
+        return True  # non-negative weights that sum to 1: within each channel's [min, max]
+
 
 @dataclass(frozen=True)
 class ThickSliceParams(ResolutionParams):
@@ -138,3 +141,6 @@ class RandomThickSlice(IntensityTransform):
 
     def transform(self, x: Tensor, values: ThickSliceParams, label: Tensor | None) -> Tensor:
         return degrade(x, values.scale, self.profile, self.up)
+
+    def finite_output(self) -> bool:
+        return True  # non-negative weights that sum to 1: within each channel's [min, max]

@@ -142,6 +142,21 @@ def test_quantiles_match_torch_quantile_for_several_levels():
             torch.testing.assert_close(got[b, c], torch.quantile(x[b, c].flatten(), q[b]))
 
 
+@pytest.mark.parametrize(
+    "levels",
+    [[[0.0, 0.1], [0.05, 0.2]], [[0.9, 1.0], [0.97, 0.85]], [[0.03, 0.96], [0.2, 0.81]], [[0.5, 0.01], [0.3, 0.7]]],
+    ids=["low-ends", "high-ends", "both-ends", "middle-sorts"],
+)
+def test_quantiles_from_partial_selection_are_exact(levels):
+    """The topk paths (levels near the ends) give the same order statistics as torch.quantile, ties included."""
+    x = torch.randn(2, 2, 8, 9, 10, generator=torch.Generator().manual_seed(5)).round(decimals=1)  # many ties
+    q = torch.tensor(levels, dtype=torch.float32)
+    got = FH.quantiles(x, q)
+    for b in range(2):
+        for c in range(2):
+            assert torch.equal(got[b, c], torch.quantile(x[b, c].flatten(), q[b]))
+
+
 def test_bias_field_matches_a_direct_sum_of_monomials():
     order, shape = 3, (5, 6, 7)
     coefficients = torch.randn(2, len(FI.monomial_exponents(order)), generator=torch.Generator().manual_seed(1))
@@ -451,3 +466,14 @@ def test_restore_stats_flags_only_a_collapsed_spread(dtype, spread):
     synthetic = torch.rand_like(x)  # an output in other units than a 1e7-scale input
     _, flag = FI.restore_stats(synthetic, x * 1e10)
     assert not flag.any()
+
+
+@pytest.mark.parametrize("name", ["Gamma", "Brightness", "GaussianNoise"])
+def test_float16_images_are_not_sent_back_by_an_overflowing_check(name):
+    """The NaN/Inf check sums a float16 result in float32: a float16 sum of values ~100 would overflow and
+    send every sample back unchanged."""
+    x, _ = make_batch(2)
+    half = (x * 100).half()
+    out, _ = run(spineaug.build_transform({"name": name, "p": 1.0}), half)
+    assert out.image.dtype == torch.float16 and torch.isfinite(out.image).all()
+    assert not torch.equal(out.image, half)
