@@ -83,13 +83,13 @@ def run(out: str | Path = "results/fidelity", draws: int = 400, seed: int = 0, a
     the result files into ``out`` and return the folder."""
     out = Path(out)
     started = time.time()
+    info = _io.system_info()  # before anything is written: the commit as it was measured
     matched, rates, sigma = nnunet_rows(draws, seed)
     if auglab:
         a_matched, a_rates, auglab_info = auglab_rows(draws, seed)
     else:
         a_matched, a_rates, auglab_info = [], [], {"measured": False, "reason": "not requested (--no-auglab)"}
     write_rows(out, matched + a_matched, rates + a_rates, sigma)
-    info = _io.system_info()
     meta = {
         "run_id": _io.new_run_id(),
         "command": f"spineaug fidelity --out {out}" + (f" --draws {draws}" if draws != 400 else "")
