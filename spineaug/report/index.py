@@ -279,8 +279,10 @@ def render(inputs: Inputs) -> str:
         f"ours: the synthetic phantom (below), sources {res.study.get('sources') if res is not None else '?'}, "
         f"{data.get('n_train', '?')} training cases per source, every model tested on all ten domains "
         f"({data.get('n_test', '?')} anatomies each).",
-        "- **Hardware**: paper: a GPU, augmentation on the GPU; ours: 2 shared CPU cores, so network and augmentation "
-        "compete for the same cores (the speed row is a CPU figure).",
+        "- **Hardware**: paper: a GPU, augmentation on the GPU; ours: "
+        f"{bench_meta.get('cpus_available', '?')} CPU cores ({bench_meta.get('cpu_model', 'model not recorded')}, GPU "
+        f"{bench_meta.get('cuda') or 'none'}), shared with other work, so network and augmentation compete for the "
+        "same cores (the speed row is a CPU figure).",
         f"- **Model size**: paper: nnU-Net's 3-D U-Net; ours: a small MONAI {model.get('name', 'UNet')} (filters "
         f"{model.get('filters', '?')}), patch {settings.get('patch_size', '?')}, batch {settings.get('batch_size', '?')}.",
         f"- **Iterations**: paper: nnU-Net's training schedule; ours: {settings.get('iterations', '?')} iterations "
