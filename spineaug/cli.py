@@ -194,11 +194,13 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise ValueError("give a study file or --quick, not both")
     cfg = study.load_study(args.study or ("studies/quick.yaml" if args.quick else "studies/default.yaml"))
     out = Path(args.out) / cfg.name
-    if args.resume_from:
-        from spineaug.study.archive import restore
+    for folder in args.resume_from or ():
+        from spineaug.study.archive import RECORDS, restore
 
-        restored = restore(cfg, Path(args.resume_from) / cfg.name, out)
-        print(f"restored {len(restored)} finished cell(s) from {Path(args.resume_from) / cfg.name}", file=sys.stderr)
+        folder = Path(folder)
+        export = folder if (folder / RECORDS).is_file() else folder / cfg.name
+        restored = restore(cfg, export, out)
+        print(f"restored {len(restored)} finished cell(s) from {export}", file=sys.stderr)
     if args.status:
         print(study.status(cfg, out))
         return 0
@@ -349,9 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/study", help="results root; the study writes OUT/<name> (default: results/study)")
     p.add_argument("--status", action="store_true",
                    help="show per cell: done, running or missing, the recorded commit, fresh or stale; and exit")
-    p.add_argument("--resume-from", default=None, metavar="EXPORT",
+    p.add_argument("--resume-from", action="append", metavar="EXPORT",
                    help="first restore the finished, still-fresh cells of an export (EXPORT/<name>, e.g. "
-                        "reports/data/study) into OUT, so they are not trained again")
+                        "reports/data/study, or a folder holding cells.json) into OUT, so they are not trained "
+                        "again; repeat it to restore from several (e.g. an ablation's reference cells from the "
+                        "default study's export)")
     p.add_argument("--summarize", action="store_true",
                    help="summarise the finished cells without training any (with --export: copy the compact results)")
     p.add_argument("--include-stale", action="store_true",

@@ -86,6 +86,9 @@ def test_resume_from_on_the_command_line(exported, tmp_path, monkeypatch, capsys
     again = tmp_path / "again"
     assert main(["study", str(study_file), "--out", str(fresh), "--summarize", "--export", str(again)]) == 0
     assert (again / study.name / "cells.json").is_file() and (again / study.name / "summary.csv").is_file()
+    other = tmp_path / "other"  # an export folder named directly (another study's cells with the same settings)
+    assert main(["study", str(study_file), "--out", str(other), "--resume-from", str(dest), "--status"]) == 0
+    assert "2/2 cells done" in capsys.readouterr().out
 
 
 def test_resume_from_an_export_without_records_names_the_file(tmp_path):
