@@ -202,3 +202,20 @@ def test_matched_speedups_read_the_matched_rows(reports):
     assert rows["torchio"]["speedup"] == pytest.approx(6.0)  # partial: against spineaug's matched work (3 / 0.5)
     assert rows["torchio"]["low"] == pytest.approx(3 * 0.9 / (0.5 * 1.1))
     assert rows["torchio"]["threads"] == 2
+
+
+def test_seed_statistics_win_over_the_summary_when_exported(reports):
+    rows = []
+    for measure, target, mean, low, high in (("ood_gain_per_source_pct", "ood", 123.4, 100.0, 140.0),
+                                             ("in_domain_change_pct", "in_domain", -1.25, -2.0, -0.5),
+                                             ("ood_gain_pct", "ood", 80.0, 70.0, 90.0)):  # fmt: skip
+        base = dict(source="all", arm="xdomain", measure=measure, target=target, seeds=2, anatomies=2,
+                    **{"class": "mean"})
+        rows += [{**base, "seed": "mean", "value": mean, "ci_low": low, "ci_high": high},
+                 {**base, "seed": "0", "value": mean - 1, "ci_low": "", "ci_high": ""},
+                 {**base, "seed": "1", "value": mean + 1, "ci_low": "", "ci_high": ""}]
+    _io.atomic_write_csv(reports / "data" / "study" / "default" / "stats.csv", rows, _schema.STUDY_STATS_COLUMNS)
+    text = index.write(reports).read_text()
+    assert "| +155 % | +123.4 % [+100.0, +140.0] | stats.csv" in text
+    assert "| -0.008 % | -1.25 % [-2.0, -0.5] | stats.csv" in text
+    assert "pooled over sources the gain is +80.0 %" in text
