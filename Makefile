@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast mutants benchmark bench-quick study study-status report asv auglab-env preview clean
+.PHONY: install test test-fast mutants benchmark bench-quick study study-status report fidelity phantom-figure asv auglab-env preview clean
 
 # AugLab (GPL-3.0, the paper's toolbox) needs kornia <= 0.8.2, .venv has kornia 0.9: it gets its own small env.
 # Only auglab and kornia are installed there (--no-deps); a .pth file appends .venv's site-packages, so torch & co.
@@ -32,7 +32,7 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-# Re-injects issue 13's bugs one at a time into a temporary copy and checks a fast test catches each (5-15 min on 2 cores).
+# Re-injects known engine bugs one at a time into a temporary copy and checks a fast test catches each (5-15 min on 2 cores).
 mutants: install
 	$(BIN)/python tools/mutants.py
 
@@ -64,6 +64,17 @@ study-status: install
 
 report: install
 	$(BIN)/spineaug report --results results --out reports
+
+# Fidelity of the presets to their references (nnunet vs nnU-Net v2; xdomain vs AugLab when .venv-auglab exists):
+# measured into result files (reports/fidelity/, committed; a few minutes), then rendered by `spineaug report`.
+fidelity: install
+	-$(MAKE) auglab-env || echo "NOTE: could not build $(AUGLAB_VENV); the AugLab comparison is left out"
+	$(BIN)/spineaug fidelity --out reports/fidelity
+	$(BIN)/spineaug report --results results --out reports
+
+# One phantom anatomy in every domain (reports/phantom.png + phantom.json, committed; under a minute).
+phantom-figure: install
+	$(BIN)/spineaug preview --phantom --out reports/phantom.png
 
 auglab-env: $(AUGLAB_STAMP)
 
@@ -97,10 +108,15 @@ asv: install
 	  --set-commit-hash $$(git rev-parse HEAD) --show-stderr $(ASV_ARGS)
 	$(BIN)/asv publish
 
-preview: install
+# The committed pictures that need the engine or the phantom to run (about a minute): each transform forced on,
+# random draws of whole presets on the study's 48^3 training patch, and the phantom in every domain.
+GALLERY_PRESETS ?= nnunet,xdomain,xdomain-plus,gin-ipa,progressive-randconv,synthseg,slaug
+
+preview: install phantom-figure
 	$(BIN)/spineaug preview --preset xdomain --out reports/gallery.png
 	$(BIN)/spineaug preview --preset gin-ipa --out reports/gallery-gin-ipa.png
 	$(BIN)/spineaug preview --preset progressive-randconv --out reports/gallery-progressive-randconv.png
+	$(BIN)/spineaug preview --draws 6 --patch 48,48,48 --presets $(GALLERY_PRESETS) --out reports/gallery-draws.png
 
 clean:
 	rm -rf $(VENV) $(AUGLAB_VENV) .pytest_cache .hypothesis results .asv

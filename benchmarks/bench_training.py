@@ -41,7 +41,10 @@ class TrainingIteration:
 
             from spineaug.bench import training
             from spineaug.data import PatchSampler
-            from spineaug.study.augment import build_augmentation
+            try:
+                from spineaug.harness.augment import build_augmentation
+            except ImportError:  # a commit before the shared training harness
+                from spineaug.study.augment import build_augmentation
         except ImportError as exc:  # a commit before the training benchmark, or MONAI missing
             raise NotImplementedError(str(exc)) from None
         config = training.TrainingConfig.quick(patch_size=(PATCH,) * 3, batch_size=2, channels=(8, 16, 32))

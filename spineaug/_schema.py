@@ -130,9 +130,48 @@ STUDY_FILES = (
 """The compact study results that ``spineaug study --export`` copies and ``spineaug report`` reads."""
 
 REFERENCE_TARGET = 5.0
-"""Issue 14: stencil, histogram and label-lookup transforms forced on within this multiple of their reference
+"""Stencil, histogram and label-lookup transforms forced on within this multiple of their reference
 expression (:mod:`spineaug.bench.references`)."""
 
 RESAMPLING_TARGET = 1.5
-"""Issue 14's "one grid_sample-class pass per tensor": resampling transforms forced on within this multiple of torch's
+"""The "one grid_sample-class pass per tensor" target: resampling transforms forced on within this multiple of torch's
 own grid and one ``grid_sample`` per tensor (the grid, padding and exact-label bookkeeping on top)."""
+
+
+# ---------------------------------------------------------------------------------------------- spineaug fidelity
+
+FIDELITY_MATCH_COLUMNS = (
+    "preset", "entry", "parameter", "reference_behaviour", "ours", "difference", "metric", "tolerance", "region",
+    "intentional", "verdict", "error",
+)  # fmt: skip
+"""``matched.csv``: one row per matched-parameter comparison of a preset with its reference (``preset`` ``nnunet``:
+nnU-Net v2's batchgeneratorsv2; ``xdomain``: AugLab at the paper's commit): the same transform with one fixed value in
+both libraries on the same input, the difference of the outputs (``metric`` says which), the accepted tolerance and
+``verdict`` (``ok`` within it, ``outside``, ``error`` when the reference failed)."""
+FIDELITY_RATE_COLUMNS = ("preset", "entry", "reference_rate", "ours_rate", "expected", "draws", "z", "verdict")
+"""``rates.csv``: per preset entry, the share of ``draws`` samples the reference and spineaug changed, the preset's
+own firing probability and the two-proportion z-score (``verdict`` ``ok`` when ``|z|`` is below
+:data:`FIDELITY_RATE_SIGMAS`)."""
+FIDELITY_SIGMA_COLUMNS = (
+    "preset", "entry", "reference_mean", "ours_mean", "reference_sd", "ours_sd", "draws", "z", "verdict",
+)  # fmt: skip
+"""``sigma.csv``: the realised noise std over ``draws`` firings in both libraries (mean, sd, z of the means)."""
+FIDELITY_MATCHED = "matched.csv"
+FIDELITY_RATES = "rates.csv"
+FIDELITY_SIGMA = "sigma.csv"
+FIDELITY_META = "meta.json"
+"""Run metadata of ``spineaug fidelity``: command, date, commit, machine, versions, draws, seed, the AugLab reply (or
+why AugLab was not measured)."""
+FIDELITY_FILES = (FIDELITY_MATCHED, FIDELITY_RATES, FIDELITY_SIGMA, FIDELITY_META)
+"""Every file of one fidelity run (committed under ``reports/fidelity/``)."""
+FIDELITY_RATE_SIGMAS = 4.0
+"""Firing rates (and noise std means) agree when the z-score is below this."""
+VERDICT_OK = "ok"
+
+
+# ---------------------------------------------------------------------------------------------- phantom figure
+
+PHANTOM_FIGURE = "phantom.png"
+PHANTOM_DOMAINS = "phantom.json"
+"""``spineaug preview --phantom``: the figure (one anatomy in every domain) and its metadata: command, date, commit,
+machine, seed, shape, spacing and per domain its modality and what it simulates (``spineaug.phantom.DOMAINS``)."""

@@ -69,8 +69,13 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     from spineaug.integrations import require
 
     require("matplotlib", "report", "spineaug preview")
-    from spineaug.report import gallery
+    from spineaug.preview import gallery
 
+    if args.phantom:
+        from spineaug.preview import phantom
+
+        print(phantom.render(args.out, seed=args.case))
+        return 0
     if args.label is not None and args.image is None:
         raise ValueError("--label needs --image")
     if args.config is None and args.preset not in spineaug.presets():
@@ -82,6 +87,12 @@ def _cmd_preview(args: argparse.Namespace) -> int:
             volume = gallery.phantom_volume(args.case, args.domain)
         except ImportError as exc:
             raise ValueError(f"the phantom is not available ({exc}); pass --image (and --label) NIfTI files") from None
+    if args.draws:
+        unknown = [p for p in args.presets if p not in spineaug.presets()]
+        if unknown:
+            raise ValueError(f"unknown preset(s) {unknown}; available presets: {', '.join(spineaug.presets())}")
+        print(gallery.render_draws(volume, args.presets, args.out, draws=args.draws, seed=args.seed, patch=args.patch))
+        return 0
     title, entries = gallery.preset_entries(args.config if args.config is not None else args.preset)
     out = gallery.render_gallery(volume, entries, args.out, seed=args.seed, title=title, whole_case=args.whole_case)
     print(out)
@@ -158,33 +169,48 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     require("pandas", "report", "spineaug report")
     require("matplotlib", "report", "spineaug report")
-    from spineaug.report import benchmark
+    from spineaug.report import benchmark, index
+    from spineaug.report import fidelity as fidelity_report
 
+    out = Path(args.out)
+    fidelity = Path(args.fidelity_data) if args.fidelity_data else out / "fidelity"
+    if (fidelity / "matched.csv").exists() or (fidelity / "rates.csv").exists():
+        print(fidelity_report.write(fidelity, out))
+    else:
+        print(f"spineaug report: no fidelity results in {fidelity} (run `make fidelity`); skipped", file=sys.stderr)
     if args.fidelity:
-        from spineaug.report import fidelity, fidelity_auglab
-
-        print(fidelity.write(args.out, appendix=fidelity_auglab.section()))
         return 0
-
     results = Path(args.results)
+    committed = out / "bench"
     if (results / "bench" / "pipelines.csv").exists() or (results / "pipelines.csv").exists():
-        out = Path(args.out)
+        bench_out = out
         reduced = _reduced_benchmark(results)
         if reduced and not args.allow_reduced:  # never replace the page of a full run with a quick or partial one
             print(f"spineaug report: the benchmark results in {results} come from a reduced run ({'; '.join(reduced)}):"
                   f" writing {out / 'reduced' / 'benchmark.md'}, not {out / 'benchmark.md'} (--allow-reduced writes "
                   "it there)", file=sys.stderr)  # fmt: skip
-            out = out / "reduced"
-        print(benchmark.write(results, out))
+            bench_out = out / "reduced"
+        print(benchmark.write(results, bench_out))
+    elif (committed / "pipelines.csv").exists():
+        print(benchmark.write(committed, out))  # the committed copy: the report renders it again
     else:
-        print(f"spineaug report: no benchmark results under {results} (run `spineaug bench`); skipped", file=sys.stderr)
+        print(f"spineaug report: no benchmark results under {results} or {committed} (run `spineaug bench`); skipped",
+              file=sys.stderr)
     studies = Path(args.study_data)
     if any(studies.glob("*/summary.csv")):
         from spineaug.report import study
 
-        print(study.write(studies, args.out))
+        print(study.write(studies, out))
     else:
         print(f"spineaug report: no study results under {studies} (run `make study`); skipped", file=sys.stderr)
+    print(index.write(out, study_data=studies, fidelity=fidelity))
+    return 0
+
+
+def _cmd_fidelity(args: argparse.Namespace) -> int:
+    from spineaug import fidelity
+
+    print(fidelity.run(args.out, draws=args.draws, seed=args.seed, auglab=not args.no_auglab))
     return 0
 
 
@@ -309,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="preset name, transform name or path to a .json/.yaml config")
     p.set_defaults(func=_cmd_config)
 
-    p = sub.add_parser("preview", help="render one case under each transform of a preset (forced on) to a PNG grid")
+    p = sub.add_parser("preview", help="render one case under each transform of a preset (forced on) to a PNG grid; "
+                       "or random draws of whole presets (--draws); or the phantom in every domain (--phantom)")
     p.add_argument("--preset", default="xdomain", help="preset name (default: xdomain)")
     p.add_argument("--config", default=None, help="a JSON/YAML config instead of --preset")
     p.add_argument("--out", default="gallery.png", help="output PNG (default: gallery.png)")
@@ -321,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the whole case in every panel (default: the final training patch from the middle of "
                         "the case, Spatial reading the enlarged patch around it as nnU-Net's loader does)")
     p.add_argument("--seed", type=int, default=0, help="augmentation seed for every panel (default: 0)")
+    p.add_argument("--draws", type=int, default=0,
+                   help="instead: N random draws of each whole preset of --presets on the same patch, one row each")
+    p.add_argument("--presets", type=_csv_names, default=("nnunet", "xdomain", "xdomain-plus"),
+                   help="with --draws: presets, comma-separated (default: nnunet,xdomain,xdomain-plus)")
+    p.add_argument("--patch", type=_csv_ints, default=None,
+                   help="with --draws: the final patch D,H,W (default: the largest whose enlarged read fits the case)")
+    p.add_argument("--phantom", action="store_true",
+                   help="instead: phantom case --case in every domain (mid-sagittal slices, label contours) to --out, "
+                        "and the domains' descriptions to phantom.json beside it")
     p.set_defaults(func=_cmd_preview)
 
     p = sub.add_parser("bench", help="time spineaug pipelines against the baseline libraries (CSV files)")
@@ -351,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --training: CPU budgets, comma-separated (default: all, a quarter, 1)")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("report", help="markdown + figures from results (benchmark: reports/benchmark.md)")
+    p = sub.add_parser("report", help="markdown + figures from result files: benchmark.md, study.md, fidelity.md and "
+                       "the index README.md (renders only; missing inputs are listed, not fatal)")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--study-data", default="reports/data/study",
@@ -359,10 +396,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-reduced", action="store_true",
                    help="write the page of a reduced benchmark run (--quick, fewer sizes or baselines) into --out "
                         "itself (default: OUT/reduced/, so the page of a full run is never replaced)")
+    p.add_argument("--fidelity-data", default=None,
+                   help="fidelity result files of `spineaug fidelity` (default: OUT/fidelity, the committed copy)")
     p.add_argument("--fidelity", action="store_true",
-                   help="only measure the presets against their references (nnunet vs nnU-Net v2; xdomain vs AugLab "
-                        "when .venv-auglab exists) and write OUT/fidelity.md (a few minutes)")
+                   help="only render OUT/fidelity.md from the fidelity result files (`spineaug fidelity` measures)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("fidelity", help="measure the presets against their references (nnunet vs nnU-Net v2; xdomain "
+                       "vs AugLab when .venv-auglab exists) and write result files (a few minutes)")
+    p.add_argument("--out", default="results/fidelity", help="output folder (default: results/fidelity)")
+    p.add_argument("--draws", type=int, default=400, help="samples per firing-rate comparison (default: 400)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the volume and the draws (default: 0)")
+    p.add_argument("--no-auglab", action="store_true", help="skip the comparison with AugLab")
+    p.set_defaults(func=_cmd_fidelity)
 
     p = sub.add_parser("phantom", help="write synthetic spine phantom datasets (nnU-Net raw format, one per domain)")
     p.add_argument("--out", required=True, help="output folder (must be empty or absent unless --overwrite)")

@@ -142,7 +142,7 @@ def test_cli_oserror_is_one_line_with_exit_2(tmp_path, capsys):
     assert "Traceback" not in err and err.count("\n") == 1
 
 
-# --- config names and seeds (issue 13 item 8) -----------------------------------------------------------------------
+# --- config names and seeds -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", [["Gamma"], {"a": 1}, 3, 1.5, True])
 def test_a_name_that_is_not_a_string_names_the_key(name):
@@ -163,7 +163,7 @@ def test_seeds_at_the_ends_of_torch_range_are_accepted(seed):
     assert spineaug.Pipeline.from_config({"seed": seed, "transforms": []}).seed == seed
 
 
-# --- replayed params (issue 13 item 9) ------------------------------------------------------------------------------
+# --- replayed params ------------------------------------------------------------------------------
 
 def _replay_setup(b: int = 3):
     import torch
@@ -222,7 +222,7 @@ def test_every_transform_replays_its_own_params(name):
     assert torch.equal(out, again) and torch.equal(lab, lab2)
 
 
-# --- the AugLab importer (issue 13 item 12) ---------------------------------------------------------------------------
+# --- the AugLab importer ---------------------------------------------------------------------------
 
 AUGLAB_BAD = [
     ({"GammaTransform": {"probability": 0.3, "gamma_range": ["a", 1.5]}}, r"GammaTransform\.gamma_range: expected two numbers"),

@@ -376,7 +376,7 @@ def test_asv_check_discovers_the_suite():
 
 
 def test_firing_probability_of_preset_entries():
-    from spineaug.report.benchmark import firing_probability
+    from spineaug.bench.costs import firing_probability
 
     assert firing_probability({"name": "Spatial", "p_rotation": 0.2, "p_scale": 0.2}) == pytest.approx(0.36)
     assert firing_probability({"name": "Spatial", "p": 0.5, "p_rotation": 1.0}) == pytest.approx(0.5)

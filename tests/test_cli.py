@@ -1,5 +1,5 @@
 """Success paths of the ``spineaug`` command: ``--version``, ``config <preset|transform|file>``, ``bench`` with its
-flags, and ``report`` on a tiny benchmark run (issue 13: each must fail a test when broken)."""
+flags, and ``report`` on a tiny benchmark run (each must fail a test when broken)."""
 
 from __future__ import annotations
 
@@ -77,13 +77,15 @@ def test_bench_then_report_on_a_tiny_run(tmp_path, capsys):
             "--study-data", str(tmp_path / "none")]
     assert cli.main(argv) == 0  # a reduced run: its page goes beside the full run's, never over it
     captured = capsys.readouterr()
-    assert captured.out.strip() == str(reports / "reduced" / "benchmark.md")
+    assert captured.out.split() == [str(reports / "reduced" / "benchmark.md"), str(reports / "README.md")]
     assert "reduced run (pipelines ['none'] (full run: ['nnunet', 'xdomain'])" in captured.err
     assert not (reports / "benchmark.md").exists()
     assert cli.main([*argv, "--allow-reduced"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == str(reports / "benchmark.md")
-    assert "no study results" in captured.err
+    assert captured.out.split() == [str(reports / "benchmark.md"), str(reports / "README.md")]
+    assert "no study results" in captured.err and "no fidelity results" in captured.err
+    index = (reports / "README.md").read_text()
+    assert "](benchmark.md)" in index and "## Missing inputs" in index
     text = (reports / "benchmark.md").read_text()
     assert "## Matched work on cpu" in text and "### `none`" in text
     assert (reports / "benchmark_bars.png").stat().st_size > 1000

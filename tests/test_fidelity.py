@@ -1,15 +1,16 @@
 """Presets named after a reference behave like it: ``nnunet`` vs nnU-Net v2 (batchgeneratorsv2), ``xdomain`` vs AugLab.
 
 ``nnunet``: on matched parameters (one transform, one fixed value, in both libraries) the outputs agree within
-:data:`spineaug.report.fidelity.TOLERANCES` (image differences relative to the input's std: 1e-4 for gamma, exact
+:data:`spineaug.fidelity.nnunet.TOLERANCES` (image differences relative to the input's std: 1e-4 for gamma, exact
 for brightness, contrast, low resolution and flips, 1e-3 for the rotation/scaling resample; documented, accepted
 differences: the blur's kernel support and border padding, nearest-neighbour labels); over 400 draws per entry the
-firing rates agree within :data:`~spineaug.report.fidelity.RATE_SIGMAS` binomial standard errors. The same
-measurements make ``reports/fidelity.md`` (``spineaug report --fidelity``).
+firing rates agree within :data:`~spineaug.fidelity.nnunet.RATE_SIGMAS` binomial standard errors. The same
+measurements make the result files of ``spineaug fidelity`` (``reports/fidelity/``), which ``spineaug report``
+renders into ``reports/fidelity.md``.
 
 ``xdomain``: comparing outputs with AugLab (the paper's commit) needs its own interpreter (``.venv-auglab``, ``make
 auglab-env``), which ``make test`` does not build; with it, matched single-module outputs agree within
-:data:`spineaug.report.fidelity_auglab.COMPARISONS`' tolerances and the 22 firing rates over 300 draws agree within
+:data:`spineaug.fidelity.auglab.COMPARISONS`' tolerances and the 22 firing rates over 300 draws agree within
 the same z bound. Without it these two tests skip; xdomain's probabilities, ranges and order are checked without it
 in ``tests/test_xdomain_fidelity.py``.
 """
@@ -30,7 +31,7 @@ from batchgeneratorsv2.transforms.spatial.spatial import create_affine_matrix_3d
 
 from spineaug.batch import Batch  # noqa: E402
 from spineaug.functional import spatial as FS  # noqa: E402
-from spineaug.report import fidelity  # noqa: E402
+from spineaug.fidelity import nnunet as fidelity  # noqa: E402
 from spineaug.transforms.spatial import RandomSpatial, SpatialParams  # noqa: E402
 
 DRAWS = 400
@@ -101,31 +102,29 @@ def test_noise_sigma_distribution_agrees():
     assert stats.reference_mean == pytest.approx(0.05, abs=0.006) and stats.ours_mean == pytest.approx(0.05, abs=0.006)
 
 
-def test_report_renders_every_row(matches, rates):
+def test_report_renders_every_row(matches, rates, tmp_path):
+    from spineaug.fidelity import runner
+    from spineaug.report import fidelity as report
+
     stats = fidelity.SigmaStats(0.05, 0.05, 0.03, 0.03, DRAWS)
-    text = fidelity.render(matches, rates, stats)
+    runner.write_rows(tmp_path, [runner.match_row(m) for m in matches], [runner.rate_row("nnunet", r) for r in rates],
+                      [runner.sigma_row(stats)])
+    text = report.render(report.load(tmp_path))
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| entry")]
     assert len(rows) == len(matches) + len(rates)
-    assert all(len(re.split(r"(?<!\\)\|", line)) == 9 for line in rows[: len(matches)])  # 7 cells, pipes escaped
+    assert all(len(re.split(r"(?<!\\)\|", line)) == 11 for line in rows[: len(matches)])  # 9 cells, pipes escaped
+    assert "Not measured" in text and "meta.json" in text  # no AugLab rows, no meta: said, not crashed on
 
 
-def test_cli_report_fidelity_writes_the_file(tmp_path, monkeypatch):
+def test_cli_fidelity_runs_the_runner(tmp_path, monkeypatch):
     from spineaug import cli
+    from spineaug.fidelity import runner
 
     calls = []
-
-    def fake_write(out, appendix=""):
-        calls.append(out)
-        path = Path(out) / "fidelity.md"
-        path.write_text("ok")
-        return path
-
-    monkeypatch.setattr(fidelity, "write", fake_write)
-    from spineaug.report import fidelity_auglab
-
-    monkeypatch.setattr(fidelity_auglab, "section", lambda: "auglab section")
-    assert cli.main(["report", "--fidelity", "--out", str(tmp_path)]) == 0
-    assert calls == [str(tmp_path)] and (tmp_path / "fidelity.md").read_text() == "ok"
+    monkeypatch.setattr(runner, "nnunet_rows", lambda draws, seed: calls.append((draws, seed)) or ([], [], []))
+    assert cli.main(["fidelity", "--out", str(tmp_path), "--draws", "7", "--no-auglab"]) == 0
+    assert calls == [(7, 0)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["matched.csv", "meta.json", "rates.csv", "sigma.csv"]
 
 
 AUGLAB_VENV = Path(__file__).resolve().parents[1] / ".venv-auglab"
@@ -136,7 +135,7 @@ def auglab_measurement():
     if not AUGLAB_VENV.is_dir():
         pytest.skip(f"AugLab environment {AUGLAB_VENV} absent (make auglab-env); xdomain's probabilities, ranges "
                     "and order are checked in tests/test_xdomain_fidelity.py")
-    from spineaug.report import fidelity_auglab
+    from spineaug.fidelity import auglab as fidelity_auglab
 
     return fidelity_auglab.measure()
 
@@ -159,6 +158,6 @@ def test_xdomain_firing_rates_match_auglab(auglab_measurement):
 
 
 def fidelity_auglab_comparisons():
-    from spineaug.report import fidelity_auglab
+    from spineaug.fidelity import auglab as fidelity_auglab
 
     return fidelity_auglab.COMPARISONS

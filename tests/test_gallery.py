@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spineaug import cli
-from spineaug.report import gallery
+from spineaug.preview import gallery
 
 ENTRIES = [
     {"name": "GaussianBlur", "p": 0.2, "sigma": [0.5, 1.0]},
@@ -130,3 +130,29 @@ def test_domain_generalisation_presets_render_a_panel_per_entry(preset, tmp_path
     assert title == f"preset {preset}" and len(entries) >= 3
     volume = gallery.phantom_volume(0, "t2w", shape=(24, 32, 48))
     _png_ok(gallery.render_gallery(volume, entries, tmp_path / f"{preset}.png", title=title))
+
+
+def test_random_draws_of_whole_presets_on_one_patch(tmp_path):
+    volume = gallery.phantom_volume(0, "t2w", shape=(24, 32, 48))
+    out = gallery.render_draws(volume, ["nnunet", "xdomain"], tmp_path / "draws.png", draws=3, seed=1,
+                               patch=(16, 16, 16))
+    _png_ok(out)
+    with pytest.raises(ValueError, match="larger than the case"):
+        gallery.render_draws(volume, ["nnunet"], tmp_path / "x.png", patch=(32, 32, 32))
+
+
+def test_cli_phantom_figure_writes_the_png_and_the_domains(tmp_path, monkeypatch):
+    import json
+
+    from spineaug import phantom
+    from spineaug.preview import phantom as phantom_figure
+
+    original = phantom_figure.render
+    monkeypatch.setattr(phantom_figure, "render", lambda out, seed=0: original(out, seed=seed, shape=(24, 32, 48)))
+    assert cli.main(["preview", "--phantom", "--out", str(tmp_path / "phantom.png")]) == 0
+    _png_ok(tmp_path / "phantom.png")
+    meta = json.loads((tmp_path / "phantom.json").read_text())
+    assert [d["name"] for d in meta["domains"]] == list(phantom.DOMAINS)
+    assert all(d["description"] == phantom.DOMAINS[d["name"]].description for d in meta["domains"])
+    assert meta["figure"] == "phantom.png" and meta["shape"] == [24, 32, 48] and "git" in meta
+

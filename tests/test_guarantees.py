@@ -1,4 +1,4 @@
-"""Headline guarantees, each with a test that fails when it breaks (issue 13, "Tests that can fail").
+"""Headline guarantees, each with a test that fails when it breaks.
 
 Every test here checks values: the drawn parameters (``return_params`` and the typed :class:`Params`), or outputs
 against a value computed another way. ``tools/mutants.py`` injects the bugs these tests must catch.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,72 @@ def test_alias_f_means_torch_nn_functional_only():
         for module in re.findall(r"^\s*(?:import (\S+)|from (\S+) import \S+) as F$", path.read_text(), re.M):
             name = module[0] or module[1]
             assert name in ("torch.nn.functional", "torch.nn"), f"{path.relative_to(ROOT.parent)}: {name} as F"
+
+
+# ---------------------------------------------------------------------------------------------- upper floors
+
+REPORT_ALLOWED_SPINEAUG = {"spineaug._schema", "spineaug._io", "spineaug.report"}
+"""The report renders result files only: of spineaug it imports the file schema, the file helpers and itself."""
+REPORT_ALLOWED_THIRD_PARTY = {"numpy", "pandas", "matplotlib", "mpl_toolkits"}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module an import statement in ``path`` names (``from a.b import c`` gives ``a.b`` and ``a.b.c``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def _is_stdlib(name: str) -> bool:
+    import sys
+
+    return name.split(".")[0] in sys.stdlib_module_names or name == "__future__"
+
+
+def test_report_imports_only_schema_io_and_itself():
+    files = sorted((ROOT / "report").rglob("*.py"))
+    assert files
+    for path in files:
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top == "spineaug":
+                if name == "spineaug":  # ``from spineaug import _io, _schema`` names the package, then each module
+                    assert not re.search(r"^\s*import spineaug\b", path.read_text(), re.M), path
+                    continue
+                ok = any(name == a or name.startswith(a + ".") for a in REPORT_ALLOWED_SPINEAUG)
+                assert ok, f"{path.relative_to(ROOT.parent)} imports {name}"
+            else:
+                assert _is_stdlib(name) or top in REPORT_ALLOWED_THIRD_PARTY, \
+                    f"{path.relative_to(ROOT.parent)} imports {name} (the report renders, it does not run libraries)"
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), [
+    ("bench", {"study", "report", "cli"}),  # bench and study share spineaug.harness instead
+    ("harness", {"study", "bench", "report", "cli"}),
+    ("fidelity", {"study", "bench", "report", "cli"}),
+    ("preview", {"study", "bench", "report", "cli"}),
+])
+def test_upper_floors_do_not_import_each_other(layer, forbidden):
+    for path in sorted((ROOT / layer).rglob("*.py")):
+        bad = {n for n in _imports(path) if n.split(".")[0] == "spineaug" and len(n.split(".")) > 1
+               and n.split(".")[1] in forbidden}
+        assert not bad, f"{path.relative_to(ROOT.parent)} imports {sorted(bad)}"
+
+
+def test_no_module_imports_another_packages_private_module():
+    """``spineaug.<pkg>._name`` is private to ``<pkg>``; top-level ``spineaug._name`` modules are shared by design."""
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        own = rel.parts[0] if len(rel.parts) > 1 else None
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] != "spineaug" or len(parts) < 3:
+                continue
+            private = [i for i, p in enumerate(parts[2:], start=2) if p.startswith("_") and not p.startswith("__")]
+            if private and parts[1] != own:
+                raise AssertionError(f"{rel} imports {name}, private to spineaug.{parts[1]}")

@@ -1,4 +1,4 @@
-"""The presets' contents, pinned entry by entry to their references (issue 13).
+"""The presets' contents, pinned entry by entry to their references.
 
 ``nnunet`` is pinned to nnU-Net v2's default training augmentation (``nnUNetTrainer.get_training_transforms``,
 nnunetv2 2.x / batchgeneratorsv2), ``xdomain`` to the paper's AugLab GPU configuration (its JSON is compared with

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from spineaug.baselines._common import PIPELINES, Baseline, BaselineUnavailable, MappingRow
+from spineaug.baselines._common import PIPELINES, Baseline, BaselineUnavailable, MappingRow, preset_entries
 
 LIBRARIES = ("batchgenerators", "torchio", "monai", "kornia", "auglab")
 """Baseline names accepted by :func:`build` and ``spineaug bench --baselines``."""
@@ -41,4 +41,4 @@ def mapping(library: str, pipeline: str) -> list[MappingRow]:
     return _module(library).mapping(pipeline)
 
 
-__all__ = ["LIBRARIES", "PIPELINES", "Baseline", "BaselineUnavailable", "MappingRow", "build", "mapping"]
+__all__ = ["LIBRARIES", "PIPELINES", "Baseline", "BaselineUnavailable", "MappingRow", "build", "mapping", "preset_entries"]

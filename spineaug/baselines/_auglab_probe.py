@@ -1,6 +1,6 @@
 """Observe AugLab's GPU modules in its own interpreter (``.venv-auglab``); run as a script, never imported by spineaug.
 
-The fidelity check of ``xdomain`` against the paper's toolbox (:mod:`spineaug.report.fidelity_auglab`) needs two
+The fidelity check of ``xdomain`` against the paper's toolbox (:mod:`spineaug.fidelity.auglab`) needs two
 things from AugLab (GPL-3.0, used strictly as an installed package):
 
 * **Firing rates**: AugLab's container built from a config file is called ``draws`` times on a batch of one; after

@@ -27,9 +27,9 @@ OP_CALLS = 5
 PEAK_CALLS = 5
 """Preset calls whose largest peak is reported (fresh parameters each; what fires changes the peak)."""
 PEAK_TARGET = 4.0
-"""Issue 14: peak extra memory of a call at most this many times the batch's bytes."""
+"""Target: peak extra memory of a call at most this many times the batch's bytes."""
 DRIFT_TARGET = 0.02
-"""Issue 14: memory after the late call within this fraction of its value after the early one."""
+"""Target: memory after the late call within this fraction of its value after the early one."""
 
 
 def op_growth(counts: dict[int, list[int]]) -> tuple[int, str]:

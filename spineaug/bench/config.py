@@ -17,7 +17,7 @@ FULL_BATCHES = (1, 2, 4)
 QUICK_SIZES = (32,)
 QUICK_BATCHES = (1, 2)
 HEADLINE = (2, 128)
-"""(B, S) of the headline comparison (issue 14: B=2, 128^3): matched work, >= 30 calls, every thread count."""
+"""(B, S) of the headline comparison (B=2, 128^3): matched work, >= 30 calls, every thread count."""
 
 WORKING_COPIES = 16
 """Estimated peak memory of one case, in multiples of the batch's image + label bytes (inputs, their clones,

@@ -74,13 +74,18 @@ def run_transforms(run: Run, device: torch.device) -> None:
                 f"(median), {passes} passes" + (f", {ref['ratio_to_reference']} x reference (mean)" if ref else ""))
 
 
+def firing_probability(entry: dict[str, Any]) -> float:
+    """Per-sample probability that a config entry changes the sample (``RandomTransform.firing_probability``)."""
+    return spineaug.TRANSFORMS[entry["name"]].firing_probability(entry)
+
+
 def run_overhead(run: Run, device: torch.device) -> None:
     """Fill ``overhead.csv``: every entry of every preset forced on with its own parameters, and its expected cost."""
     b, s = run.config.headline
     for pipeline in run.config.pipelines:
         total = 0.0
         for position, entry in enumerate(spineaug.Pipeline.from_preset(pipeline).config()["transforms"]):
-            p = spineaug.TRANSFORMS[entry["name"]].firing_probability(entry)
+            p = firing_probability(entry)
             timing, status, note = _forced(run, device, entry)
             row = run.base(device, pipeline=pipeline, position=position, transform=entry["name"], batch=b, size=s,
                            firing_p=f"{p:.4g}", status=status, note=note)

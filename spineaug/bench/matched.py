@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from spineaug import baselines
-from spineaug.baselines._common import preset_entries
+from spineaug.baselines import preset_entries
 
 FIXED_PIPELINE = {"batchgenerators": "nnunet"}
 """Baselines whose pipeline does not depend on the preset -> the preset they reproduce exactly (fidelity exact)."""

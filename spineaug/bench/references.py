@@ -1,6 +1,6 @@
 """Reference expressions: the cheapest plain-torch computation of each non-elementwise transform's kind of work.
 
-Issue 14's target for stencil, histogram and label-lookup transforms is "within 5x of the cheapest equivalent torch
+The target for stencil, histogram and label-lookup transforms is "within 5x of the cheapest equivalent torch
 expression"; for the resampling transforms it is "one grid_sample-class pass per tensor", so their reference is
 torch's own ``affine_grid`` and one ``grid_sample`` per tensor (the targets: ``spineaug._schema``). Each reference below does the same class of work on the same batch, written as directly as torch
 allows, and is timed in the same run as the transform forced on (``transforms.csv``: ``reference``,

@@ -67,7 +67,7 @@ class _Clock:
 def _loader(config: TrainingConfig, samples: list[Any], arm: Any, workers: int, device: torch.device,
             total: int, wrap: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None) -> torch.utils.data.DataLoader:
     from spineaug.data import PatchSampler
-    from spineaug.study.augment import WorkerAugmented, seed_worker
+    from spineaug.harness.augment import WorkerAugmented, seed_worker
 
     sampler = PatchSampler(samples, config.patch_size, length=total, seed=config.seed,
                            rotation_deg=arm.rotation_deg, scale=arm.scale)
@@ -81,7 +81,7 @@ def time_setting(config: TrainingConfig, samples: list[Any], arm_name: str, work
     """Train ``warmup + iterations`` steps of one arm with ``workers`` loader workers; the timing columns."""
     from monai.losses import DiceCELoss
 
-    from spineaug.study.augment import build_augmentation
+    from spineaug.harness.augment import build_augmentation
 
     arm = build_augmentation(arm_name, config.patch_size)
     timed_fn = _TimedFn(arm.worker) if arm.worker is not None else None

@@ -1,4 +1,4 @@
-"""The parts of ``reports/benchmark.md`` that issue 14 asks for: matched work with 1 and 2 threads (means with 95 %
+"""The target parts of ``reports/benchmark.md``: matched work with 1 and 2 threads (means with 95 %
 bootstrap intervals), the overhead per preset, memory, the op-count check, the training-throughput table (when
 ``training.csv`` is present) and a verdict per target, missed targets listed with where the time goes.
 
@@ -14,9 +14,9 @@ from spineaug import _schema
 
 SPEED_TARGETS = {("nnunet", "batchgenerators"): 6.0, ("xdomain", "auglab"): 5.0, ("xdomain", "monai"): 1.0,
                  ("xdomain", "torchio"): 1.0, ("xdomain", "kornia"): 1.0}
-"""Issue 14: (preset, baseline) -> required speed-up on matched work (mean, headline case, the most threads)."""
+"""(preset, baseline) -> required speed-up on matched work (mean, headline case, the most threads)."""
 OVERHEAD_TARGET = 0.10
-"""Issue 14: measured mean minus the sum of expected entry costs, at most this fraction of the mean."""
+"""The overhead target: measured mean minus the sum of expected entry costs, at most this fraction of the mean."""
 THREAD_NOTES = {
     "batchgenerators": "per-sample loop, single-threaded per sample (nnU-Net parallelises over worker processes)",
     "torchio": "per-sample loop, single-threaded per sample (TorchIO parallelises over DataLoader workers)",
@@ -171,7 +171,7 @@ def training_section(bench: Path) -> list[str]:
 
 
 def verdicts(ok, tr, ov, en, mem, training, b: int, s: int) -> list[str]:
-    """One row per target of issue 14 (CPU rows, the headline case, the most threads)."""
+    """One row per target (CPU rows, the headline case, the most threads)."""
     cpu = ok[(ok.device == "cpu") & (ok.batch == b) & (ok["size"] == s)]
     threads = int(cpu.torch_threads.max()) if not cpu.empty else 0
     cpu = cpu[cpu.torch_threads == threads]
@@ -233,7 +233,7 @@ def verdicts(ok, tr, ov, en, mem, training, b: int, s: int) -> list[str]:
     for device, cores, workers, ratio in training:
         rows.append([f"{target}, {device}, {cores} core(s)", f"{ratio:.2f}", "met" if ratio <= 0.9 else "missed",
                      "" if ratio <= 0.9 else f"bgv2 with {workers} worker(s); see the training table"])
-    return [f"## Verdicts (issue 14 targets; CPU, B={b}, 1x{s}^3, {threads} threads)", "",
+    return [f"## Verdicts (targets; CPU, B={b}, 1x{s}^3, {threads} threads)", "",
             "Speed-ups are ratios of means (baseline / spineaug on the baseline's matched work); *conservative* "
             "divides the low end of the baseline's interval by the high end of spineaug's.", "",
             md_table(["target", "measured", "verdict", "where the time goes (missed)"], rows), ""]
@@ -249,7 +249,7 @@ def passes_text(r: Any) -> str:
 
 
 def reference_target(kind: str) -> float:
-    """The multiple of its reference expression a transform of ``kind`` must stay within (issue 14)."""
+    """The multiple of its reference expression a transform of ``kind`` must stay within."""
     return _schema.RESAMPLING_TARGET if kind == "resampling" else _schema.REFERENCE_TARGET
 
 

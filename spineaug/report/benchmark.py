@@ -1,10 +1,11 @@
 """Benchmark report: ``reports/benchmark.md`` and its figures from the CSV files of ``spineaug bench``.
 
 Reads ``<results>/bench/{pipelines,transforms,engine,mapping}.csv`` and ``meta.json`` and writes, under ``<out>``:
-``benchmark.md``, ``benchmark_bars.png`` (seconds per batch at the headline case, one panel per pipeline),
-``benchmark_scaling.png`` (seconds per batch versus voxels, log-log), ``benchmark_transforms.png`` (each transform's
-time as a multiple of one elementwise pass) and a copy of the CSVs in ``<out>/bench/`` (small, meant to be
-committed next to the report).
+``benchmark.md``, ``benchmark_speedups.png`` (the headline: matched-work speed-up per baseline with intervals),
+``benchmark_bars.png`` (whole presets, seconds per batch at the headline case), ``benchmark_scaling.png`` (time
+versus volume size and batch size), ``benchmark_transforms.png`` (each transform forced on, milliseconds and passes),
+``benchmark_training.png`` (training-iteration split, when ``training.csv`` exists; :mod:`.bench_figures` draws
+them) and a copy of the CSVs in ``<out>/bench/`` (small, meant to be committed next to the report).
 """
 
 from __future__ import annotations
@@ -16,16 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from spineaug import _io, _schema
-from spineaug.report import bench_targets
+from spineaug.report import bench_figures, bench_targets
+from spineaug.report import training as training_report
 from spineaug.report.bench_targets import fmt_s, md_table, reference_target
 
 HEADLINE = (2, 128)
 """(batch, size) of the headline comparison; the nearest measured case is used when it is absent."""
-
-ORDER = ["spineaug", "batchgenerators", "torchio", "monai", "kornia", "auglab"]
-COLORS = {"spineaug": "#1b9e77", "batchgenerators": "#d95f02", "torchio": "#7570b3", "monai": "#e7298a",
-          "kornia": "#66a61e", "auglab": "#e6ab02"}
-LABELS = {"batchgenerators": "batchgeneratorsv2 (nnU-Net default)", "auglab": "AugLab GPU pipeline"}
+MAPPING_LABELS = {"batchgenerators": "batchgeneratorsv2 (nnU-Net default)", "auglab": "AugLab GPU pipeline"}
 
 
 def _load(results: Path):
@@ -55,119 +53,42 @@ def _headline_case(df) -> tuple[int, int]:
     return min(cases, key=lambda c: (abs(c[1] - HEADLINE[1]), abs(c[0] - HEADLINE[0])))
 
 
-def _impls(df) -> list[str]:
-    present = list(dict.fromkeys(df["impl"]))
-    return [i for i in ORDER if i in present] + [i for i in present if i not in ORDER]
-
-
-def _pyplot():
-    """``matplotlib.pyplot`` on the non-interactive Agg backend (imported lazily: only the report needs it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _bars(ok, out: Path, device: str) -> Path | None:
-    plt = _pyplot()
-
-    pipelines = list(dict.fromkeys(ok["pipeline"]))
-    if not pipelines:
-        return None
-    b, s = _headline_case(ok)
-    fig, axes = plt.subplots(1, len(pipelines), figsize=(5.5 * len(pipelines), 4.2), squeeze=False)
-    for ax, pipeline in zip(axes[0], pipelines):
-        sub = ok[(ok.pipeline == pipeline) & (ok.batch == b) & (ok["size"] == s)]
-        impls = [i for i in _impls(ok) if i in set(sub.impl)]
-        med = [float(sub[sub.impl == i].mean_s.iloc[0]) for i in impls]
-        lo = [m - float(sub[sub.impl == i].mean_ci_low_s.iloc[0]) for m, i in zip(med, impls)]
-        hi = [float(sub[sub.impl == i].mean_ci_high_s.iloc[0]) - m for m, i in zip(med, impls)]
-        ax.bar(range(len(impls)), med, yerr=[lo, hi], capsize=3, color=[COLORS.get(i, "grey") for i in impls])
-        ax.set_xticks(range(len(impls)), impls, rotation=30, ha="right")
-        ax.set_yscale("log")
-        ax.set_ylabel("seconds per batch (mean, 95% CI bars)")
-        ax.set_title(f"{pipeline}: B={b}, 1x{s}^3, {device}")
-        for x, m in enumerate(med):
-            ax.text(x, m, fmt_s(m), ha="center", va="bottom", fontsize=8)
-    fig.tight_layout()
-    path = out / f"benchmark_bars{'' if device == 'cpu' else '_' + device}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _scaling(ok, out: Path, device: str) -> Path | None:
-    plt = _pyplot()
-
-    pipelines = list(dict.fromkeys(ok["pipeline"]))
-    if not pipelines:
-        return None
-    fig, axes = plt.subplots(1, len(pipelines), figsize=(5.5 * len(pipelines), 4.4), squeeze=False)
-    styles = {1: ":", 2: "-", 4: "--"}
-    for ax, pipeline in zip(axes[0], pipelines):
-        sub = ok[ok.pipeline == pipeline]
-        for impl in _impls(sub):
-            for b in sorted(set(sub.batch)):
-                rows = sub[(sub.impl == impl) & (sub.batch == b)].sort_values("voxels")
-                if rows.empty:
-                    continue
-                ax.plot(rows.voxels, rows.median_s.astype(float), styles.get(int(b), "-"), marker="o", markersize=3,
-                        color=COLORS.get(impl, "grey"), label=f"{impl} B={b}")
-        vmin, vmax = float(sub.voxels.min()), float(sub.voxels.max())
-        if vmax > vmin:
-            ref = float(sub[sub.voxels == vmin].median_s.astype(float).min())
-            ax.plot([vmin, vmax], [ref, ref * vmax / vmin], color="black", lw=0.8, alpha=0.5, label="slope 1 (linear)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("voxels per batch (B x S^3)")
-        ax.set_ylabel("seconds per batch (median)")
-        ax.set_title(f"{pipeline} on {device}: cost vs volume")
-        ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    path = out / f"benchmark_scaling{'' if device == 'cpu' else '_' + device}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _transform_fig(tr, out: Path, device: str) -> Path | None:
-    plt = _pyplot()
-
-    rows = tr[(tr.status == "ok") & (tr.kind != _schema.FLOOR_KIND)].copy()
-    if rows.empty:
-        return None
-    rows["ratio"] = rows.ratio_to_floor.astype(float)
-    rows = rows.sort_values("ratio")
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.5))
-    colors = ["#1b9e77" if k == "elementwise" else "#7570b3" for k in rows.kind]
-    ax.barh(rows["transform"], rows["ratio"], color=colors)
-    ax.axvline(3, color="red", lw=1, ls="--", label="3x floor (elementwise target)")
-    ax.axvline(1, color="black", lw=0.8, label="1 elementwise pass")
-    ax.set_xscale("log")
-    ax.set_xlabel("time per batch / time of one elementwise pass (log)")
-    b, s = int(rows.batch.iloc[0]), int(rows["size"].iloc[0])
-    ax.set_title(f"each transform forced on, B={b}, 1x{s}^3, {device} (green: elementwise)")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = out / f"benchmark_transforms{'' if device == 'cpu' else '_' + device}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def firing_probability(entry: dict[str, Any]) -> float:
-    """Per-sample probability that a config entry changes the sample (``RandomTransform.firing_probability``)."""
-    import spineaug
-
-    return spineaug.TRANSFORMS[entry["name"]].firing_probability(entry)
-
-
 def _headline(meta: dict[str, Any], ok) -> tuple[int, int]:
     """The run's headline ``(B, S)`` (``meta.json``), else the measured case nearest to :data:`HEADLINE`."""
     value = meta.get("config", {}).get("headline")
     return (int(value[0]), int(value[1])) if value else _headline_case(ok)
+
+
+def provenance(meta: dict[str, Any]) -> str:
+    """Command, run, commit and machine of a benchmark run (for captions)."""
+    return (f"`{meta.get('command', 'spineaug bench')}`, run `{meta.get('run_id', '?')}`, commit "
+            f"`{str(meta.get('git') or 'unknown')[:12]}`, {meta.get('cpu_model', '?')} "
+            f"({meta.get('cpus_available', '?')} CPUs), GPU {meta.get('cuda') or 'none'}")
+
+
+def _figure(path: Path | None, alt: str, caption: str) -> list[str]:
+    return [] if path is None else [f"![{alt}]({path.name})", "", f"*Figure: {caption}*", ""]
+
+
+def caption_tables(lines: list[str], source: str, sources: dict[str, str] | None = None) -> list[str]:
+    """Put a caption under every markdown table that has none: the heading it sits under (what was measured) and
+    the run (``source``; ``sources`` maps a heading word, e.g. ``"Training"``, to another run's provenance)."""
+    text = "\n".join(lines).split("\n")
+    out: list[str] = []
+    heading = ""
+    for i, line in enumerate(text):
+        out.append(line)
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        ends_table = line.startswith("|") and (i + 1 == len(text) or not text[i + 1].startswith("|"))
+        if not ends_table:
+            continue
+        following = next((x for x in text[i + 1:] if x.strip()), "")
+        if following.startswith(("*Table", "*Figure")):
+            continue
+        run = next((v for k, v in (sources or {}).items() if k in heading), source)
+        out += ["", f"*Table: {heading}. {run}.*"]
+    return out
 
 
 def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
@@ -209,7 +130,6 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
     if meta.get("notes"):
         lines += ["## Notes from the run", ""] + [f"- {n}" for n in meta["notes"]] + [""]
     lines += bench_targets.verdicts(ok, tr, ov, en, mem, training, hb, hs)
-    figures = []
     for device in (list(dict.fromkeys(ok.device)) if not ok.empty else []):
         lines += [f"## Matched work on {device}: B={hb}, 1x{hs}^3", "",
                   "*fidelity*: exact = the same pipeline; partial = only the transforms the library has (it does "
@@ -218,12 +138,22 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                   "preset mean (today's ratio); **vs matched work** = baseline mean / the mean of spineaug restricted "
                   "to exactly the entries the baseline expresses (same probabilities and ranges, built from the "
                   "preset and the baseline's mapping): the headline. Higher = spineaug faster.", ""]
+        src = provenance(meta)
+        lines += _figure(bench_figures.speedups(ok, out, device, hb, hs), "matched-work speed-ups",
+                         f"spineaug's speed-up over each baseline on matched work (baseline mean / mean of spineaug "
+                         f"restricted to the entries the baseline expresses; an exact baseline runs the whole preset), "
+                         f"B={hb}, 1x{hs}^3, the most threads, {cfg.get('repeats')} timed calls per case; bars: "
+                         f"conservative interval from both means' 95 % bootstrap intervals. {src}.")
         lines += bench_targets.matched_tables(ok, device, hb, hs)
         dev = whole[whole.device == device]
-        for fig in (_bars(dev, out, device), _scaling(dev, out, device)):
-            if fig is not None:
-                figures.append(fig)
-                lines += [f"![{fig.stem}]({fig.name})", ""]
+        lines += _figure(bench_figures.whole_presets(ok, out, device, hb, hs), "whole presets",
+                         f"whole pipelines, **not matched work**: each library's own stand-in for the preset (a "
+                         f"partial baseline does less work than spineaug), mean seconds per batch with 95 % "
+                         f"intervals, B={hb}, 1x{hs}^3, {cfg.get('repeats')} calls. {src}.")
+        lines += _figure(bench_figures.scaling(ok, out, device, hb, hs), "time vs size",
+                         f"whole presets, median seconds per batch versus the cube edge S at B={hb} (left) and "
+                         f"versus the batch size B at S={hs} (right), S in {cfg.get('sizes')}, B in "
+                         f"{cfg.get('batches')}, up to {cfg.get('grid_repeats')} calls per case. {src}.")
         lines += [f"### All cases on {device}, whole presets (median seconds per batch, "
                   f"{int(dev.torch_threads.max()) if not dev.empty else '?'} threads)", ""]
         pivot_rows = []
@@ -286,10 +216,10 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                              f"{ref:.1f}" if ref == ref else "-", verdict])
             lines += [md_table(["transform", "kind", "params from", "mean [95% CI]", "median", "IQR",
                                 "x floor (median)", "passes", "x reference (mean)", "within target"], rows), ""]
-            fig = _transform_fig(t, out, device)
-            if fig is not None:
-                figures.append(fig)
-                lines += [f"![{fig.stem}]({fig.name})", ""]
+            lines += _figure(bench_figures.transforms(t, out, device), "per-transform cost",
+                             f"each transform forced on (p = 1) alone, mean milliseconds per batch with 95 % "
+                             f"intervals and its passes over the batch, B={b}, 1x{s}^3, {cfg.get('repeats')} calls; "
+                             f"dashed: one elementwise pass. {provenance(meta)}.")
     if not en.empty:
         lines += ["## Engine checks", "",
                   "aten operations dispatched per call (every transform forced on, so the same work runs for any "
@@ -312,15 +242,31 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                   md_table(["device", "pipeline", "check", "values", "verdict", "notes / sync ops seen"], rows), ""]
     lines += bench_targets.memory_section(mem)
     lines += bench_targets.training_section(bench)
+    split_rows = training_report.read_rows(bench)
+    if split_rows:
+        tmeta_path = bench / _schema.TRAINING_META
+        tmeta = json.loads(tmeta_path.read_text()) if tmeta_path.is_file() else {}
+        lines += _figure(bench_figures.training_split(split_rows, out, training_report.ARM_LABELS), "training iteration split",
+                         f"seconds per training iteration split into data wait, augmentation in the loop and network "
+                         f"step, per CPU budget, arm and loader workers ({split_rows[0]['iterations']} timed "
+                         f"iterations, fastest of {split_rows[0]['rounds']} rounds). `spineaug bench --training`, run "
+                         f"`{tmeta.get('run_id', split_rows[0]['run_id'])}`, commit "
+                         f"`{str(tmeta.get('git') or 'unknown')[:12]}`, {tmeta.get('cpu_model', meta.get('cpu_model', '?'))}.")
     if not mp.empty:
         lines += ["## Baseline mappings", "",
                   "Which spineaug transform each baseline expresses (blank: the library has no counterpart and the "
                   "baseline leaves it out, so it does less work than spineaug).", ""]
         for (library, pipeline), grp in mp.groupby(["baseline", "pipeline"], sort=False):
-            lines += [f"### {LABELS.get(library, library)} for `{pipeline}`", "", md_table(
+            lines += [f"### {MAPPING_LABELS.get(library, library)} for `{pipeline}`", "", md_table(
                 ["spineaug", "equivalent", "note"],
                 [[r.spineaug, r.equivalent if isinstance(r.equivalent, str) else "**none**",
                   r.note if isinstance(r.note, str) else ""] for _, r in grp.iterrows()]), ""]
+    tmeta_path = bench / _schema.TRAINING_META
+    tmeta = json.loads(tmeta_path.read_text()) if tmeta_path.is_file() else {}
+    training_src = (f"`spineaug bench --training`, run `{tmeta.get('run_id', '?')}`, commit "
+                    f"`{str(tmeta.get('git') or 'unknown')[:12]}`, {tmeta.get('cpu_model', meta.get('cpu_model', '?'))}")
+    lines = caption_tables(lines, f"{provenance(meta)}; {cfg.get('repeats')} timed calls per headline case",
+                           {"Training": training_src})
     md = _io.atomic_write_text(out / "benchmark.md", "\n".join(lines) + "\n")
     copy_dir = out / "bench"
     if copy_dir.resolve() != bench.resolve():

@@ -212,7 +212,7 @@ class StudyConfig(_Strict):
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
             _check_arm(arm, self.training.patch_size, self.base_dir)
-        from spineaug.study.augment import arm_slug
+        from spineaug.harness.augment import arm_slug
 
         slugs = [arm_slug(a) for a in self.arms]
         if len(set(slugs)) != len(slugs):
@@ -259,7 +259,7 @@ def payload(study: StudyConfig) -> dict[str, Any]:
 def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None) -> None:
     """Build the arm's augmentation now (a bad preset, config or missing library fails here, not mid-study)."""
     import spineaug
-    from spineaug.study.augment import BASELINE_ARMS, arm_file, build_augmentation
+    from spineaug.harness.augment import BASELINE_ARMS, arm_file, build_augmentation
 
     if arm.endswith((".json", ".yaml", ".yml")) and not arm_file(arm, base_dir).is_file():
         where = f" (looked in {base_dir}, {Path(base_dir).parent} and the working directory)" if base_dir else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spineaug.study.augment import arm_slug
+from spineaug.harness.augment import arm_slug
 from spineaug.study.config import StudyConfig
 
 

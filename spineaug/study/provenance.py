@@ -77,7 +77,7 @@ def engine_fingerprint(arm: str, base_dir: str | None = None) -> str:
     Global RNG state and the thread count are restored afterwards, so calling this inside a training process
     changes nothing the training draws.
     """
-    from spineaug.study.augment import build_augmentation
+    from spineaug.harness.augment import build_augmentation
 
     with isolated_rng(1):
         aug = build_augmentation(arm, FINGERPRINT_PATCH, base_dir=base_dir)

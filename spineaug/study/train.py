@@ -24,7 +24,7 @@ from torch import nn
 from spineaug import _schema
 from spineaug._io import atomic_write, atomic_write_csv, atomic_write_text
 from spineaug.data import PatchSampler, Sample
-from spineaug.study.augment import WorkerAugmented, build_augmentation, dump_config, seed_worker
+from spineaug.harness.augment import WorkerAugmented, build_augmentation, dump_config, seed_worker
 from spineaug.study.config import StudyConfig
 from spineaug.study.grid import Cell
 

@@ -140,7 +140,7 @@ def test_repository_studies_folder_is_the_bundled_one():
 def test_arm_files_resolve_relative_to_the_study_file(tmp_path, monkeypatch):
     import json
 
-    from spineaug.study.augment import build_augmentation
+    from spineaug.harness.augment import build_augmentation
     from spineaug.study.config import payload
 
     folder = tmp_path / "mine"

@@ -179,7 +179,7 @@ def test_summary_counts_cpu_hours_and_exports_monitoring(tmp_path):
 
 
 def test_mixing_arm_splits_the_batch_by_position(tmp_path):
-    from spineaug.study.augment import build_augmentation
+    from spineaug.harness.augment import build_augmentation
 
     arm = tmp_path / "mix.yaml"
     arm.write_text("mix: {strong: xdomain-plus, weak: nnunet, fraction: 0.5}\n")

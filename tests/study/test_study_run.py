@@ -49,7 +49,7 @@ def test_resumed_training_equals_uninterrupted(tmp_path, tiny):
 
 
 def test_every_arm_crops_the_patch(tiny):
-    from spineaug.study.augment import build_augmentation
+    from spineaug.harness.augment import build_augmentation
 
     for arm in ("none", "nnunet", "xdomain", "xdomain-plus"):
         aug = build_augmentation(arm, (16, 16, 16))

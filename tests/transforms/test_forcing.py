@@ -8,7 +8,7 @@ import pytest
 
 import spineaug
 from spineaug import bench
-from spineaug.report import gallery
+from spineaug.preview import gallery
 
 NAMES = sorted(spineaug.TRANSFORMS)
 KINDS = {"elementwise", "elementwise+quantile", "histogram", "label-lookup", "low-res field", "stencil",
@@ -61,8 +61,8 @@ def test_forced_keeps_gates_that_are_off_and_variant_probabilities():
     assert remap["p_inside"] == 0.25
 
 
-def test_preset_firing_probabilities_match_the_report_formula():
-    from spineaug.report.benchmark import firing_probability
+def test_preset_firing_probabilities_match_the_benchmark_formula():
+    from spineaug.bench.costs import firing_probability
 
     for entry in _preset_entries():
         expected = _report_formula(entry)

@@ -1,4 +1,4 @@
-"""Every appearance transform acts at every intensity scale and offset (issue 13 item 5).
+"""Every appearance transform acts at every intensity scale and offset.
 
 Images at scales 1e-6 ... 1e7 and offsets 0 and 1e5 (raw CT with an offset): a non-constant image must come out
 changed, finite and non-constant; a constant image must come out finite. float32 images whose spread is below the

@@ -1,6 +1,6 @@
 """Fidelity of the ``xdomain`` preset to the paper's toolbox (AugLab at commit 1ee096a), measured, not asserted.
 
-The same two kinds of evidence as :mod:`spineaug.report.fidelity` (which compares ``nnunet`` with nnU-Net), on the
+The same two kinds of evidence as :mod:`spineaug.fidelity.nnunet` (which compares ``nnunet`` with nnU-Net), on the
 same seeded synthetic volume, with AugLab run in its own environment (:func:`spineaug.baselines.auglab.probe`):
 
 * **Firing rates**: AugLab's GPU container, built from the snapshot's real ``transform_params_gpu.json``, is called
@@ -20,13 +20,12 @@ the axis choice of thick slices and FOV crops) are compared by firing rate only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 import spineaug
-from spineaug.report.fidelity import RATE_SHAPE, RATE_SIGMAS, Rate, changed, fmt_number, run_entry, volume
+from spineaug.fidelity.nnunet import RATE_SHAPE, Rate, changed, run_entry, volume
 
 BORDER = 1
 """Voxels from a face that count as "border" (Scharr's kernel reaches one voxel)."""
@@ -152,54 +151,4 @@ _NEVER_FIRING = frozenset({"RandomAffine3DCustom", "RandomClampGPU", "ZscoreNorm
 """AugLab modules at probability 0 in the paper's config (left out by the importer, so absent from ``xdomain``)."""
 
 
-def render(rates: list[Rate], matches: list[AugLabMatch], reply: dict[str, Any]) -> str:
-    """The markdown section of ``reports/fidelity.md`` on ``xdomain`` vs AugLab."""
-    lines = [
-        "# Fidelity: `xdomain` preset vs AugLab (the paper's toolbox)",
-        "",
-        f"AugLab {reply.get('auglab')} ({reply.get('source')}), kornia {reply.get('kornia')}, config "
-        f"`transform_params_gpu.json` ({reply.get('config')}); measured by spineaug/report/fidelity_auglab.py in "
-        "`.venv-auglab` (`make auglab-env`). Same synthetic volume as above.",
-        "",
-        "## Matched parameters (probability 1, degenerate ranges)",
-        "",
-        "| AugLab module | config | spineaug entries (importer) | voxels | max \\|diff\\| / std | tolerance "
-        "| intentional? |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for m in matches:
-        cfg = ", ".join(f"{k} {v}" for k, v in m.comparison.config.items() if k != "probability")
-        diff = m.error or fmt_number(m.difference)
-        lines.append(f"| {m.comparison.key.split('@')[0]} | {cfg or '-'} | {m.entries} | {m.comparison.region} | "
-                     f"{diff} | {fmt_number(m.comparison.tolerance)} | {m.comparison.intentional} |")
-    draws = rates[0].draws if rates else 0
-    lines += [
-        "",
-        f"## Firing rates ({draws} draws each; AugLab: each module's coin flip at batch size 1; ours: a sample "
-        "fired when its output differs from its input)",
-        "",
-        f"| entry | AugLab | ours | preset probability | z (accepted below {RATE_SIGMAS:g}) |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rates:
-        lines.append(f"| {r.entry} | {r.reference:.3f} | {r.ours:.3f} | {r.expected:.3f} | {r.z:+.2f} |")
-    lines += [
-        "",
-        "AugLab's container shares each coin flip across the batch (`same_on_batch = True`); spineaug draws per "
-        "sample, so the per-sample rate is the same and only the correlation within a batch differs.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def section(draws: int = DRAWS, seed: int = 0) -> str:
-    """The section, or a line saying why it is absent (no AugLab environment)."""
-    from spineaug.baselines import BaselineUnavailable
-
-    try:
-        return render(*measure(draws, seed))
-    except BaselineUnavailable as exc:
-        return f"# Fidelity: `xdomain` preset vs AugLab\n\nNot measured: {exc}.\n"
-
-
-__all__ = ["COMPARISONS", "DRAWS", "AugLabMatch", "Comparison", "measure", "render", "section"]
+__all__ = ["COMPARISONS", "DRAWS", "AugLabMatch", "Comparison", "measure"]

@@ -1,4 +1,5 @@
-"""Transform gallery: one case under each transform of a preset, forced on, as a grid of mid-sagittal slices.
+"""Transform gallery: one case under each transform of a preset, forced on, as a grid of mid-sagittal slices; and
+several random draws of whole presets on one patch (:func:`render_draws`, ``spineaug preview --draws``).
 
 Used by ``spineaug preview``. Every panel starts from the same (z-scored) case and the same seed; panel ``k`` runs a
 one-entry pipeline made of entry ``k`` forced on (``RandomTransform.forced``: ``p = 1``, its effect gates above 0
@@ -27,6 +28,31 @@ import torch
 import spineaug
 
 _LABEL_COLOURS = ("#ff4040", "#40c0ff", "#ffd040", "#60ff60", "#ff60ff", "#ffffff")
+LABEL_NAMES = {1: "vertebra", 2: "intervertebral disc", 3: "spinal canal"}
+"""The task labels (DESIGN.md, Data); the legend names other values ``label k``."""
+
+
+def label_colour(value: int) -> str:
+    """The contour colour of label ``value`` (1, 2, ...)."""
+    return _LABEL_COLOURS[(value - 1) % len(_LABEL_COLOURS)]
+
+
+def contour_labels(ax: Any, labels: np.ndarray, extent: tuple[float, float, float, float]) -> None:
+    """Draw each foreground label's outline of a 2-D label slice (rows top to bottom) on ``ax``."""
+    for value in range(1, int(labels.max(initial=0)) + 1):
+        if (labels == value).any():
+            ax.contour((labels == value).astype(float), levels=[0.5], colors=label_colour(value), linewidths=0.6,
+                       extent=extent, origin="upper")  # fmt: skip
+
+
+def label_legend(fig: Any, values: Sequence[int] = (1, 2, 3)) -> None:
+    """A legend of the contour colours below the panels (outside the data)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=label_colour(v), lw=2, label=f"{v}: {LABEL_NAMES.get(v, f'label {v}')}")
+               for v in values]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False,
+               title="label contours", title_fontsize=9)
 
 
 @dataclass(frozen=True)
@@ -212,23 +238,109 @@ def render_gallery(
             sl, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, extent=extent, interpolation="nearest"
         )
         if lab is not None:
-            ls = np.flipud(lab[x].T)
-            for value in range(1, int(ls.max(initial=0)) + 1):
-                if (ls == value).any():
-                    colour = _LABEL_COLOURS[(value - 1) % len(_LABEL_COLOURS)]
-                    ax.contour(
-                        (ls == value).astype(float), levels=[0.5], colors=colour, linewidths=0.5,
-                        extent=extent, origin="upper",
-                    )  # fmt: skip
+            contour_labels(ax, np.flipud(lab[x].T), extent)
     heading = f"{title} - {volume.name}, mid-sagittal slice, each transform forced on (seed {seed})".strip(" -")
     if patch != read:
         heading += (f"\nfinal patch {'x'.join(map(str, patch))} from the middle of the case; Spatial reads the "
                     f"enlarged patch {'x'.join(map(str, read))} around it, as nnU-Net's loader does")
     fig.suptitle(heading, fontsize=11)
-    fig.tight_layout()
+    if volume.label is not None:
+        label_legend(fig, sorted(int(v) for v in np.unique(volume.label) if v > 0))
+    fig.tight_layout(rect=(0, 0.06 if volume.label is not None else 0, 1, 1))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _whole_preset(entries: list[dict[str, Any]], patch: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The preset's entries as in training, Spatial cropping ``patch`` from the middle of the enlarged read."""
+    out = []
+    for entry in entries:
+        entry = dict(entry)
+        if entry.get("name") == "Spatial":
+            entry.update(patch_size=list(patch), crop="center", p_foreground=0.0)
+        out.append(entry)
+    return out
+
+
+def render_draws(
+    volume: GalleryCase, presets: Sequence[str], out: str | Path, *, draws: int = 6, seed: int = 0,
+    patch: Sequence[int] | None = None,
+) -> Path:
+    """Render ``draws`` random draws of each whole preset (every entry at its own probability) on one patch.
+
+    Every row starts from the same final patch in the middle of the case (the largest that every preset's
+    enlarged read fits around, :func:`training_patches`; or ``patch``, e.g. the study's training patch, whose
+    enlarged read is then clamped to the case, beyond which Spatial pads as in training); each preset runs once on a batch of ``draws`` copies, so
+    each sample draws its own parameters, from the generator seeded with ``seed``. Label contours show alignment.
+
+    Returns:
+        The written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(name, preset_entries(name)[1]) for name in presets]
+    shape = tuple(volume.image.shape)
+    spatial_entries = [e for _, entries in rows for e in entries if e.get("name") == "Spatial"]
+    if patch is None:
+        patch, read = training_patches(shape, spatial_entries)
+    else:
+        from spineaug.data import enlarged_patch_size
+
+        patch = tuple(int(p) for p in patch)
+        if any(p > s for p, s in zip(patch, shape)):
+            raise ValueError(f"patch {patch} is larger than the case {shape}")
+        sizes = [enlarged_patch_size(patch, e.get("rotation_deg", 0.0), e.get("scale", (1.0, 1.0)))
+                 for e in spatial_entries] or [patch]
+        read = tuple(min(max(s[a] for s in sizes), shape[a]) for a in range(3))
+    image = torch.from_numpy(_zscore(volume.image))[None, None]
+    label = None if volume.label is None else torch.from_numpy(volume.label.astype(np.int64))[None, None]
+    panels: list[list[tuple[str, np.ndarray, np.ndarray | None]]] = []
+    for name, entries in rows:
+        spatial = any(e.get("name") == "Spatial" for e in entries)
+        size = read if spatial else patch
+        x = center_crop(image, size).expand(draws, -1, -1, -1, -1).contiguous()
+        y = None if label is None else center_crop(label, size).expand(draws, -1, -1, -1, -1).contiguous()
+        pipe = spineaug.Pipeline.from_config({"seed": seed, "transforms": _whole_preset(entries, patch)})
+        img, lab = pipe(x, y, generator=torch.Generator().manual_seed(seed))
+        img, lab = center_crop(img, patch), None if lab is None else center_crop(lab, patch)
+        first = center_crop(image, patch)[0, 0].numpy(), None if label is None else center_crop(label, patch)[0, 0].numpy()
+        panels.append([("original", *first)] + [
+            (f"draw {i + 1}", img[i, 0].numpy(), None if lab is None else lab[i, 0].numpy()) for i in range(draws)])
+    sy, sz = volume.spacing[1], volume.spacing[2]
+    panel_h = 2.4
+    panel_w = max(1.0, min(3.5, panel_h * (patch[1] * sy) / (patch[2] * sz)))
+    fig, axes = plt.subplots(len(rows), draws + 1, figsize=((draws + 1) * panel_w + 1.2, len(rows) * (panel_h + 0.3)
+                                                            + 0.7), squeeze=False)  # fmt: skip
+    extent = (0, patch[1] * sy, 0, patch[2] * sz)
+    for r, ((name, _), row) in enumerate(zip(rows, panels)):
+        for c, (title, img, lab) in enumerate(row):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            x = img.shape[0] // 2
+            sl = np.flipud(img[x].T)
+            lo, hi = np.percentile(sl, [0.5, 99.5])
+            ax.imshow(sl, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, extent=extent, interpolation="nearest")
+            if lab is not None:
+                contour_labels(ax, np.flipud(lab[x].T), extent)
+            if r == 0:
+                ax.set_title(title, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=10)
+    fig.suptitle(f"{volume.name}: {draws} random draws of each whole preset (every entry at its own probability) on "
+                 f"the same {'x'.join(map(str, patch))} patch, mid-sagittal slice (seed {seed})", fontsize=11)
+    if volume.label is not None:
+        label_legend(fig, sorted(int(v) for v in np.unique(volume.label) if v > 0))
+    fig.tight_layout(rect=(0, 0.06 if volume.label is not None else 0, 1, 1))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
 
@@ -244,6 +356,6 @@ def preset_entries(source: str | Path | dict[str, Any]) -> tuple[str, list[dict[
 
 
 __all__ = [
-    "GalleryCase", "center_crop", "force_on", "nifti_volume", "phantom_volume", "preset_entries", "render_gallery",
-    "training_patches",
+    "LABEL_NAMES", "GalleryCase", "center_crop", "contour_labels", "force_on", "label_colour", "label_legend",
+    "nifti_volume", "phantom_volume", "preset_entries", "render_draws", "render_gallery", "training_patches",
 ]
