@@ -184,6 +184,9 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> StudyConfig:
+        if isinstance(self.data, PhantomData) and abs(self.data.spacing - self.preprocessing.spacing) > 1e-6:
+            raise ValueError(f"data.spacing ({self.data.spacing}) must equal preprocessing.spacing "
+                             f"({self.preprocessing.spacing}) for the phantom: it is rendered at the study's spacing")  # fmt: skip
         domains = self.data.domain_names()
         for key, names in (("sources", self.sources), ("targets", self.targets or [])):
             for name in names:
