@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import torch
 
 import spineaug
 from spineaug.integrations._extras import require
+from spineaug.validation import NoEffectWarning
 
 require("monai", "monai", "spineaug.integrations.monai")
 
@@ -76,6 +78,9 @@ class SpineAugd(Randomizable, MapTransform):
             self.pipeline = spineaug.Pipeline.from_preset(preset or "xdomain", patch_size=patch_size,
                                                           check_finite=False)  # fmt: skip
         self._seed = 0
+        if self.pipeline.seed is not None:
+            warnings.warn(f"SpineAugd: the config's seed ({self.pipeline.seed}) has no effect here: set_random_state and MONAI's worker "
+                          "seeding draw each call's seed", NoEffectWarning, stacklevel=2)  # fmt: skip
 
     def randomize(self, data: Any = None) -> None:
         """Draw the seed of this call's ``torch.Generator`` from ``self.R`` (MONAI's per-transform RNG)."""

@@ -262,6 +262,13 @@ def _check_arm(arm: str, patch_size: tuple[int, int, int]) -> None:
         raise ValueError(f"arms: {arm!r} cannot run here: {exc}") from None
     except ConfigError as exc:  # the arm's own config file
         raise ConfigError(f"arms: {arm}: {exc}") from None
+    if arm.endswith((".json", ".yaml", ".yml")):
+        from spineaug.config import load_config
+
+        seed = load_config(arm).get("seed")
+        if seed is not None:
+            raise ValueError(f"arms: {arm}: seed {seed} has no effect in a study (each cell's training seed draws "
+                             "the augmentation); remove it")  # fmt: skip
 
 
 def load_study(source: str | Path | dict[str, Any]) -> StudyConfig:

@@ -83,6 +83,9 @@ def segment_file(model, spec: dict, path: Path, out_dir: Path, device: torch.dev
 
 def predict(model_path: str | Path, inputs: str | Path, output: str | Path, *, progress: bool = True) -> list[Path]:
     """Segment a file or every NIfTI file of a folder; returns the written label files."""
+    from spineaug import _io
+
+    _io.check_writable_folder(output, "--output")  # before loading the model and reading the inputs
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, spec = load_model(model_path, device)
     files = _inputs(Path(inputs))
