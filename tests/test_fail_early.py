@@ -40,3 +40,21 @@ def test_bench_out_that_cannot_be_written_fails_before_timing(tmp_path, monkeypa
     assert cli.main(["bench", "--quick", "--out", str(out), *extra]) == 2
     err = capsys.readouterr().err
     assert "is a file, not a folder" in err and str(out) in err
+
+
+def test_study_export_that_cannot_be_written_fails_before_the_study(tmp_path, monkeypatch, capsys):
+    from spineaug import study
+
+    monkeypatch.setattr(study, "run_study", _started)
+    (tmp_path / "file").write_text("x")
+    code = cli.main(["study", "--quick", "--out", str(tmp_path / "res"), "--export", str(tmp_path / "file" / "x")])
+    assert code == 2 and "--export" in capsys.readouterr().err
+
+
+def test_predict_output_that_cannot_be_written_fails_before_loading_the_model(tmp_path, monkeypatch):
+    from spineaug.study import predict
+
+    monkeypatch.setattr(predict, "load_model", _started)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="--output"):
+        predict.predict(tmp_path / "model.pt", tmp_path, tmp_path / "file" / "labels", progress=False)
