@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
 import shutil
 import subprocess
 import sys
@@ -60,11 +62,19 @@ def run(module: str, minutes: float, jobs: int) -> dict[str, object]:
     tests = SCOPES[module]
     work = _scratch(module, tests)
     mutmut = [sys.executable, "-m", "mutmut"]
+    # Its own process group: at the time box, SIGINT lets mutmut stop its workers (results are saved per mutant).
+    proc = subprocess.Popen([*mutmut, "run", "--max-children", str(jobs)], cwd=work, start_new_session=True)
     try:
-        subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work, timeout=minutes * 60, check=False)
+        proc.wait(timeout=minutes * 60)
         cut = False
     except subprocess.TimeoutExpired:
         cut = True
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     listing = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True)
     states: dict[str, str] = {}
     for line in listing.stdout.splitlines():

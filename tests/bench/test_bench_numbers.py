@@ -296,3 +296,24 @@ def test_memory_rows_are_peak_over_batch_bytes_and_relative_drift(monkeypatch):
     assert forced["value_bytes"] == 5000 and forced["ratio"] == f"{5000 / batch_bytes:.4g}"
     assert forced["verdict"] == "missed"  # 6.5x > 4x
     assert drift["ratio"] == "0.03" and drift["verdict"] == "missed" and drift["reference_bytes"] == 1000
+
+
+def test_memory_and_overhead_tables_render_their_numbers(frames):
+    drift = dict(MEMORY[0], check="rss_drift", calls=200, value_bytes=1012, reference_bytes=1000, ratio=0.012,
+                 target="<= 2% growth", verdict="met", method="VmRSS")
+    text = "\n".join(bench_targets.memory_section(pd.DataFrame([MEMORY[0], drift])))
+    assert "| cpu | nnunet | peak_extra(preset) | B=2 S=64 | 5 | 3.00 MiB | 2.00 MiB | 1.50x | <= 4x batch | met | m |" \
+        in text
+    assert "| cpu | nnunet | rss_drift | B=2 S=64 | 200 | 0.00 MiB | 0.00 MiB | +1.20% | <= 2% growth | met | VmRSS |" \
+        in text
+    assert bench_targets.memory_section(pd.DataFrame()) == []
+    details = "\n".join(bench_targets.overhead_section(frames["ov"], frames["ok"], "cpu"))
+    assert "| 0 | Spatial | 0.36 | 10.0 ms | 3.6 ms |" in details and "| 2 | Flip | 0.875 | 4.0 ms | 3.5 ms |" in details
+    assert "<summary>nnunet: expected cost per entry</summary>" in details
+    assert bench_targets.overhead_section(pd.DataFrame(), frames["ok"], "cpu") == []
+
+
+def test_seconds_format_at_each_unit():
+    assert [bench_targets.fmt_s(x) for x in (float("nan"), 4.5e-5, 0.0123, 1.234, -0.002, 0.000999)] == \
+        ["-", "45 us", "12.3 ms", "1.23 s", "-2.0 ms", "999 us"]
+    assert bench_targets.md_table(["a", "b"], [[1, "x"]]) == "| a | b |\n|---|---|\n| 1 | x |"
