@@ -317,3 +317,15 @@ def test_seconds_format_at_each_unit():
     assert [bench_targets.fmt_s(x) for x in (float("nan"), 4.5e-5, 0.0123, 1.234, -0.002, 0.000999)] == \
         ["-", "45 us", "12.3 ms", "1.23 s", "-2.0 ms", "999 us"]
     assert bench_targets.md_table(["a", "b"], [[1, "x"]]) == "| a | b |\n|---|---|\n| 1 | x |"
+
+
+def test_matched_tables_do_not_depend_on_row_order_or_a_missing_thread_count(frames):
+    forward = bench_targets.matched_tables(frames["ok"], "cpu", B, S)
+    backward = bench_targets.matched_tables(frames["ok"].iloc[::-1], "cpu", B, S)
+    assert sorted("\n".join(backward).splitlines()) == sorted("\n".join(forward).splitlines())  # rows may reorder
+    (whole,) = [r for r in _cells(forward, "spineaug `nnunet` (whole preset)") if r[3] == "2"]
+    assert whole[1:] == ["reference", "c", "2", "10.0 ms [9.0 ms, 11.0 ms]", "1", "-", "-", "10.0 ms", "30", ""]
+    ok = frames["ok"]
+    no_whole_at_one = ok[~((ok.torch_threads == 1) & (ok.impl == "spineaug") & (ok.work == _schema.WORK_PRESET))]
+    bgv2 = {r[3]: r for r in _cells(bench_targets.matched_tables(no_whole_at_one, "cpu", B, S), "batchgenerators")}
+    assert set(bgv2) == {"2"} and bgv2["2"][7] == "**7.50x**"
