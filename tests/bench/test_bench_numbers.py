@@ -329,3 +329,12 @@ def test_matched_tables_do_not_depend_on_row_order_or_a_missing_thread_count(fra
     no_whole_at_one = ok[~((ok.torch_threads == 1) & (ok.impl == "spineaug") & (ok.work == _schema.WORK_PRESET))]
     bgv2 = {r[3]: r for r in _cells(bench_targets.matched_tables(no_whole_at_one, "cpu", B, S), "batchgenerators")}
     assert set(bgv2) == {"2"} and bgv2["2"][7] == "**7.50x**"
+
+
+def test_overhead_verdict_is_inclusive_and_a_preset_without_timings_does_not_hide_the_next(frames):
+    ok = pd.DataFrame([_pl("spineaug", "nnunet", 10.0, 9.0, 11.0)])
+    ov = pd.DataFrame([_ov("xdomain", 0, "Gamma", 0.5, 1.0),  # no xdomain preset row: skipped, not the end
+                       _ov("nnunet", 0, "Spatial", 0.5, 10.0), _ov("nnunet", 1, "Gamma", 1.0, 4.0)])
+    text = "\n".join(bench_targets.overhead_section(ov, ok, "cpu"))
+    assert "| nnunet | B=2 S=64, 2 threads | 10.00 s | 9.00 s | 1.00 s | 10% | met |" in text  # exactly 10 %
+    assert "| xdomain |" not in text
