@@ -338,3 +338,53 @@ def test_overhead_verdict_is_inclusive_and_a_preset_without_timings_does_not_hid
     text = "\n".join(bench_targets.overhead_section(ov, ok, "cpu"))
     assert "| nnunet | B=2 S=64, 2 threads | 10.00 s | 9.00 s | 1.00 s | 10% | met |" in text  # exactly 10 %
     assert "| xdomain |" not in text
+
+
+def test_verdicts_do_not_depend_on_row_order_or_on_rows_of_other_presets_and_cases(frames):
+    forward = _verdict_rows(frames)
+    decoys = pd.DataFrame([
+        _pl("batchgenerators", "xdomain", 0.001, 0.001, 0.001),     # the right baseline, the wrong preset
+        _pl("spineaug", "nnunet", 0.9, 0.9, 0.9, work=M + "batchgenerators", batch=4, size=32),
+        _pl("torchio", "nnunet", 0.9, 0.9, 0.9, fidelity="exact"),  # an exact baseline of the other preset
+    ])
+    mixed = pd.concat([decoys, frames["ok"].iloc[::-1]], ignore_index=True)
+    assert _verdict_rows(dict(frames, ok=mixed)) == forward
+    # Every met speed-up row has an empty "where the time goes" cell.
+    assert forward["`xdomain` >= 1x faster than torchio on matched work"] == ["2.50x (conservative 1.60x)", "met", ""]
+
+
+def test_verdicts_of_missing_or_partial_inputs(frames):
+    ok = frames["ok"]
+    ok = ok[(ok.impl != "monai")].copy()                            # monai not measured; kornia (after it) still is
+    ok.loc[ok.impl == "auglab", "mean_ci_low_s"] = float("nan")     # no interval: no conservative ratio
+    rows = _verdict_rows(dict(frames, ok=ok))
+    assert rows["`xdomain` >= 1x faster than monai on matched work"] == ["-", "not measured", ""]
+    assert rows["`xdomain` >= 1x faster than kornia on matched work"][:2] == ["0.95x (conservative 0.60x)", "missed"]
+    assert rows["`xdomain` >= 5x faster than auglab on matched work"][:2] == ["4.90x", "missed"]
+    matched_only = ok[ok.work != M + "batchgenerators"]             # the baseline ran, its matched work did not
+    assert _verdict_rows(dict(frames, ok=matched_only))[
+        "`nnunet` >= 6x faster than batchgenerators on matched work"] == ["-", "not measured", ""]
+    # No overhead, memory or engine results, and transforms.csv from before the reference columns.
+    old_tr = frames["tr"].drop(columns=["ratio_to_reference"])
+    rows = _verdict_rows(dict(frames, ov=pd.DataFrame(), mem=pd.DataFrame(), tr=old_tr))
+    assert not any("overhead" in k or "peak_extra" in k for k in rows)
+    assert [v[1] for k, v in rows.items() if k.startswith(("label-lookup", "resampling"))] == ["not measured"] * 2
+
+
+def test_verdict_rows_of_overhead_memory_and_the_elementwise_worst_three(frames):
+    rows = _verdict_rows(frames)
+    assert rows["`nnunet` overhead <= 10% of the mean"] == [
+        "17%", "missed", "Spatial 3.6 ms, Flip 3.5 ms, Gamma 1.2 ms; overhead 1.7 ms of 10.0 ms"]
+    tr = pd.concat([frames["tr"], pd.DataFrame([_tr("Inversion", "elementwise", 0.001, 1.0, 1)])])
+    ov = pd.concat([frames["ov"], pd.DataFrame([_ov("nnunet", 3, "Noise", 0.1, 0.001)])])
+    drift = dict(MEMORY[0], check="rss_drift", ratio=0.012, verdict="met", target="<= 2% growth")
+    forced = dict(MEMORY[0], check="peak_extra(all forced on)", ratio=9.0, verdict="missed")
+    rows = _verdict_rows(dict(frames, tr=tr, ov=ov, mem=pd.DataFrame([MEMORY[0], drift, forced])))
+    assert rows["every elementwise transform within 3x of the floor pass"][:2] == ["3 of 4 (up to 3.2x)", "missed"]
+    assert "Inversion" not in rows["every elementwise transform within 3x of the floor pass"][2]  # the worst 3 only
+    assert rows["`nnunet` overhead <= 10% of the mean"][2].startswith("Spatial 3.6 ms, Flip 3.5 ms, Gamma 1.2 ms;")
+    assert rows["`nnunet` rss_drift (cpu) <= 2% growth"] == ["+1.20%", "met", ""]
+    assert not any("all forced on" in k for k in rows)  # the worst case is shown in the table, not judged
+    at_ten = dict(frames, ok=pd.DataFrame([_pl("spineaug", "nnunet", 10.0, 9.0, 11.0)]),
+                  ov=pd.DataFrame([_ov("nnunet", 0, "Spatial", 0.5, 10.0), _ov("nnunet", 1, "Gamma", 1.0, 4.0)]))
+    assert _verdict_rows(at_ten)["`nnunet` overhead <= 10% of the mean"] == ["10%", "met", ""]
