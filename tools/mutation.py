@@ -63,7 +63,9 @@ def run(module: str, minutes: float, jobs: int) -> dict[str, object]:
     work = _scratch(module, tests)
     mutmut = [sys.executable, "-m", "mutmut"]
     # Its own process group: at the time box, SIGINT lets mutmut stop its workers (results are saved per mutant).
-    proc = subprocess.Popen([*mutmut, "run", "--max-children", str(jobs)], cwd=work, start_new_session=True)
+    with open(work / "mutmut-run.log", "w") as log:  # its progress spinner, kept out of the summary
+        proc = subprocess.Popen([*mutmut, "run", "--max-children", str(jobs)], cwd=work, start_new_session=True,
+                                stdout=log, stderr=subprocess.STDOUT)
     try:
         proc.wait(timeout=minutes * 60)
         cut = False
