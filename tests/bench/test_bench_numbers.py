@@ -388,3 +388,26 @@ def test_verdict_rows_of_overhead_memory_and_the_elementwise_worst_three(frames)
     at_ten = dict(frames, ok=pd.DataFrame([_pl("spineaug", "nnunet", 10.0, 9.0, 11.0)]),
                   ov=pd.DataFrame([_ov("nnunet", 0, "Spatial", 0.5, 10.0), _ov("nnunet", 1, "Gamma", 1.0, 4.0)]))
     assert _verdict_rows(at_ten)["`nnunet` overhead <= 10% of the mean"] == ["10%", "met", ""]
+
+
+def test_verdict_rows_of_op_growth_and_training_throughput(frames):
+    en = pd.DataFrame([
+        dict(run_id="r", device="cpu", torch_threads=2, pipeline="nnunet", check="aten_ops_growth(B)", batch=8,
+             size=S, value=0, verdict="flat", note="n1"),
+        dict(run_id="r", device="cpu", torch_threads=2, pipeline="xdomain", check="aten_ops_growth(B)", batch=8,
+             size=S, value=12, verdict="grows", note="n2"),
+        dict(run_id="r", device="cpu", torch_threads=2, pipeline="nnunet", check="host_syncs", batch=2, size=S,
+             value=0, verdict="ok", note=""),
+    ])
+    training = [("cpu", 2, 1, 0.9), ("cpu", 1, 1, 1.25)]
+    text = bench_targets.verdicts(frames["ok"], frames["tr"], frames["ov"], en, frames["mem"], training, B, S)
+    rows = {r[0]: r[1:] for r in ([c.strip() for c in line.strip().strip("|").split("|")]
+                                  for line in "\n".join(text).splitlines() if line.startswith("| "))}
+    assert rows["`nnunet` aten ops per call do not grow with B (cpu)"] == ["flat, +0 ops", "met", "n1"]
+    assert rows["`xdomain` aten ops per call do not grow with B (cpu)"] == ["grows, +12 ops", "missed", "n2"]
+    assert not any("host_syncs" in k for k in rows)
+    target = "training iteration: (b) spineaug nnunet / (a) bgv2 in loader workers, paper ~0.9 (GPU)"
+    assert rows[f"{target}, cpu, 2 core(s)"] == ["0.90", "met", ""]  # inclusive
+    assert rows[f"{target}, cpu, 1 core(s)"] == ["1.25", "missed", "bgv2 with 1 worker(s); see the training table"]
+    assert target not in rows
+    assert _verdict_rows(frames)[target] == ["-", "not run", "`spineaug bench --training`"]
