@@ -22,7 +22,6 @@ from spineaug.functional import spatial as FS
 from spineaug.transforms._resample import Placement, Sampling, Warp, resample_all
 from spineaug.transforms.base import Params, RandomTransform
 from spineaug.validation import (
-    Axes,
     NonEmptyAxes,
     NonNegativeRange,
     PositiveInt,
