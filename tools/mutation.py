@@ -28,9 +28,10 @@ SCOPES: dict[str, list[str]] = {
     "spineaug/report/bench_targets.py": ["tests/bench/test_bench_numbers.py"],
     "spineaug/bench/costs.py": ["tests/bench/test_bench_numbers.py"],
     "spineaug/bench/timing.py": ["tests/bench/test_bench_numbers.py"],
-    "spineaug/integrations/monai.py": ["tests/integrations/test_monai_behaviour.py", "tests/integrations/test_monai.py"],
+    "spineaug/integrations/monai.py": ["tests/integrations/test_monai_behaviour.py", "tests/integrations/test_monai.py",
+                                       "tests/test_ignored_inputs.py"],
     "spineaug/integrations/torchio.py": ["tests/integrations/test_torchio_behaviour.py",
-                                         "tests/integrations/test_torchio.py"],
+                                         "tests/integrations/test_torchio.py", "tests/test_ignored_inputs.py"],
     "spineaug/integrations/nnunet/trainers.py": ["tests/integrations/test_nnunet_trainer_step.py",
                                                  "tests/integrations/test_nnunet.py"],
 }

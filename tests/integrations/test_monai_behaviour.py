@@ -64,3 +64,14 @@ def test_collated_batch_and_per_sample_calls_agree_in_distribution():
     # Within one collated batch the samples draw their own multipliers (not one per batch).
     one_batch = _factors(_aug().set_random_state(2)({"image": torch.ones(40, *SHAPE)})["image"])
     assert len(set(one_batch[one_batch != 1.0].tolist())) > 10
+
+
+def test_a_single_key_string_and_numpy_inputs():
+    import numpy as np
+
+    out = SpineAugd(keys="image", config=CONFIG, allow_missing_keys=True).set_random_state(0)(
+        {"image": torch.ones(SHAPE)})  # fmt: skip
+    assert out["image"].shape == SHAPE
+    aug = SpineAugd(keys=("image", "label"), config=CONFIG).set_random_state(0)
+    out = aug({"image": np.ones(SHAPE, dtype=np.float32), "label": np.zeros(SHAPE, dtype=np.int16)})
+    assert out["image"].shape == SHAPE and out["label"].dtype == torch.int16
