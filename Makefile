@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast mutants benchmark bench-quick study study-status report fidelity phantom-figure asv auglab-env preview clean
+.PHONY: install test test-fast mutants mutation benchmark bench-quick study study-status report fidelity phantom-figure asv auglab-env preview clean
 
 # AugLab (GPL-3.0, the paper's toolbox) needs kornia <= 0.8.2, .venv has kornia 0.9: it gets its own small env.
 # Only auglab and kornia are installed there (--no-deps); a .pth file appends .venv's site-packages, so torch & co.
@@ -35,6 +35,12 @@ test-fast: install
 # Re-injects known engine bugs one at a time into a temporary copy and checks a fast test catches each (5-15 min on 2 cores).
 mutants: install
 	$(BIN)/python tools/mutants.py
+
+# mutmut over the modules that compute reported numbers and the integrations (tools/mutation.py lists the scopes),
+# one scratch copy per module, each time-boxed; not part of `make test`. One module: make mutation MODULES=spineaug/x.py
+MUTATION_MINUTES ?= 10
+mutation: install
+	$(BIN)/python tools/mutation.py $(MODULES) --minutes $(MUTATION_MINUTES)
 
 # A failed AugLab build does not stop the benchmark: `spineaug bench` then skips AugLab with a visible note.
 # The last full run (pipeline benchmark, training benchmark, report) took 29 min on this 2-core machine.

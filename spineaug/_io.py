@@ -27,6 +27,28 @@ VERSIONED_PACKAGES = (
 # ---------------------------------------------------------------------------------------------- atomic files
 
 
+def check_writable_folder(path: str | Path, what: str = "--out") -> Path:
+    """Raise ``OSError`` now if files cannot be written under the folder ``path`` (which need not exist yet).
+
+    For runners that work for minutes before writing: the nearest existing ancestor must be a folder that accepts
+    a new file (probed by creating and removing a temporary file there; nothing else is created).
+    """
+    import tempfile
+
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(f"{what} {path}: {probe} is a file, not a folder")
+    try:
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError as exc:
+        raise PermissionError(f"{what} {path}: cannot write in {probe} ({exc.strerror or exc})") from exc
+    return path
+
+
+
 def atomic_write(path: str | Path, write: Any) -> Path:
     """Call ``write(tmp_path)`` on a temporary file in the same folder, then rename it to ``path``.
 

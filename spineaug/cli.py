@@ -275,6 +275,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
         if args.export:
             print(study.export(out, Path(args.export) / cfg.name, cfg))
         return 0
+    if args.export:  # written after the whole study: check it before the study starts
+        from spineaug import _io
+
+        _io.check_writable_folder(Path(args.export) / cfg.name, "--export")
     slurm = study.SlurmOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus, mem_gb=args.mem_gb,
                                time_min=args.time_min)  # fmt: skip
     study.run_study(cfg, out, executor=args.executor, workers=args.workers, slurm=slurm, progress=not args.quiet,

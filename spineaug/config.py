@@ -8,12 +8,13 @@ constructor (see :mod:`spineaug.validation`); errors name the entry (``transform
 from __future__ import annotations
 
 import json
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from spineaug.transforms import TRANSFORMS, RandomTransform
-from spineaug.validation import ConfigError, check_seed
+from spineaug.validation import ConfigError, NoEffectWarning, check_seed
 
 TOP_LEVEL_KEYS = frozenset({"seed", "transforms", "description"})
 """The keys a pipeline config may have."""
@@ -95,9 +96,13 @@ def build_transform(entry: dict[str, Any], where: str = "transform") -> RandomTr
     if name not in TRANSFORMS:
         raise ConfigError(f"{where}: unknown transform name {name!r}; known names: {sorted(TRANSFORMS)}")
     try:
-        return TRANSFORMS[name](**params)
+        transform = TRANSFORMS[name](**params)
     except ConfigError as exc:
         raise ConfigError(f"{where} ({name}): {exc}") from None
+    if name != "Spatial" and "p" in params and float(params["p"]) == 0:  # Spatial at p 0 still crops to its patch
+        warnings.warn(f"{where} ({name}): p is 0, so the entry never fires and has no effect", NoEffectWarning,
+                      stacklevel=2)  # fmt: skip
+    return transform
 
 
 def with_patch(entries: list[Any], patch_size: Any = None, p_foreground: Any = None) -> list[Any]:

@@ -21,6 +21,10 @@ class ConfigError(ValueError):
     """A transform or pipeline configuration is invalid; the message names the offending key."""
 
 
+class NoEffectWarning(UserWarning):
+    """A config key or value that is accepted but can change nothing (named in the message)."""
+
+
 def ordered(value: tuple[float, float]) -> tuple[float, float]:
     """Check that a ``(low, high)`` pair has ``low <= high``."""
     low, high = value

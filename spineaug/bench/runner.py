@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 import spineaug
-from spineaug import _schema, baselines
+from spineaug import _io, _schema, baselines
 from spineaug.bench.cases import spineaug_fn
 from spineaug.bench.config import BenchConfig, validate
 from spineaug.bench.matched import matched_config, matched_preset, needs_matched
@@ -214,6 +214,7 @@ def run(config: BenchConfig, out: str | Path, log: Callable[[str], None] = print
         BenchError: Unknown names or a case that cannot fit in memory (raised before anything runs).
     """
     devices = validate(config)
+    _io.check_writable_folder(out)  # before the minutes of timing, not after
     previous_threads = torch.get_num_threads()
     try:
         return _run(config, devices, Path(out), log)

@@ -117,6 +117,7 @@ def run_training(config: TrainingConfig, out: str | Path, log: Callable[[str], N
         BenchError: An invalid request (raised before anything runs).
     """
     device = validate_training(config)
+    _io.check_writable_folder(out)  # before the minutes of training, not after
     budgets = tuple(int(b) for b in (config.cpu_budgets or default_budgets()))
     run_id = _io.new_run_id()
     log(f"spineaug bench --training {run_id}: device {device.type}, patch {tuple(config.patch_size)}, "

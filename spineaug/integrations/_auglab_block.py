@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 from spineaug.validation import ConfigError
+from spineaug.validation import NoEffectWarning as _NoEffectWarning
 
 Entry = dict[str, Any]
 
@@ -21,7 +22,7 @@ class AugLabWarning(UserWarning):
     """Something in an AugLab config that the translation does not carry over one to one."""
 
 
-class NoEffectWarning(AugLabWarning):
+class NoEffectWarning(AugLabWarning, _NoEffectWarning):
     """A key that changes nothing in AugLab (not read, overridden, or in a module that never fires); ignored."""
 
 

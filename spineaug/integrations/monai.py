@@ -39,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ import torch
 
 import spineaug
 from spineaug.integrations._extras import require
+from spineaug.validation import NoEffectWarning
 
 require("monai", "monai", "spineaug.integrations.monai")
 
@@ -120,6 +122,9 @@ class SpineAugd(Randomizable, MapTransform):
             self.source = "config dict" if isinstance(config, dict) else f"config {config}"
         self._seed = 0
         self._do_transform = True
+        if self.pipeline.seed is not None:
+            warnings.warn(f"SpineAugd: the config's seed ({self.pipeline.seed}) has no effect here: set_random_state and MONAI's worker "
+                          "seeding draw each call's seed", NoEffectWarning, stacklevel=2)  # fmt: skip
 
     def randomize(self, data: Any = None) -> None:
         """Draw whether this call fires (only when ``prob < 1``) and its ``torch.Generator`` seed from ``self.R``."""

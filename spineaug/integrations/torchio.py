@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import torch
 import spineaug
 from spineaug.integrations._extras import require
 from spineaug.integrations._geometry import voxel_maps
+from spineaug.validation import NoEffectWarning
 
 tio = require("torchio", "torchio", "spineaug.integrations.torchio")
 
@@ -72,6 +74,9 @@ class SpineAug(tio.Transform):
         else:
             self.pipeline = spineaug.Pipeline.from_preset(preset or "xdomain", patch_size=patch_size)
         self.preset, self.config, self.patch_size = preset, config, patch_size
+        if self.pipeline.seed is not None:
+            warnings.warn(f"SpineAug: the config's seed ({self.pipeline.seed}) has no effect here: torch's global generator (torch.manual_seed) "
+                          "draws each call's seed", NoEffectWarning, stacklevel=2)  # fmt: skip
         self.image_key, self.label_key = image_key, label_key
         self.args_names = ["preset", "config", "patch_size", "image_key", "label_key"]
         self._needs_label = [t.name for t in self.pipeline.transforms if t.requires_label]

@@ -194,6 +194,9 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> StudyConfig:
+        if isinstance(self.data, PhantomData) and abs(self.data.spacing - self.preprocessing.spacing) > 1e-6:
+            raise ValueError(f"data.spacing ({self.data.spacing}) must equal preprocessing.spacing "
+                             f"({self.preprocessing.spacing}) for the phantom: it is rendered at the study's spacing")  # fmt: skip
         domains = self.data.domain_names()
         for key, names in (("sources", self.sources), ("targets", self.targets or [])):
             for name in names:
@@ -275,6 +278,13 @@ def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None 
         raise ValueError(f"arms: {arm!r} cannot run here: {exc}") from None
     except ConfigError as exc:  # the arm's own config file
         raise ConfigError(f"arms: {arm}: {exc}") from None
+    if arm.endswith((".json", ".yaml", ".yml")):
+        from spineaug.config import load_config
+
+        seed = load_config(arm).get("seed")
+        if seed is not None:
+            raise ValueError(f"arms: {arm}: seed {seed} has no effect in a study (each cell's training seed draws "
+                             "the augmentation); remove it")  # fmt: skip
 
 
 BUNDLED_STUDIES = Path(__file__).resolve().parent.parent / "studies"

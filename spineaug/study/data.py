@@ -79,12 +79,7 @@ def load_split(study: StudyConfig, domain: str, split: str) -> list[Sample]:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     pct = study.preprocessing.zscore_percentiles
     if isinstance(study.data, PhantomData):
-        cfg = study.data
-        if abs(cfg.spacing - study.preprocessing.spacing) > 1e-6:
-            raise ValueError(
-                f"data.spacing ({cfg.spacing}) must equal preprocessing.spacing ({study.preprocessing.spacing}) "
-                "for the phantom: it is rendered at the study's spacing"
-            )
+        cfg = study.data  # its spacing equals preprocessing.spacing (StudyConfig checks it)
         out = []
         for seed in _phantom_seeds(cfg, split):
             path = _cache_file(cfg, domain, seed)

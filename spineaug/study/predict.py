@@ -205,6 +205,9 @@ def predict(model_path: str | Path, inputs: str | Path, output: str | Path, *, p
     """
     if any(a not in (0, 1, 2) for a in mirror_axes) or len(set(mirror_axes)) != len(mirror_axes):
         raise ValueError(f"mirror axes must be distinct values of 0, 1, 2, got {list(mirror_axes)}")
+    from spineaug import _io
+
+    _io.check_writable_folder(output, "--out")  # before loading the model and reading the inputs
     device = resolve_device(device)
     model, spec = load_model(model_path, device, trusted=trusted)
     cases = group_cases(_inputs(Path(inputs)))

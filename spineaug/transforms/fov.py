@@ -14,7 +14,7 @@ from spineaug.batch import Batch
 from spineaug.functional import intensity as FI
 from spineaug.functional import resolution as FR
 from spineaug.transforms.base import Params, RandomTransform
-from spineaug.validation import Axes, FractionRange, Probability, UnitRange, check_label_value
+from spineaug.validation import FractionRange, NonEmptyAxes, Probability, UnitRange, check_label_value
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class RandomFovCrop(RandomTransform):
         self,
         crop: FractionRange = (0.5, 1.0),
         pos: UnitRange = (0.0, 1.0),
-        axes: Axes = (0, 1, 2),
+        axes: NonEmptyAxes = (0, 1, 2),
         fill: Literal["min", "mean", "value"] = "min",
         fill_value: float = 0.0,
         label_fill: Annotated[int, Field(ge=0)] = 0,

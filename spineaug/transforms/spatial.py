@@ -22,7 +22,7 @@ from spineaug.functional import spatial as FS
 from spineaug.transforms._resample import Placement, Sampling, Warp, resample_all
 from spineaug.transforms.base import Params, RandomTransform
 from spineaug.validation import (
-    Axes,
+    NonEmptyAxes,
     NonNegativeRange,
     PositiveInt,
     PositiveRange,
@@ -342,7 +342,7 @@ class RandomFlip(GeometricTransform):
         """Probability that at least one listed axis flips (``p`` is per axis)."""
         return 1.0 - (1.0 - float(cls._entry_value(entry, "p"))) ** len(cls._entry_value(entry, "axes"))
 
-    def __init__(self, axes: Axes = (0,), p: Probability = 0.5) -> None:
+    def __init__(self, axes: NonEmptyAxes = (0,), p: Probability = 0.5) -> None:
         super().__init__(p=p)
         self.axes = tuple(axes)
 
