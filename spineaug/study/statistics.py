@@ -209,13 +209,17 @@ def _targets(case: pd.DataFrame, families: Mapping[str, str]) -> dict[str, np.nd
     return out
 
 
-def _blocks(case: pd.DataFrame) -> list[tuple[str, str, list[str], list]]:
-    """(source label, arm, sources, seeds) for every row block; ``all`` only for arms on every source, same seeds."""
-    sources = sorted(case["source"].unique())
+def _blocks(case: pd.DataFrame, study_sources: Sequence[str] | None = None) -> list[tuple[str, str, list[str], list]]:
+    """(source label, arm, sources, seeds) for every row block; ``all`` only for arms on every source, same seeds.
+
+    ``study_sources``: the sources of the study; an ``all`` row needs all of them (a partial run whose arm has not
+    reached every source yet gets none), by default the sources present in ``case``.
+    """
+    sources = sorted(study_sources) if study_sources is not None else sorted(case["source"].unique())
     arms = list(dict.fromkeys(case["arm"]))
     grid = case[["source", "arm", "seed"]].drop_duplicates()
     out = []
-    for src in sources:
+    for src in sorted(case["source"].unique()):
         for arm in arms:
             seeds = sorted(grid[(grid["source"] == src) & (grid["arm"] == arm)]["seed"].unique().tolist())
             if seeds:
@@ -238,7 +242,8 @@ def _rows(src, arm, measure, target, cls, seeds, per_seed, mean, lo, hi, n_anat)
 
 
 def seed_statistics(metrics: pd.DataFrame, reference: str, families: Mapping[str, str], n_boot: int = 2000,
-                    seed: int = 0, arms: Sequence[str] | None = None) -> pd.DataFrame:  # fmt: skip
+                    seed: int = 0, arms: Sequence[str] | None = None,
+                    sources: Sequence[str] | None = None) -> pd.DataFrame:  # fmt: skip
     """``stats.csv`` (see the module docstring) from fresh ``metrics.csv`` rows.
 
     Args:
@@ -248,6 +253,8 @@ def seed_statistics(metrics: pd.DataFrame, reference: str, families: Mapping[str
         n_boot: Bootstrap replicates.
         seed: The bootstrap's generator seed (the same seed for every statistic: deterministic output).
         arms: The order of the arms in the table (default: as they first appear in ``metrics``).
+        sources: The study's sources: ``all`` rows only for arms with fresh results on every one of them (default:
+            the sources present in ``metrics``).
     """
     if metrics.empty:
         return pd.DataFrame(columns=list(STATS_COLUMNS))
@@ -260,7 +267,7 @@ def seed_statistics(metrics: pd.DataFrame, reference: str, families: Mapping[str
     measures = [("dice", "dice", MEAN), *[("dice", f"dice_{c}", c) for c in CLASSES if f"dice_{c}" in case],
                 ("hd95", "hd95", MEAN), *[("hd95", f"hd95_{c}", c) for c in CLASSES if f"hd95_{c}" in case]]  # fmt: skip
     rows: list[dict] = []
-    for src, arm, sources, seeds in _blocks(case):
+    for src, arm, sources, seeds in _blocks(case, sources):
         in_block = np.isin(src_col, sources) & np.isin(seed_col, seeds)
         mine = in_block & (arm_col == arm)
         for target, mask in masks.items():

@@ -252,7 +252,7 @@ def summarize(study: StudyConfig, out: Path, *, include_stale: bool = False) -> 
     atomic_write_text(out / "metrics.csv", metrics.to_csv(index=False))
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
     stats = statistics.seed_statistics(metrics, study.reference_arm, families, study.evaluation.bootstrap,
-                                       arms=study.arms)  # fmt: skip
+                                       arms=study.arms, sources=study.sources)  # fmt: skip
     atomic_write_text(out / "stats.csv", stats.to_csv(index=False, float_format="%.6g"))
     table = summary_table(metrics, curves, study.reference_arm, study.evaluation.bootstrap, stale, stats)
     atomic_write_text(out / "summary.csv", table.to_csv(index=False, float_format="%.6g"))

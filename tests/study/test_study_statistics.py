@@ -163,6 +163,13 @@ def test_pooled_rows_only_for_arms_on_every_source():
     assert _get(st, "ct", "cpu", "ood_gain_pct", "ood") == pytest.approx(50.0)
 
 
+def test_a_partial_run_pools_no_arm_until_it_reached_every_study_source():
+    m = _metrics({("ct", "ref", 0): 0.2, ("t1w", "ref", 0): 0.4})  # the study also trains on t2w: not there yet
+    assert set(_stats(m)["source"]) == {"ct", "t1w", S.ALL}  # the sources present, by default
+    st = S.seed_statistics(m, "ref", FAMILIES, 200, sources=["ct", "t1w", "t2w"])
+    assert set(st["source"]) == {"ct", "t1w"}
+
+
 def test_anatomies_are_resampled_together_across_sources_and_domains():
     """Pooled rows resample an anatomy in every source and domain at once (phantom anatomies are shared)."""
     per_anatomy = np.array([0.1, 0.3, 0.6, 0.9])
