@@ -21,7 +21,7 @@ from spineaug.study.summary import summary_table
 
 DOMAINS = ("ct", "ct-lowdose", "t1w", "t2w")
 CLASSES = ("vertebra", "disc", "canal")
-FIGURES = ("heatmap", "ood_spread", "families", "classes", "curves", "tradeoff")
+FIGURES = ("heatmap", "ood_spread", "families", "classes", "curves", "tradeoff", "examples")
 LEVEL = {"ref": 0.2, "aug": 0.5, "cpu": 0.3}
 
 
@@ -77,6 +77,14 @@ def _export(root: Path, name: str, *, with_stats: bool = True) -> Path:
             "training": {"iterations": 40, "patch_size": [16, 16, 16]}, "model": {"name": "UNet", "filters": [4, 8]},
             "data": {"domains": list(DOMAINS)}}  # fmt: skip
     (dest / "study.json").write_text(json.dumps(spec))
+    rng = np.random.default_rng(3)  # examples.npz: one saved test case per domain, each cell's prediction of it
+    arrays = {}
+    for d in DOMAINS:
+        arrays[f"image/{d}/{d}_10000"] = rng.normal(size=(20, 24)).astype(np.float16)
+        arrays[f"label/{d}/{d}_10000"] = rng.integers(0, 4, (20, 24)).astype(np.uint8)
+        for s, a, e in grid.itertuples(index=False):
+            arrays[f"pred/{s}__{a}__s{e}/{d}/{d}_10000"] = rng.integers(0, 4, (20, 24)).astype(np.uint8)
+    np.savez_compressed(dest / "examples.npz", **arrays)
     return dest
 
 
@@ -112,6 +120,22 @@ def test_every_figure_is_written_and_referenced(page):
         assert f"]({path.name})" in text, what
     assert text.count("seeds [0, 1]; command `spineaug study studies/default.yaml") >= len(FIGURES)  # captions
     assert "`0123456789`" in text  # the cells' commit
+
+
+def test_example_predictions_show_the_source_and_one_domain_of_each_family():
+    from spineaug.report.study import figures, results
+
+    res = results.StudyResults(name="x", folder=Path("."), study={"data": {"domains": list(DOMAINS)}})
+    res.domains, res.metrics = statistics.domain_table(DOMAINS), _metrics("default")
+    assert figures.example_targets(res, "ct") == ["ct", "t1w", "ct-lowdose"]
+    assert figures.example_targets(res, "t2w") == ["t2w", "ct", "t1w"]
+
+
+def test_example_predictions_are_left_out_without_examples_npz(tmp_path):
+    data = tmp_path / "data"
+    (_export(data, "default") / "examples.npz").unlink()
+    text = report.write(data, tmp_path / "out").read_text()
+    assert "study_default_examples.png" not in text and not (tmp_path / "out" / "study_default_examples.png").exists()
 
 
 def test_headline_numbers_equal_the_metrics(page):

@@ -142,6 +142,11 @@ def _section(res: StudyResults, out: Path, extra: list[StudyResults], level: str
         (figures.tradeoff(res, extra, out) if res.stats is not None else None, "in-domain vs out-of-domain",
          "In-domain vs out-of-domain Dice per arm (mean over seeds; bars: the range over seeds), one panel per "
          "source; hollow markers (one shape per ablation study): the ablation studies' arms on their sources."),
+        (figures.examples(res, out), "example predictions",
+         f"Example predictions of seed {min(res.seeds) if res.seeds else 0}: per source, its own domain and two "
+         "other domains (one of the other modality family, one of its own), the mid-sagittal slice of one saved "
+         "test case (`evaluation.save_predictions`, from `examples.npz`); filled: the prediction, contours: the "
+         "ground truth; one row per arm."),
     ]  # fmt: skip
     if main is not None:  # an ablation: its arms are in the main study's trade-off figure already
         plots = [plots[1], plots[4]]

@@ -299,3 +299,73 @@ def tradeoff(res: StudyResults, extra: list[StudyResults], out: Path) -> Path | 
 
 
 __all__ = ["classes", "colours", "curves", "families", "heatmap", "ood_spread", "res_path", "tradeoff"]
+
+
+LABEL_COLOURS = {1: ("vertebra", "#e6550d"), 2: ("disc", "#31a354"), 3: ("canal", "#3182bd")}
+"""Foreground label -> (name, colour) of the example-prediction overlays."""
+
+
+def example_targets(res: StudyResults, source: str) -> list[str]:
+    """The source itself, then two other domains: the first of the other modality family and the first other of
+    its own family (else the next of the other family), in the study's domain order."""
+    others = _ordered_targets(res, source)  # other family first
+    fam = res.families
+    other = [t for t in others if fam.get(t, "other") != fam.get(source, "other")]
+    same = [t for t in others if fam.get(t, "other") == fam.get(source, "other")]
+    picks = (other[:1] + same[:1]) if same else other[:2]
+    if len(picks) < 2:
+        picks = others[:2]
+    return [source, *picks]
+
+
+def examples(res: StudyResults, out: Path) -> Path | None:
+    """Example predictions from ``examples.npz``: per source (a column block) one in-domain and two out-of-domain
+    test cases, per arm (a row) the first seed's prediction (filled) over the ground truth (contours), on the
+    mid-sagittal slice of the z-scored image."""
+    path = res.folder / "examples.npz"
+    if not path.is_file() or not res.has_results:
+        return None
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    cases = {k.split("/")[1]: k.split("/")[2] for k in sorted(arrays) if k.startswith("image/")}  # domain -> case
+    seed = min(res.seeds) if res.seeds else 0
+    blocks = [(s, t) for s in res.sources for t in example_targets(res, s) if t in cases]
+    arms = res.arms
+    if not blocks or not arms:
+        return None
+    plt = _pyplot()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    fill = ListedColormap([(0, 0, 0, 0)] + [LABEL_COLOURS[k][1] for k in (1, 2, 3)])
+    fig, axes = plt.subplots(len(arms), len(blocks), figsize=(1.25 * len(blocks) + 1.2, 1.9 * len(arms) + 0.8),
+                             squeeze=False)  # fmt: skip
+    for j, (source, target) in enumerate(blocks):
+        case = cases[target]
+        image, truth = arrays[f"image/{target}/{case}"].astype(np.float32), arrays[f"label/{target}/{case}"]
+        for i, arm in enumerate(arms):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            slug = f"{source}__{label(arm)}__s{seed}"
+            pred = arrays.get(f"pred/{slug}/{target}/{case}")
+            ax.imshow(image.T, origin="lower", cmap="gray", vmin=-2.5, vmax=2.5, interpolation="nearest")
+            if pred is None:
+                ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", fontsize=7, color="w")
+            else:
+                ax.imshow(pred.T, origin="lower", cmap=fill, vmin=-0.5, vmax=3.5, alpha=0.45, interpolation="nearest")
+            for k, (_, colour) in LABEL_COLOURS.items():
+                if (truth == k).any():
+                    ax.contour((truth == k).T.astype(float), levels=[0.5], colors=[colour], linewidths=0.6,
+                               origin="lower")  # fmt: skip
+            if i == 0:
+                kind = "in domain" if target == source else "out of domain"
+                ax.set_title(f"{source} -> {target}\n({kind})", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(label(arm), fontsize=7)
+    handles = [Patch(facecolor=c, alpha=0.45, label=f"{n}: prediction (filled)") for n, c in LABEL_COLOURS.values()]
+    handles += [Patch(facecolor="none", edgecolor=c, label=f"{n}: ground truth (contour)") for n, c in
+                LABEL_COLOURS.values()]  # fmt: skip
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.subplots_adjust(bottom=0.8 / (1.9 * len(arms) + 0.8), hspace=0.25, wspace=0.05)
+    return _save(fig, res_path(out, res, "examples"))
