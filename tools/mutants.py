@@ -189,7 +189,7 @@ MUTANTS: list[Mutant] = [
     Mutant("cli-bench-no-checks", "spineaug/cli.py",
            (('overrides["checks"] = False', 'overrides["transforms"] = False'),), CLI, "test_bench_passes_every_flag"),
     Mutant("cli-report", "spineaug/cli.py",
-           (("print(benchmark.write(results, out))", "print(benchmark.write(results, results))"),),
+           (("print(benchmark.write(results, bench_out))", "print(benchmark.write(results, results))"),),
            CLI, "test_bench_then_report"),
     Mutant("cli-version", "spineaug/cli.py",
            (('version=f"spineaug {spineaug.__version__}"', 'version="spineaug"'),), CLI, "test_version"),

@@ -281,7 +281,7 @@ def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None 
     if arm.endswith((".json", ".yaml", ".yml")):
         from spineaug.config import load_config
 
-        seed = load_config(arm).get("seed")
+        seed = load_config(arm_file(arm, base_dir)).get("seed")
         if seed is not None:
             raise ValueError(f"arms: {arm}: seed {seed} has no effect in a study (each cell's training seed draws "
                              "the augmentation); remove it")  # fmt: skip
