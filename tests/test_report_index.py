@@ -219,3 +219,15 @@ def test_seed_statistics_win_over_the_summary_when_exported(reports):
     assert "| +155 % | +123.4 % [+100.0, +140.0] | stats.csv" in text
     assert "| -0.008 % | -1.25 % [-2.0, -0.5] | stats.csv" in text
     assert "pooled over sources the gain is +80.0 %" in text
+
+
+def test_a_partial_study_says_so_in_the_headline_caption(reports):
+    study = reports / "data" / "study" / "default"
+    grid = pd.DataFrame([("ct", "nnunet", 0, "fresh"), ("ct", "xdomain", 0, "fresh"), ("t1w", "xdomain", 0, "missing")],
+                        columns=["source", "arm", "seed", "status"])  # fmt: skip
+    grid.to_csv(study / "grid.csv", index=False)
+    text = index.write(reports, study_data=reports / "data" / "study", fidelity=reports / "fidelity").read_text()
+    assert "**partial: 2 of 3 cells of the study are finished**" in text
+    grid.assign(status="fresh").to_csv(study / "grid.csv", index=False)
+    text = index.write(reports, study_data=reports / "data" / "study", fidelity=reports / "fidelity").read_text()
+    assert "partial:" not in text

@@ -155,7 +155,13 @@ def study_provenance(res: StudyResults) -> str:
                                                   if record.startswith("commit") else "which is not committed"))
     seeds = res.seeds
     note = " (one training seed: read it as indicative)" if len(seeds) == 1 else ""
-    return (f"study `{res.name}`, seeds {seeds}{note}, {cases} test cases per model ({anatomies} anatomies x "
+    partial = ""
+    if res.grid is not None and "status" in res.grid and len(res.grid):
+        fresh = int((res.grid["status"] == "fresh").sum())
+        if fresh < len(res.grid):
+            partial = (f"**partial: {fresh} of {len(res.grid)} cells of the study are finished** (the rest are listed "
+                       "on the study page; these numbers change as they finish), ")
+    return (f"{partial}study `{res.name}`, seeds {seeds}{note}, {cases} test cases per model ({anatomies} anatomies x "
             f"{len(res.targets()) if res.has_results else 0} domains); `{STUDY_COMMAND}`; {where}; machine not "
             f"recorded in the export")
 
