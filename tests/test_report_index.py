@@ -105,6 +105,12 @@ def _fidelity(folder: Path) -> None:
         "machine": "Test CPU", "draws": 400, "seed": 0, "rate_sigmas": 4.0, "auglab": {"measured": True}}))
 
 
+FIGURES = ("phantom.png", "gallery-draws.png", "study_default_heatmap.png", "study_default_tradeoff.png",
+           "study_default_examples.png", "benchmark_speedups.png", "benchmark_transforms.png",
+           "benchmark_training.png")
+"""The figures the index shows (each with its caption)."""
+
+
 @pytest.fixture()
 def reports(tmp_path) -> Path:
     out = tmp_path / "reports"
@@ -116,7 +122,7 @@ def reports(tmp_path) -> Path:
         "machine": "Test CPU", "seed": 0, "shape": [8, 8, 8], "spacing": [2, 2, 2], "phantom_version": "1",
         "domains": [{"name": "ct", "modality": "ct", "description": "CT, standard dose", "source": True},
                     {"name": "mr-lowfield", "modality": "mr", "description": "MR at low field", "source": False}]}))
-    for name in ("phantom.png", "gallery-draws.png", "study_default_heatmap.png", "benchmark_speedups.png"):
+    for name in FIGURES:
         (out / name).write_bytes(b"\x89PNG stand-in")
     return out
 
@@ -145,7 +151,7 @@ def test_headline_numbers_equal_those_computed_from_the_files(reports):
 
 def test_every_figure_and_table_is_referenced_with_a_caption(reports):
     text = index.write(reports).read_text()
-    for name in ("study_default_heatmap.png", "gallery-draws.png", "phantom.png", "benchmark_speedups.png"):
+    for name in FIGURES:
         assert f"]({name})" in text
     for link in ("(study.md)", "(benchmark.md)", "(fidelity.md)", "(study.md#ablations)"):
         assert link in text

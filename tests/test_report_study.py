@@ -232,3 +232,12 @@ def test_the_report_imports_no_study_or_engine_code():
                 if name.startswith("spineaug"):
                     assert name in ("spineaug", "spineaug._io", "spineaug._schema") or name.startswith(
                         "spineaug.report"), f"{path.name} imports {name}"  # fmt: skip
+
+
+def test_the_study_page_shows_the_phantom_when_it_is_drawn(tmp_path):
+    data, out = tmp_path / "data", tmp_path / "out"
+    _export(data, "default")
+    assert "phantom.png" not in report.write(data, out).read_text()
+    (out / "phantom.png").write_bytes(b"\x89PNG stand-in")
+    text = report.write(data, out).read_text()
+    assert "![the phantom in every domain](phantom.png)" in text and "*Figure: the same phantom anatomy" in text

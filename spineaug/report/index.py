@@ -307,6 +307,13 @@ def render(inputs: Inputs) -> str:
     lines += _figure(inputs, f"study_{MAIN_STUDY}_heatmap.png", "Dice heatmap",
                      f"mean Dice per test domain. {study_provenance(res) if res is not None else 'no study results'}.",
                      "make study")
+    lines += _figure(inputs, f"study_{MAIN_STUDY}_tradeoff.png", "in-domain vs out-of-domain Dice",
+                     "in-domain against out-of-domain Dice per arm and source (mean over seeds, bars: the range over "
+                     "seeds; hollow markers: ablation arms), from the same results as the heatmap.", "make study")
+    lines += _figure(inputs, f"study_{MAIN_STUDY}_examples.png", "example predictions",
+                     "example predictions on the mid-sagittal slice of one saved test case per domain (filled: the "
+                     "prediction, contours: the ground truth), one row per arm, the source's own domain and one "
+                     "domain of each modality family, from `examples.npz` of the same results.", "make study")
     # ablations
     lines += ["### Ablations ([study.md](study.md#ablations))", ""]
     ab_rows = []
@@ -333,6 +340,12 @@ def render(inputs: Inputs) -> str:
                      f"speed-up on matched work per baseline with conservative 95 % intervals, headline case "
                      f"B={(cfg.get('headline') or ['?'])[0]}, S={(cfg.get('headline') or ['?', '?'])[1]}, "
                      f"{cfg.get('repeats', '?')} timed calls per case. {bench_provenance(bench_meta)}.", "make benchmark")
+    lines += _figure(inputs, "benchmark_transforms.png", "per-transform cost",
+                     f"milliseconds per call of each transform forced on, with its passes over the batch, same run. "
+                     f"{bench_provenance(bench_meta)}.", "make benchmark")
+    lines += _figure(inputs, "benchmark_training.png", "training-iteration split",
+                     "seconds of one training iteration split into data wait, augmentation and network, per arm and "
+                     "CPU budget (`spineaug bench --training`, the run named in the headline table).", "make benchmark")
     # fidelity
     lines += ["### Fidelity ([fidelity.md](fidelity.md))", "",
               "Whether the presets named after a reference behave like it: one transform at one fixed value in both "
