@@ -119,13 +119,19 @@ STUDY_STATS_COLUMNS = (
 measure (``dice``, ``hd95``, ``ood_gain_pct``, ``ood_gain_per_source_pct``, ``in_domain_change_pct``) x target
 (``in_domain``, ``ood``, ``ood_<family>``) x class (``mean`` or a class) x seed; the ``seed = mean`` row holds the
 mean over seeds and its two-level (seeds, then anatomies) 95 % bootstrap interval, the others each seed's value."""
+STUDY_COMPARISON_COLUMNS = (
+    "source", "arm", "versus", "target", "seed", "value", "ci_low", "ci_high", "seeds", "anatomies",
+)  # fmt: skip
+"""``comparisons.csv``: every pair of arms head to head (:func:`spineaug.study.statistics.comparisons`): Dice points
+of ``arm`` minus ``versus`` per source (or ``all``) x target (``in_domain``, ``ood``) x seed; the ``seed = mean`` row
+holds the mean over the seeds both arms share and its paired two-level 95 % bootstrap interval."""
 STUDY_DOMAIN_COLUMNS = ("domain", "family")
 """``domains.csv``: every domain of the study and its modality family (``ct``, ``mr``; ``other`` when unknown)."""
 STUDY_GRID_COLUMNS = ("source", "arm", "seed", "status")
 """``grid.csv``: every cell of the study's grid: ``fresh``, ``stale: ...``/``no provenance`` or ``missing``."""
 STUDY_FILES = (
     "study.json", "metrics.csv", "curves.csv", "summary.csv", "summary.md", "monitor.csv", "cells.csv", "stats.csv",
-    "domains.csv", "grid.csv",
+    "comparisons.csv", "domains.csv", "grid.csv",
 )  # fmt: skip
 """The compact study results that ``spineaug study --export`` copies and ``spineaug report`` reads."""
 

@@ -316,6 +316,89 @@ def _gain_rows(case, src, arm, sources, seeds, reference, masks, n_boot, seed) -
     return rows
 
 
+# ---------------------------------------------------------------------------------------------- head to head
+
+
+def _difference(means: np.ndarray) -> np.ndarray:
+    return means[..., 0] - means[..., 1]
+
+
+def _common_seeds(grid: pd.DataFrame, arms: Sequence[str], sources: Sequence[str]) -> list:
+    """The seeds every one of ``arms`` ran with on every one of ``sources``."""
+    sets = [set(grid[(grid["source"] == s) & (grid["arm"] == a)]["seed"]) for a in arms for s in sources]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def comparisons(metrics: pd.DataFrame, n_boot: int = 2000, seed: int = 0, arms: Sequence[str] | None = None,
+                sources: Sequence[str] | None = None) -> pd.DataFrame:  # fmt: skip
+    """``comparisons.csv``: every pair of arms head to head, Dice points of ``arm`` minus ``versus``.
+
+    One row block per source (and ``all``, pooling the study's sources, when both arms ran on every one of them)
+    x pair x target (``in_domain``, ``ood``): the difference of mean Dice per seed (``seed`` rows) and its mean over
+    the seeds both arms share, with the two-level bootstrap interval of :func:`summarise`. The comparison is
+    *paired*: a replicate draws seeds and then anatomies once for both arms, so both arms are judged on the same
+    drawn models' seeds and the same drawn test anatomies, and the variation both arms share cancels. Each pair
+    appears once, ``versus`` the arm that comes first in ``arms`` (the study's order); the difference the other
+    way round is the negation (see :func:`difference`).
+    """
+    if metrics.empty:
+        return pd.DataFrame(columns=list(_schema.STUDY_COMPARISON_COLUMNS))
+    case = case_table(metrics)
+    order = list(dict.fromkeys([*(arms or ()), *case["arm"]]))
+    order = [a for a in order if a in set(case["arm"])]
+    grid = case[["source", "arm", "seed"]].drop_duplicates()
+    study_sources = sorted(sources) if sources is not None else sorted(case["source"].unique())
+    blocks = [(s, [s]) for s in sorted(case["source"].unique())]
+    if len(study_sources) > 1:
+        blocks.append((ALL, study_sources))
+    masks = _targets(case, {})
+    rows: list[dict] = []
+    for i, versus in enumerate(order):
+        for arm in order[i + 1:]:
+            for label, srcs in blocks:
+                seeds = _common_seeds(grid, [arm, versus], srcs)
+                if not seeds:
+                    continue
+                sel = case["source"].isin(srcs) & case["seed"].isin(seeds) & case["arm"].isin([arm, versus])
+                for target in ("in_domain", "ood"):
+                    part = case[sel.to_numpy() & masks[target]]
+                    groups = (part["arm"] == versus).to_numpy().astype(int)
+                    sums, counts = cube(part["seed"].to_numpy(), part["anatomy"].to_numpy(), part["dice"].to_numpy(),
+                                        groups, 2, seed_order=seeds)  # fmt: skip
+                    per, mean, lo, hi = summarise(sums, counts, _difference, n_boot, seed)
+                    base = {"source": label, "arm": arm, "versus": versus, "target": target, "seeds": len(seeds),
+                            "anatomies": sums.shape[1]}  # fmt: skip
+                    rows.append({**base, "seed": MEAN, "value": mean, "ci_low": lo, "ci_high": hi})
+                    rows += [{**base, "seed": str(s), "value": float(v), "ci_low": np.nan, "ci_high": np.nan}
+                             for s, v in zip(seeds, per)]  # fmt: skip
+    return pd.DataFrame(rows, columns=list(_schema.STUDY_COMPARISON_COLUMNS))
+
+
+def difference(table: pd.DataFrame, source: str, arm: str, versus: str, target: str) -> tuple[float, float, float]:
+    """(mean, ci_low, ci_high) of ``arm`` minus ``versus`` in Dice points from a :func:`comparisons` table, whichever
+    way round the pair is stored; NaNs when the pair is not there."""
+    nan = (float("nan"),) * 3
+    if table is None or table.empty:
+        return nan
+    head = table[(table["source"] == source) & (table["target"] == target) & (table["seed"].astype(str) == MEAN)]
+    own = head[(head["arm"] == arm) & (head["versus"] == versus)]
+    if not own.empty:
+        r = own.iloc[0]
+        return float(r["value"]), float(r["ci_low"]), float(r["ci_high"])
+    flipped = head[(head["arm"] == versus) & (head["versus"] == arm)]
+    if not flipped.empty:
+        r = flipped.iloc[0]
+        return -float(r["value"]), -float(r["ci_high"]), -float(r["ci_low"])
+    return nan
+
+
+def verdict(low: float, high: float) -> str:
+    """``better`` when the whole interval is above 0, ``worse`` when below, ``no clear difference`` otherwise."""
+    if np.isnan(low) or np.isnan(high):
+        return "n/a"
+    return "better" if low > 0 else "worse" if high < 0 else "no clear difference"
+
+
 def lookup(stats: pd.DataFrame, source: str, arm: str, measure: str, target: str, cls: str = MEAN,
            seed: str = MEAN) -> pd.Series | None:  # fmt: skip
     """The one ``stats.csv`` row for these keys (``None`` when absent)."""

@@ -8,7 +8,8 @@ faster than CPU workers). Dice of a case is the mean over the three foreground c
 training seeds of the per-seed value, and gains compare each seed with the reference arm's same seed; the interval
 is a two-level bootstrap (seeds, then test anatomies within each drawn seed): see
 :mod:`spineaug.study.statistics`, which also writes the per-seed values, per-class Dice and HD95 and the modality
-family means to ``stats.csv``.
+family means to ``stats.csv``, and every pair of arms head to head (paired Dice differences) to
+``comparisons.csv``.
 
 Provenance: ``cells.csv`` lists every finished cell with its commit, provenance status
 (:func:`spineaug.study.provenance.cell_provenance`) and cost. Only *fresh* cells (recorded fingerprint, phantom
@@ -244,7 +245,7 @@ def summarize(study: StudyConfig, out: Path, *, include_stale: bool = False) -> 
         metrics, curves, monitor = fresh(metrics), fresh(curves), fresh(monitor)
     atomic_write_text(out / "monitor.csv", monitor.to_csv(index=False))
     if metrics.empty:  # nothing fresh: no pooled files (an older run's would be mistaken for current)
-        for name in ("metrics.csv", "curves.csv", "summary.csv", "stats.csv"):
+        for name in ("metrics.csv", "curves.csv", "summary.csv", "stats.csv", "comparisons.csv"):
             (out / name).unlink(missing_ok=True)
         atomic_write_text(out / "summary.md", summary_markdown(study, pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
                                                                 table_cells, include_stale))  # fmt: skip
@@ -254,6 +255,8 @@ def summarize(study: StudyConfig, out: Path, *, include_stale: bool = False) -> 
     stats = statistics.seed_statistics(metrics, study.reference_arm, families, study.evaluation.bootstrap,
                                        arms=study.arms, sources=study.sources)  # fmt: skip
     atomic_write_text(out / "stats.csv", stats.to_csv(index=False, float_format="%.6g"))
+    pairs = statistics.comparisons(metrics, study.evaluation.bootstrap, arms=study.arms, sources=study.sources)
+    atomic_write_text(out / "comparisons.csv", pairs.to_csv(index=False, float_format="%.6g"))
     table = summary_table(metrics, curves, study.reference_arm, study.evaluation.bootstrap, stale, stats)
     atomic_write_text(out / "summary.csv", table.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "summary.md", summary_markdown(study, table, table_cells, include_stale, stats))

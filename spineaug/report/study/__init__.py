@@ -1,9 +1,10 @@
 """Study report: ``reports/study.md`` and its figures from the compact results of ``spineaug study --export``.
 
 Reads ``<data>/<study>/`` (the files committed under ``reports/data/study/``: ``stats.csv``, ``summary.csv``,
-``metrics.csv``, ``curves.csv``, ``monitor.csv``, ``cells.csv``, ``grid.csv``, ``domains.csv``, ``study.json``)
-and renders only: every statistic comes from the study layer's ``stats.csv`` (means over seeds, two-level bootstrap
-intervals; :mod:`spineaug.study.statistics`), the figures draw means and spreads of ``metrics.csv`` rows. Missing
+``metrics.csv``, ``curves.csv``, ``monitor.csv``, ``cells.csv``, ``grid.csv``, ``domains.csv``, ``study.json``,
+``comparisons.csv``) and renders only: every statistic comes from the study layer's ``stats.csv`` and
+``comparisons.csv`` (means over seeds, two-level bootstrap intervals; :mod:`spineaug.study.statistics`), the
+figures draw means and spreads of ``metrics.csv`` rows. Missing
 files or studies give a line on the page (what is missing and the command that makes it), never an error.
 
 Sections: each main study (``default`` first), then one per ablation study (schedule, capacity, mixing), rendered
@@ -22,6 +23,9 @@ PAPER = {"ood_gain_pct": 155.0, "in_domain_change_pct": -0.008, "speedup_pct": 1
 """The reference paper's headline: out-of-domain Dice gain, in-domain change, training speed-up (GPU aug)."""
 
 MAIN = "default"
+COMPARATORS = ("xdomain", "xdomain-plus")
+"""The arms every other arm is held against head to head: the paper's recipe and our extension of it (a study
+without them is held against its reference arm)."""
 ABLATIONS = {
     "ablation-schedule": "Schedule: does training three times longer (6000 instead of 2000 iterations) change the "
                          "ranking of nnunet and xdomain-plus, or close the out-of-domain gap?",
@@ -108,9 +112,16 @@ def _section(res: StudyResults, out: Path, extra: list[StudyResults], level: str
                       f"~{PAPER['speedup_pct']:.0f} % faster training with GPU augmentation. Seconds per iteration "
                       "(data wait + augmentation + network) were measured on the machine that ran the study, with two "
                       "cells sharing its cores: not a controlled speed comparison between arms.", ""]  # fmt: skip
+        if main is None and res.comparisons is not None:
+            lines += _head_to_head(res)
         if main is not None and main.stats is not None:
             lines += [f"{sub} Beside `{main.name}`", "", f"The same source and arm in `{main.name}` and here (mean over "
                       "seeds [95 % CI]); n/a where the arm is not in both.", "", *tables.against(main, res), ""]  # fmt: skip
+            cost = tables.in_domain_cost(main, res)
+            if cost:
+                lines += [f"The in-domain cost of each arm (its in-domain change vs `{label(res.reference)}`, mean "
+                          "over seeds [95 % CI]) in both studies; 'smaller' or 'larger' only where the two intervals "
+                          "do not overlap:", "", *cost, ""]  # fmt: skip
         fam = tables.families(res)
         if fam:
             lines += [f"{sub} CT family vs MR family targets", "",
@@ -152,6 +163,22 @@ def _section(res: StudyResults, out: Path, extra: list[StudyResults], level: str
         plots = [plots[1], plots[4]]
     for path, alt, caption in plots:
         lines += _figure(path, alt, caption, res)
+    return lines
+
+
+def _head_to_head(res: StudyResults) -> list[str]:
+    comparators = [c for c in COMPARATORS if c in res.arms] or [res.reference]
+    names = " and ".join(f"`{label(c)}`" for c in comparators)
+    lines = ["### Head to head", "",
+             f"Each arm against {names}: its mean Dice minus theirs, in Dice points, in domain and out of domain "
+             "(mean over the seeds both arms ran [95 % CI]). The comparison is paired: each bootstrap replicate draws "
+             "the seeds, then the test anatomies, once for both arms, so what the two arms share (the same models' "
+             "seeds, the same anatomies) cancels. *Better*/*worse*: the whole interval is above/below 0; with two "
+             "seeds read it as 'both seeds agree'.", "", *tables.head_to_head(res, comparators), ""]  # fmt: skip
+    summary = tables.head_to_head_summary(res, comparators)
+    if summary:
+        lines += ["In words, for every other arm (pooled over sources where it ran on every source, else per source):",
+                  "", *summary, ""]  # fmt: skip
     return lines
 
 

@@ -36,6 +36,7 @@ class StudyResults:
     curves: pd.DataFrame | None = None
     monitor: pd.DataFrame | None = None
     stats: pd.DataFrame | None = None
+    comparisons: pd.DataFrame | None = None
     summary: pd.DataFrame | None = None
     cells: pd.DataFrame | None = None
     grid: pd.DataFrame | None = None
@@ -100,6 +101,24 @@ class StudyResults:
         r = head.iloc[0]
         seeds = [(str(x.seed), float(x.value)) for x in sel[sel["seed"] != MEAN].itertuples()]
         return float(r["value"]), float(r["ci_low"]), float(r["ci_high"]), seeds
+
+    def difference(self, source: str, arm: str, versus: str, target: str) -> tuple[float, float, float]:
+        """(mean, ci_low, ci_high) of ``arm`` minus ``versus`` in Dice points from ``comparisons.csv`` (stored once
+        per pair, either way round); NaNs when the pair is not there."""
+        nan = float("nan")
+        c = self.comparisons
+        if c is None:
+            return nan, nan, nan
+        head = c[(c["source"] == source) & (c["target"] == target) & (c["seed"] == MEAN)]
+        own = head[(head["arm"] == arm) & (head["versus"] == versus)]
+        if not own.empty:
+            r = own.iloc[0]
+            return float(r["value"]), float(r["ci_low"]), float(r["ci_high"])
+        flipped = head[(head["arm"] == versus) & (head["versus"] == arm)]
+        if not flipped.empty:
+            r = flipped.iloc[0]
+            return -float(r["value"]), -float(r["ci_high"]), -float(r["ci_low"])
+        return nan, nan, nan
 
     def blocks(self) -> list[tuple[str, str]]:
         """(source or ``all``, arm) of every ``stats.csv`` block, sources first, in the study's arm order."""
@@ -169,6 +188,7 @@ def load(folder: str | Path) -> StudyResults:
     res.curves = _csv(folder / "curves.csv")
     res.monitor = _csv(folder / "monitor.csv")
     res.stats = _csv(folder / "stats.csv", dtype={"seed": str, "class": str})
+    res.comparisons = _csv(folder / "comparisons.csv", dtype={"seed": str})
     res.summary = _csv(folder / "summary.csv")
     res.cells = _csv(folder / "cells.csv")
     res.grid = _csv(folder / "grid.csv")

@@ -116,3 +116,83 @@ def against(main: StudyResults, other: StudyResults) -> list[str]:
                                             ("ood_gain_pct", "ood", 1, " %", True))]  # fmt: skip
         lines.append(f"| {src} | {label(arm)} | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |")
     return lines
+
+
+def verdict(low: float, high: float) -> str:
+    """``better`` when the whole interval is above 0, ``worse`` when below, ``no clear difference`` otherwise."""
+    if math.isnan(low) or math.isnan(high):
+        return "n/a"
+    return "better" if low > 0 else "worse" if high < 0 else "no clear difference"
+
+
+def _interval(diff: tuple[float, float, float]) -> str:
+    mean, lo, hi = diff
+    return f"{fmt(mean, 3, sign=True)} [{fmt(lo, 3, sign=True)}, {fmt(hi, 3, sign=True)}]"
+
+
+def _delta(diff: tuple[float, float, float]) -> str:
+    return "n/a" if math.isnan(diff[0]) else f"{_interval(diff)} {verdict(diff[1], diff[2])}"
+
+
+def head_to_head(res: StudyResults, comparators: list[str]) -> list[str]:
+    """Per source (and pooled) x arm: its Dice minus each comparator's, in domain and out of domain, paired over
+    the seeds both ran and the same test anatomies (``comparisons.csv``), with the verdict of the interval."""
+    head = ["trained on", "arm", *(f"{w} vs `{label(c)}`" for c in comparators for w in ("in domain", "out of domain"))]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for src, arm in res.blocks():
+        if arm in comparators and len(comparators) == 1:
+            continue
+        values = ["-" if arm == c else _delta(res.difference(src, arm, c, t)) for c in comparators
+                  for t in ("in_domain", "ood")]  # fmt: skip
+        if all(v in ("-", "n/a") for v in values):
+            continue
+        lines.append(f"| {src} | {label(arm)} | " + " | ".join(values) + " |")
+    return lines
+
+
+def head_to_head_summary(res: StudyResults, comparators: list[str]) -> list[str]:
+    """One plain line per arm (the comparators and the reference arm left out) and scope (pooled over sources when
+    the arm ran on every source, else each source it ran on): better, worse or no clear difference than each
+    comparator, in domain and out of domain, with the differences and intervals that say so."""
+    phrase = {"better": "better than", "worse": "worse than", "no clear difference": "no clear difference from"}
+    pooled = {a for s, a in res.blocks() if s == ALL}
+    lines = []
+    for arm in res.arms:
+        if arm in comparators or arm == res.reference:
+            continue
+        scopes = [ALL] if arm in pooled else [s for s, a in res.blocks() if a == arm and s != ALL]
+        for src in scopes:
+            parts = []
+            for target, where in (("in_domain", "in domain"), ("ood", "out of domain")):
+                said = []
+                for c in comparators:
+                    diff = res.difference(src, arm, c, target)
+                    v = verdict(diff[1], diff[2])
+                    if v != "n/a":
+                        said.append(f"{phrase[v]} `{label(c)}` ({_interval(diff)})")
+                if said:
+                    parts.append(f"{where} " + ", ".join(said))
+            if parts:
+                scope = "pooled over sources" if src == ALL else f"trained on {src}"
+                lines.append(f"- `{label(arm)}`, {scope}: " + "; ".join(parts) + ".")
+    return lines
+
+
+def in_domain_cost(main: StudyResults, other: StudyResults) -> list[str]:
+    """Per source x arm of an ablation (the reference left out): the in-domain change vs the reference in the main
+    study and in the ablation, and whether the two intervals separate."""
+    lines = []
+    ref = label(other.reference)
+    for src, arm in [(s, a) for s, a in other.blocks() if s != ALL and a != other.reference]:
+        a = main.stat(src, arm, "in_domain_change_pct", "in_domain")
+        b = other.stat(src, arm, "in_domain_change_pct", "in_domain")
+        if math.isnan(a[0]) or math.isnan(b[0]):
+            continue
+        if not any(math.isnan(x) for x in (*a[1:3], *b[1:3])) and (b[1] > a[2] or b[2] < a[1]):
+            change = "smaller here" if b[0] > a[0] else "larger here"
+        else:
+            change = "the intervals overlap: no clear change"
+        lines.append(f"- `{label(arm)}` trained on {src}: in-domain change vs `{ref}` "
+                     f"{cell(a, 2, ' %', sign=True, seeds=False)} in `{main.name}`, "
+                     f"{cell(b, 2, ' %', sign=True, seeds=False)} in `{other.name}` ({change}).")  # fmt: skip
+    return lines

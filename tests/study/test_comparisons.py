@@ -1,0 +1,95 @@
+"""Head-to-head comparisons of arms (``comparisons.csv``): paired Dice differences against known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spineaug.study import statistics
+from spineaug.study.statistics import comparisons, difference, verdict
+
+CLASSES = statistics.CLASSES
+DOMAINS = ("ct", "t1w", "t2w")
+
+
+def _metrics(arms: dict[str, dict], sources=("ct", "t1w"), anatomies=4, seed=0) -> pd.DataFrame:
+    """Rows of ``metrics.csv``; each arm: ``{"seeds": [...], "shift": f(source, domain, seed) -> Dice points}``.
+
+    Every arm shares the same random baseline Dice per (source, seed, domain, anatomy, class), so an arm's
+    difference to another is exactly the difference of their shifts, whatever the baseline: the comparison is
+    paired, and its interval collapses onto the shift when the shift is constant.
+    """
+    rng = np.random.default_rng(seed)
+    base = {}
+    rows = []
+    for arm, spec in arms.items():
+        for src in sources:
+            for s in spec["seeds"]:
+                for dom in DOMAINS:
+                    for a in range(anatomies):
+                        for cls in CLASSES:
+                            key = (src, s, dom, a, cls)
+                            if key not in base:
+                                base[key] = rng.uniform(0.2, 0.7)
+                            dice = base[key] + spec["shift"](src, dom, s)
+                            rows.append({"source": src, "arm": arm, "seed": s, "domain": dom, "case": f"{dom}_{a}",
+                                         "class": cls, "dice": dice, "hd95": 1.0})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _row(table, source, arm, versus, target, seed="mean"):
+    sel = table[(table["source"] == source) & (table["arm"] == arm) & (table["versus"] == versus)
+                & (table["target"] == target) & (table["seed"].astype(str) == seed)]  # fmt: skip
+    assert len(sel) == 1, sel
+    return sel.iloc[0]
+
+
+def test_a_constant_shift_is_found_exactly_in_and_out_of_domain():
+    shift = lambda src, dom, s: -0.05 if dom == src else 0.10  # noqa: E731
+    m = _metrics({"weak": {"seeds": [0, 1], "shift": lambda *a: 0.0}, "strong": {"seeds": [0, 1], "shift": shift}})
+    table = comparisons(m, n_boot=300, arms=["weak", "strong"], sources=["ct", "t1w"])
+    for src in ("ct", "t1w", "all"):
+        ind, ood = _row(table, src, "strong", "weak", "in_domain"), _row(table, src, "strong", "weak", "ood")
+        # paired: the baseline cancels in every replicate, so the interval is the shift itself
+        assert ind["value"] == pytest.approx(-0.05) and ind["ci_low"] == pytest.approx(-0.05)
+        assert ind["ci_high"] == pytest.approx(-0.05)
+        assert ood["value"] == pytest.approx(0.10) and ood["ci_low"] == pytest.approx(0.10)
+        assert ood["seeds"] == 2 and ood["anatomies"] == 4
+        for s in ("0", "1"):
+            assert _row(table, src, "strong", "weak", "ood", s)["value"] == pytest.approx(0.10)
+    # each pair is stored once, versus the arm that comes first in the study's order
+    assert table[(table["arm"] == "weak")].empty
+
+
+def test_the_seed_level_spreads_the_interval_over_the_seeds_disagreement():
+    shift = lambda src, dom, s: 0.1 if s == 0 else 0.3  # noqa: E731
+    m = _metrics({"a": {"seeds": [0, 1], "shift": lambda *a: 0.0}, "b": {"seeds": [0, 1], "shift": shift}},
+                 sources=("ct",))  # fmt: skip
+    r = _row(comparisons(m, n_boot=2000, arms=["a", "b"]), "ct", "b", "a", "ood")
+    # per seed 0.1 and 0.3; the mean 0.2; a replicate holds {0,0}, {0,1} or {1,1}: the interval is [0.1, 0.3]
+    assert r["value"] == pytest.approx(0.2)
+    assert r["ci_low"] == pytest.approx(0.1) and r["ci_high"] == pytest.approx(0.3)
+
+
+def test_only_shared_seeds_are_compared_and_all_needs_every_source():
+    m = _metrics({"ref": {"seeds": [0, 1], "shift": lambda *a: 0.0},
+                  "single": {"seeds": [1], "shift": lambda src, dom, s: 0.2}})  # fmt: skip
+    ct_only = _metrics({"ct-arm": {"seeds": [0, 1], "shift": lambda *a: 0.0}}, sources=("ct",))
+    table = comparisons(pd.concat([m, ct_only]), n_boot=200, arms=["ref", "single", "ct-arm"], sources=["ct", "t1w"])
+    r = _row(table, "all", "single", "ref", "ood")
+    assert r["seeds"] == 1 and r["value"] == pytest.approx(0.2)
+    assert set(table[table["arm"] == "single"]["seed"]) == {"mean", "1"}
+    assert table[(table["arm"] == "ct-arm") & (table["source"] == "all")].empty  # ct-arm never ran on t1w
+    assert not table[(table["arm"] == "ct-arm") & (table["source"] == "ct")].empty
+
+
+def test_difference_reads_either_direction_and_verdicts():
+    shift = lambda src, dom, s: 0.05 if dom != src else -0.2  # noqa: E731
+    m = _metrics({"x": {"seeds": [0], "shift": lambda *a: 0.0}, "y": {"seeds": [0], "shift": shift}})
+    table = comparisons(m, n_boot=200, arms=["x", "y"])
+    assert difference(table, "ct", "y", "x", "ood") == pytest.approx((0.05, 0.05, 0.05))
+    assert difference(table, "ct", "x", "y", "in_domain") == pytest.approx((0.2, 0.2, 0.2))
+    assert np.isnan(difference(table, "ct", "x", "nope", "ood")[0])
+    assert verdict(0.01, 0.2) == "better" and verdict(-0.3, -0.01) == "worse"
+    assert verdict(-0.01, 0.02) == "no clear difference" and verdict(float("nan"), 1.0) == "n/a"
