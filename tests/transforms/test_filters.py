@@ -10,21 +10,15 @@ from scipy import ndimage
 import spineaug
 from spineaug.batch import Batch
 from spineaug.transforms import ConfigError
+from tests._exercise import exercise
 from tests.conftest import make_batch
 
 NAMES = ["GaussianBlur", "UnsharpMask", "ScharrEdge", "Laplacian", "RandomConv"]
-# Settings that make each transform's effect large and leave out blending.
-WIDE = {
-    "GaussianBlur": {"sigma": [0.5, 2.0]},
-    "UnsharpMask": {"sigma": [0.5, 2.0], "amount": [0.5, 2.0], "mix_prob": 0.0},
-    "ScharrEdge": {"mix_prob": 0.0},
-    "Laplacian": {"mix_prob": 0.0},
-    "RandomConv": {"mix_prob": 0.0},
-}
 
 
 def build(name: str, **kwargs) -> spineaug.RandomTransform:
-    return spineaug.TRANSFORMS[name](**{"p": 1.0, **WIDE[name], **kwargs})
+    """The transform with its exercise settings (tests/_exercise.py), blending left out so its effect is large."""
+    return spineaug.TRANSFORMS[name](**{"p": 1.0, **exercise(name, mix_prob=0.0), **kwargs})
 
 
 def run(t, image, label=None, seed: int = 0):

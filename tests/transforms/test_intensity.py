@@ -14,28 +14,19 @@ from spineaug.batch import Batch
 from spineaug.functional import intensity as FI
 from spineaug.transforms import ConfigError
 from spineaug.transforms import intensity as TI
+from tests._exercise import BARE, exercise
 from tests.conftest import make_batch
 
-# Every intensity transform of this module, with settings that make its effect large and its draws wide.
-WIDE = {
-    "Inversion": {"retain_stats": False},
-    "HistogramEqualization": {"mix_prob": 0.0, "retain_stats": False},
-    "PercentileClamp": {"max_amount": 0.45, "retain_stats": False},
-    "GaussianNoise": {"sigma": [0.1, 2.0]},
-    "Brightness": {"multiplier": [0.2, 3.0]},
-    "Contrast": {"contrast": [0.2, 3.0], "preserve_range": False},
-    "IntensityFunction": {"retain_stats": False},
-    "BiasField": {"coefficients": 1.0, "retain_stats": False},
-    "ZScore": {},
-    "Gamma": {"gamma": [0.3, 3.0], "retain_stats": False},
-    "InverseGamma": {"gamma": [0.3, 3.0], "retain_stats": False},
-}
+# Every intensity transform of this module; each is built with its exercise settings (tests/_exercise.py) and the bare
+# effect (no retain_stats, no blending, no range clamping), so that its effect is large and its draws wide.
+NAMES = ("Inversion", "HistogramEqualization", "PercentileClamp", "GaussianNoise", "Brightness", "Contrast",
+         "IntensityFunction", "BiasField", "ZScore", "Gamma", "InverseGamma")  # fmt: skip
 # Transforms whose effect does not depend on a drawn value (so per-sample independence is moot).
 PARAMETER_FREE = {"Inversion", "HistogramEqualization", "ZScore"}
 
 
 def build(name: str, **kwargs) -> spineaug.RandomTransform:
-    return spineaug.TRANSFORMS[name](**{"p": 1.0, **WIDE[name], **kwargs})
+    return spineaug.TRANSFORMS[name](**{"p": 1.0, **exercise(name, **BARE), **kwargs})
 
 
 def run(t, image, label=None, seed: int = 0):
@@ -45,7 +36,7 @@ def run(t, image, label=None, seed: int = 0):
 
 
 def test_registry_contains_the_catalog_intensity_entries():
-    for name in WIDE:
+    for name in NAMES:
         assert name in spineaug.TRANSFORMS
         assert spineaug.TRANSFORMS[name].name == name
 
@@ -237,17 +228,18 @@ ADVERSARIAL = {
 
 
 @pytest.mark.parametrize("case", sorted(ADVERSARIAL))
-@pytest.mark.parametrize("name", sorted(WIDE))
+@pytest.mark.parametrize("name", sorted(NAMES))
 @pytest.mark.parametrize("retain_stats", [False, True])
 def test_outputs_are_finite_on_adversarial_inputs(name, case, retain_stats):
     x = ADVERSARIAL[case]
-    kwargs = {"retain_stats": True} if retain_stats and "retain_stats" in WIDE[name] else {}
+    has_retain_stats = "retain_stats" in spineaug.TRANSFORMS[name].defaults()
+    kwargs = {"retain_stats": True} if retain_stats and has_retain_stats else {}
     out, _ = run(build(name, **kwargs), x)
     assert torch.isfinite(out.image).all()
     assert out.image.dtype == x.dtype and out.image.shape == x.shape
 
 
-@pytest.mark.parametrize("name", sorted(WIDE))
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_labels_and_inputs_are_untouched(name):
     x, label = make_batch(3)
     x_copy, label_copy, version = x.clone(), label.clone(), x._version
@@ -258,7 +250,7 @@ def test_labels_and_inputs_are_untouched(name):
     assert x._version == version
 
 
-@pytest.mark.parametrize("name", sorted(set(WIDE) - PARAMETER_FREE))
+@pytest.mark.parametrize("name", sorted(set(NAMES) - PARAMETER_FREE))
 def test_samples_draw_independent_parameters(name):
     x = make_batch(1)[0].expand(6, -1, -1, -1, -1).contiguous()
     out, _ = run(build(name), x)
@@ -266,7 +258,7 @@ def test_samples_draw_independent_parameters(name):
     assert not all(torch.allclose(per_sample[0], per_sample[i]) for i in range(1, 6))
 
 
-@pytest.mark.parametrize("name", sorted(WIDE))
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_same_seed_same_output_and_p0_is_identity(name):
     x, label = make_batch(3)
     a, _ = run(build(name), x, label, seed=7)
@@ -276,7 +268,7 @@ def test_same_seed_same_output_and_p0_is_identity(name):
     torch.testing.assert_close(none.image, x, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", sorted(WIDE))
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_gate_fires_per_sample(name):
     x = make_batch(1)[0].expand(64, -1, -1, -1, -1).contiguous()
     out, params = run(build(name, p=0.5), x, seed=3)
@@ -295,7 +287,7 @@ def test_region_restricts_the_effect_to_labelled_voxels():
 
 
 def test_transforms_run_inside_a_pipeline_with_replay():
-    aug = spineaug.Pipeline.from_config({"transforms": [{"name": n, "p": 0.7, **WIDE[n]} for n in WIDE]}, seed=3)
+    aug = spineaug.Pipeline.from_config({"transforms": [{"name": n, "p": 0.7, **exercise(n, **BARE)} for n in NAMES]}, seed=3)
     x, label = make_batch(4)
     y, lab, params = aug(x, label, return_params=True)
     y2, _ = aug(x, label, params=params)
@@ -338,7 +330,7 @@ def test_bad_config_raises_config_error_naming_the_key(name, kwargs, key):
 
 
 def test_config_round_trip():
-    for name in WIDE:
+    for name in NAMES:
         t = build(name)
         again = spineaug.build_transform(t.config())
         assert again.config() == t.config()
