@@ -144,20 +144,18 @@ def test_pipeline_config_roundtrip():
 # --------------------------------------------------------------------------------------------------- validation
 
 
+# Values each family refuses for its own reasons; probabilities outside [0, 1], inverted ranges and unknown keys are
+# the batteries over every transform in tests/test_bad_inputs.py.
 @pytest.mark.parametrize(
     ("name", "kwargs", "key"),
     [
         ("GaussianBlur", {"sigma": [-1.0, 1.0]}, "sigma"),
-        ("GaussianBlur", {"sigma": [2.0, 1.0]}, "sigma"),
         ("GaussianBlur", {"truncate": 0.0}, "truncate"),
-        ("UnsharpMask", {"amount": [1.0, 0.5]}, "amount"),
         ("UnsharpMask", {"sigma": [-0.5, 0.5]}, "sigma"),
         ("ScharrEdge", {"magnitude": "l3"}, "magnitude"),
         ("RandomConv", {"kernel_sizes": [3, 4]}, "kernel_sizes"),
         ("RandomConv", {"kernel_sizes": [-3]}, "kernel_sizes"),
         ("RandomConv", {"kernel_sizes": []}, "kernel_sizes"),
-        ("Laplacian", {"mix_prob": 1.5}, "mix_prob"),
-        ("Laplacian", {"bogus": 1}, "bogus"),
     ],
 )
 def test_bad_config_names_the_key(name, kwargs, key):

@@ -299,17 +299,14 @@ def test_transforms_run_inside_a_pipeline_with_replay():
 # ------------------------------------------------------------------------------------------------------ validation
 
 
+# Values each family refuses for its own reasons; probabilities outside [0, 1], inverted ranges and unknown keys are
+# the batteries over every transform in tests/test_bad_inputs.py.
 @pytest.mark.parametrize(
     ("name", "kwargs", "key"),
     [
         ("GaussianNoise", {"sigma": [-0.1, 0.1]}, "sigma"),
-        ("GaussianNoise", {"sigma": [0.5, 0.1]}, "sigma"),
-        ("Brightness", {"multiplier": [1.25, 0.75]}, "multiplier"),
         ("Contrast", {"contrast": [0.0, 1.0]}, "contrast"),
         ("Contrast", {"sampler": "normal"}, "sampler"),
-        ("Gamma", {"gamma": [1.5, 0.7]}, "gamma"),
-        ("Inversion", {"p": 1.5}, "p"),
-        ("HistogramEqualization", {"mix_prob": -0.1}, "mix_prob"),
         ("HistogramEqualization", {"bins": 1}, "bins"),
         ("PercentileClamp", {"max_amount": 0.6}, "max_amount"),
         ("IntensityFunction", {"functions": ["tan"]}, "functions"),
@@ -317,7 +314,6 @@ def test_transforms_run_inside_a_pipeline_with_replay():
         ("IntensityFunction", {"functions": ["exp", "exp"]}, "functions"),
         ("BiasField", {"coefficients": -1.0}, "coefficients"),
         ("BiasField", {"order": 9}, "order"),
-        ("ZScore", {"p": -0.2}, "p"),
         ("ZScore", {"retain_stats": True}, "retain_stats"),
         ("Brightness", {"brightness_range": [0.7, 1.3]}, "brightness_range"),
     ],

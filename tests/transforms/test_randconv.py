@@ -170,6 +170,8 @@ def test_float64_and_float16_inputs_keep_their_dtype(name):
         assert out.dtype == dtype and torch.isfinite(out).all()
 
 
+# Values each family refuses for its own reasons; probabilities outside [0, 1], inverted ranges and unknown keys are
+# the batteries over every transform in tests/test_bad_inputs.py.
 @pytest.mark.parametrize(
     "name, kwargs, key",
     [
@@ -177,11 +179,9 @@ def test_float64_and_float16_inputs_keep_their_dtype(name):
         ("GIN", {"kernel_sizes": [2]}, "kernel_sizes"),
         ("GIN", {"hidden_channels": 0}, "hidden_channels"),
         ("GIN", {"negative_slope": -0.1}, "negative_slope"),
-        ("GIN", {"alpha": [0.5, 0.2]}, "alpha"),
         ("GIN", {"alpha": [0.0, 1.5]}, "alpha"),
         ("IPA", {"control_intervals": 0}, "control_intervals"),
         ("IPA", {"epsilon": -0.3}, "epsilon"),
-        ("IPA", {"p_blend": 1.5}, "p_blend"),
         ("ProgressiveRandConv", {"kernel_size": 4}, "kernel_size"),
         ("ProgressiveRandConv", {"max_repeats": 0}, "max_repeats"),
         ("ProgressiveRandConv", {"smoothing_sigma": [0.0, 1.0]}, "smoothing_sigma"),

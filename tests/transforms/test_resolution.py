@@ -129,19 +129,19 @@ def test_finite_on_adversarial_inputs(name, scale):
     assert torch.isfinite(out.image).all()
 
 
+# Values each family refuses for its own reasons; probabilities outside [0, 1], inverted ranges and unknown keys are
+# the batteries over every transform in tests/test_bad_inputs.py.
 @pytest.mark.parametrize(
     ("name", "kwargs", "key"),
     [
         ("LowResolution", {"scale": [0.0, 0.5]}, "scale"),
         ("LowResolution", {"scale": [0.5, 1.5]}, "scale"),
-        ("LowResolution", {"scale": [0.9, 0.5]}, "scale"),
         ("LowResolution", {"axes": [3]}, "axes"),
         ("LowResolution", {"down": "cubic"}, "down"),
         ("ThickSlice", {"axes": []}, "axes"),
         ("ThickSlice", {"axes": [0, 0]}, "axes"),
         ("ThickSlice", {"profile": "nearest"}, "profile"),
         ("FovCrop", {"crop": [0.0, 0.5]}, "crop"),
-        ("FovCrop", {"pos": [0.6, 0.2]}, "pos"),
         ("FovCrop", {"fill": "max"}, "fill"),
         ("FovCrop", {"label_fill": -1}, "label_fill"),
     ],
