@@ -1,4 +1,5 @@
-"""The contract every registered transform keeps (torchvision-style check, run over the whole registry)."""
+"""The contract every registered transform keeps (torchvision-style check, run over the whole registry), each
+transform forced on with its exercise settings (tests/_exercise.py, which must cover every registered transform)."""
 
 from __future__ import annotations
 
