@@ -157,6 +157,7 @@ def test_pipeline_config_roundtrip():
         ("RandomConv", {"kernel_sizes": [-3]}, "kernel_sizes"),
         ("RandomConv", {"kernel_sizes": []}, "kernel_sizes"),
     ],
+    ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None,
 )
 def test_bad_config_names_the_key(name, kwargs, key):
     with pytest.raises(ConfigError, match=key):

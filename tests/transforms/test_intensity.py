@@ -317,6 +317,7 @@ def test_transforms_run_inside_a_pipeline_with_replay():
         ("ZScore", {"retain_stats": True}, "retain_stats"),
         ("Brightness", {"brightness_range": [0.7, 1.3]}, "brightness_range"),
     ],
+    ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None,
 )
 def test_bad_config_raises_config_error_naming_the_key(name, kwargs, key):
     with pytest.raises(ConfigError, match=key):

@@ -179,6 +179,7 @@ def test_missing_label_raises(name):
         ("LabelAppearance", {"texture": [0.0, 1.5]}, "texture"),
         ("LabelAppearance", {"blur_sigma": [-1.0, 0.0]}, "blur_sigma"),
     ],
+    ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None,
 )
 def test_bad_config_names_the_key(name, kwargs, key):
     with pytest.raises(ConfigError, match=key):

@@ -187,6 +187,7 @@ def test_float64_and_float16_inputs_keep_their_dtype(name):
         ("ProgressiveRandConv", {"smoothing_sigma": [0.0, 1.0]}, "smoothing_sigma"),
         ("ProgressiveRandConv", {"gamma_std": -1.0}, "gamma_std"),
     ],
+    ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None,
 )
 def test_bad_values_are_rejected_naming_the_key(name, kwargs, key):
     with pytest.raises(ConfigError, match=key):

@@ -145,6 +145,7 @@ def test_finite_on_adversarial_inputs(name, scale):
         ("FovCrop", {"fill": "max"}, "fill"),
         ("FovCrop", {"label_fill": -1}, "label_fill"),
     ],
+    ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None,
 )
 def test_bad_config_names_the_key(name, kwargs, key):
     with pytest.raises(ConfigError, match=key):
