@@ -8,6 +8,10 @@ import pytest
 import torch
 from hypothesis import settings
 
+# The one registry of per-transform exercise settings (tests/_exercise.py), imported here so that it is part of the
+# shared test setup; tests import it from tests._exercise.
+from tests._exercise import BARE, EXERCISE, exercise, forced_entry  # noqa: F401
+
 settings.register_profile("default", deadline=None, max_examples=25)
 settings.register_profile("ci", deadline=None, max_examples=15)
 settings.load_profile("ci" if os.environ.get("CI") else "default")

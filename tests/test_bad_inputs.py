@@ -1,5 +1,6 @@
-"""Bad inputs get a clear error that names the culprit: non-finite config values, degenerate shears, broken YAML/JSON
-files and CLI misuse (unknown preset, unwritable output, a transform name for `spineaug config`)."""
+"""Bad inputs get a clear error that names the culprit: non-finite config values, probabilities outside [0, 1],
+inverted ranges and unknown keys (each a battery over every transform), degenerate shears, broken YAML/JSON files and
+CLI misuse (unknown preset, unwritable output, a transform name for `spineaug config`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import inspect
 import json
 import math
 import re
+import typing
 
 import pytest
 
 import spineaug
 from spineaug import cli
 from spineaug.config import load_config
-from spineaug.validation import ConfigError
+from spineaug.validation import ConfigError, Probability, ordered
+from tests._exercise import EXERCISE
 
 NONFINITE = [math.nan, math.inf, -math.inf]
 
@@ -52,6 +55,59 @@ def test_nonfinite_values_rejected_naming_the_key(name, key, default, bad):
     for value in _bad_values(default, bad):
         with pytest.raises(ConfigError, match=rf"transforms\[0\] \({name}\): .*\b{key}\b.*(finite|greater|less)"):
             spineaug.Pipeline.from_config({"transforms": [{"name": name, key: value}]})
+
+
+def _annotated_fields(accept) -> list[tuple[str, str]]:
+    """(transform, key) for every constructor argument of every transform whose annotation ``accept`` takes."""
+    out = []
+    for name, cls in sorted(spineaug.TRANSFORMS.items()):
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+        out += [(name, key) for key, annotation in hints.items() if key != "return" and accept(annotation)]
+    return out
+
+
+def _is_ordered_range(annotation) -> bool:
+    return any(getattr(v, "func", None) is ordered for v in getattr(annotation, "__metadata__", ()))
+
+
+PROBABILITY_FIELDS = _annotated_fields(lambda a: a == Probability)
+RANGE_FIELDS = _annotated_fields(_is_ordered_range)
+
+
+def test_the_bad_config_battery_covers_every_transform():
+    """Every transform has a probability; the ranges and sub-probabilities the per-family tests rely on are found."""
+    assert {name for name, _ in PROBABILITY_FIELDS} == set(spineaug.TRANSFORMS)
+    assert {("Laplacian", "mix_prob"), ("IPA", "p_blend"), ("LabelIntensityRemap", "p_inside"),
+            ("Spatial", "p_elastic")} <= set(PROBABILITY_FIELDS)  # fmt: skip
+    assert {("Spatial", "scale"), ("Gamma", "gamma"), ("GaussianBlur", "sigma"), ("UnsharpMask", "amount"),
+            ("LabelIntensityRemap", "amplitude"), ("LabelAppearance", "mean"), ("LowResolution", "scale"),
+            ("FovCrop", "pos"), ("GIN", "alpha"), ("Brightness", "multiplier")} <= set(RANGE_FIELDS)  # fmt: skip
+
+
+def _bad_config_errors(name: str, entry: dict, pattern: str) -> None:
+    """Both ways in (the class, a pipeline config) raise a ConfigError that matches ``pattern``."""
+    with pytest.raises(ConfigError, match=pattern):
+        spineaug.TRANSFORMS[name](**entry)
+    with pytest.raises(ConfigError, match=rf"transforms\[0\] \({name}\): .*{pattern}"):
+        spineaug.Pipeline.from_config({"transforms": [{"name": name, **entry}]})
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1], ids=["above-1", "below-0"])
+@pytest.mark.parametrize("name, key", PROBABILITY_FIELDS, ids=[f"{n}.{k}" for n, k in PROBABILITY_FIELDS])
+def test_probability_outside_0_1_rejected_naming_the_key(name, key, value):
+    _bad_config_errors(name, {key: value}, rf"\b{key}\b.*(less|greater) than or equal to")
+
+
+@pytest.mark.parametrize("name, key", RANGE_FIELDS, ids=[f"{n}.{k}" for n, k in RANGE_FIELDS])
+def test_inverted_range_rejected_naming_the_key(name, key):
+    low, high = {**spineaug.TRANSFORMS[name].defaults(), **EXERCISE[name]}[key]  # a range with low < high
+    assert low < high, f"{name}.{key}: neither the default nor the exercise setting is a proper range"
+    _bad_config_errors(name, {key: [high, low]}, rf"\b{key}\b.*range low {high} is above high {low}")
+
+
+@pytest.mark.parametrize("name", sorted(spineaug.TRANSFORMS))
+def test_unknown_key_rejected_naming_it(name):
+    _bad_config_errors(name, {"bogus": 1}, r"unknown key\(s\) \['bogus'\]")
 
 
 @pytest.mark.parametrize("shear", [[-90, 5], [0, 90], [-90, 90], [-120, 0]])

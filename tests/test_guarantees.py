@@ -14,25 +14,16 @@ import torch
 import spineaug
 from spineaug.batch import Batch
 from spineaug.transforms import IntensityParams, Params
+from tests._exercise import EXERCISE
 from tests.conftest import make_batch
 
-# Transforms whose gate and own draws must be per sample; the ranges are widened so that every drawn field varies.
-PER_SAMPLE = {
-    "GaussianBlur": {"sigma": [0.5, 2.0]},
-    "UnsharpMask": {"sigma": [0.5, 1.5], "amount": [0.5, 1.5]},
-    "ScharrEdge": {},
-    "Laplacian": {},
-    "RandomConv": {},
-    "LowResolution": {"scale": [0.3, 0.9]},
-    "ThickSlice": {"scale": [0.2, 0.9]},
-    "LabelIntensityRemap": {"p_inside": 0.5, "width": [0.05, 0.2]},
-    "LabelAppearance": {"std": [0.05, 0.2], "texture": [0.0, 0.5], "p_bias": 0.5},
-    "LabelSynthesis": {"clusters": [1, 3]},
-    "ClassLocationScale": {"p_global": 0.5},
-    "GIN": {},
-    "IPA": {"p_blend": 0.5},
-    "ProgressiveRandConv": {"smoothing_sigma": [0.5, 1.0]},  # a near-delta kernel with L = 1 is a pointwise map
-}
+# Transforms whose gate and own draws must be per sample, with their exercise settings (tests/_exercise.py), whose
+# ranges are wide enough that every drawn field varies.
+PER_SAMPLE = {name: EXERCISE[name] for name in (
+    "GaussianBlur", "UnsharpMask", "ScharrEdge", "Laplacian", "RandomConv", "LowResolution", "ThickSlice",
+    "LabelIntensityRemap", "LabelAppearance", "LabelSynthesis", "ClassLocationScale", "GIN", "IPA",
+    "ProgressiveRandConv",
+)}  # fmt: skip
 B = 24
 
 

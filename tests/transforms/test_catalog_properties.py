@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 
 import spineaug
 from spineaug.batch import Batch
-from spineaug.functional import filters as FF
-from spineaug.functional import resolution as FR
 from tests.conftest import make_batch
 
 KEYS = [
@@ -20,28 +18,6 @@ KEYS = [
     "LabelSynthesis", "ClassLocationScale",
     "GIN", "IPA", "ProgressiveRandConv",
 ]  # fmt: skip
-
-
-@given(n=st.integers(1, 40), scale=st.floats(0.01, 1.0), down=st.sampled_from(FR.DOWN_MODES),
-       up=st.sampled_from(FR.UP_MODES))  # fmt: skip
-def test_resolution_operators_preserve_constants(n, scale, down, up):
-    r = FR.resolution_matrix(torch.tensor([scale]), n, down, up)[0]
-    torch.testing.assert_close(r.sum(1), torch.ones(n), atol=1e-5, rtol=0)
-    assert (r >= -1e-7).all()
-
-
-@given(seed=st.integers(0, 2**31 - 1), d=st.integers(1, 8), h=st.integers(1, 8), w=st.integers(1, 8))
-def test_blur_batched_equals_per_sample_and_preserves_mean_of_constants(seed, d, h, w):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(3, 1, d, h, w, generator=g)
-    sigma = torch.rand(3, 3, generator=g) * 2
-    y = FF.gaussian_blur(x, sigma)
-    for b in range(3):
-        torch.testing.assert_close(
-            FF.gaussian_blur(x[b : b + 1], sigma[b : b + 1])[0], y[b], atol=1e-5, rtol=1e-5
-        )
-    c = torch.full((3, 1, d, h, w), 2.5)
-    torch.testing.assert_close(FF.gaussian_blur(c, sigma), c)
 
 
 @given(seed=st.integers(0, 2**31 - 1))

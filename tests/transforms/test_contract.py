@@ -1,4 +1,5 @@
-"""The contract every registered transform keeps (torchvision-style check, run over the whole registry)."""
+"""The contract every registered transform keeps (torchvision-style check, run over the whole registry), each
+transform forced on with its exercise settings (tests/_exercise.py, which must cover every registered transform)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,32 @@ import torch
 
 import spineaug
 from spineaug.transforms.base import IntensityTransform
+from tests._exercise import EXERCISE
+from tests._exercise import forced_entry as entry
 from tests.conftest import make_batch
 
 NAMES = sorted(spineaug.TRANSFORMS)
-# Spatial also deforms (on a small control grid) so the contract covers the elastic path
-EXERCISE = {"Spatial": {"p_elastic": 1.0, "elastic_spacing": 4}}
-
-
-def entry(name: str, p: float = 1.0) -> dict:
-    """The entry forced on (``RandomTransform.forced``: effect gates raised so that "p" alone decides whether a
-    sample is augmented), at probability ``p``, blending left at its default so the contract covers it too."""
-    forced = spineaug.TRANSFORMS[name].forced({"name": name, **EXERCISE.get(name, {})})
-    forced.pop("mix_prob", None)
-    return {**forced, "p": p}
 
 
 def build(name: str, p: float = 1.0) -> spineaug.Pipeline:
     return spineaug.Pipeline.from_config({"transforms": [entry(name, p)]})
+
+
+def test_every_registered_transform_has_exercise_settings():
+    """A transform added to the registry without an entry in tests/_exercise.py would escape every battery."""
+    missing = sorted(set(spineaug.TRANSFORMS) - set(EXERCISE))
+    assert not missing, f"add exercise settings to tests/_exercise.py for {missing}"
+    assert not set(EXERCISE) - set(spineaug.TRANSFORMS), "exercise settings for transforms that are not registered"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exercise_settings_are_valid_and_visible(name):
+    """The settings pass validation, and forced on they change every sample of a batch."""
+    spineaug.build_transform({"name": name, **EXERCISE[name]})
+    image, label = make_batch(b=4, shape=(10, 12, 14))
+    out, lab = build(name)(image, label, generator=torch.Generator().manual_seed(0))
+    for i in range(4):
+        assert not (torch.equal(out[i], image[i]) and torch.equal(lab[i], label[i])), f"{name}: sample {i} unchanged"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -9,11 +9,22 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 
 import spineaug
-from tests.transforms.test_contract import entry
+from tests._exercise import forced_entry
 
 NAMES = sorted(spineaug.TRANSFORMS)
 IMAGE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 LABEL_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
+
+
+def entry(name: str) -> dict:
+    """The entry forced on: a geometric transform with its exercise settings (every mechanism of the resampling), an
+    appearance transform at its defaults (the exercise ranges, a brightness factor of 3 for one, would take a float16
+    image near its largest value out of range), blending left at its default."""
+    if spineaug.TRANSFORMS[name].geometric:
+        return forced_entry(name)
+    forced = spineaug.TRANSFORMS[name].forced({"name": name})
+    forced.pop("mix_prob", None)
+    return forced
 
 
 @st.composite

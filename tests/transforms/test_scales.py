@@ -55,31 +55,6 @@ def test_a_constant_image_stays_sane(name, value):
     assert out.double().abs().max() <= 10 * (abs(value) + 1.0)
 
 
-@pytest.mark.parametrize("value", [0.1, 1e-6, 3.0, -7.25, 1e5])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_zscore_of_a_constant_channel_is_exactly_zero(value, dtype):
-    """A constant channel's computed std is rounding error of its mean; dividing by it would give +-1 everywhere."""
-    from spineaug.functional.intensity import zscore
-
-    x = torch.full((2, 1, 8, 10, 12), value, dtype=dtype)
-    assert torch.equal(zscore(x), torch.zeros_like(x, dtype=zscore(x).dtype))
-    y = x.clone()
-    y[1] += torch.randn(1, 8, 10, 12, dtype=dtype) * (0.1 if value != 1e5 or dtype == torch.float64 else 1.0)
-    z = zscore(y)
-    assert torch.equal(z[0], torch.zeros_like(z[0])) and z[1].std(unbiased=False).item() == pytest.approx(1.0, 1e-3)
-
-
-@pytest.mark.parametrize(("scale", "offset"), [(1.0, 0.0), (1e-6, 0.0), (1.0, 1e5), (30.0, 1e5), (1e7, 0.0)])
-def test_label_appearance_texture_is_standardised_at_any_scale(scale, offset):
-    from spineaug.functional import labels as FL
-
-    image, label = make_batch(b=1)
-    x = image * scale + offset
-    y = FL.label_appearance(x, label, 4, torch.zeros(1, 4), torch.ones(1, 4), torch.zeros_like(x), torch.ones(1))
-    for value in range(4):
-        assert y[label == value].std(unbiased=False).item() == pytest.approx(1.0, abs=1e-3)
-
-
 @pytest.mark.parametrize(
     "entry",
     [

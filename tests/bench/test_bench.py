@@ -19,7 +19,7 @@ import spineaug
 from spineaug import baselines, bench
 from spineaug.baselines import auglab as auglab_baseline
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = dict(sizes=(16, 24), batches=(1, 2), headline=(2, 16), warmup=1, repeats=2, grid_repeats=2, min_repeats=1,
             max_seconds=5.0, threads=(1,), drift_calls=(2, 6), drift_case=(1, 8))
