@@ -178,7 +178,8 @@ class NiftiDomain(_Strict):
         from spineaug.data.datasets import SPIDER_LABELS, VERSE_LABELS
 
         if self.classes is None:
-            return {"verse": VERSE_LABELS, "spider": SPIDER_LABELS}.get(self.label_map, self.label_map)  # type: ignore[arg-type]
+            presets = {"verse": VERSE_LABELS, "spider": SPIDER_LABELS}
+            return presets.get(self.label_map, self.label_map)  # type: ignore[arg-type]
         out: dict[int, int] = {}
         for key, name in self.classes.items():
             text = str(key).strip()
@@ -207,7 +208,13 @@ class NiftiDomain(_Strict):
 
     def _check_nnunet(self) -> None:
         """What can be checked from ``dataset.json``, the split file and the file names, before any training."""
-        from spineaug.data.nnunet_raw import label_values, read_dataset_json, read_splits
+        from spineaug.data.nnunet_raw import (
+            NnUNetRawDataset,
+            has_test_labels,
+            label_values,
+            read_dataset_json,
+            read_splits,
+        )
 
         root, name = Path(self.path), self.dataset_name()
         try:
@@ -225,8 +232,8 @@ class NiftiDomain(_Strict):
                              "the study reads the standard imagesTr/labelsTr layout")  # fmt: skip
         labels = label_values(meta, f"{name}/dataset.json")
         mapping = self.label_mapping(labels)
-        if self.classes is not None:
-            unmapped = [f"{k!r} (value {v})" for k, v in labels.items() if v != 0 and v not in mapping]  # type: ignore[operator]
+        if mapping is not None and self.classes is not None:
+            unmapped = [f"{k!r} (value {v})" for k, v in labels.items() if v != 0 and v not in mapping]
             if unmapped:
                 raise ValueError(f"{name}: label(s) {', '.join(unmapped)} of dataset.json are not in classes; map "
                                  "each to a study class (background to drop it)")  # fmt: skip
@@ -237,6 +244,12 @@ class NiftiDomain(_Strict):
                     raise ValueError(f"{name}: dataset.json has label {label!r} = {value}; the study segments "
                                      f"{dict(zip(STUDY_CLASSES, range(4)))}: map the dataset's labels with "
                                      f"classes (e.g. {{{value}: vertebra}})")  # fmt: skip
+        try:  # lists the files: a missing image, label or folder shows now
+            present = set(NnUNetRawDataset(root).case_ids)
+            if has_test_labels(root, meta["file_ending"]):
+                NnUNetRawDataset(root, subset="Ts")
+        except (FileNotFoundError, ValueError) as exc:
+            raise ValueError(f"{name}: {exc}") from None
         n_cases = meta["numTraining"]
         splits = self.splits_file()
         if self.fold is not None and splits is None:
@@ -254,13 +267,9 @@ class NiftiDomain(_Strict):
             if n > len(ids):
                 raise ValueError(f"{name}: {key} = {n} but fold {self.fold or 0} of {splits} holds {len(ids)} "
                                  f"{'training' if key == 'n_train' else 'validation'} cases")  # fmt: skip
-        ending = meta["file_ending"]
-        folder = root / "labelsTr"
-        present = {p.name[: -len(ending)] for p in folder.iterdir() if p.name.endswith(ending)} if folder.is_dir() \
-            else set()  # fmt: skip
         missing = [c for c in [*train, *val] if c not in present]
         if missing:
-            raise ValueError(f"{name}: {splits} names case(s) {missing[:5]} that are not in {folder} "
+            raise ValueError(f"{name}: {splits} names case(s) {missing[:5]} that are not in {root / 'labelsTr'} "
                              f"({len(missing)} missing)")  # fmt: skip
 
 

@@ -74,8 +74,8 @@ def write_example_data(raw: Path) -> dict[str, Path]:
             (roots["t2w"] / f"{kind}Ts").mkdir(exist_ok=True)
             shutil.move(roots["t2w"] / f"{kind}Tr" / name, roots["t2w"] / f"{kind}Ts" / name)
     meta = read_dataset_json(roots["t2w"])
-    write_dataset_json(roots["t2w"], meta["channel_names"], {"background": 0, "spinal_canal": 1, "vertebrae": 2,
-                                                              "discs": 3}, N_CASES - 2, name=FOLDERS["t2w"])  # fmt: skip
+    labels = {"background": 0, "spinal_canal": 1, "vertebrae": 2, "discs": 3}
+    write_dataset_json(roots["t2w"], meta["channel_names"], labels, N_CASES - 2, name=FOLDERS["t2w"])
     return roots
 
 
@@ -234,16 +234,17 @@ def test_bad_splits_and_labels_name_the_dataset(tmp_path):
                                          "not in label_map"):  # fmt: skip
         S.run_study(study, tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / "cells").exists()
-    # test images without their labels
+    # test images without their labels: found when the study file is read
     (root / "labelsTr" / "c2.nii.gz").unlink()
     write_dataset_json(root, {"0": "MR0"}, {"background": 0, "vertebra": 1, "disc": 2, "canal": 3}, 2)
     rng = np.random.default_rng(1)
     for i in range(2):
         write_case(root, f"t{i}", rng.normal(size=(8, 8, 8)).astype(np.float32),
                    rng.integers(0, 4, (8, 8, 8)).astype(np.uint8) if i == 0 else None, np.eye(4), subset="Ts")
-    study = S.load_study(_domain(root))
-    with pytest.raises(ValueError, match=r"Dataset112_Y.*imagesTs: 1 image\(s\) without a label .*\['t1_0000.nii.gz'\]"):
-        load_split(study, "mr", "test")
+    with pytest.raises(ConfigError, match=r"Dataset112_Y: .*imagesTs: 1 image\(s\) without a label .*'t1_0000.nii.gz'"):
+        S.load_study(_domain(root))
+    write_case(root, "t1", np.zeros((8, 8, 8), np.float32), np.zeros((8, 8, 8), np.uint8), np.eye(4), subset="Ts")
+    assert [s.case_id for s in load_split(S.load_study(_domain(root)), "mr", "test")] == ["t0", "t1"]
 
 
 def test_phantom_spacing_may_be_given_per_axis(tmp_path):
@@ -262,3 +263,13 @@ def test_bundled_studies_keep_their_settings_hash():
     recorded = {c["provenance"]["settings_hash"] for c in cells.values() if c.get("provenance")}
     assert len(recorded) == 1
     assert settings_hash(S.load_study("default")) == recorded.pop()
+
+
+def test_missing_files_are_found_when_the_study_is_read(tmp_path):
+    root = _one_case_dataset(tmp_path / "Dataset114_W")
+    (root / "imagesTr" / "c1_0000.nii.gz").unlink()
+    with pytest.raises(ConfigError, match=r"Dataset114_W: image file missing for label .*c1_0000.nii.gz"):
+        S.load_study(_domain(root))
+    (root / "dataset.json").unlink()
+    with pytest.raises(ConfigError, match=r"Dataset114_W: dataset.json not found"):
+        S.load_study(_domain(root))
