@@ -167,6 +167,16 @@ def test_example_study_runs_end_to_end(raw, tmp_path, monkeypatch):
     spec = json.loads((out / "study.json").read_text())
     assert spec["data"]["domains"]["t1w"]["classes"] == {"1-25": "vertebra", "100": "canal", "201-225": "disc"}
     assert spec["preprocessing"]["spacing"] == [4.0, 4.0, 6.0]
+    # its models segment the test images of a dataset (imagesTs) back on their own grid
+    from spineaug.study.grid import Cell, cell_folder
+    from spineaug.study.predict import load_model, predict
+
+    model = cell_folder(out, Cell("t1w", "none", 0)) / "model.pt"
+    assert load_model(model)[1]["spacing"] == [4.0, 4.0, 6.0]
+    written = predict(model, raw / FOLDERS["t2w"] / "imagesTs", tmp_path / "pred", progress=False)
+    assert [p.name for p in written] == ["phantom_00003.nii.gz", "phantom_00004.nii.gz"]
+    pred = nib.load(str(written[0]))
+    assert pred.shape == SHAPE and set(np.unique(np.asarray(pred.dataobj))) <= {0, 1, 2, 3}
 
 
 def _domain(root, **over) -> dict:
