@@ -15,9 +15,9 @@ Example (``studies/quick.yaml``)::
 
 The bundled studies (``quick``, ``default``, ``full``, the ablations and ``example-nifti``, real data) ship with
 the package in ``spineaug/studies/`` (the repository's ``studies/`` points there), so
-``load_study("studies/quick.yaml")`` and ``spineaug study --quick`` work from any working directory. An arm given as a config file is looked up relative to
-the study file's folder, then the folder above it (a study in ``studies/`` may write ``studies/arms/x.yaml``), then
-the working directory.
+``load_study("studies/quick.yaml")`` and ``spineaug study --quick`` work from any working directory. An arm given
+as a config file is looked up relative to the study file's folder, then the folder above it (a study in
+``studies/`` may write ``studies/arms/x.yaml``), then the working directory.
 """
 
 from __future__ import annotations

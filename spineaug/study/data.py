@@ -108,7 +108,8 @@ def nnunet_case_ids(d: NiftiDomain, split: str) -> tuple[str, list[str] | None]:
     splits = d.splits_file()
     if splits is not None:
         pool_train, pool_val = read_splits(splits, d.fold or 0)
-        missing = [c for c in [*pool_train, *pool_val] if c not in set(everything)]
+        known = set(everything)
+        missing = [c for c in [*pool_train, *pool_val] if c not in known]
         if missing:
             raise ValueError(f"{splits} names case(s) {missing[:5]} that are not in labelsTr")
     else:
