@@ -11,7 +11,10 @@ from spineaug.data.nifti import Volume, load_nifti, resample, robust_zscore, sav
 from spineaug.data.nnunet_raw import (
     NnUNetRawDataset,
     dataset_folder_name,
+    has_test_labels,
+    label_values,
     read_dataset_json,
+    read_splits,
     write_case,
     write_dataset_json,
 )
@@ -27,8 +30,11 @@ __all__ = [
     "SegmentationDataset",
     "Volume",
     "dataset_folder_name",
+    "has_test_labels",
+    "label_values",
     "load_nifti",
     "read_dataset_json",
+    "read_splits",
     "resample",
     "robust_zscore",
     "save_nifti",

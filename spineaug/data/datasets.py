@@ -113,7 +113,7 @@ class SegmentationDataset:
             return data.astype(np.uint8)
         unknown = [int(v) for v in values if v != 0 and v not in self.label_map]
         if unknown:
-            raise ValueError(f"{path}: label values {unknown[:10]} are not in label_map")
+            raise ValueError(f"{path}: label values {unknown[:10]} are not in label_map (in a study file: classes)")
         lut_keys = np.array([0, *self.label_map.keys()], dtype=np.int64)
         lut_vals = np.array([0, *self.label_map.values()], dtype=np.uint8)
         order = np.argsort(lut_keys, kind="stable")

@@ -13,24 +13,42 @@ Example (``studies/quick.yaml``)::
     arms: [none, xdomain]
     training: {iterations: 60, patch_size: [32, 32, 32]}
 
-The bundled studies (``quick``, ``default``, ``full`` and the ablations) ship with the package in
-``spineaug/studies/`` (the repository's ``studies/`` points there), so ``load_study("studies/quick.yaml")`` and
-``spineaug study --quick`` work from any working directory. An arm given as a config file is looked up relative to
-the study file's folder, then the folder above it (a study in ``studies/`` may write ``studies/arms/x.yaml``), then
-the working directory.
+The bundled studies (``quick``, ``default``, ``full``, the ablations and ``example-nifti``, real data) ship with
+the package in ``spineaug/studies/`` (the repository's ``studies/`` points there), so
+``load_study("studies/quick.yaml")`` and ``spineaug study --quick`` work from any working directory. An arm given
+as a config file is looked up relative to the study file's folder, then the folder above it (a study in
+``studies/`` may write ``studies/arms/x.yaml``), then the working directory.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from spineaug.validation import ConfigError, ordered
 
 PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Spacing = PositiveFloat | tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+"""A voxel size in mm: one number (isotropic) or ``[x, y, z]`` along the RAS array axes (0 left-right,
+1 posterior-anterior, 2 inferior-superior)."""
+StudyClass = Literal["background", "vertebra", "disc", "canal"]
+STUDY_CLASSES: tuple[str, ...] = ("background", "vertebra", "disc", "canal")
+"""The study's classes; a class's index is its label value in training, evaluation and predicted label maps."""
 
 
 class _Strict(BaseModel):
@@ -78,7 +96,20 @@ class NiftiDomain(_Strict):
     """One domain of real data: an nnU-Net raw dataset, or a folder of image/label pairs with ``{id}`` patterns.
 
     Cases are split by sorted case id: the first ``n_train`` train, the next ``n_val`` validate, the rest test
-    (a domain used only as a target may set ``n_train = n_val = 0``).
+    (a domain used only as a target may set ``n_train = n_val = 0``). An nnU-Net raw dataset may refine that:
+
+    - ``splits_final.json`` (in the dataset folder, or the file ``splits`` names, e.g. the one nnU-Net wrote to
+      ``nnUNet_preprocessed``): training cases are the first ``n_train`` of fold ``fold``'s (default 0) ``train``
+      list, validation cases the first ``n_val`` of its ``val`` list;
+    - labelled test cases (``imagesTs/`` with ``labelsTs/``): they are the test cases; without them the test cases
+      are the training cases (``labelsTr``) that are neither trained nor validated on.
+
+    ``path`` and ``splits`` may use environment variables (``${nnUNet_raw}/Dataset101_CT``). Labels: by default
+    the stored values are the study's classes (0 background, 1 vertebra, 2 disc, 3 canal); ``classes`` maps other
+    label sets onto them: dataset label value (``26``), range (``"1-25"``) or, for nnU-Net raw data, the label's
+    name in ``dataset.json`` (``"L1"``) -> study class; every label of ``dataset.json`` must be mapped (to
+    ``background`` to drop it). ``label_map`` (``verse``, ``spider`` or value -> value) is the older form.
+    The study trains single-channel models: a dataset with several input channels is refused.
     """
 
     format: Literal["nnunet_raw", "paired"] = "nnunet_raw"
@@ -86,8 +117,27 @@ class NiftiDomain(_Strict):
     image: str | None = None  # paired: glob pattern with {id}, relative to path
     label: str | None = None
     label_map: Literal["verse", "spider"] | dict[int, int] | None = None
+    classes: dict[int | str, StudyClass] | None = None
     n_train: Annotated[int, Field(ge=0)] = 0
     n_val: Annotated[int, Field(ge=0)] = 0
+    fold: Annotated[int, Field(ge=0)] | None = None  # fold of splits_final.json (None: 0)
+    splits: str | None = None  # splits_final.json elsewhere than in the dataset folder
+
+    @field_validator("path", "splits")
+    @classmethod
+    def _expand(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        expanded = os.path.expanduser(os.path.expandvars(v))
+        unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expanded)
+        if unset:
+            raise ValueError(f"{v!r}: environment variable {unset[0]} is not set")
+        return expanded
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)  # the options added later are left out while unused: older study.json files still match
+        return {k: v for k, v in out.items() if not (k in ("classes", "fold", "splits") and v is None)}
 
     @model_validator(mode="after")
     def _check(self) -> NiftiDomain:
@@ -97,7 +147,130 @@ class NiftiDomain(_Strict):
             raise ValueError("format 'paired' needs 'image' and 'label' patterns with {id}")
         if (self.n_train == 0) != (self.n_val == 0):
             raise ValueError("n_train and n_val must both be 0 (target only) or both positive (usable as a source)")
+        if self.classes is not None and self.label_map is not None:
+            raise ValueError("give 'classes' or 'label_map', not both")
+        if self.format == "paired":
+            if self.fold is not None or self.splits is not None:
+                raise ValueError("'fold' and 'splits' are for nnU-Net raw datasets (splits_final.json)")
+            self.label_mapping()
+        else:
+            self._check_nnunet()
         return self
+
+    def dataset_name(self) -> str:
+        return Path(self.path).name
+
+    def splits_file(self) -> Path | None:
+        """The ``splits_final.json`` that chooses training and validation cases, or None (sorted case ids)."""
+        from spineaug.data.nnunet_raw import SPLITS_FILE
+
+        if self.splits is not None:
+            return Path(self.splits)
+        found = Path(self.path) / SPLITS_FILE
+        return found if self.format == "nnunet_raw" and found.is_file() else None
+
+    def label_mapping(self, dataset_labels: dict[str, int] | None = None) -> dict[int, int] | None:
+        """Stored label value -> study class value (None: labels are used as stored).
+
+        Args:
+            dataset_labels: ``dataset.json``'s label name -> value (nnU-Net raw data), for ``classes`` keyed by name.
+        """
+        from spineaug.data.datasets import SPIDER_LABELS, VERSE_LABELS
+
+        if self.classes is None:
+            presets = {"verse": VERSE_LABELS, "spider": SPIDER_LABELS}
+            return presets.get(self.label_map, self.label_map)  # type: ignore[arg-type]
+        out: dict[int, int] = {}
+        for key, name in self.classes.items():
+            text = str(key).strip()
+            if isinstance(key, int) or text.isdigit():
+                values = [int(text)]
+            elif re.fullmatch(r"\d+\s*-\s*\d+", text):
+                lo, hi = (int(v) for v in text.split("-"))
+                if lo > hi:
+                    raise ValueError(f"{self.dataset_name()}: classes: range {text!r} runs backwards")
+                values = list(range(lo, hi + 1))
+            elif dataset_labels is not None and text in dataset_labels:
+                values = [dataset_labels[text]]
+            else:
+                known = f"; dataset.json names {sorted(dataset_labels)}" if dataset_labels is not None else ""
+                raise ValueError(f"{self.dataset_name()}: classes: {text!r} is not a label value, a range like "
+                                 f"'1-25' or a label name of dataset.json{known}")  # fmt: skip
+            for v in values:
+                target = STUDY_CLASSES.index(name)
+                if v == 0 and target != 0:
+                    raise ValueError(f"{self.dataset_name()}: classes: value 0 is background, it cannot be {name!r}")
+                if out.get(v, target) != target:
+                    raise ValueError(f"{self.dataset_name()}: classes: label value {v} is mapped to both "
+                                     f"{STUDY_CLASSES[out[v]]!r} and {name!r}")  # fmt: skip
+                out[v] = target
+        return out
+
+    def _check_nnunet(self) -> None:
+        """What can be checked from ``dataset.json``, the split file and the file names, before any training."""
+        from spineaug.data.nnunet_raw import (
+            NnUNetRawDataset,
+            has_test_labels,
+            label_values,
+            read_dataset_json,
+            read_splits,
+        )
+
+        root, name = Path(self.path), self.dataset_name()
+        try:
+            meta = read_dataset_json(root)
+        except FileNotFoundError as exc:  # a pydantic validator reports ValueErrors only
+            raise ValueError(f"{name}: {exc} (an nnU-Net raw dataset folder holds dataset.json, imagesTr, "
+                             "labelsTr)") from None  # fmt: skip
+        channels = meta["channel_names"]
+        if len(channels) > 1:
+            raise ValueError(f"{name}: {len(channels)} input channels ({channels}); the study trains single-channel "
+                             "models (one image per case), so this dataset cannot be used; keep one channel "
+                             "(e.g. copy its _0000 files into a dataset of their own)")  # fmt: skip
+        if "dataset" in meta:
+            raise ValueError(f"{name}: dataset.json lists its files under 'dataset' (nnU-Net's custom layout); "
+                             "the study reads the standard imagesTr/labelsTr layout")  # fmt: skip
+        labels = label_values(meta, f"{name}/dataset.json")
+        mapping = self.label_mapping(labels)
+        if mapping is not None and self.classes is not None:
+            unmapped = [f"{k!r} (value {v})" for k, v in labels.items() if v != 0 and v not in mapping]
+            if unmapped:
+                raise ValueError(f"{name}: label(s) {', '.join(unmapped)} of dataset.json are not in classes; map "
+                                 "each to a study class (background to drop it)")  # fmt: skip
+        elif mapping is None:
+            for label, value in labels.items():
+                study_value = STUDY_CLASSES.index(label) if label in STUDY_CLASSES else None
+                if value >= len(STUDY_CLASSES) or study_value not in (None, value):
+                    raise ValueError(f"{name}: dataset.json has label {label!r} = {value}; the study segments "
+                                     f"{dict(zip(STUDY_CLASSES, range(4)))}: map the dataset's labels with "
+                                     f"classes (e.g. {{{value}: vertebra}})")  # fmt: skip
+        try:  # lists the files: a missing image, label or folder shows now
+            present = set(NnUNetRawDataset(root).case_ids)
+            if has_test_labels(root, meta["file_ending"]):
+                NnUNetRawDataset(root, subset="Ts")
+        except (FileNotFoundError, ValueError) as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        n_cases = meta["numTraining"]
+        splits = self.splits_file()
+        if self.fold is not None and splits is None:
+            raise ValueError(f"{name}: fold {self.fold} is set but there is no splits_final.json in {root} "
+                             "(name one with 'splits')")  # fmt: skip
+        if splits is None:
+            if self.n_train + self.n_val > n_cases:
+                raise ValueError(f"{name}: n_train + n_val = {self.n_train + self.n_val} but numTraining is {n_cases}")
+            return
+        try:
+            train, val = read_splits(splits, self.fold or 0)
+        except FileNotFoundError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        for key, n, ids in (("n_train", self.n_train, train), ("n_val", self.n_val, val)):
+            if n > len(ids):
+                raise ValueError(f"{name}: {key} = {n} but fold {self.fold or 0} of {splits} holds {len(ids)} "
+                                 f"{'training' if key == 'n_train' else 'validation'} cases")  # fmt: skip
+        missing = [c for c in [*train, *val] if c not in present]
+        if missing:
+            raise ValueError(f"{name}: {splits} names case(s) {missing[:5]} that are not in {root / 'labelsTr'} "
+                             f"({len(missing)} missing)")  # fmt: skip
 
 
 class NiftiData(_Strict):
@@ -113,7 +286,7 @@ class NiftiData(_Strict):
 class Preprocessing(_Strict):
     """The same for every domain: resampling to a common spacing, then a per-image robust z-score."""
 
-    spacing: Annotated[float, Field(gt=0)] = 2.0
+    spacing: Spacing = 2.0  # one number, or [x, y, z] (e.g. anisotropic sagittal MRI)
     zscore_percentiles: Annotated[
         tuple[Annotated[float, Field(ge=0, le=100)], Annotated[float, Field(ge=0, le=100)]], AfterValidator(ordered)
     ] = (0.5, 99.5)
@@ -194,7 +367,9 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> StudyConfig:
-        if isinstance(self.data, PhantomData) and abs(self.data.spacing - self.preprocessing.spacing) > 1e-6:
+        spacings = self.preprocessing.spacing if isinstance(self.preprocessing.spacing, tuple) else \
+            (self.preprocessing.spacing,)  # fmt: skip
+        if isinstance(self.data, PhantomData) and any(abs(self.data.spacing - s) > 1e-6 for s in spacings):
             raise ValueError(f"data.spacing ({self.data.spacing}) must equal preprocessing.spacing "
                              f"({self.preprocessing.spacing}) for the phantom: it is rendered at the study's spacing")  # fmt: skip
         domains = self.data.domain_names()

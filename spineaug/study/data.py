@@ -3,7 +3,9 @@
 Phantom cases are rendered once into a cache keyed by phantom version, grid, domain and seed, and reused by
 every run. Test anatomies are the same in every domain (paired), so a Dice difference between two domains comes
 from appearance alone. Real data is read with :mod:`spineaug.data` (reoriented to RAS, resampled to the common
-spacing). Every image is robust-z-scored per case with the study's percentiles.
+spacing) and split as :class:`~spineaug.study.config.NiftiDomain` describes (sorted case ids, or nnU-Net's
+``splits_final.json`` and ``imagesTs``/``labelsTs``). Every image is robust-z-scored per case with the study's
+percentiles.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from spineaug._io import atomic_write
 from spineaug.data import Sample
 from spineaug.data.nifti import robust_zscore
-from spineaug.study.config import NiftiData, PhantomData, StudyConfig
+from spineaug.study.config import NiftiData, NiftiDomain, PhantomData, StudyConfig
 
 SPLITS = ("train", "val", "test")
 
@@ -93,32 +95,82 @@ def load_split(study: StudyConfig, domain: str, split: str) -> list[Sample]:
     return _nifti_split(study.data, domain, split, study.preprocessing.spacing, pct)
 
 
-def _nifti_split(data: NiftiData, domain: str, split: str, spacing: float, pct) -> list[Sample]:
-    from spineaug.data import NnUNetRawDataset, PairedNiftiDataset
-    from spineaug.data.datasets import SPIDER_LABELS, VERSE_LABELS
+def nnunet_case_ids(d: NiftiDomain, split: str) -> tuple[str, list[str] | None]:
+    """Which cases of an nnU-Net raw dataset form ``split``: ``(subset, case ids)``; ids None: all of the subset.
 
-    d = data.domains[domain]
-    label_map = {"verse": VERSE_LABELS, "spider": SPIDER_LABELS}.get(d.label_map, d.label_map)  # type: ignore[arg-type]
-    if not Path(d.path).is_dir():
-        raise FileNotFoundError(f"data.domains.{domain}.path: folder not found: {d.path}")
-    if d.format == "nnunet_raw":
-        ds = NnUNetRawDataset(d.path, spacing=spacing, normalize=False, label_map=label_map)
+    Training and validation cases come from ``labelsTr``: the first ``n_train`` / ``n_val`` of the fold's lists in
+    ``splits_final.json`` when there is one, else of the sorted case ids. Test cases are the labelled
+    ``imagesTs``/``labelsTs`` cases when there are any, else the ``labelsTr`` cases neither trained nor validated on.
+    """
+    from spineaug.data.nnunet_raw import NnUNetRawDataset, has_test_labels, read_splits
+
+    everything = NnUNetRawDataset(d.path).case_ids  # lists the files (checks numTraining and the images)
+    splits = d.splits_file()
+    if splits is not None:
+        pool_train, pool_val = read_splits(splits, d.fold or 0)
+        known = set(everything)
+        missing = [c for c in [*pool_train, *pool_val] if c not in known]
+        if missing:
+            raise ValueError(f"{splits} names case(s) {missing[:5]} that are not in labelsTr")
     else:
-        ds = PairedNiftiDataset(d.path, d.image, d.label, spacing=spacing, normalize=False, label_map=label_map)
+        if d.n_train + d.n_val > len(everything):
+            raise ValueError(f"n_train + n_val = {d.n_train + d.n_val} but labelsTr holds {len(everything)} cases")
+        pool_train, pool_val = everything[: d.n_train], everything[d.n_train : d.n_train + d.n_val]
+    train, val = pool_train[: d.n_train], pool_val[: d.n_val]
+    if split == "train":
+        return "Tr", train
+    if split == "val":
+        return "Tr", val
+    if has_test_labels(d.path):
+        return "Ts", None
+    used = {*train, *val}
+    rest = [c for c in everything if c not in used]
+    if not rest:
+        raise ValueError(f"no test cases: no labelled imagesTs/labelsTs, and all {len(everything)} labelsTr cases "
+                         "are trained or validated on")  # fmt: skip
+    return "Tr", rest
+
+
+def _nifti_dataset(d: NiftiDomain, split: str, spacing):
+    from spineaug.data import NnUNetRawDataset, PairedNiftiDataset, SegmentationDataset
+    from spineaug.data.nnunet_raw import label_values, read_dataset_json
+
+    if not Path(d.path).is_dir():
+        raise FileNotFoundError(f"folder not found: {d.path}")
+    if d.format == "nnunet_raw":
+        label_map = d.label_mapping(label_values(read_dataset_json(d.path), Path(d.path) / "dataset.json"))
+        subset, ids = nnunet_case_ids(d, split)
+        return NnUNetRawDataset(d.path, subset=subset, case_ids=ids, spacing=spacing, normalize=False,
+                                label_map=label_map)  # fmt: skip
+    label_map = d.label_mapping()
+    ds = PairedNiftiDataset(d.path, d.image, d.label, spacing=spacing, normalize=False, label_map=label_map)
     n = len(ds)
     if d.n_train + d.n_val > n:
-        raise ValueError(f"data.domains.{domain}: n_train + n_val = {d.n_train + d.n_val} but {d.path} holds {n} cases")
+        raise ValueError(f"n_train + n_val = {d.n_train + d.n_val} but {d.path} holds {n} cases")
     bounds = {"train": (0, d.n_train), "val": (d.n_train, d.n_train + d.n_val), "test": (d.n_train + d.n_val, n)}
     lo, hi = bounds[split]
     if split == "test" and lo >= n:
-        raise ValueError(f"data.domains.{domain}: no test cases left after n_train + n_val = {lo} of {n} cases")
+        raise ValueError(f"no test cases left after n_train + n_val = {lo} of {n} cases")
+    return SegmentationDataset(ds.cases[lo:hi], spacing=spacing, normalize=False, label_map=label_map)
+
+
+def _nifti_split(data: NiftiData, domain: str, split: str, spacing, pct) -> list[Sample]:
+    d = data.domains[domain]
+    where = f"data.domains.{domain} ({d.dataset_name()})"
+    try:
+        ds = _nifti_dataset(d, split, spacing)
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
     out = []
-    for i in range(lo, hi):
-        s = ds[i]
+    for i in range(len(ds)):
+        try:
+            s = ds[i]
+        except (FileNotFoundError, ValueError) as exc:  # a missing file, a bad label value: name the dataset
+            raise type(exc)(f"{where}: {exc}") from None
         if s.label is not None and s.label.max(initial=0) > 3:
             raise ValueError(
-                f"data.domains.{domain}: case {s.case_id} has label {int(s.label.max())}; the study segments "
-                "0 background, 1 vertebra, 2 disc, 3 canal: map other values with label_map"
+                f"{where}: case {s.case_id} has label {int(s.label.max())}; the study segments "
+                "0 background, 1 vertebra, 2 disc, 3 canal: map other values with classes"
             )
         image = np.stack([robust_zscore(c, percentiles=pct) for c in s.image])
         out.append(Sample(s.case_id, image, s.label, s.affine))
@@ -142,4 +194,4 @@ def load_monitor(study: StudyConfig, source: str) -> dict[str, list[Sample]]:
     return {d: load_split(study, d, "val")[:k] for d in study.monitor_domains(source)}
 
 
-__all__ = ["SPLITS", "load_monitor", "load_split", "prepare_phantom", "splits_needed"]
+__all__ = ["SPLITS", "load_monitor", "load_split", "nnunet_case_ids", "prepare_phantom", "splits_needed"]

@@ -71,6 +71,33 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+CHECKPOINT_STATE_KEYS = ("model", "optimizer", "scheduler", "scaler")
+CHECKPOINT_META_KEYS = ("iteration", "log", "monitor", "wall_s")
+
+
+def _checkpoint_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The resume checkpoint as tensors and plain data only, so it loads with ``torch.load(weights_only=True)``:
+    the state dicts, the augmentation generator's state as a CPU uint8 tensor, the rest JSON-safe."""
+    generator = state["generator"]
+    if not isinstance(generator, torch.Tensor) or generator.dtype != torch.uint8:
+        raise TypeError(f"checkpoint: the generator state must be a uint8 tensor, got {type(generator).__name__}")
+    meta = json.loads(json.dumps({k: state[k] for k in CHECKPOINT_META_KEYS}))
+    return {**{k: state[k] for k in CHECKPOINT_STATE_KEYS}, "generator": generator.cpu(), **meta}
+
+
+def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """Load a resume checkpoint with ``weights_only=True`` (nothing is unpickled); the generator state on the CPU."""
+    import pickle
+
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{path}: holds Python objects besides tensors and plain data (written by an older "
+                         f"spineaug?), so it is not loaded ({str(exc).splitlines()[0]}); delete it to train the cell "
+                         "from the start") from None  # fmt: skip
+    return {**ckpt, "generator": ckpt["generator"].cpu()}
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -141,7 +168,7 @@ def train_cell(
     gen = torch.Generator().manual_seed(10_000 + seed)
     start, rows, monitor_rows, wall_before = 0, [], [], 0.0
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = _read_checkpoint(ckpt_path, device)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -206,7 +233,7 @@ def train_cell(
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                      "scaler": scaler.state_dict(), "generator": gen.get_state(), "iteration": it, "log": rows,
                      "monitor": monitor_rows, "wall_s": wall_before + time.perf_counter() - session_start}  # fmt: skip
-            _atomic_torch_save(state, ckpt_path)
+            _atomic_torch_save(_checkpoint_state(state), ckpt_path)
             atomic_write_csv(folder / "train_log.csv", rows, LOG_COLUMNS)
             if monitor:
                 atomic_write_csv(folder / "monitor_log.csv", monitor_rows, MONITOR_COLUMNS)

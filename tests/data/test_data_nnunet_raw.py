@@ -7,7 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from spineaug.data import NnUNetRawDataset, dataset_folder_name, read_dataset_json, write_case, write_dataset_json
+from spineaug.data import (
+    NnUNetRawDataset,
+    dataset_folder_name,
+    has_test_labels,
+    label_values,
+    read_dataset_json,
+    read_splits,
+    write_case,
+    write_dataset_json,
+)
 
 AFF = np.diag([2.0, 2.0, 3.0, 1.0])
 
@@ -53,3 +62,57 @@ def test_writer_rejects_bad_input(tmp_path):
     assert not (tmp_path / "dataset.json").exists()
     with pytest.raises(ValueError, match="dataset_id"):
         dataset_folder_name(1000, "X")
+
+
+def _dataset(root, n_train=3, n_test=2):
+    rng = np.random.default_rng(0)
+    for i in range(n_train + n_test):
+        subset = "Tr" if i < n_train else "Ts"
+        write_case(root, f"c{i}", rng.normal(size=(4, 4, 4)).astype(np.float32),
+                   np.full((4, 4, 4), i, np.uint8), AFF, subset=subset)  # fmt: skip
+    write_dataset_json(root, {"0": "CT"}, {"background": 0, "a": 1}, n_train)
+    return root
+
+
+def test_test_cases_and_case_selection(tmp_path):
+    root = _dataset(tmp_path / "Dataset008_Ts")
+    assert (root / "imagesTs" / "c3_0000.nii.gz").is_file() and (root / "labelsTs" / "c4.nii.gz").is_file()
+    assert has_test_labels(root) and not has_test_labels(_dataset(tmp_path / "Dataset009_NoTs", n_test=0))
+    assert NnUNetRawDataset(root).case_ids == ["c0", "c1", "c2"]  # numTraining counts labelsTr only
+    test = NnUNetRawDataset(root, subset="Ts", normalize=False)
+    assert test.case_ids == ["c3", "c4"] and int(test[1].label.max()) == 4
+    assert NnUNetRawDataset(root, case_ids=["c2", "c0"]).case_ids == ["c2", "c0"]
+    with pytest.raises(ValueError, match=r"case\(s\) \['c7'\] not found in labelsTr"):
+        NnUNetRawDataset(root, case_ids=["c0", "c7"])
+    with pytest.raises(ValueError, match="subset"):
+        NnUNetRawDataset(root, subset="Val")
+    (root / "labelsTs" / "c4.nii.gz").unlink()
+    with pytest.raises(ValueError, match=r"1 image\(s\) without a label .*c4_0000.nii.gz"):
+        NnUNetRawDataset(root, subset="Ts")
+
+
+def test_splits_file(tmp_path):
+    path = tmp_path / "splits_final.json"
+    path.write_text(json.dumps([{"train": ["b", "a"], "val": ["c"]}, {"train": ["c"], "val": ["a", "b"]}]))
+    assert read_splits(path) == (["b", "a"], ["c"])
+    assert read_splits(path, 1) == (["c"], ["a", "b"])
+    with pytest.raises(ValueError, match=r"fold 2 does not exist; the file has folds 0..1"):
+        read_splits(path, 2)
+    path.write_text(json.dumps([{"train": ["a"], "val": ["a"]}]))
+    with pytest.raises(ValueError, match=r"cases \['a'\] are in both"):
+        read_splits(path)
+    path.write_text(json.dumps({"train": []}))
+    with pytest.raises(ValueError, match="list of folds"):
+        read_splits(path)
+    with pytest.raises(FileNotFoundError, match="splits file not found"):
+        read_splits(tmp_path / "none.json")
+
+
+def test_label_values_refuse_regions_and_ignore():
+    assert label_values({"labels": {"background": 0, "a": 1}}) == {"background": 0, "a": 1}
+    with pytest.raises(ValueError, match="region-based"):
+        label_values({"labels": {"background": 0, "whole": [1, 2]}})
+    with pytest.raises(ValueError, match="'ignore' label"):
+        label_values({"labels": {"background": 0, "a": 1, "ignore": 2}})
+    with pytest.raises(ValueError, match="non-negative integer"):
+        label_values({"labels": {"background": 0, "a": "1"}}, "X/dataset.json")

@@ -71,6 +71,9 @@ def test_bad_arm_config_file_is_validated_up_front(tmp_path):
 
 
 def test_nifti_data_needs_existing_sources(tmp_path):
+    (tmp_path / "dataset.json").write_text('{"channel_names": {"0": "CT"}, "labels": {"background": 0}, '
+                                           '"numTraining": 0, "file_ending": ".nii.gz"}')
+    (tmp_path / "labelsTr").mkdir()
     data = {"kind": "nifti", "domains": {"ct": {"path": str(tmp_path), "n_train": 0, "n_val": 0}}}
     with pytest.raises(ConfigError, match="n_train = 0"):
         load_study(_study(sources=["ct"], data=data))
