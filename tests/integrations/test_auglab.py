@@ -1,4 +1,4 @@
-"""Reading AugLab JSON configs (spineaug.integrations.auglab; spineaug.compat re-exports it)."""
+"""Reading AugLab JSON configs (spineaug.integrations.auglab)."""
 
 from __future__ import annotations
 
@@ -237,14 +237,6 @@ def test_bad_keys_and_values_raise_config_errors_naming_them(source, key):
         warnings.simplefilter("ignore")
         with pytest.raises(spineaug.ConfigError, match=key):
             from_auglab(copy.deepcopy(source))
-
-
-def test_old_import_path_still_works():
-    import spineaug.compat
-    import spineaug.integrations.auglab as home
-
-    assert spineaug.compat.from_auglab is home.from_auglab
-    assert spineaug.compat.auglab_to_config is home.auglab_to_config
 
 
 def test_probability_defaults_to_zero_and_p_is_not_read():
