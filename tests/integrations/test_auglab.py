@@ -295,7 +295,7 @@ def test_kernel_type_picks_the_kernel():
 
 # ------------------------------------------------------------------------------ the snapshot's real config files
 
-SNAPSHOT = Path(__file__).resolve().parents[1].parent / "shared/third_party/auglab-1ee096a.tar.gz"
+SNAPSHOT = Path(__file__).resolve().parents[2].parent / "shared/third_party/auglab-1ee096a.tar.gz"
 needs_snapshot = pytest.mark.skipif(
     not SNAPSHOT.is_file(),
     reason=f"AugLab snapshot not found at {SNAPSHOT} (the shared third_party folder is absent)",
