@@ -22,7 +22,7 @@ count is limited, and the rows say so (:func:`spineaug.bench.training_run.cpu_bu
 loader workers get fewer cores than they need.
 
 Modules: this one holds the request and what is trained (:class:`TrainingConfig` and its checks, the CPU
-budgets and worker counts, the phantom cases, the network's size); :mod:`spineaug.bench.training_loop` times one setting
+budgets and worker counts, the phantom cases, the network size); :mod:`spineaug.bench.training_loop` times one setting
 (one arm with one number of loader workers); :mod:`spineaug.bench.training_run` runs every setting under every
 CPU budget and writes the result files.
 """
@@ -135,7 +135,7 @@ def validate_training(config: TrainingConfig) -> torch.device:
 
 
 def phantom_samples(config: TrainingConfig) -> list[Any]:
-    """The training cases: phantom spines in ``config.domain``, z-scored as the study's (the harness's one path)."""
+    """The training cases: phantom spines in ``config.domain``, z-scored as the study's (the harness's path)."""
     from spineaug.harness.train import phantom_samples as render
 
     seeds = range(config.seed, config.seed + config.cases)

@@ -95,8 +95,9 @@ def time_setting(config: TrainingConfig, samples: list[Any], arm_name: str, work
             augment_cell = ""
             note = f"augmentation in {workers} loader worker process(es): the loop sees only the data wait"
     per_it = wall / config.iterations
+    median = statistics.median(s.done - s.waited for s in timed)
     return dict(
-        iteration_s=f"{per_it:.6g}", iteration_median_s=f"{statistics.median(s.done - s.waited for s in timed):.6g}",
+        iteration_s=f"{per_it:.6g}", iteration_median_s=f"{median:.6g}",
         data_s=f"{statistics.fmean(data):.6g}",
         augment_s=augment_cell if augment_cell == "" else f"{augment_cell:.6g}",
         network_s=f"{statistics.fmean(network_s):.6g}", samples_per_s=f"{config.batch_size / per_it:.6g}",

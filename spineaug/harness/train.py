@@ -1,4 +1,4 @@
-"""The training step that the study and the training-throughput benchmark share.
+"""Training as the study and the training-throughput benchmark both do it: one network, loss, step and loop.
 
 One owner each for: the network (:func:`build_network`), the loss (:func:`build_loss`), the optimiser, schedule
 and mixed precision (:class:`Trainer`), the loop body (:func:`training_steps`: batch to device, in-loop
@@ -70,7 +70,8 @@ def phantom_samples(domain: str, seeds: Iterable[int], *, shape: tuple[int, int,
     out = []
     for seed in seeds:
         case = phantom.make_case(seed, domain, shape=shape, spacing=spacing)
-        out.append(phantom_sample(f"phantom_{seed:03d}", case.image, case.label, case.affine, percentiles=percentiles))
+        sample = phantom_sample(f"phantom_{seed:03d}", case.image, case.label, case.affine, percentiles=percentiles)
+        out.append(sample)
     return out
 
 
@@ -138,8 +139,9 @@ class Trainer:
         self.model, self.device = model, torch.device(device)
         self.amp = bool(amp) and self.device.type == "cuda"
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        self.scheduler = (None if iterations is None
-                          else torch.optim.lr_scheduler.PolynomialLR(self.optimizer, total_iters=iterations, power=0.9))
+        self.scheduler = None
+        if iterations is not None:
+            self.scheduler = torch.optim.lr_scheduler.PolynomialLR(self.optimizer, total_iters=iterations, power=0.9)
         self.loss_fn = build_loss()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
@@ -262,8 +264,8 @@ def training_loader(dataset: torch.utils.data.Dataset, *, batch_size: int, worke
     loader processes (each seeds NumPy from its torch seed, :func:`~spineaug.harness.augment.seed_worker`)."""
     stop = len(dataset) if stop is None else stop  # type: ignore[arg-type]
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=range(first, stop), num_workers=workers, worker_init_fn=seed_worker,
-        persistent_workers=False, pin_memory=torch.device(device).type == "cuda",
+        dataset, batch_size=batch_size, sampler=range(first, stop), num_workers=workers,
+        worker_init_fn=seed_worker, persistent_workers=False, pin_memory=torch.device(device).type == "cuda",
     )  # fmt: skip
 
 
@@ -291,8 +293,10 @@ class Step:
     events: tuple[Any, Any, Any] | None = None
 
 
-def training_steps(batches: Iterable[tuple[Tensor, Tensor]], arm: TrainingArm, trainer: Trainer, *,
-                   generator: torch.Generator, device: torch.device, cuda_events: bool = False) -> Iterator[Step]:  # fmt: skip
+def training_steps(
+    batches: Iterable[tuple[Tensor, Tensor]], arm: TrainingArm, trainer: Trainer, *, generator: torch.Generator,
+    device: torch.device, cuda_events: bool = False,
+) -> Iterator[Step]:  # fmt: skip
     """Train on every batch of ``batches``, yielding a :class:`Step` after each.
 
     The caller's work between two steps (validation, checkpoints, clocks) is not part of the next step's times.
@@ -328,12 +332,13 @@ def training_steps(batches: Iterable[tuple[Tensor, Tensor]], arm: TrainingArm, t
         if events is not None:
             events[2].record()
         loss_value = float(loss)  # the one host sync per step, after the backward pass
-        yield Step(loss_value, waited, fetched, moved, augmented, time.perf_counter(), events)  # type: ignore[arg-type]
+        done = time.perf_counter()
+        yield Step(loss_value, waited, fetched, moved, augmented, done, events)  # type: ignore[arg-type]
         waited = time.perf_counter()
 
 
 __all__ = [
     "CLASS_NAMES", "N_CLASSES", "ZSCORE_PERCENTILES", "InLoopArm", "Network", "NetworkSpec", "Step", "Trainer",
-    "TrainingArm", "WorkerArm", "arm_placement", "build_loss", "build_network", "phantom_sample", "phantom_samples",
-    "training_arm", "training_loader", "training_steps", "zscored",
+    "TrainingArm", "WorkerArm", "arm_placement", "build_loss", "build_network", "phantom_sample",
+    "phantom_samples", "training_arm", "training_loader", "training_steps", "zscored",
 ]  # fmt: skip

@@ -3,8 +3,8 @@
 Phantom cases are rendered once into a cache keyed by phantom version, grid, domain and seed, and reused by
 every run. Test anatomies are the same in every domain (paired), so a Dice difference between two domains comes
 from appearance alone. Real data is read with :mod:`spineaug.data` (reoriented to RAS, resampled to the common
-spacing). Every image is robust-z-scored per case with the study's percentiles, the way the training harness
-prepares every training sample (:func:`spineaug.harness.train.phantom_sample`, :func:`~spineaug.harness.train.zscored`).
+spacing). Every image is robust-z-scored per case with the study's percentiles, as the training harness prepares
+every training sample (:func:`spineaug.harness.train.phantom_sample`, :func:`~spineaug.harness.train.zscored`).
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def load_split(study: StudyConfig, domain: str, split: str) -> list[Sample]:
             if not path.is_file():
                 raise FileNotFoundError(f"phantom cache missing {path}: run the study (it renders the cache first)")
             with np.load(path) as z:
-                out.append(phantom_sample(f"{domain}_{seed:05d}", z["image"], z["label"], z["affine"], percentiles=pct))
+                sample = phantom_sample(f"{domain}_{seed:05d}", z["image"], z["label"], z["affine"], percentiles=pct)
+            out.append(sample)
         return out
     return _nifti_split(study.data, domain, split, study.preprocessing.spacing, pct)
 

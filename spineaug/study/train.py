@@ -1,5 +1,5 @@
-"""Train one study cell (source domain x arm x seed) with the shared training harness (:mod:`spineaug.harness.train`:
-the network, DiceCE, Adam with a polynomial schedule, the step and where the arm augments).
+"""Train one study cell (source domain x arm x seed) with the shared harness (:mod:`spineaug.harness.train`: the
+network, DiceCE, Adam with a polynomial schedule, the step and where the arm augments).
 
 Resumable: a checkpoint (model, optimiser, scheduler, augmentation generator, logs so far, training seconds) is
 written atomically every ``checkpoint_every`` iterations; a restarted cell continues from it and draws exactly
@@ -43,8 +43,9 @@ MONITOR_COLUMNS = _schema.STUDY_MONITOR_COLUMNS
 
 
 def build_model(study_or_model: Any, in_channels: int = 1) -> nn.Module:
-    """The study's network (``study.model``, :func:`spineaug.harness.train.build_network`), the same for every cell."""
-    return build_network(study_or_model.model if isinstance(study_or_model, StudyConfig) else study_or_model, in_channels)
+    """The study's network (``study.model``, :func:`spineaug.harness.train.build_network`), the same in every cell."""
+    model = study_or_model.model if isinstance(study_or_model, StudyConfig) else study_or_model
+    return build_network(model, in_channels)
 
 
 def model_spec(study: StudyConfig, in_channels: int = 1) -> dict[str, Any]:
@@ -141,8 +142,8 @@ def train_cell(
                           seed=seed)  # fmt: skip
     if sampler.read_size != aug.read_size:
         raise RuntimeError(f"sampler reads {sampler.read_size}, the arm expects {aug.read_size}")
-    loader = training_loader(arm.dataset(sampler), batch_size=tr.batch_size, workers=tr.loader_workers, device=device,
-                             first=start * tr.batch_size)  # fmt: skip
+    loader = training_loader(arm.dataset(sampler), batch_size=tr.batch_size, workers=tr.loader_workers,
+                             device=device, first=start * tr.batch_size)  # fmt: skip
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -156,8 +157,9 @@ def train_cell(
         it += 1
         elapsed += step.done - step.waited
         row = {"iteration": it, "loss": round(step.loss, 5), "data_s": round(step.fetched - step.waited, 5),
-               "augment_s": round(step.augmented - step.fetched, 5), "network_s": round(step.done - step.augmented, 5),
-               "val_dice": "", "elapsed_s": round(elapsed, 3)}  # fmt: skip
+               "augment_s": round(step.augmented - step.fetched, 5),
+               "network_s": round(step.done - step.augmented, 5), "val_dice": "",
+               "elapsed_s": round(elapsed, 3)}  # fmt: skip
         if it % tr.val_every == 0 or it == tr.iterations:
             row["val_dice"] = round(validation_dice(study, model, val, device), 5)
             for domain, cases in (monitor or {}).items():  # learning curves only: never read back
