@@ -30,7 +30,7 @@ calls and their statistics), ``cases`` (phantom batches, forced-on pipelines), `
 ``costs`` (per transform, overhead), ``checks`` (op counts, syncs, memory), ``memory`` (peak and drift probes),
 ``session`` (:class:`Run`: rows, timing cache, result files), ``runner`` (the run and its pipeline rows),
 ``training`` (the training-throughput benchmark: its request, data and network size), ``training_loop`` (one timed
-setting, trained by the study's harness :mod:`spineaug.harness.train`), ``training_run`` (CPU budgets, rounds,
+setting, trained with the shared harness :mod:`spineaug.harness.train`), ``training_run`` (CPU budgets, rounds,
 result files).
 
 Example:

@@ -11,9 +11,9 @@ CPU augmentation in data-loader workers. This measures it on one small, fixed tr
 
 Every arm trains on the same final patch. As in nnU-Net, the rotating/scaling arms read an *enlarged* patch
 (:class:`spineaug.data.PatchSampler`, :func:`~spineaug.data.enlarged_patch_size`) and their spatial step crops the
-final patch from it (``Spatial(patch_size=...)``, centre crop; bgv2's ``SpatialTransform``). The benchmark trains
-with the study's harness (:mod:`spineaug.harness.augment` builds the arms, :mod:`spineaug.harness.train` the
-network, loss, optimiser, step and the arm's placement), so the benchmark and the study train alike.
+final patch from it (``Spatial(patch_size=...)``, centre crop; bgv2's ``SpatialTransform``). The benchmark and
+the study train with one harness (:mod:`spineaug.harness.augment` builds the arms; :mod:`spineaug.harness.train`
+the network, loss, optimiser, step and the arm's placement), so they train alike.
 
 CPU budget: every arm runs once per budget of ``c`` cores. The process is pinned to ``c`` of its CPUs with
 ``os.sched_setaffinity`` (DataLoader workers are forked afterwards and inherit the mask) and torch uses ``c``
