@@ -37,8 +37,6 @@ class TrainingIteration:
 
     def setup(self, arm: str, device: str) -> None:
         try:
-            from monai.losses import DiceCELoss
-
             from spineaug.bench import training
             from spineaug.data import PatchSampler
             try:
@@ -54,9 +52,7 @@ class TrainingIteration:
         self.pipe = self.arm.batch.to(device) if self.arm.batch is not None else None
         self.generator = torch.Generator().manual_seed(0)
         torch.manual_seed(0)
-        self.model = training.build_network(config).to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+        self.train_step = _train_step(training, config, torch.device(device))
         self.device, self.batch_size, self.index = torch.device(device), config.batch_size, 0
         self.step()  # warm-up
         sync(device)
@@ -71,14 +67,34 @@ class TrainingIteration:
         label = torch.stack([lb.long() for _, lb in items]).to(self.device)
         if self.pipe is not None:
             image, label = self.pipe(image, label, generator=self.generator)
-        loss = self.loss_fn(self.model(image), label)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
+        return self.train_step(image, label)
 
     def time_iteration(self, arm: str, device: str) -> None:
         self.step()
 
     def peakmem_iteration(self, arm: str, device: str) -> None:
         self.step()
+
+
+def _train_step(training, config, device: torch.device):
+    """One optimiser step of the benchmark's network, loss read back: the shared harness's ``Trainer``, or on a
+    commit before it the same network, Adam and DiceCE loss built here."""
+    try:
+        from spineaug.harness.train import Trainer, build_network
+    except ImportError:
+        from monai.losses import DiceCELoss
+
+        model = training.build_network(config).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+
+        def step(image, label) -> float:
+            loss = loss_fn(model(image), label)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return float(loss.detach())
+
+        return step
+    trainer = Trainer(build_network(training.network(config)).to(device), device=device, lr=1e-3)
+    return lambda image, label: float(trainer.step(image, label))

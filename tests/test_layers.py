@@ -117,6 +117,7 @@ def test_report_imports_only_schema_io_and_itself():
 
 @pytest.mark.parametrize(("layer", "forbidden"), [
     ("bench", {"study", "report", "cli"}),  # bench and study share spineaug.harness instead
+    ("study", {"bench", "report", "cli"}),
     ("harness", {"study", "bench", "report", "cli"}),
     ("fidelity", {"study", "bench", "report", "cli"}),
     ("preview", {"study", "bench", "report", "cli"}),
@@ -140,3 +141,20 @@ def test_no_module_imports_another_packages_private_module():
             private = [i for i, p in enumerate(parts[2:], start=2) if p.startswith("_") and not p.startswith("__")]
             if private and parts[1] != own:
                 raise AssertionError(f"{rel} imports {name}, private to spineaug.{parts[1]}")
+
+
+def test_one_training_harness():
+    """The network, the loss and the training step have one owner, :mod:`spineaug.harness.train`, that the study and
+    the training benchmark both call: no other module builds a MONAI network or the DiceCE loss, or steps an
+    optimiser."""
+    owner = ROOT / "harness" / "train.py"
+    patterns = {
+        "the loss": r"\bDiceCELoss\(", "a network": r"\b(?:Dyn)?UNet\(", "an optimiser": r"\boptim\.Adam\(",
+        "a step": r"\.backward\(",
+    }
+    for what, pattern in patterns.items():
+        owners = [p.relative_to(ROOT.parent) for p in sorted(ROOT.rglob("*.py"))
+                  if re.search(pattern, p.read_text())]  # fmt: skip
+        assert owners == [owner.relative_to(ROOT.parent)], f"{what} is built in {owners}"
+    for user in ("study/train.py", "bench/training_loop.py"):
+        assert "spineaug.harness.train" in _imports(ROOT / user), f"{user} does not use the shared harness"

@@ -29,8 +29,9 @@ Modules: ``config`` (:class:`BenchConfig`, validation), ``probes`` (op and sync 
 calls and their statistics), ``cases`` (phantom batches, forced-on pipelines), ``matched`` (matched work),
 ``costs`` (per transform, overhead), ``checks`` (op counts, syncs, memory), ``memory`` (peak and drift probes),
 ``session`` (:class:`Run`: rows, timing cache, result files), ``runner`` (the run and its pipeline rows),
-``training`` (the training-throughput benchmark: its request, data and network), ``training_loop`` (one timed
-setting), ``training_run`` (CPU budgets, rounds, result files).
+``training`` (the training-throughput benchmark: its request, data and network size), ``training_loop`` (one timed
+setting, trained with the shared harness :mod:`spineaug.harness.train`), ``training_run`` (CPU budgets, rounds,
+result files).
 
 Example:
     >>> from spineaug import bench

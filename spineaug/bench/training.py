@@ -11,8 +11,9 @@ CPU augmentation in data-loader workers. This measures it on one small, fixed tr
 
 Every arm trains on the same final patch. As in nnU-Net, the rotating/scaling arms read an *enlarged* patch
 (:class:`spineaug.data.PatchSampler`, :func:`~spineaug.data.enlarged_patch_size`) and their spatial step crops the
-final patch from it (``Spatial(patch_size=...)``, centre crop; bgv2's ``SpatialTransform``); the study's arms
-(:func:`spineaug.harness.augment.build_augmentation`) are reused so the benchmark and the study train alike.
+final patch from it (``Spatial(patch_size=...)``, centre crop; bgv2's ``SpatialTransform``). The benchmark and
+the study train with one harness (:mod:`spineaug.harness.augment` builds the arms; :mod:`spineaug.harness.train`
+the network, loss, optimiser, step and the arm's placement), so they train alike.
 
 CPU budget: every arm runs once per budget of ``c`` cores. The process is pinned to ``c`` of its CPUs with
 ``os.sched_setaffinity`` (DataLoader workers are forked afterwards and inherit the mask) and torch uses ``c``
@@ -21,7 +22,7 @@ count is limited, and the rows say so (:func:`spineaug.bench.training_run.cpu_bu
 loader workers get fewer cores than they need.
 
 Modules: this one holds the request and what is trained (:class:`TrainingConfig` and its checks, the CPU
-budgets and worker counts, the phantom cases, the network); :mod:`spineaug.bench.training_loop` times one setting
+budgets and worker counts, the phantom cases, the network size); :mod:`spineaug.bench.training_loop` times one setting
 (one arm with one number of loader workers); :mod:`spineaug.bench.training_run` runs every setting under every
 CPU budget and writes the result files.
 """
@@ -32,10 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from spineaug import _io
 from spineaug.bench.config import BenchError, resolve_devices
+from spineaug.harness.train import Network
 
 ARMS = ("bgv2-nnunet", "nnunet", "xdomain", "none")
 """(a) nnU-Net's CPU pipeline in workers, (b) and (c) spineaug presets in the loop, (d) no augmentation."""
@@ -134,23 +135,13 @@ def validate_training(config: TrainingConfig) -> torch.device:
 
 
 def phantom_samples(config: TrainingConfig) -> list[Any]:
-    """The training cases: phantom spines in ``config.domain``, robust-z-scored like the study's data."""
-    from spineaug import phantom
-    from spineaug.data import Sample
-    from spineaug.data.nifti import robust_zscore
+    """The training cases: phantom spines in ``config.domain``, z-scored as the study's (the harness's path)."""
+    from spineaug.harness.train import phantom_samples as render
 
-    samples = []
-    for seed in range(config.seed, config.seed + config.cases):
-        case = phantom.make_case(seed, config.domain, shape=config.phantom_shape, spacing=config.spacing)
-        image = robust_zscore(case.image)[None]
-        samples.append(Sample(f"phantom_{seed:03d}", image, case.label.astype("uint8"), case.affine))
-    return samples
+    seeds = range(config.seed, config.seed + config.cases)
+    return render(config.domain, seeds, shape=config.phantom_shape, spacing=config.spacing)
 
 
-def build_network(config: TrainingConfig) -> nn.Module:
-    """The fixed network: MONAI ``UNet`` (one residual unit per level, instance norm), 1 input, 4 classes."""
-    from monai.networks.nets import UNet
-
-    channels = tuple(int(c) for c in config.channels)
-    return UNet(spatial_dims=3, in_channels=1, out_channels=4, channels=channels,
-                strides=(2,) * (len(channels) - 1), num_res_units=1, norm="instance")
+def network(config: TrainingConfig) -> Network:
+    """The fixed network: MONAI ``UNet`` (one residual unit per level, instance norm) with ``config.channels``."""
+    return Network(filters=tuple(int(c) for c in config.channels), name="UNet", norm="instance")

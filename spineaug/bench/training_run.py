@@ -32,9 +32,12 @@ from spineaug.bench.training import (
     worker_counts,
 )
 from spineaug.bench.training_loop import time_setting
+from spineaug.harness.train import arm_placement
 
 IN_LOOP_WORKERS = 0
 """Loader workers of the in-loop arms: they only read (enlarged) patches from memory, which the loop does itself."""
+LIBRARY = {"bgv2-nnunet": "batchgeneratorsv2"}
+"""The library behind each loader-worker arm (the ``impl`` column)."""
 
 
 @contextlib.contextmanager
@@ -61,17 +64,21 @@ def cpu_budget(cores: int) -> Iterator[str]:
 
 
 def _settings(config: TrainingConfig, budget: int) -> list[tuple[str, int]]:
+    """(arm, loader workers) pairs: a loader-worker arm under every count of :func:`worker_counts`, an in-loop arm
+    with :data:`IN_LOOP_WORKERS`."""
     out = []
     for arm in config.arms:
-        for workers in (worker_counts(budget) if arm == "bgv2-nnunet" else (IN_LOOP_WORKERS,)):
+        for workers in (IN_LOOP_WORKERS,) if arm_placement(arm).in_loop else worker_counts(budget):
             out.append((arm, workers))
     return out
 
 
 def _impl(arm: str) -> tuple[str, str]:
-    if arm == "bgv2-nnunet":
-        return "batchgeneratorsv2", "loader workers"
-    return ("none", "-") if arm == "none" else ("spineaug", "in loop")
+    """The row's ``impl`` (library that augments) and ``placement``."""
+    placement = arm_placement(arm)
+    if not placement.in_loop:
+        return LIBRARY.get(arm, arm), placement.placement
+    return ("none", "-") if arm == "none" else ("spineaug", placement.placement)
 
 
 def _measure(config: TrainingConfig, samples: list[Any], arm: str, workers: int, device: torch.device,

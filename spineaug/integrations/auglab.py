@@ -10,7 +10,7 @@ never fires). One translator function per AugLab module family maps it to spinea
 ``_auglab_filters``. The result has
 spineaug's semantics (per-sample draws, centred blur/unsharp kernels, image-only low resolution, working label
 regions) and AugLab's behaviour otherwise. The
-``xdomain`` preset equals this translation of the paper's ``transform_params_gpu.json``; ``tests/test_compat.py``
+``xdomain`` preset equals this translation of the paper's ``transform_params_gpu.json``; ``tests/integrations/test_auglab.py``
 checks that entry by entry.
 
 Not translated: AugLab's CPU (data-loader) pipeline, that is a ``"CPU"`` block or a file in the CPU layout such as

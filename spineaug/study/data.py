@@ -5,7 +5,8 @@ every run. Test anatomies are the same in every domain (paired), so a Dice diffe
 from appearance alone. Real data is read with :mod:`spineaug.data` (reoriented to RAS, resampled to the common
 spacing) and split as :class:`~spineaug.study.config.NiftiDomain` describes (sorted case ids, or nnU-Net's
 ``splits_final.json`` and ``imagesTs``/``labelsTs``). Every image is robust-z-scored per case with the study's
-percentiles.
+percentiles, as the training harness prepares every training sample (:func:`spineaug.harness.train.phantom_sample`,
+:func:`~spineaug.harness.train.zscored`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from spineaug._io import atomic_write
 from spineaug.data import Sample
-from spineaug.data.nifti import robust_zscore
+from spineaug.harness.train import phantom_sample, zscored
 from spineaug.study.config import NiftiData, NiftiDomain, PhantomData, StudyConfig
 
 SPLITS = ("train", "val", "test")
@@ -88,9 +89,8 @@ def load_split(study: StudyConfig, domain: str, split: str) -> list[Sample]:
             if not path.is_file():
                 raise FileNotFoundError(f"phantom cache missing {path}: run the study (it renders the cache first)")
             with np.load(path) as z:
-                image, label, affine = z["image"], z["label"], z["affine"]
-            image = robust_zscore(image, percentiles=pct)[None]
-            out.append(Sample(f"{domain}_{seed:05d}", image, label.astype(np.uint8), affine))
+                sample = phantom_sample(f"{domain}_{seed:05d}", z["image"], z["label"], z["affine"], percentiles=pct)
+            out.append(sample)
         return out
     return _nifti_split(study.data, domain, split, study.preprocessing.spacing, pct)
 
@@ -172,8 +172,7 @@ def _nifti_split(data: NiftiData, domain: str, split: str, spacing, pct) -> list
                 f"{where}: case {s.case_id} has label {int(s.label.max())}; the study segments "
                 "0 background, 1 vertebra, 2 disc, 3 canal: map other values with classes"
             )
-        image = np.stack([robust_zscore(c, percentiles=pct) for c in s.image])
-        out.append(Sample(s.case_id, image, s.label, s.affine))
+        out.append(Sample(s.case_id, zscored(s.image, pct), s.label, s.affine))
     return out
 
 

@@ -18,9 +18,10 @@ from torch import nn
 from spineaug import _schema
 from spineaug._io import atomic_write_csv, atomic_write_text
 from spineaug.data import Sample
+from spineaug.harness.train import CLASS_NAMES, N_CLASSES
 from spineaug.study.config import StudyConfig
 from spineaug.study.grid import Cell
-from spineaug.study.train import CLASS_NAMES, N_CLASSES, build_model, device_for, predict_volume
+from spineaug.study.train import build_model, device_for, predict_volume
 
 METRIC_COLUMNS = _schema.STUDY_METRIC_COLUMNS
 

@@ -1,4 +1,5 @@
-"""Train one study cell (source domain x arm x seed): a MONAI network + DiceCE, augmentation inside the step.
+"""Train one study cell (source domain x arm x seed) with the shared harness (:mod:`spineaug.harness.train`: the
+network, DiceCE, Adam with a polynomial schedule, the step and where the arm augments).
 
 Resumable: a checkpoint (model, optimiser, scheduler, augmentation generator, logs so far, training seconds) is
 written atomically every ``checkpoint_every`` iterations; a restarted cell continues from it and draws exactly
@@ -23,33 +24,28 @@ from torch import nn
 
 from spineaug import _schema
 from spineaug._io import atomic_write, atomic_write_csv, atomic_write_text
-from spineaug.data import PatchSampler, Sample
-from spineaug.harness.augment import WorkerAugmented, build_augmentation, dump_config, seed_worker
+from spineaug.data import Sample
+from spineaug.harness.augment import build_augmentation, dump_config
+from spineaug.harness.train import (
+    CLASS_NAMES,
+    N_CLASSES,
+    Trainer,
+    build_network,
+    training_arm,
+    training_loader,
+    training_steps,
+)
 from spineaug.study.config import StudyConfig
 from spineaug.study.grid import Cell
 
-N_CLASSES = 4
-"""Background, vertebra, disc, canal."""
-CLASS_NAMES = ("vertebra", "disc", "canal")
 LOG_COLUMNS = _schema.STUDY_LOG_COLUMNS
 MONITOR_COLUMNS = _schema.STUDY_MONITOR_COLUMNS
 
 
 def build_model(study_or_model: Any, in_channels: int = 1) -> nn.Module:
-    """The study's network (``study.model``), identical for every cell."""
-    from monai.networks.nets import DynUNet, UNet
-
-    m = study_or_model.model if isinstance(study_or_model, StudyConfig) else study_or_model
-    filters = list(m.filters)
-    levels = len(filters)
-    if m.name == "UNet":
-        return UNet(spatial_dims=3, in_channels=in_channels, out_channels=N_CLASSES, channels=filters,
-                    strides=[2] * (levels - 1), num_res_units=1, norm=m.norm)  # fmt: skip
-    return DynUNet(
-        spatial_dims=3, in_channels=in_channels, out_channels=N_CLASSES,
-        kernel_size=[3] * levels, strides=[1] + [2] * (levels - 1), upsample_kernel_size=[2] * (levels - 1),
-        filters=filters, norm_name=m.norm, deep_supervision=False, res_block=True,
-    )  # fmt: skip
+    """The study's network (``study.model``, :func:`spineaug.harness.train.build_network`), the same in every cell."""
+    model = study_or_model.model if isinstance(study_or_model, StudyConfig) else study_or_model
+    return build_network(model, in_channels)
 
 
 def model_spec(study: StudyConfig, in_channels: int = 1) -> dict[str, Any]:
@@ -98,11 +94,6 @@ def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     return {**ckpt, "generator": ckpt["generator"].cpu()}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def update_cell_json(folder: Path, cell: Cell, **changes: Any) -> dict[str, Any]:
     """Merge ``changes`` into ``folder/cell.json`` (source, arm, seed, provenance, sessions, cost); returns it."""
     path = folder / "cell.json"
@@ -143,8 +134,6 @@ def train_cell(
             It never feeds back into training, checkpoint choice or any setting.
         stop_after: Stop (as if killed) after this many iterations of this call; for tests of resumption.
     """
-    from monai.losses import DiceCELoss
-
     tr = study.training
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / "model.pt"
@@ -159,12 +148,9 @@ def train_cell(
     torch.manual_seed(seed)  # weight initialisation only; every later draw has its own generator
     aug = build_augmentation(cell.arm, tr.patch_size, base_dir=study.base_dir)
     atomic_write_text(folder / "augmentation.json", dump_config(aug))
-    model = build_model(study, train[0].image.shape[0]).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=tr.lr, weight_decay=tr.weight_decay)
-    sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=tr.iterations, power=0.9)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    amp = tr.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    trainer = Trainer(build_model(study, train[0].image.shape[0]).to(device), device=device, lr=tr.lr,
+                      weight_decay=tr.weight_decay, iterations=tr.iterations, amp=tr.amp)  # fmt: skip
+    model, opt, sched, scaler = trainer.model, trainer.optimizer, trainer.scheduler, trainer.scaler
     gen = torch.Generator().manual_seed(10_000 + seed)
     start, rows, monitor_rows, wall_before = 0, [], [], 0.0
     if ckpt_path.is_file():
@@ -178,17 +164,13 @@ def train_cell(
         monitor_rows = [r for r in ckpt.get("monitor", []) if r["iteration"] <= start]
         wall_before = float(ckpt.get("wall_s", 0.0))
 
-    sampler = PatchSampler(train, tr.patch_size, length=tr.iterations * tr.batch_size, foreground_p=tr.p_foreground,
-                           seed=seed, rotation_deg=aug.rotation_deg, scale=aug.scale)  # fmt: skip
+    arm = training_arm(aug)
+    sampler = arm.patches(train, tr.patch_size, length=tr.iterations * tr.batch_size, foreground_p=tr.p_foreground,
+                          seed=seed)  # fmt: skip
     if sampler.read_size != aug.read_size:
         raise RuntimeError(f"sampler reads {sampler.read_size}, the arm expects {aug.read_size}")
-    dataset = sampler if aug.worker is None else WorkerAugmented(sampler, aug.worker)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=tr.batch_size, sampler=range(start * tr.batch_size, tr.iterations * tr.batch_size),
-        num_workers=tr.loader_workers, worker_init_fn=seed_worker, persistent_workers=False,
-        pin_memory=device.type == "cuda",
-    )  # fmt: skip
-    pipe = aug.batch.to(device) if aug.batch is not None else None
+    loader = training_loader(arm.dataset(sampler), batch_size=tr.batch_size, workers=tr.loader_workers,
+                             device=device, first=start * tr.batch_size)  # fmt: skip
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -197,27 +179,13 @@ def train_cell(
     elapsed = rows[-1]["elapsed_s"] if rows else 0.0
     it = start
     model.train()
-    t_wait = time.perf_counter()
-    for image, label in loader:
-        t0 = time.perf_counter()
-        image, label = image.to(device, non_blocking=True), label.to(device, non_blocking=True)
-        if pipe is not None:
-            image, label = pipe(image, label, generator=gen)
-            _sync(device)
-        t1 = time.perf_counter()
-        with torch.autocast(device.type, enabled=amp):
-            loss = loss_fn(model(image), label)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
-        loss_value = float(loss.detach())  # the one host sync per step, after the backward pass
-        t2 = time.perf_counter()
+    steps = training_steps(loader, arm.to(device), trainer, generator=gen, device=device)
+    for step in steps:
         it += 1
-        elapsed += t2 - t_wait
-        row = {"iteration": it, "loss": round(loss_value, 5), "data_s": round(t0 - t_wait, 5),
-               "augment_s": round(t1 - t0, 5), "network_s": round(t2 - t1, 5), "val_dice": "",
+        elapsed += step.done - step.waited
+        row = {"iteration": it, "loss": round(step.loss, 5), "data_s": round(step.fetched - step.waited, 5),
+               "augment_s": round(step.augmented - step.fetched, 5),
+               "network_s": round(step.done - step.augmented, 5), "val_dice": "",
                "elapsed_s": round(elapsed, 3)}  # fmt: skip
         if it % tr.val_every == 0 or it == tr.iterations:
             row["val_dice"] = round(validation_dice(study, model, val, device), 5)
@@ -228,7 +196,7 @@ def train_cell(
         rows.append(row)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", val=row["val_dice"] or "-")
+            bar.set_postfix(loss=f"{step.loss:.3f}", val=row["val_dice"] or "-")
         if it % tr.checkpoint_every == 0 or it == tr.iterations:
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                      "scaler": scaler.state_dict(), "generator": gen.get_state(), "iteration": it, "log": rows,
@@ -238,10 +206,10 @@ def train_cell(
             if monitor:
                 atomic_write_csv(folder / "monitor_log.csv", monitor_rows, MONITOR_COLUMNS)
         if stop_after is not None and it - start >= stop_after:
+            steps.close()
             if bar is not None:
                 bar.close()
             return ckpt_path
-        t_wait = time.perf_counter()
     if bar is not None:
         bar.close()
     atomic_write_csv(folder / "train_log.csv", rows, LOG_COLUMNS)

@@ -1,4 +1,4 @@
-"""Reading AugLab JSON configs (spineaug.integrations.auglab; spineaug.compat re-exports it)."""
+"""Reading AugLab JSON configs (spineaug.integrations.auglab)."""
 
 from __future__ import annotations
 
@@ -239,14 +239,6 @@ def test_bad_keys_and_values_raise_config_errors_naming_them(source, key):
             from_auglab(copy.deepcopy(source))
 
 
-def test_old_import_path_still_works():
-    import spineaug.compat
-    import spineaug.integrations.auglab as home
-
-    assert spineaug.compat.from_auglab is home.from_auglab
-    assert spineaug.compat.auglab_to_config is home.auglab_to_config
-
-
 def test_probability_defaults_to_zero_and_p_is_not_read():
     """AugLab's builder reads ``probability`` with default 0: a module without it (or with only ``p``) never fires."""
     config, messages = translate(
@@ -303,7 +295,7 @@ def test_kernel_type_picks_the_kernel():
 
 # ------------------------------------------------------------------------------ the snapshot's real config files
 
-SNAPSHOT = Path(__file__).resolve().parents[1].parent / "shared/third_party/auglab-1ee096a.tar.gz"
+SNAPSHOT = Path(__file__).resolve().parents[2].parent / "shared/third_party/auglab-1ee096a.tar.gz"
 needs_snapshot = pytest.mark.skipif(
     not SNAPSHOT.is_file(),
     reason=f"AugLab snapshot not found at {SNAPSHOT} (the shared third_party folder is absent)",
