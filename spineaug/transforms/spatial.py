@@ -113,13 +113,19 @@ def rotation_grid(rotation: Sequence[tuple[float, float]]) -> Tensor:
     return torch.cat([(r_d @ r_h @ r_w).reshape(-1, 3, 3), (r_w @ r_h @ r_d).reshape(-1, 3, 3)])
 
 
+@functools.lru_cache(maxsize=16)
+def _abs_rotations(rotation: tuple[tuple[float, float], ...]) -> Tensor:
+    """``|R|`` of every matrix of :func:`rotation_grid` as a (N, 3, 3) tensor, kept for the next patch size."""
+    return rotation_grid(rotation).abs()
+
+
 @functools.lru_cache(maxsize=256)
 def _enclosing_read(
     patch: tuple[int, int, int], rotation: tuple[tuple[float, float], ...], scale: float, margin: float
 ) -> tuple[int, int, int]:
     size_in = torch.tensor(patch, dtype=torch.int64)
     half = (size_in.double() - 1) / 2 + margin  # sampled points lie within +-half of the centre, before the rotation
-    extent = (rotation_grid(rotation).abs() @ half).amax(dim=0)  # largest |offset| per input axis
+    extent = (_abs_rotations(rotation) @ half).amax(dim=0)  # largest |offset| per input axis
     extent = torch.minimum(extent, torch.linalg.vector_norm(half))  # no rotation reaches beyond the half-diagonal
     reach = max(scale, 1.0) * extent
     size = torch.maximum(torch.ceil(2 * reach + 1 - 1e-6).long(), size_in)  # voxel centres within [0, size - 1]
