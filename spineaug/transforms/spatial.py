@@ -94,7 +94,7 @@ def rotation_grid(rotation: Sequence[tuple[float, float]]) -> Tensor:
     Each axis' range is sampled at ``n = 1`` (a single angle), else ``min(37, max(2, ceil(width / 2.5) + 1))``
     evenly spaced angles (a range wider than a full turn counts as one turn); every combination is composed as
     ``rotation_matrix`` composes it with ``order="w_first"`` and ``order="d_first"`` (one rotation matrix per axis,
-    multiplied by broadcasting: about 20 times faster than the full grid of angles, same values).
+    multiplied by broadcasting: the same values as ``rotation_matrix`` of every combination of angles, faster).
 
     Args:
         rotation: Three ``(low, high)`` angle ranges in degrees, about the D, H and W axes.
@@ -192,7 +192,7 @@ class RandomSpatial(GeometricTransform):
             (otherwise the crop is uniform over valid positions).
         crop: ``random`` (default: the position is drawn as above) or ``center``: the patch is cut from the middle
             of the input, as nnU-Net does after its loader read an enlarged patch around the chosen position
-            (:func:`spineaug.data.enlarged_patch_size`); needs ``p_foreground = 0``.
+            (:meth:`spineaug.Pipeline.for_patch`); needs ``p_foreground = 0``.
         pad_mode: Image read outside the input: ``constant`` (``pad_value``), ``edge``, ``reflect`` or ``min``
             (each sample's minimum).
         pad_value: Image padding value for ``pad_mode="constant"``.
