@@ -19,7 +19,7 @@ from spineaug.config import build_pipeline_parts, build_transform, preset_config
 from spineaug.transforms import GeometricTransform, Params, RandomTransform
 from spineaug.validation import ConfigError, check_seed
 
-T = TypeVar("T", bound=RandomTransform)
+TransformT = TypeVar("TransformT", bound=RandomTransform)
 
 
 def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
@@ -228,7 +228,7 @@ class Pipeline(nn.Module):
         """Return a config dict that rebuilds this pipeline."""
         return {"seed": self.seed, "transforms": [t.config() for t in self.transforms]}
 
-    def find(self, cls: type[T]) -> list[T]:
+    def find(self, cls: type[TransformT]) -> list[TransformT]:
         """The entries that are instances of ``cls``, in config order (e.g. ``find(RandomFlip)``)."""
         return [t for t in self.transforms if isinstance(t, cls)]
 
@@ -262,7 +262,8 @@ class Pipeline(nn.Module):
         loader already placed the read, foreground-oversampled, around the final patch. The read is the smallest
         size that keeps every rotation, scaling and elastic displacement the pipeline can draw inside it
         (:meth:`RandomSpatial.read_size <spineaug.transforms.RandomSpatial.read_size>`), so nothing is padded.
-        Other geometric entries (``Affine``, ``Flip``) do not enlarge the read.
+        Other geometric entries (``Affine``, ``Flip``) do not enlarge the read. The pipeline is rebuilt from its
+        :meth:`config`, so every entry must be a registry transform (:data:`spineaug.TRANSFORMS`).
 
         Example:
             >>> Pipeline.from_preset("nnunet").for_patch((64, 64, 64)).read_size

@@ -1,8 +1,9 @@
 """Patch sampling for training: random patches with nnU-Net-style foreground oversampling, as a torch Dataset.
 
 Rotations and zoom-outs read beyond a patch's borders. Like nnU-Net's data loader, :class:`PatchSampler` can read an
-*enlarged* patch (:func:`enlarged_patch_size`) around the final patch, so that the augmentation's spatial transform
-rotates/scales about the enlarged patch's centre and crops the final patch from it without padding.
+*enlarged* patch around the final patch (the read size of :meth:`spineaug.Pipeline.for_patch`, which owns the
+recipe), so that the augmentation's spatial transform rotates/scales about the enlarged patch's centre and crops the
+final patch from it without padding.
 """
 
 from __future__ import annotations
