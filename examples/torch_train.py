@@ -3,7 +3,7 @@
     python examples/torch_train.py --iterations 20               # phantom CT cases, preset xdomain, CPU or CUDA
 
 Needs only the core install (``pip install -e .`` in the spineaug checkout): torch, the phantom and the engine.
-The loader reads *enlarged* patches (``PatchSampler`` with the preset's rotation and scale ranges, as nnU-Net's
+The loader reads *enlarged* patches (``PatchSampler`` with the read size of ``Pipeline.for_patch``, as nnU-Net's
 loader does); the pipeline rotates/scales each sample about the patch centre and its ``Spatial`` entry cuts the final
 patch from the middle, so rotations read tissue, not padding. Every sample of the batch draws its own parameters.
 """
@@ -47,12 +47,11 @@ def main(argv: list[str] | None = None) -> list[float]:
     torch.manual_seed(args.seed)  # network initialisation; augmentation draws from its own generator below
 
     patch = (args.patch,) * 3
-    config = spineaug.Pipeline.from_preset(args.preset, patch_size=patch).config()
-    spatial = next(e for e in config["transforms"] if e["name"] == "Spatial")
-    spatial.update(crop="center", p_foreground=0.0)  # the sampler placed the patch; cut the enlarged read's middle
-    aug = spineaug.Pipeline.from_config(config, check_finite=False).to(device)
+    # the sampler places the patch and reads around it; the pipeline cuts the read's middle
+    training = spineaug.Pipeline.from_preset(args.preset, check_finite=False).for_patch(patch)
+    aug = training.pipeline.to(device)
     sampler = PatchSampler(cases(4, "ct"), patch, length=args.iterations * args.batch, seed=args.seed,
-                           rotation_deg=spatial["rotation_deg"], scale=spatial["scale"])  # fmt: skip
+                           read_size=training.read_size)  # fmt: skip
     loader = torch.utils.data.DataLoader(sampler, batch_size=args.batch, drop_last=True)
     generator = torch.Generator().manual_seed(args.seed)  # CPU: the same parameters on every device
 

@@ -8,7 +8,7 @@ Example:
 
 from spineaug.batch import Batch
 from spineaug.config import build_transform, load_config, presets
-from spineaug.pipeline import Pipeline
+from spineaug.pipeline import Pipeline, TrainingPatch
 from spineaug.transforms import TRANSFORMS, RandomTransform
 from spineaug.validation import ConfigError
 
@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "Pipeline",
     "RandomTransform",
+    "TrainingPatch",
     "build_transform",
     "load_config",
     "presets",

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from spineaug.transforms import TRANSFORMS, RandomTransform
+from spineaug.transforms import TRANSFORMS, RandomSpatial, RandomTransform
 from spineaug.validation import ConfigError, NoEffectWarning, check_seed
 
 TOP_LEVEL_KEYS = frozenset({"seed", "transforms", "description"})
@@ -99,7 +99,7 @@ def build_transform(entry: dict[str, Any], where: str = "transform") -> RandomTr
         transform = TRANSFORMS[name](**params)
     except ConfigError as exc:
         raise ConfigError(f"{where} ({name}): {exc}") from None
-    if name != "Spatial" and "p" in params and float(params["p"]) == 0:  # Spatial at p 0 still crops to its patch
+    if name != RandomSpatial.name and "p" in params and float(params["p"]) == 0:  # Spatial at p 0 still crops to its patch
         warnings.warn(f"{where} ({name}): p is 0, so the entry never fires and has no effect", NoEffectWarning,
                       stacklevel=2)  # fmt: skip
     return transform
@@ -115,12 +115,13 @@ def with_patch(entries: list[Any], patch_size: Any = None, p_foreground: Any = N
     overrides = {k: v for k, v in (("patch_size", patch_size), ("p_foreground", p_foreground)) if v is not None}
     if not overrides:
         return entries
-    spatial = [i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == "Spatial"]
+    spatial = [i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == RandomSpatial.name]
     if spatial:
         return [dict(e, **overrides) if i in spatial else e for i, e in enumerate(entries)]
     if patch_size is None:
         raise ConfigError("p_foreground needs a patch: the config has no 'Spatial' entry, so pass patch_size= too")
-    crop = {"name": "Spatial", "p_rotation": 0.0, "p_scale": 0.0, "p_elastic": 0.0, "p_foreground": 0.0, "p": 0.0}
+    crop = {"name": RandomSpatial.name, "p_rotation": 0.0, "p_scale": 0.0, "p_elastic": 0.0, "p_foreground": 0.0,
+            "p": 0.0}  # fmt: skip
     return [dict(crop, **overrides), *entries]
 
 

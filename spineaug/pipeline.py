@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import dataclasses
 import typing
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from spineaug.batch import Batch
-from spineaug.config import build_pipeline_parts, preset_config
+from spineaug.config import build_pipeline_parts, build_transform, preset_config
 from spineaug.transforms import GeometricTransform, Params, RandomTransform
 from spineaug.validation import ConfigError, check_seed
+
+TransformT = TypeVar("TransformT", bound=RandomTransform)
 
 
 def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
@@ -89,6 +93,40 @@ def _batch_rows(params: Params) -> set[int]:
         elif isinstance(value, Tensor) and value.ndim > 0:
             rows.add(value.shape[0])
     return rows
+
+
+def _check_patch(patch_size: Any) -> tuple[int, int, int]:
+    try:
+        patch = tuple(int(p) for p in patch_size)
+        exact = all(int(p) == p for p in patch_size)
+    except (TypeError, ValueError):
+        patch, exact = (), False
+    if len(patch) != 3 or not exact or any(p < 1 for p in patch):
+        raise ValueError(f"patch_size must be three positive integers (D, H, W), got {patch_size!r}")
+    return patch  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class TrainingPatch:
+    """A pipeline for patch-based training: the loader reads ``read_size`` around the final patch, centred on it,
+    and ``pipeline`` rotates/scales about the read's centre and cuts ``patch`` from its middle (nnU-Net's loading:
+    ``read_size`` is its initial patch size). Built by :meth:`Pipeline.for_patch`, the one place that decides it.
+
+    Attributes:
+        pipeline: The pipeline to apply to a batch of reads; it outputs ``patch``.
+        patch: The final patch, (D, H, W).
+        read_size: The read around it, (D, H, W); larger by an even number per axis, so the patch sits exactly in
+            the middle (equals ``patch`` when nothing rotates or scales).
+    """
+
+    pipeline: Pipeline
+    patch: tuple[int, int, int]
+    read_size: tuple[int, int, int]
+
+    @property
+    def margin(self) -> tuple[int, int, int]:
+        """Voxels of the read on each side of the final patch, per axis."""
+        return tuple((r - p) // 2 for r, p in zip(self.read_size, self.patch))  # type: ignore[return-value]
 
 
 class Pipeline(nn.Module):
@@ -189,6 +227,63 @@ class Pipeline(nn.Module):
     def config(self) -> dict[str, Any]:
         """Return a config dict that rebuilds this pipeline."""
         return {"seed": self.seed, "transforms": [t.config() for t in self.transforms]}
+
+    def find(self, cls: type[TransformT]) -> list[TransformT]:
+        """The entries that are instances of ``cls``, in config order (e.g. ``find(RandomFlip)``)."""
+        return [t for t in self.transforms if isinstance(t, cls)]
+
+    def replace(self, cls: type[RandomTransform], **changes: Any) -> Pipeline:
+        """A copy of this pipeline whose ``cls`` entries are rebuilt with ``changes`` (validated like a config).
+
+        Example:
+            >>> from spineaug.transforms import RandomFlip
+            >>> aug = Pipeline.from_preset("nnunet").replace(RandomFlip, axes=(0,))
+            >>> aug.find(RandomFlip)[0].axes
+            (0,)
+
+        Raises:
+            ValueError: The pipeline has no ``cls`` entry.
+            ConfigError: A changed value is invalid (the message names the entry and the key).
+        """
+        if not self.find(cls):
+            raise ValueError(f"the pipeline has no {cls.__name__} entry (entries: {self.entry_keys()})")
+        parts = [
+            build_transform({**t.config(), **changes}, f"transforms[{i}]") if isinstance(t, cls) else copy.deepcopy(t)
+            for i, t in enumerate(self.transforms)
+        ]
+        return type(self)(*parts, seed=self.seed, check_finite=self.check_finite)
+
+    def for_patch(self, patch_size: tuple[int, int, int]) -> TrainingPatch:
+        """This pipeline for training on ``patch_size`` patches, and the enlarged patch a loader must read for it.
+
+        The one owner of the training patch (the study's arms, the nnU-Net trainers, the gallery and the benchmark
+        all call it). The ``Spatial`` entry (added as a pure crop when the pipeline has none, as ``from_config``'s
+        ``patch_size`` does) cuts ``patch_size`` from the middle of its input instead of choosing a position: the
+        loader already placed the read, foreground-oversampled, around the final patch. The read is the smallest
+        size that keeps every rotation, scaling and elastic displacement the pipeline can draw inside it
+        (:meth:`RandomSpatial.read_size <spineaug.transforms.RandomSpatial.read_size>`), so nothing is padded.
+        Other geometric entries (``Affine``, ``Flip``) do not enlarge the read. The pipeline is rebuilt from its
+        :meth:`config`, so every entry must be a registry transform (:data:`spineaug.TRANSFORMS`).
+
+        Example:
+            >>> Pipeline.from_preset("nnunet").for_patch((64, 64, 64)).read_size
+            (150, 154, 150)
+            >>> Pipeline.from_preset("none").for_patch((64, 64, 64)).read_size
+            (64, 64, 64)
+
+        Raises:
+            ValueError: ``patch_size`` is not three positive integers.
+        """
+        patch = _check_patch(patch_size)
+        base = type(self).from_config(self.config(), patch_size=patch, seed=self.seed, check_finite=self.check_finite)
+        parts, read = [], patch
+        for t in base.transforms:
+            if t.geometric:
+                t, needs = t.for_patch(patch)
+                read = tuple(max(a, b) for a, b in zip(read, needs))
+            parts.append(t)
+        pipeline = type(self)(*parts, seed=self.seed, check_finite=self.check_finite)
+        return TrainingPatch(pipeline, patch, read)  # type: ignore[arg-type]
 
     def entry_keys(self) -> list[str]:
         """The keys of ``return_params``' dict, one per entry in config order: ``"<index>:<name>"``."""

@@ -92,16 +92,18 @@ def test_cli_preview_errors_are_clear(tmp_path, capsys):
 
 
 def test_training_patches_read_the_enlarged_patch_that_fits_the_case():
+    import spineaug
     from spineaug.data import enlarged_patch_size
 
     entries = [{"name": "Spatial", "rotation_deg": [-30, 30], "scale": [0.7, 1.4]}, {"name": "Gamma"}]
-    patch, read = gallery.training_patches((64, 80, 96), entries)
+    patch, read = gallery.training_patches((64, 80, 96), [spineaug.Pipeline.from_config({"transforms": entries})])
     assert read == enlarged_patch_size(patch, [-30, 30], (0.7, 1.4))
     assert all(r <= s for r, s in zip(read, (64, 80, 96))) and read != patch
     assert all(0.3 * s <= p for p, s in zip(patch, (64, 80, 96)))  # the largest that fits, not a token patch
-    assert gallery.training_patches((64, 80, 96), [{"name": "Gamma"}]) == ((64, 80, 96), (64, 80, 96))
-    forced = gallery.force_on({"name": "Spatial", "p_foreground": 0.3, "patch_size": [8, 8, 8]}, patch)
-    assert forced["patch_size"] == list(patch) and forced["crop"] == "center" and forced["p_foreground"] == 0.0
+    gamma = spineaug.Pipeline.from_config({"transforms": [{"name": "Gamma"}]})
+    assert gallery.training_patches((64, 80, 96), [gamma]) == ((64, 80, 96), (64, 80, 96))
+    forced = gallery.force_on({"name": "Spatial", "p_foreground": 0.3, "patch_size": [8, 8, 8]})
+    assert "patch_size" not in forced and forced["p_rotation"] == forced["p_scale"] == 1.0
 
 
 def test_spatial_panel_pads_less_with_the_enlarged_read():
@@ -112,16 +114,17 @@ def test_spatial_panel_pads_less_with_the_enlarged_read():
 
     volume = gallery.phantom_volume(0, "ct", shape=(48, 64, 80))
     entry = {"name": "Spatial", "rotation_deg": [-30, 30], "scale": [0.7, 1.4], "pad_value": -1000.0}
-    patch, read = gallery.training_patches(volume.image.shape, [entry])
+    forced = spineaug.Pipeline.from_config({"seed": 3, "transforms": [gallery.force_on(entry)]})
+    patch, read = gallery.training_patches(volume.image.shape, [forced])
     image = torch.from_numpy(volume.image)[None, None]
 
-    def padded(size, patch_size):
-        x = gallery.center_crop(image, size)
-        forced = gallery.force_on(entry, patch_size)
-        out, _ = spineaug.Pipeline.from_config({"seed": 3, "transforms": [forced]})(x)
+    def padded(size, pipe):
+        out, _ = pipe(gallery.center_crop(image, size))
         return float((out == -1000.0).float().mean())
 
-    assert padded(read, patch) < 0.01 < padded(patch, None)
+    training = forced.for_patch(patch)
+    assert training.read_size == read
+    assert padded(read, training.pipeline) < 0.01 < padded(patch, forced)
 
 
 @pytest.mark.parametrize("preset", ["synthseg", "slaug"])

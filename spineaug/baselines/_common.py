@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -63,11 +64,16 @@ class Baseline:
         return f"{have}/{len(self.mapping)}"
 
 
-def preset_entries(pipeline: str) -> list[dict[str, Any]]:
-    """The transform entries of a spineaug preset (validated by building the pipeline)."""
+def preset_pipeline(pipeline: str) -> spineaug.Pipeline:
+    """The spineaug preset ``pipeline``, built (so every entry is validated and holds all its values)."""
     if pipeline not in spineaug.presets():
         raise ValueError(f"unknown pipeline {pipeline!r}; available presets: {spineaug.presets()}")
-    return spineaug.Pipeline.from_preset(pipeline).config()["transforms"]
+    return spineaug.Pipeline.from_preset(pipeline)
+
+
+def preset_entries(pipeline: str) -> list[dict[str, Any]]:
+    """The transform entries of a spineaug preset (validated by building the pipeline)."""
+    return preset_pipeline(pipeline).config()["transforms"]
 
 
 def mapping_rows(
@@ -76,27 +82,47 @@ def mapping_rows(
     """One :class:`MappingRow` per transform of the preset, from a library's ``name -> (equivalent, note)`` table;
     transforms absent from the table get ``(None, missing)``."""
     rows = []
-    for entry in preset_entries(pipeline):
-        equivalent, note = table.get(entry["name"], (None, missing))
-        rows.append(MappingRow(entry["name"], equivalent, note))
+    for t in preset_pipeline(pipeline).transforms:
+        equivalent, note = table.get(t.name, (None, missing))
+        rows.append(MappingRow(t.name, equivalent, note))
     return rows
 
 
-def num(entry: dict[str, Any], key: str, default: Any) -> Any:
-    """``entry[key]`` if present and not ``None``, else ``default`` (tolerates presets that omit defaults)."""
-    value = entry.get(key)
-    return default if value is None else value
+Translator = Callable[[Any, Any], list[Any]]
+"""``(library module, spineaug transform) -> [library objects]``: how one transform class is expressed."""
 
 
-def pair(value: Any, default: tuple[float, float]) -> tuple[float, float]:
-    """A ``(low, high)`` pair from a config value (a pair, a per-axis list of pairs, or a scalar)."""
-    if value is None:
-        return default
-    if isinstance(value, (int, float)):
-        return (-abs(value), abs(value))
+def translate(pipeline: str, library: Any, translators: Mapping[type, Translator]) -> list[Any]:
+    """A library's objects for every transform of the preset, in order: each transform goes through the translator
+    of its class (none: left out, as the mapping says)."""
+    return [obj for t in preset_pipeline(pipeline).transforms for obj in translators.get(type(t), _none)(library, t)]
+
+
+def _none(library: Any, transform: Any) -> list[Any]:
+    return []
+
+
+def pair(value: Any) -> tuple[float, float]:
+    """A ``(low, high)`` pair from a config value (a pair, or a per-axis list of pairs: their overall range)."""
     if isinstance(value[0], (list, tuple)):
         return (min(v[0] for v in value), max(v[1] for v in value))
     return (float(value[0]), float(value[1]))
+
+
+def largest_angle(transform: Any) -> float:
+    """The largest absolute rotation angle, in degrees, of a transform's three per-axis ranges (``.rotation``)."""
+    return max(abs(v) for lo, hi in transform.rotation for v in (lo, hi))
+
+
+def affine_probability(spatial: Any) -> float:
+    """How often a ``Spatial`` entry rotates or scales: its :meth:`firing_probability` with deformation off (the
+    baselines deform in a separate step)."""
+    return spatial.firing_probability({**spatial.config(), "p_elastic": 0.0})
+
+
+def elastic_probability(spatial: Any) -> float:
+    """How often a ``Spatial`` entry deforms: its :meth:`firing_probability` with rotation and scaling off."""
+    return spatial.firing_probability({**spatial.config(), "p_rotation": 0.0, "p_scale": 0.0})
 
 
 def import_or_unavailable(module: str, install_hint: str):

@@ -16,11 +16,18 @@ from torch import Tensor
 from spineaug.baselines._common import (
     Baseline,
     MappingRow,
+    Translator,
+    affine_probability,
     import_or_unavailable,
+    largest_angle,
     mapping_rows,
-    num,
-    pair,
-    preset_entries,
+    translate,
+)
+from spineaug.transforms import (
+    RandomAffine,
+    RandomFlip,
+    RandomHistogramEqualization,
+    RandomSpatial,
 )
 
 LIBRARY = "kornia"
@@ -55,31 +62,28 @@ class _UnitRange(torch.nn.Module):
         return self.module((x - lo) / span) * span + lo
 
 
-def _modules(K: Any, entry: dict[str, Any]) -> list[tuple[Any, Any | None]]:
-    """``(image module, label twin or None)`` pairs for one preset entry."""
-    name, p = entry["name"], float(num(entry, "p", 1.0))
-    if name in ("Spatial", "Affine"):
-        if name == "Spatial":
-            p_rot, p_scale = float(num(entry, "p_rotation", 0.0)), float(num(entry, "p_scale", 0.0))
-            prob = p * (1 - (1 - p_rot) * (1 - p_scale))
-            if prob == 0:
-                return []
-            deg = max(abs(v) for v in pair(entry.get("rotation_deg"), (-30.0, 30.0)))
-        else:
-            prob = p
-            deg = max(abs(v) for v in pair(entry.get("degrees"), (-5.0, 5.0)))
-        scale = tuple(num(entry, "scale", (0.7, 1.4)))
-        kw = dict(degrees=deg, scale=scale, p=prob, align_corners=False)
-        return [(K.RandomAffine3D(**kw, resample="bilinear"), K.RandomAffine3D(**kw, resample="nearest"))]
-    if name == "Flip":
-        cls = {0: K.RandomDepthicalFlip3D, 1: K.RandomVerticalFlip3D, 2: K.RandomHorizontalFlip3D}
-        out = []
-        for a in num(entry, "axes", (0,)):
-            out.append((cls[a](p=p), cls[a](p=p)))
-        return out
-    if name == "HistogramEqualization":
-        return [(_UnitRange(K.RandomEqualize3D(p=p)), None)]
-    return []
+def _affine_pair(K: Any, degrees: float, scale: tuple[float, float], p: float) -> list[tuple[Any, Any | None]]:
+    kw = dict(degrees=degrees, scale=tuple(scale), p=p, align_corners=False)
+    return [(K.RandomAffine3D(**kw, resample="bilinear"), K.RandomAffine3D(**kw, resample="nearest"))]
+
+
+def _spatial(K: Any, t: RandomSpatial) -> list[tuple[Any, Any | None]]:
+    prob = affine_probability(t)
+    return _affine_pair(K, largest_angle(t), t.scale, prob) if prob else []
+
+
+def _flip(K: Any, t: RandomFlip) -> list[tuple[Any, Any | None]]:
+    cls = {0: K.RandomDepthicalFlip3D, 1: K.RandomVerticalFlip3D, 2: K.RandomHorizontalFlip3D}
+    return [(cls[a](p=t.p), cls[a](p=t.p)) for a in t.axes]
+
+
+TRANSLATORS: dict[type, Translator] = {
+    RandomSpatial: _spatial,
+    RandomAffine: lambda K, t: _affine_pair(K, largest_angle(t), t.scale, t.p),
+    RandomFlip: _flip,
+    RandomHistogramEqualization: lambda K, t: [(_UnitRange(K.RandomEqualize3D(p=t.p)), None)],
+}
+"""``(image module, label twin or None)`` pairs for each spineaug transform class (others are left out)."""
 
 
 def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
@@ -88,7 +92,7 @@ def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
     K = import_or_unavailable("kornia.augmentation", "install kornia (pip install kornia)")
     from importlib.metadata import version
 
-    pairs = [m for entry in preset_entries(pipeline) for m in _modules(K, entry)]
+    pairs = translate(pipeline, K, TRANSLATORS)
     for img_mod, lbl_mod in pairs:
         img_mod.to(device)
         if lbl_mod is not None:

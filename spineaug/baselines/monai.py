@@ -17,11 +17,30 @@ from torch import Tensor
 from spineaug.baselines._common import (
     Baseline,
     MappingRow,
+    Translator,
+    affine_probability,
+    elastic_probability,
     import_or_unavailable,
+    largest_angle,
     mapping_rows,
-    num,
     pair,
-    preset_entries,
+    translate,
+)
+from spineaug.transforms import (
+    RandomAffine,
+    RandomBiasField,
+    RandomBrightness,
+    RandomContrast,
+    RandomFlip,
+    RandomGamma,
+    RandomGaussianBlur,
+    RandomGaussianNoise,
+    RandomHistogramEqualization,
+    RandomInverseGamma,
+    RandomLowResolution,
+    RandomSpatial,
+    RandomUnsharpMask,
+    RandomZScore,
 )
 
 LIBRARY = "monai"
@@ -51,57 +70,76 @@ def mapping(pipeline: str) -> list[MappingRow]:
     return mapping_rows(pipeline, MAPPING, NOTE_MISSING)
 
 
-def _transform(mt: Any, entry: dict[str, Any]) -> list[Any]:
-    name, p = entry["name"], float(num(entry, "p", 1.0))
-    keys, img = ("image", "label"), "image"
-    if name == "Spatial":
-        out = []
-        p_rot, p_scale = float(num(entry, "p_rotation", 0.0)), float(num(entry, "p_scale", 0.0))
-        if p_rot or p_scale:
-            deg = max(abs(v) for v in pair(entry.get("rotation_deg"), (-30.0, 30.0)))
-            lo, hi = num(entry, "scale", (0.7, 1.4))
-            out.append(mt.RandAffined(keys, prob=p * (1 - (1 - p_rot) * (1 - p_scale)),
-                                      rotate_range=(math.radians(deg),) * 3 if p_rot else None,
-                                      scale_range=((lo - 1, hi - 1),) * 3 if p_scale else None,
-                                      mode=("bilinear", "nearest"), padding_mode="zeros"))
-        if float(num(entry, "p_elastic", 0.0)):
-            out.append(mt.Rand3DElasticd(keys, sigma_range=(5, 8), magnitude_range=(0, 4),
-                                         prob=p * float(entry["p_elastic"]), mode=("bilinear", "nearest")))
-        return out
-    if name == "Affine":
-        deg = max(abs(v) for v in pair(entry.get("degrees"), (-5.0, 5.0)))
-        lo, hi = num(entry, "scale", (0.7, 1.4))
-        return [mt.RandAffined(keys, prob=p, rotate_range=(math.radians(deg),) * 3, scale_range=((lo - 1, hi - 1),) * 3,
-                               mode=("bilinear", "nearest"), padding_mode="zeros")]
-    if name == "Flip":
-        return [mt.RandFlipd(keys, prob=p, spatial_axis=a) for a in num(entry, "axes", (0,))]
-    if name == "GaussianNoise":
-        return [mt.RandGaussianNoised(img, prob=p, std=float(pair(entry.get("sigma"), (0.0, 0.1))[1]), sample_std=True)]
-    if name == "GaussianBlur":
-        lo, hi = pair(entry.get("sigma"), (0.5, 1.0))
-        s = (max(lo, 0.1), max(hi, 0.1))  # MONAI needs sigma > 0
-        return [mt.RandGaussianSmoothd(img, sigma_x=s, sigma_y=s, sigma_z=s, prob=p)]
-    if name == "Brightness":
-        lo, hi = pair(entry.get("multiplier"), (0.75, 1.25))
-        return [mt.RandScaleIntensityd(img, factors=(lo - 1, hi - 1), prob=p)]
-    if name == "Contrast":
-        lo, hi = pair(entry.get("contrast"), (0.75, 1.25))
-        return [mt.RandScaleIntensityFixedMeand(img, factors=(lo - 1, hi - 1), preserve_range=True, prob=p)]
-    if name in ("Gamma", "InverseGamma"):
-        lo, hi = pair(entry.get("gamma"), (0.7, 1.5))
-        return [mt.RandAdjustContrastd(img, gamma=(lo, hi), prob=p, invert_image=name == "InverseGamma",
-                                       retain_stats=True)]
-    if name == "LowResolution":
-        return [mt.RandSimulateLowResolutiond(img, prob=p, zoom_range=(0.5, 1.0))]
-    if name == "BiasField":
-        return [mt.RandBiasFieldd(img, degree=3, coeff_range=(0.0, 0.2), prob=p)]
-    if name == "UnsharpMask":
-        return [mt.RandGaussianSharpend(img, prob=p)]
-    if name == "HistogramEqualization":
-        return [mt.RandHistogramShiftd(img, prob=p)]
-    if name == "ZScore":
-        return [mt.NormalizeIntensityd(img)]
-    return []
+KEYS, IMAGE = ("image", "label"), "image"
+
+
+def _spatial(mt: Any, t: RandomSpatial) -> list[Any]:
+    out = []
+    if t.p_rotation or t.p_scale:
+        lo, hi = t.scale
+        out.append(mt.RandAffined(KEYS, prob=affine_probability(t),
+                                  rotate_range=(math.radians(largest_angle(t)),) * 3 if t.p_rotation else None,
+                                  scale_range=((lo - 1, hi - 1),) * 3 if t.p_scale else None,
+                                  mode=("bilinear", "nearest"), padding_mode="zeros"))  # fmt: skip
+    if t.p_elastic:
+        out.append(mt.Rand3DElasticd(KEYS, sigma_range=(5, 8), magnitude_range=(0, 4), prob=elastic_probability(t),
+                                     mode=("bilinear", "nearest")))  # fmt: skip
+    return out
+
+
+def _affine(mt: Any, t: RandomAffine) -> list[Any]:
+    lo, hi = t.scale
+    return [mt.RandAffined(KEYS, prob=t.p, rotate_range=(math.radians(largest_angle(t)),) * 3,
+                           scale_range=((lo - 1, hi - 1),) * 3, mode=("bilinear", "nearest"), padding_mode="zeros")]
+
+
+def _flip(mt: Any, t: RandomFlip) -> list[Any]:
+    return [mt.RandFlipd(KEYS, prob=t.p, spatial_axis=a) for a in t.axes]
+
+
+def _noise(mt: Any, t: RandomGaussianNoise) -> list[Any]:
+    return [mt.RandGaussianNoised(IMAGE, prob=t.p, std=float(pair(t.config()["sigma"])[1]), sample_std=True)]
+
+
+def _blur(mt: Any, t: RandomGaussianBlur) -> list[Any]:
+    lo, hi = pair(t.config()["sigma"])
+    s = (max(lo, 0.1), max(hi, 0.1))  # MONAI needs sigma > 0
+    return [mt.RandGaussianSmoothd(IMAGE, sigma_x=s, sigma_y=s, sigma_z=s, prob=t.p)]
+
+
+def _brightness(mt: Any, t: RandomBrightness) -> list[Any]:
+    lo, hi = pair(t.config()["multiplier"])
+    return [mt.RandScaleIntensityd(IMAGE, factors=(lo - 1, hi - 1), prob=t.p)]
+
+
+def _contrast(mt: Any, t: RandomContrast) -> list[Any]:
+    lo, hi = pair(t.config()["contrast"])
+    return [mt.RandScaleIntensityFixedMeand(IMAGE, factors=(lo - 1, hi - 1), preserve_range=True, prob=t.p)]
+
+
+def _gamma(mt: Any, t: RandomGamma) -> list[Any]:
+    lo, hi = pair(t.config()["gamma"])
+    return [mt.RandAdjustContrastd(IMAGE, gamma=(lo, hi), prob=t.p, invert_image=isinstance(t, RandomInverseGamma),
+                                   retain_stats=True)]  # fmt: skip
+
+
+TRANSLATORS: dict[type, Translator] = {
+    RandomSpatial: _spatial,
+    RandomAffine: _affine,
+    RandomFlip: _flip,
+    RandomGaussianNoise: _noise,
+    RandomGaussianBlur: _blur,
+    RandomBrightness: _brightness,
+    RandomContrast: _contrast,
+    RandomGamma: _gamma,
+    RandomInverseGamma: _gamma,
+    RandomLowResolution: lambda mt, t: [mt.RandSimulateLowResolutiond(IMAGE, prob=t.p, zoom_range=(0.5, 1.0))],
+    RandomBiasField: lambda mt, t: [mt.RandBiasFieldd(IMAGE, degree=3, coeff_range=(0.0, 0.2), prob=t.p)],
+    RandomUnsharpMask: lambda mt, t: [mt.RandGaussianSharpend(IMAGE, prob=t.p)],
+    RandomHistogramEqualization: lambda mt, t: [mt.RandHistogramShiftd(IMAGE, prob=t.p)],
+    RandomZScore: lambda mt, t: [mt.NormalizeIntensityd(IMAGE)],
+}
+"""The MONAI transforms for each spineaug transform class (classes without one are left out, see ``MAPPING``)."""
 
 
 def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
@@ -110,7 +148,7 @@ def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
     mt = import_or_unavailable("monai.transforms", "install monai (pip install monai)")
     from importlib.metadata import version
 
-    compose = mt.Compose([t for entry in preset_entries(pipeline) for t in _transform(mt, entry)])
+    compose = mt.Compose(translate(pipeline, mt, TRANSLATORS))
     compose.set_random_state(seed=seed)
 
     def fn(image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:

@@ -16,11 +16,26 @@ from torch import Tensor
 from spineaug.baselines._common import (
     Baseline,
     MappingRow,
+    Translator,
+    affine_probability,
+    elastic_probability,
     import_or_unavailable,
     mapping_rows,
-    num,
     pair,
-    preset_entries,
+    translate,
+)
+from spineaug.transforms import (
+    RandomAffine,
+    RandomBiasField,
+    RandomFlip,
+    RandomGamma,
+    RandomGaussianBlur,
+    RandomGaussianNoise,
+    RandomLabelAppearance,
+    RandomLowResolution,
+    RandomSpatial,
+    RandomThickSlice,
+    RandomZScore,
 )
 
 LIBRARY = "torchio"
@@ -47,40 +62,52 @@ def mapping(pipeline: str) -> list[MappingRow]:
     return mapping_rows(pipeline, MAPPING, NOTE_MISSING)
 
 
-def _transform(tio: Any, entry: dict[str, Any]) -> list[Any]:
-    name, p = entry["name"], float(num(entry, "p", 1.0))
-    if name == "Spatial":
-        out = []
-        p_rot, p_scale = float(num(entry, "p_rotation", 0.0)), float(num(entry, "p_scale", 0.0))
-        if p_rot or p_scale:
-            deg = pair(entry.get("rotation_deg"), (-30.0, 30.0)) if p_rot else (0.0, 0.0)
-            scales = tuple(num(entry, "scale", (0.7, 1.4))) if p_scale else (1.0, 1.0)
-            out.append(tio.RandomAffine(scales=scales, degrees=deg, p=p * (1 - (1 - p_rot) * (1 - p_scale))))
-        if float(num(entry, "p_elastic", 0.0)):
-            out.append(tio.RandomElasticDeformation(p=p * float(entry["p_elastic"])))
-        return out
-    if name == "Affine":
-        return [tio.RandomAffine(scales=tuple(num(entry, "scale", (0.7, 1.4))),
-                                 degrees=pair(entry.get("degrees"), (-5.0, 5.0)), p=p)]
-    if name == "Flip":
-        axes = tuple(num(entry, "axes", (0,)))
-        return [tio.RandomFlip(axes=axes, flip_probability=p)]
-    if name == "GaussianNoise":
-        return [tio.RandomNoise(std=(0.0, float(pair(entry.get("sigma"), (0.0, 0.1))[1])), p=p)]
-    if name == "GaussianBlur":
-        return [tio.RandomBlur(std=tuple(abs(v) for v in pair(entry.get("sigma"), (0.5, 1.0))), p=p)]
-    if name == "Gamma":
-        lo, hi = pair(entry.get("gamma"), (0.7, 1.5))
-        return [tio.RandomGamma(log_gamma=(math.log(max(lo, 1e-3)), math.log(hi)), p=p)]
-    if name in ("LowResolution", "ThickSlice"):
-        return [tio.RandomAnisotropy(axes=(0, 1, 2), downsampling=(1.0, 2.0), p=p)]
-    if name == "BiasField":
-        return [tio.RandomBiasField(coefficients=0.2, order=3, p=p)]
-    if name == "ZScore":
-        return [tio.ZNormalization(p=p)]
-    if name == "LabelAppearance":
-        return [tio.RandomLabelsToImage(label_key="label", image_key="image", p=p)]
-    return []
+def _spatial(tio: Any, t: RandomSpatial) -> list[Any]:
+    out = []
+    if t.p_rotation or t.p_scale:
+        degrees = pair(t.config()["rotation_deg"]) if t.p_rotation else (0.0, 0.0)
+        scales = tuple(t.scale) if t.p_scale else (1.0, 1.0)
+        out.append(tio.RandomAffine(scales=scales, degrees=degrees, p=affine_probability(t)))
+    if t.p_elastic:
+        out.append(tio.RandomElasticDeformation(p=elastic_probability(t)))
+    return out
+
+
+def _affine(tio: Any, t: RandomAffine) -> list[Any]:
+    return [tio.RandomAffine(scales=tuple(t.scale), degrees=pair(t.config()["degrees"]), p=t.p)]
+
+
+def _noise(tio: Any, t: RandomGaussianNoise) -> list[Any]:
+    return [tio.RandomNoise(std=(0.0, float(pair(t.config()["sigma"])[1])), p=t.p)]
+
+
+def _blur(tio: Any, t: RandomGaussianBlur) -> list[Any]:
+    return [tio.RandomBlur(std=tuple(abs(v) for v in pair(t.config()["sigma"])), p=t.p)]
+
+
+def _gamma(tio: Any, t: RandomGamma) -> list[Any]:
+    lo, hi = pair(t.config()["gamma"])
+    return [tio.RandomGamma(log_gamma=(math.log(max(lo, 1e-3)), math.log(hi)), p=t.p)]
+
+
+def _anisotropy(tio: Any, t: Any) -> list[Any]:
+    return [tio.RandomAnisotropy(axes=(0, 1, 2), downsampling=(1.0, 2.0), p=t.p)]
+
+
+TRANSLATORS: dict[type, Translator] = {
+    RandomSpatial: _spatial,
+    RandomAffine: _affine,
+    RandomFlip: lambda tio, t: [tio.RandomFlip(axes=tuple(t.axes), flip_probability=t.p)],
+    RandomGaussianNoise: _noise,
+    RandomGaussianBlur: _blur,
+    RandomGamma: _gamma,
+    RandomLowResolution: _anisotropy,
+    RandomThickSlice: _anisotropy,
+    RandomBiasField: lambda tio, t: [tio.RandomBiasField(coefficients=0.2, order=3, p=t.p)],
+    RandomZScore: lambda tio, t: [tio.ZNormalization(p=t.p)],
+    RandomLabelAppearance: lambda tio, t: [tio.RandomLabelsToImage(label_key="label", image_key="image", p=t.p)],
+}
+"""The TorchIO transforms for each spineaug transform class (classes without one are left out, see ``MAPPING``)."""
 
 
 def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
@@ -89,8 +116,7 @@ def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
     tio = import_or_unavailable("torchio", "install torchio (pip install torchio)")
     from importlib.metadata import version
 
-    transforms = [t for entry in preset_entries(pipeline) for t in _transform(tio, entry)]
-    compose = tio.Compose(transforms)
+    compose = tio.Compose(translate(pipeline, tio, TRANSLATORS))
     torch.manual_seed(seed)  # TorchIO draws from the global torch RNG
 
     def fn(image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,9 +10,9 @@ CPU augmentation in data-loader workers. This measures it on one small, fixed tr
 * ``none``: no augmentation (the final patch is read directly).
 
 Every arm trains on the same final patch. As in nnU-Net, the rotating/scaling arms read an *enlarged* patch
-(:class:`spineaug.data.PatchSampler`, :func:`~spineaug.data.enlarged_patch_size`) and their spatial step crops the
-final patch from it (``Spatial(patch_size=...)``, centre crop; bgv2's ``SpatialTransform``). The benchmark and
-the study train with one harness (:mod:`spineaug.harness.augment` builds the arms; :mod:`spineaug.harness.train`
+(:class:`spineaug.data.PatchSampler`, the read size of :meth:`spineaug.Pipeline.for_patch`) and their spatial step
+crops the final patch from it (``Spatial(patch_size=...)``, centre crop; bgv2's ``SpatialTransform``). The benchmark
+and the study train with one harness (:mod:`spineaug.harness.augment` builds the arms; :mod:`spineaug.harness.train`
 the network, loss, optimiser, step and the arm's placement), so they train alike.
 
 CPU budget: every arm runs once per budget of ``c`` cores. The process is pinned to ``c`` of its CPUs with

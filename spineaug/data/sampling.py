@@ -1,13 +1,13 @@
 """Patch sampling for training: random patches with nnU-Net-style foreground oversampling, as a torch Dataset.
 
 Rotations and zoom-outs read beyond a patch's borders. Like nnU-Net's data loader, :class:`PatchSampler` can read an
-*enlarged* patch (:func:`enlarged_patch_size`) around the final patch, so that the augmentation's spatial transform
-rotates/scales about the enlarged patch's centre and crops the final patch from it without padding.
+*enlarged* patch around the final patch (the read size of :meth:`spineaug.Pipeline.for_patch`, which owns the
+recipe), so that the augmentation's spatial transform rotates/scales about the enlarged patch's centre and crops the
+final patch from it without padding.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 
@@ -16,46 +16,10 @@ import torch
 from torch.utils.data import Dataset
 
 from spineaug.data.datasets import Sample
+from spineaug.transforms import RandomSpatial
+from spineaug.validation import ConfigError
 
 __all__ = ["PatchSampler", "enlarged_patch_size"]
-
-_MAX_GRID = 37  # angles per axis in the search over the rotation range
-
-
-def _angle_ranges(rotation_deg) -> list[tuple[float, float]]:
-    """One number t (-> [-t, t]), one (low, high) pair, or three pairs (D, H, W axes), in degrees."""
-    if isinstance(rotation_deg, numbers.Real) and not isinstance(rotation_deg, bool):
-        return [(-abs(float(rotation_deg)), abs(float(rotation_deg)))] * 3
-    try:
-        values = list(rotation_deg)
-        if len(values) == 2 and all(isinstance(v, numbers.Real) for v in values):
-            pairs = [tuple(values)] * 3
-        else:
-            pairs = [tuple(v) for v in values]
-        pairs = [(float(lo), float(hi)) for lo, hi in pairs]
-    except (TypeError, ValueError):
-        pairs = []
-    if len(pairs) != 3 or not all(math.isfinite(lo) and math.isfinite(hi) and lo <= hi for lo, hi in pairs):
-        raise ValueError(
-            f"rotation_deg must be a number, a (low, high) pair or three pairs with low <= high, got {rotation_deg!r}"
-        )
-    return pairs
-
-
-def _rotations(axis_angles: list[np.ndarray]) -> np.ndarray:
-    """Every combination of the per-axis angles (radians), composed in both orders: (N, 3, 3) rotation matrices."""
-    a, b, c = np.meshgrid(*axis_angles, indexing="ij")
-    a, b, c = a.ravel(), b.ravel(), c.ravel()
-
-    def plane(t: np.ndarray, i: int, j: int) -> np.ndarray:
-        m = np.zeros((t.size, 3, 3))
-        m[:, range(3), range(3)] = 1.0
-        m[:, i, i] = m[:, j, j] = np.cos(t)
-        m[:, i, j], m[:, j, i] = -np.sin(t), np.sin(t)
-        return m
-
-    r_d, r_h, r_w = plane(a, 1, 2), plane(b, 2, 0), plane(c, 0, 1)
-    return np.concatenate([r_d @ r_h @ r_w, r_w @ r_h @ r_d])
 
 
 def enlarged_patch_size(
@@ -63,17 +27,14 @@ def enlarged_patch_size(
 ) -> tuple[int, int, int]:
     """The patch to read so that every rotation/scaling of the final patch about its centre stays inside it.
 
-    The same idea as nnU-Net's initial patch size (``get_patch_size``): the data loader reads this larger patch,
-    centred on the final patch, and the spatial transform rotates/scales about its centre and crops the final patch.
-    Here the bound is the bounding box of the transformed final patch's voxel centres, maximised over rotations about all three axes at once (each axis anywhere in its range, either
-    composition order) and over the largest sampling scale (above 1 reads a larger region, as in ``Spatial``).
-    The result differs from the final size by an even number per axis, so the final patch sits exactly in the
-    middle. Elastic deformation is not included (add its largest displacement per side if you use it).
+    The read size of a ``Spatial`` entry that rotates within ``rotation_deg`` and scales up to ``scale_range``'s
+    high end (:meth:`spineaug.Pipeline.for_patch` owns the recipe; this is a shortcut for a bare range). Elastic
+    deformation is not included (``Pipeline.for_patch`` adds it for a pipeline that deforms).
 
     Args:
         patch_size: Final patch (D, H, W) (or (X, Y, Z): the array axes).
-        rotation_deg: Rotation range in degrees: a number ``t`` for ``[-t, t]``, one ``(low, high)`` pair for every
-            axis, or three pairs (one per array axis), as ``Spatial``'s ``rotation_deg``.
+        rotation_deg: Rotation range in degrees: a number ``t`` for ``[-t, t]``, or ``Spatial``'s ``rotation_deg``
+            (one ``(low, high)`` pair for every axis, or three pairs, one per array axis).
         scale_range: ``(low, high)`` sampling-grid scale, as ``Spatial``'s ``scale``; only the high end matters.
 
     Returns:
@@ -86,25 +47,13 @@ def enlarged_patch_size(
         (150, 154, 150)
     """
     patch = _check_patch(patch_size, "patch_size")
-    pairs = _angle_ranges(rotation_deg)
+    if isinstance(rotation_deg, numbers.Real) and not isinstance(rotation_deg, bool):
+        rotation_deg = (-abs(float(rotation_deg)), abs(float(rotation_deg)))
     try:
-        low, high = (float(s) for s in scale_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale_range must be a (low, high) pair, got {scale_range!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
-        raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range!r}")
-    half = (np.asarray(patch, dtype=float) - 1) / 2  # output voxel centres lie within +-half of the centre
-    axis_angles = []
-    for lo, hi in pairs:
-        lo, hi = max(lo, hi - 360.0), hi  # a full turn covers every angle
-        n = 1 if lo == hi else min(_MAX_GRID, max(2, math.ceil((hi - lo) / 2.5) + 1))
-        axis_angles.append(np.deg2rad(np.linspace(lo, hi, n)))
-    extent = (np.abs(_rotations(axis_angles)) @ half).max(axis=0)  # largest |offset| per input axis
-    extent = np.minimum(extent, np.linalg.norm(half))  # no rotation reaches beyond the half-diagonal
-    reach = max(high, 1.0) * extent
-    size = np.maximum(np.ceil(2 * reach + 1 - 1e-6).astype(int), patch)  # voxel centres within [0, size - 1]
-    size += (size - np.asarray(patch)) % 2  # centred exactly: equal margins on both sides
-    return int(size[0]), int(size[1]), int(size[2])
+        spatial = RandomSpatial(p_rotation=1.0, rotation_deg=rotation_deg, p_scale=1.0, scale=scale_range)
+    except ConfigError as exc:
+        raise ValueError(f"rotation_deg {rotation_deg!r} / scale_range {scale_range!r}: {exc}") from None
+    return spatial.read_size(patch)
 
 
 def _check_patch(patch_size, name: str) -> tuple[int, int, int]:
@@ -125,8 +74,9 @@ class PatchSampler(Dataset):
     random voxel of a random foreground class present in that case (so rare classes get seen), otherwise it is
     placed uniformly. Volumes smaller than the patch are padded with 0 (image and label).
 
-    Enlarged patches (nnU-Net's loading): with ``rotation_deg``/``scale`` given, the final ``patch_size`` patch is
-    placed exactly as above, and the item is the :func:`enlarged_patch_size` patch around it (same centre; the
+    Enlarged patches (nnU-Net's loading): with ``read_size`` given (:meth:`spineaug.Pipeline.for_patch`'s
+    :attr:`~spineaug.TrainingPatch.read_size`, or :func:`enlarged_patch_size` of ``rotation_deg``/``scale``), the
+    final ``patch_size`` patch is placed exactly as above, and the item is the read around it (same centre; the
     part beyond the volume is padded with 0). A spatial transform that rotates/scales about the item's centre and
     crops ``patch_size`` from its middle then needs no padding, and a foreground-centred final patch keeps its
     foreground voxel in its centre region. Without rotation and scaling the middle of an item equals the
@@ -138,6 +88,8 @@ class PatchSampler(Dataset):
         length: Items per epoch.
         foreground_p: Probability of a foreground-centred patch (nnU-Net uses 0.33).
         seed: Base seed.
+        read_size: The enlarged patch to read around the final one, (D, H, W): larger than ``patch_size`` by an even
+            number per axis (``TrainingPatch.read_size``). ``None``: from ``rotation_deg`` and ``scale``.
         rotation_deg: Rotation range the augmentation may apply (see :func:`enlarged_patch_size`); 0 = none.
         scale: Sampling-scale range the augmentation may apply; (1, 1) = none.
 
@@ -151,7 +103,7 @@ class PatchSampler(Dataset):
 
     def __init__(
         self, samples: Sequence[Sample], patch_size: Sequence[int], *, length: int = 250, foreground_p: float = 0.33,
-        seed: int = 0, rotation_deg=0.0, scale: Sequence[float] = (1.0, 1.0),
+        seed: int = 0, read_size: Sequence[int] | None = None, rotation_deg=0.0, scale: Sequence[float] = (1.0, 1.0),
     ):  # fmt: skip
         if len(samples) == 0:
             raise ValueError("samples must not be empty")
@@ -161,7 +113,15 @@ class PatchSampler(Dataset):
         if length < 1:
             raise ValueError(f"length must be positive, got {length!r}")
         self.patch = patch
-        self.read_size = enlarged_patch_size(patch, rotation_deg, scale)
+        if read_size is None:
+            self.read_size = enlarged_patch_size(patch, rotation_deg, scale)
+        else:
+            if rotation_deg != 0.0 or tuple(scale) != (1.0, 1.0):
+                raise ValueError("pass read_size or rotation_deg/scale, not both (read_size already holds them)")
+            self.read_size = _check_patch(read_size, "read_size")
+            if any(r < p or (r - p) % 2 for r, p in zip(self.read_size, patch)):
+                raise ValueError(f"read_size {self.read_size} must not be smaller than patch_size {patch} and must "
+                                 "differ from it by an even number per axis (the patch sits in its middle)")
         self.length = int(length)
         self.foreground_p = float(foreground_p)
         self.seed = int(seed)

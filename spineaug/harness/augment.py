@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torch import Tensor
 
 import spineaug
-from spineaug.data import enlarged_patch_size
+from spineaug.transforms import RandomSpatial
 
 BASELINE_ARMS = {
     "bgv2-nnunet": "nnU-Net v2's default training augmentation (batchgeneratorsv2, as nnUNetTrainer builds it), "
@@ -37,8 +37,10 @@ class Augmentation:
         batch: Applied to the whole batch on the training device inside the step (a spineaug pipeline, or a
             :class:`MixedPipeline` of two), or None.
         worker: Applied to one ``(image, label)`` sample in the data-loader workers (CPU baselines), or None.
-        rotation_deg, scale: The arm's rotation and scale ranges: the sampler reads the enlarged patch for them.
-        read_size: Patch size the sampler reads (enlarged for rotation/zoom-out); the arm outputs the final patch.
+        rotation_deg, scale: The arm's rotation and scale ranges (0 and (1, 1) where they never fire), for
+            readers of the ranges; ``read_size`` already holds them.
+        read_size: Patch size the sampler reads (enlarged for rotation/zoom-out, ``TrainingPatch.read_size``); the
+            arm outputs the final patch.
         config: The resolved configuration, written into the cell folder.
     """
 
@@ -85,19 +87,22 @@ def build_augmentation(
         raw = load_config(path)
         if "mix" in raw:
             return _mixed(arm, MixArm.parse(raw, arm), patch)
-        spineaug.Pipeline.from_config(path)  # validated as written first, so errors name the file's own entry indices
-        config = spineaug.Pipeline.from_config(path, patch_size=patch).config()
+        pipe = spineaug.Pipeline.from_config(path)  # validated as written, so errors name the file's own entries
     else:
-        config = spineaug.Pipeline.from_preset(arm, patch_size=patch).config()
+        pipe = spineaug.Pipeline.from_preset(arm)
     # The sampler already placed the (enlarged) patch, foreground-oversampled: crop its centre, as nnU-Net does.
-    spatial = next(e for e in config["transforms"] if e["name"] == "Spatial")
-    spatial.update(crop="center", p_foreground=0.0)
-    pipe = spineaug.Pipeline.from_config(config)
-    if spatial.get("p_elastic", 0) > 0:
-        raise ValueError(f"arm {arm!r}: elastic deformation is not supported by the study's enlarged-patch reading yet")
-    rotation = spatial["rotation_deg"] if spatial.get("p_rotation", 0) > 0 else 0.0
-    scale = tuple(spatial["scale"]) if spatial.get("p_scale", 0) > 0 else (1.0, 1.0)
-    return Augmentation(arm, pipe, None, rotation, scale, enlarged_patch_size(patch, rotation, scale), pipe.config())
+    training = pipe.for_patch(patch)
+    rotation, scale = _ranges(training)
+    return Augmentation(arm, training.pipeline, None, rotation, scale, training.read_size, training.pipeline.config())
+
+
+def _ranges(training: spineaug.TrainingPatch) -> tuple[Any, tuple[float, float]]:
+    """The rotation and scale ranges of a training pipeline's ``Spatial`` entry (0 / (1, 1) where they never fire)."""
+    spatial = training.pipeline.find(RandomSpatial)[0]
+    on = spatial.p > 0
+    rotation = spatial.config()["rotation_deg"] if on and spatial.p_rotation > 0 else 0.0
+    scale = tuple(spatial.scale) if on and spatial.p_scale > 0 else (1.0, 1.0)
+    return rotation, scale  # type: ignore[return-value]
 
 
 class MixArm(BaseModel):
@@ -178,7 +183,9 @@ def _bgv2(patch: tuple[int, int, int]) -> Augmentation:
     from spineaug.baselines.batchgenerators import nnunet_transforms
 
     transforms = nnunet_transforms(patch)
-    rotation, scale = (-30.0, 30.0), (0.7, 1.4)  # nnU-Net v2's 3-D defaults (its SpatialTransform's ranges)
+    # nnU-Net v2's 3-D defaults (its SpatialTransform's ranges) are the nnunet preset's: read what it reads.
+    training = spineaug.Pipeline.from_preset("nnunet").for_patch(patch)
+    rotation, scale = _ranges(training)
 
     def worker(image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
         out = transforms(image=image, segmentation=label)
@@ -186,8 +193,7 @@ def _bgv2(patch: tuple[int, int, int]) -> Augmentation:
 
     config = {"arm": "bgv2-nnunet", "description": BASELINE_ARMS["bgv2-nnunet"], "patch_size": list(patch),
               "transforms": repr(transforms)}  # fmt: skip
-    read = enlarged_patch_size(patch, rotation, scale)
-    return Augmentation("bgv2-nnunet", None, worker, rotation, scale, read, config)
+    return Augmentation("bgv2-nnunet", None, worker, rotation, scale, training.read_size, config)
 
 
 class WorkerAugmented(torch.utils.data.Dataset):

@@ -191,10 +191,10 @@ class _Arm:
 
     def patches(self, samples: Sequence[Sample], patch_size: Sequence[int], *, length: int, seed: int,
                 foreground_p: float = 0.33) -> PatchSampler:  # fmt: skip
-        """The arm's training patches: the enlarged read its rotation and scaling need, around each final patch."""
-        aug = self.augmentation
+        """The arm's training patches: the enlarged read its pipeline needs (``Pipeline.for_patch``), around each
+        final patch."""
         return PatchSampler(samples, patch_size, length=length, foreground_p=foreground_p, seed=seed,
-                            rotation_deg=aug.rotation_deg, scale=aug.scale)  # fmt: skip
+                            read_size=self.augmentation.read_size)  # fmt: skip
 
 
 @dataclass(frozen=True)

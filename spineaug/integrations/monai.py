@@ -48,6 +48,7 @@ import torch
 
 import spineaug
 from spineaug.integrations._extras import require
+from spineaug.transforms import RandomSpatial
 from spineaug.validation import NoEffectWarning
 
 require("monai", "monai", "spineaug.integrations.monai")
@@ -227,9 +228,8 @@ class SpineAugd(Randomizable, MapTransform):
 
 def _crop_only(pipeline: spineaug.Pipeline) -> spineaug.Pipeline:
     """What a call that does not fire (``prob``) runs: the pipeline's ``Spatial`` crop, nothing else."""
-    spatial = [e for e in pipeline.config()["transforms"] if e["name"] == "Spatial"]
-    entries = [{**e, "p_rotation": 0.0, "p_scale": 0.0, "p_elastic": 0.0} for e in spatial]
-    return spineaug.Pipeline.from_config({"transforms": entries}, check_finite=False)
+    crop = spineaug.Pipeline(*pipeline.find(RandomSpatial), check_finite=False)
+    return crop.replace(RandomSpatial, p_rotation=0.0, p_scale=0.0, p_elastic=0.0) if crop.transforms else crop
 
 
 def _ndim(x: Any) -> int:

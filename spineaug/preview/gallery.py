@@ -8,8 +8,8 @@ on every panel to show image/label alignment (geometric entries move both; inten
 
 Patches as in training (:func:`training_patches`): when a ``Spatial`` entry rotates or scales, every panel shows the
 same final patch, the middle of the case, as large as fits; ``Spatial``'s panel reads the enlarged patch around it
-(:func:`spineaug.data.enlarged_patch_size`, nnU-Net's loading) and crops the final patch from the middle of its
-output (``crop="center"``), so a rotation or zoom-out shows anatomy where it would otherwise show padding.
+and crops the final patch from the middle of its output (:meth:`spineaug.Pipeline.for_patch`, nnU-Net's loading),
+so a rotation or zoom-out shows anatomy where it would otherwise show padding.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 import spineaug
+from spineaug.transforms import RandomSpatial
 
 _LABEL_COLOURS = ("#ff4040", "#40c0ff", "#ffd040", "#60ff60", "#ff60ff", "#ffffff")
 LABEL_NAMES = {1: "vertebra", 2: "intervertebral disc", 3: "spinal canal"}
@@ -97,36 +98,33 @@ def nifti_volume(image: str | Path, label: str | Path | None = None) -> GalleryC
     return GalleryCase(img.data, lab, img.spacing, Path(image).name)
 
 
-def force_on(entry: dict[str, Any], patch: Sequence[int] | None = None) -> dict[str, Any]:
+def force_on(entry: dict[str, Any]) -> dict[str, Any]:
     """Return ``entry`` forced on (``RandomTransform.forced``: fires for every sample, pure effect, no blending).
 
-    Spatial's ``patch_size`` is dropped as well, so its panel keeps the input's shape; with ``patch`` given, Spatial
-    instead crops that patch from the middle of its output (``crop="center"``, no foreground centring).
+    Spatial's ``patch_size`` is dropped as well, so its panel keeps the input's shape (:meth:`spineaug.Pipeline.for_patch`
+    makes it cut a training patch instead).
     """
     cls = spineaug.TRANSFORMS.get(entry.get("name"))
     forced = dict(entry) if cls is None else cls.forced(entry)  # an unknown name fails later, with its message
     forced.pop("patch_size", None)
-    if patch is not None and forced.get("name") == "Spatial":
-        forced.update(patch_size=list(patch), crop="center", p_foreground=0.0)
     return forced
 
 
-def training_patches(shape: Sequence[int], entries: list[dict[str, Any]]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The final patch and its enlarged read for a case of ``shape`` under ``entries``' ``Spatial`` ranges.
+def training_patches(
+    shape: Sequence[int], pipelines: Sequence[spineaug.Pipeline]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The final patch and its enlarged read for a case of ``shape`` under the ``Spatial`` entries of ``pipelines``.
 
-    The final patch is the largest one with the case's proportions whose enlarged patch (every rotation and scaling
-    of the ``Spatial`` entries, :func:`~spineaug.data.enlarged_patch_size`) fits inside the case. Without a rotating
-    or scaling ``Spatial`` entry both are the case's shape.
+    The final patch is the largest one with the case's proportions whose read (the largest of the pipelines'
+    :meth:`~spineaug.Pipeline.for_patch` reads, that is of their ``Spatial`` entries'
+    :meth:`~spineaug.transforms.RandomSpatial.read_size`) fits inside the case. Without a rotating or scaling
+    ``Spatial`` entry both are the case's shape.
     """
-    from spineaug.data import enlarged_patch_size
-
     shape = tuple(int(s) for s in shape)
-    spatial = [e for e in entries if e.get("name") == "Spatial"]
-    if not spatial:
-        return shape, shape
+    spatial = [t for pipe in pipelines for t in pipe.find(RandomSpatial)]
 
     def enlarged(patch: tuple[int, ...]) -> tuple[int, ...]:
-        sizes = [enlarged_patch_size(patch, e.get("rotation_deg", 0.0), e.get("scale", (1.0, 1.0))) for e in spatial]
+        sizes = [t.read_size(patch) for t in spatial] or [patch]
         return tuple(max(s[a] for s in sizes) for a in range(3))
 
     for step in range(100, 9, -1):
@@ -195,7 +193,9 @@ def render_gallery(
     image = torch.from_numpy(_zscore(volume.image))[None, None]
     label = None if volume.label is None else torch.from_numpy(volume.label.astype(np.int64))[None, None]
     shape = tuple(volume.image.shape)
-    patch, read = (shape, shape) if whole_case else training_patches(shape, entries)
+    forced = [spineaug.Pipeline(spineaug.build_transform(force_on(entry), name), seed=seed)
+              for name, entry in zip(_titles(entries), entries)]  # fmt: skip
+    patch, read = (shape, shape) if whole_case else training_patches(shape, forced)
 
     def crop(x: torch.Tensor | None, size: Sequence[int]) -> torch.Tensor | None:
         return None if x is None else center_crop(x, size)
@@ -204,14 +204,13 @@ def render_gallery(
     panels: list[tuple[str, np.ndarray | None, np.ndarray | None, str]] = [
         ("original", crop(image, patch)[0, 0].numpy(), None if final_label is None else final_label[0, 0].numpy(), "")
     ]
-    for name, entry in zip(_titles(entries), entries):
-        enlarged = entry.get("name") == "Spatial" and patch != read
-        transform = spineaug.build_transform(force_on(entry, patch if enlarged else None), name)
-        if transform.requires_label and label is None:
+    for name, pipe in zip(_titles(entries), forced):
+        if pipe.transforms[0].requires_label and label is None:
             panels.append((name, None, None, "needs a label map"))
             continue
-        size = read if enlarged else patch
-        pipe = spineaug.Pipeline(transform, seed=seed)
+        size = patch
+        if pipe.find(RandomSpatial) and patch != read:  # reads the enlarged patch and cuts the final one, as in training
+            pipe, size = pipe.for_patch(patch).pipeline, read
         img, lab = pipe(crop(image, size), crop(label, size), generator=torch.Generator().manual_seed(seed))
         panels.append((name, img[0, 0].numpy(), None if lab is None else lab[0, 0].numpy(), ""))
 
@@ -254,17 +253,6 @@ def render_gallery(
     return out
 
 
-def _whole_preset(entries: list[dict[str, Any]], patch: tuple[int, ...]) -> list[dict[str, Any]]:
-    """The preset's entries as in training, Spatial cropping ``patch`` from the middle of the enlarged read."""
-    out = []
-    for entry in entries:
-        entry = dict(entry)
-        if entry.get("name") == "Spatial":
-            entry.update(patch_size=list(patch), crop="center", p_foreground=0.0)
-        out.append(entry)
-    return out
-
-
 def render_draws(
     volume: GalleryCase, presets: Sequence[str], out: str | Path, *, draws: int = 6, seed: int = 0,
     patch: Sequence[int] | None = None,
@@ -284,29 +272,26 @@ def render_draws(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(name, preset_entries(name)[1]) for name in presets]
+    rows = [(name, spineaug.Pipeline.from_config({"seed": seed, "transforms": preset_entries(name)[1]}))
+            for name in presets]  # fmt: skip
     shape = tuple(volume.image.shape)
-    spatial_entries = [e for _, entries in rows for e in entries if e.get("name") == "Spatial"]
     if patch is None:
-        patch, read = training_patches(shape, spatial_entries)
+        patch, read = training_patches(shape, [pipe for _, pipe in rows])
     else:
-        from spineaug.data import enlarged_patch_size
-
         patch = tuple(int(p) for p in patch)
         if any(p > s for p, s in zip(patch, shape)):
             raise ValueError(f"patch {patch} is larger than the case {shape}")
-        sizes = [enlarged_patch_size(patch, e.get("rotation_deg", 0.0), e.get("scale", (1.0, 1.0)))
-                 for e in spatial_entries] or [patch]
+        sizes = [pipe.for_patch(patch).read_size for _, pipe in rows if pipe.find(RandomSpatial)] or [patch]
         read = tuple(min(max(s[a] for s in sizes), shape[a]) for a in range(3))
     image = torch.from_numpy(_zscore(volume.image))[None, None]
     label = None if volume.label is None else torch.from_numpy(volume.label.astype(np.int64))[None, None]
     panels: list[list[tuple[str, np.ndarray, np.ndarray | None]]] = []
-    for name, entries in rows:
-        spatial = any(e.get("name") == "Spatial" for e in entries)
-        size = read if spatial else patch
+    for name, pipe in rows:
+        size = patch
+        if pipe.find(RandomSpatial):  # as in training: Spatial cuts the patch from the middle of the enlarged read
+            pipe, size = pipe.for_patch(patch).pipeline, read
         x = center_crop(image, size).expand(draws, -1, -1, -1, -1).contiguous()
         y = None if label is None else center_crop(label, size).expand(draws, -1, -1, -1, -1).contiguous()
-        pipe = spineaug.Pipeline.from_config({"seed": seed, "transforms": _whole_preset(entries, patch)})
         img, lab = pipe(x, y, generator=torch.Generator().manual_seed(seed))
         img, lab = center_crop(img, patch), None if lab is None else center_crop(lab, patch)
         first = center_crop(image, patch)[0, 0].numpy(), None if label is None else center_crop(label, patch)[0, 0].numpy()

@@ -167,8 +167,6 @@ def train_cell(
     arm = training_arm(aug)
     sampler = arm.patches(train, tr.patch_size, length=tr.iterations * tr.batch_size, foreground_p=tr.p_foreground,
                           seed=seed)  # fmt: skip
-    if sampler.read_size != aug.read_size:
-        raise RuntimeError(f"sampler reads {sampler.read_size}, the arm expects {aug.read_size}")
     loader = training_loader(arm.dataset(sampler), batch_size=tr.batch_size, workers=tr.loader_workers,
                              device=device, first=start * tr.batch_size)  # fmt: skip
     bar = None

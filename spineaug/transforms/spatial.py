@@ -7,6 +7,7 @@ engine (:mod:`spineaug.transforms._resample`), which composes them and reads the
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +55,18 @@ class GeometricTransform(RandomTransform):
     def apply(self, batch: Batch, params: Params, *, inplace: bool = False) -> Batch:
         return self.apply_together(batch, [(self, params)])
 
+    def for_patch(self, patch_size: tuple[int, int, int]) -> tuple[GeometricTransform, tuple[int, int, int]]:
+        """This entry in a training pipeline whose input is read around a final ``patch_size`` patch.
+
+        Used by :meth:`spineaug.Pipeline.for_patch`. The default keeps the entry as it is and asks for no larger
+        read; :class:`RandomSpatial`, which decides the output patch, cuts ``patch_size`` from the middle of its
+        input and asks for the read that keeps every rotation and scaling it draws inside.
+
+        Returns:
+            The entry to use, and the (D, H, W) read it needs around the final patch.
+        """
+        return self, tuple(int(p) for p in patch_size)  # type: ignore[return-value]
+
     @staticmethod
     def apply_together(batch: Batch, steps: Sequence[tuple[GeometricTransform, Params]]) -> Batch:
         """Apply several geometric transforms with one resampling of image and label.
@@ -68,6 +81,81 @@ class GeometricTransform(RandomTransform):
 def _angle_ranges(degrees: tuple) -> list[tuple[float, float]]:
     """Normalise one range or three per-axis ranges (degrees) to three ranges."""
     return [tuple(degrees)] * 3 if isinstance(degrees[0], (int, float)) else [tuple(r) for r in degrees]
+
+
+_MAX_GRID = 37
+"""Angles per axis in the search over a rotation range (:func:`enclosing_read`)."""
+
+
+def rotation_grid(rotation: Sequence[tuple[float, float]]) -> Tensor:
+    """Rotation matrices over a grid of a rotation range, in both composition orders of
+    :func:`~spineaug.functional.spatial.rotation_matrix`, float64.
+
+    Each axis' range is sampled at ``n = 1`` (a single angle), else ``min(37, max(2, ceil(width / 2.5) + 1))``
+    evenly spaced angles (a range wider than a full turn counts as one turn); every combination is composed as
+    ``rotation_matrix`` composes it with ``order="w_first"`` and ``order="d_first"`` (one rotation matrix per axis,
+    multiplied by broadcasting: the same values as ``rotation_matrix`` of every combination of angles, faster).
+
+    Args:
+        rotation: Three ``(low, high)`` angle ranges in degrees, about the D, H and W axes.
+
+    Returns:
+        (2 * n_d * n_h * n_w, 3, 3) rotation matrices: all ``w_first`` products, then all ``d_first`` ones.
+    """
+    per_axis = []
+    for axis, (lo, hi) in enumerate(rotation):
+        lo, hi = max(float(lo), float(hi) - 360.0), float(hi)  # a full turn covers every angle
+        n = 1 if lo == hi else min(_MAX_GRID, max(2, math.ceil((hi - lo) / 2.5) + 1))
+        angles = torch.zeros(n, 3, dtype=torch.float64)
+        angles[:, axis] = FS.degrees_to_radians(torch.linspace(lo, hi, n, dtype=torch.float64))
+        per_axis.append(FS.rotation_matrix(angles))  # a rotation about this axis only
+    r_d, r_h, r_w = per_axis[0][:, None, None], per_axis[1][None, :, None], per_axis[2][None, None, :]
+    return torch.cat([(r_d @ r_h @ r_w).reshape(-1, 3, 3), (r_w @ r_h @ r_d).reshape(-1, 3, 3)])
+
+
+@functools.lru_cache(maxsize=16)
+def _abs_rotations(rotation: tuple[tuple[float, float], ...]) -> Tensor:
+    """``|R|`` of every matrix of :func:`rotation_grid` as a (N, 3, 3) tensor, kept for the next patch size."""
+    return rotation_grid(rotation).abs()
+
+
+@functools.lru_cache(maxsize=256)
+def _enclosing_read(
+    patch: tuple[int, int, int], rotation: tuple[tuple[float, float], ...], scale: float, margin: float
+) -> tuple[int, int, int]:
+    size_in = torch.tensor(patch, dtype=torch.int64)
+    half = (size_in.double() - 1) / 2 + margin  # sampled points lie within +-half of the centre, before the rotation
+    extent = (_abs_rotations(rotation) @ half).amax(dim=0)  # largest |offset| per input axis
+    extent = torch.minimum(extent, torch.linalg.vector_norm(half))  # no rotation reaches beyond the half-diagonal
+    reach = max(scale, 1.0) * extent
+    size = torch.maximum(torch.ceil(2 * reach + 1 - 1e-6).long(), size_in)  # voxel centres within [0, size - 1]
+    size = size + (size - size_in) % 2  # centred exactly: equal margins on both sides
+    return int(size[0]), int(size[1]), int(size[2])
+
+
+def enclosing_read(
+    patch_size: Sequence[int], rotation: Sequence[tuple[float, float]], scale: float = 1.0, margin: float = 0.0
+) -> tuple[int, int, int]:
+    """The input to read around a centred output patch so that every rotation and scaling of it stays inside.
+
+    The bound is the bounding box of the sampled points of the output voxel centres (each moved by up to
+    ``margin`` voxels per axis first, for an elastic field), maximised over the rotations of :func:`rotation_grid`
+    and capped by the half-diagonal, then scaled by ``max(scale, 1)``. It differs from the patch by an even number
+    per axis, so the patch sits exactly in the middle, and it is never smaller than the patch. The same idea as
+    nnU-Net's initial patch size (``get_patch_size``), for :class:`RandomSpatial`'s sampling map.
+
+    Args:
+        patch_size: Output patch, (D, H, W).
+        rotation: Three ``(low, high)`` angle ranges in degrees, about the D, H and W axes.
+        scale: Largest sampling-grid scale (above 1 reads a larger region).
+        margin: Largest displacement of an output point before rotation, in output voxels.
+
+    Returns:
+        The (D, H, W) read size.
+    """
+    patch = tuple(int(p) for p in patch_size)
+    ranges = tuple((float(lo), float(hi)) for lo, hi in rotation)
+    return _enclosing_read(patch, ranges, float(scale), float(margin))  # type: ignore[arg-type]
 
 
 def _draw_angles(generator: torch.Generator, n: int, ranges: list[tuple[float, float]], fire: Tensor) -> Tensor:
@@ -104,7 +192,7 @@ class RandomSpatial(GeometricTransform):
             (otherwise the crop is uniform over valid positions).
         crop: ``random`` (default: the position is drawn as above) or ``center``: the patch is cut from the middle
             of the input, as nnU-Net does after its loader read an enlarged patch around the chosen position
-            (:func:`spineaug.data.enlarged_patch_size`); needs ``p_foreground = 0``.
+            (:meth:`spineaug.Pipeline.for_patch`); needs ``p_foreground = 0``.
         pad_mode: Image read outside the input: ``constant`` (``pad_value``), ``edge``, ``reflect`` or ``min``
             (each sample's minimum).
         pad_value: Image padding value for ``pad_mode="constant"``.
@@ -136,6 +224,26 @@ class RandomSpatial(GeometricTransform):
             stay *= 1.0 - float(cls._entry_value(entry, key))
         return float(cls._entry_value(entry, "p")) * (1.0 - stay)
     one_per_pipeline = "it sets the output patch and the padding"
+
+    def read_size(self, patch_size: PatchSize) -> tuple[int, int, int]:
+        """The input to read around a centred ``patch_size`` output so that every move this entry draws stays inside.
+
+        Counts the rotation range when rotations can fire (``p`` and ``p_rotation`` above 0), the largest scale
+        when scaling can fire, and the largest elastic displacement when deformation can fire; see
+        :func:`enclosing_read`.
+        """
+        on = self.p > 0
+        rotation = self.rotation if on and self.p_rotation > 0 else [(0.0, 0.0)] * 3
+        scale = self.scale[1] if on and self.p_scale > 0 else 1.0
+        margin = float(self.elastic_magnitude[1]) if on and self.p_elastic > 0 else 0.0
+        return enclosing_read(patch_size, rotation, scale, margin)
+
+    def for_patch(self, patch_size: PatchSize) -> tuple[RandomSpatial, tuple[int, int, int]]:
+        """This entry cutting ``patch_size`` from the middle of its input (``crop="center"``, no foreground
+        centring: the loader placed the read), and the read it needs (:meth:`read_size`)."""
+        patch = tuple(int(p) for p in patch_size)
+        centred = type(self)(**{**self._init_args, "patch_size": patch, "crop": "center", "p_foreground": 0.0})
+        return centred, centred.read_size(patch)
 
     def __init__(
         self,

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+import spineaug
+
 pytest.importorskip("nnunetv2")
 
 from spineaug.integrations.nnunet import trainers  # noqa: E402
@@ -40,9 +42,10 @@ class _RecordingLoss:
         return output.float().mean()
 
 
-def _trainer(config: dict, patch: tuple[int, int, int], seed: int = 0):
+def _trainer(source: dict | spineaug.Pipeline, patch: tuple[int, int, int], seed: int = 0):
     trainer = object.__new__(trainers.nnUNetTrainerSpineAug)  # nnU-Net's __init__ wants plans and folders
-    pipe, read = trainers.batch_pipeline(config, patch)
+    source = source if isinstance(source, spineaug.Pipeline) else spineaug.Pipeline.from_config(source)
+    pipe, read = trainers.batch_pipeline(source, patch)
     pipe.generator.manual_seed(seed)  # the pipeline's own generator: train_step passes none
     trainer.spineaug, trainer.spineaug_read_size = pipe, read
     trainer.device = torch.device("cpu")

@@ -29,13 +29,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.nn import functional as F
 
 import spineaug
-from spineaug.data import enlarged_patch_size
 from spineaug.integrations._extras import require
 from spineaug.integrations.nnunet.axes import ANATOMICAL, dataset_array_axes, remap_config
 
@@ -44,6 +42,8 @@ require("nnunetv2", "nnunet", "spineaug.integrations.nnunet")
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms  # noqa: E402
 from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform  # noqa: E402
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer  # noqa: E402
+
+from spineaug.transforms import RandomFlip, RandomSpatial  # noqa: E402
 
 CONFIG_ENV = "SPINEAUG_CONFIG"
 ITERATIONS_ENV = "SPINEAUG_NNUNET_ITERATIONS"
@@ -65,16 +65,16 @@ __all__ = [
 ]
 
 
-def load_source(source: str) -> dict[str, Any]:
-    """Validate a preset name or config file and return its full config (raises ``ConfigError``/``ValueError``)."""
+def load_source(source: str) -> spineaug.Pipeline:
+    """Validate a preset name or config file and return its pipeline (raises ``ConfigError``/``ValueError``)."""
     if source in spineaug.presets():
-        return spineaug.Pipeline.from_preset(source).config()
+        return spineaug.Pipeline.from_preset(source)
     path = Path(source)
     if not path.is_file():
         raise ValueError(
             f"{CONFIG_ENV}={source!r} is neither a preset ({', '.join(spineaug.presets())}) nor a readable config file"
         )
-    return spineaug.Pipeline.from_config(path).config()
+    return spineaug.Pipeline.from_config(path)
 
 
 def is_anisotropic(patch_size: tuple[int, int, int]) -> bool:
@@ -84,31 +84,25 @@ def is_anisotropic(patch_size: tuple[int, int, int]) -> bool:
     return max(patch_size) / patch_size[0] > ANISO_THRESHOLD
 
 
-def batch_pipeline(config: dict[str, Any], patch_size: tuple[int, int, int]) -> tuple[spineaug.Pipeline, tuple]:
+def batch_pipeline(pipeline: spineaug.Pipeline, patch_size: tuple[int, int, int]) -> tuple[spineaug.Pipeline, tuple]:
     """The pipeline that turns an enlarged patch into the final ``patch_size``, and the enlarged size to read.
 
-    For a thin-slab patch (:func:`is_anisotropic`) rotations are in-plane only (about axis 0, +-180 deg, as nnU-Net's
-    dummy-2-D augmentation), so the read is not enlarged through the slab by rotations. The isotropic scale still
-    applies to all three axes (nnU-Net scales in-plane only).
+    ``Pipeline.for_patch`` decides both. For a thin-slab patch (:func:`is_anisotropic`) rotations are in-plane only
+    (about axis 0, +-180 deg, as nnU-Net's dummy-2-D augmentation), so the read is not enlarged through the slab by
+    rotations. The isotropic scale still applies to all three axes (nnU-Net scales in-plane only). nnU-Net's data
+    is trusted (preprocessed): the pipeline skips the per-call NaN check, which syncs with the device.
     """
-    entries = spineaug.Pipeline.from_config(config, patch_size=patch_size).config()
-    spatial = next(e for e in entries["transforms"] if e["name"] == "Spatial")
-    # nnU-Net's loader already placed (and foreground-oversampled) the enlarged patch: cut its middle.
-    spatial.update(crop="center", p_foreground=0.0)
+    # with a Spatial entry for the patch (a pure crop when the config has none), as for_patch would add it
+    pipe = spineaug.Pipeline.from_config(pipeline.config(), patch_size=patch_size, check_finite=False)
     if is_anisotropic(tuple(patch_size)):
-        spatial["rotation_deg"] = [[-180.0, 180.0], [0.0, 0.0], [0.0, 0.0]]
-    if spatial.get("p_elastic", 0) > 0:
-        raise ValueError("elastic deformation is not supported by the enlarged-patch reading of these trainers yet")
-    rotation = spatial["rotation_deg"] if spatial.get("p_rotation", 0) > 0 else 0.0
-    scale = tuple(spatial["scale"]) if spatial.get("p_scale", 0) > 0 else (1.0, 1.0)
-    # nnU-Net's data is trusted (preprocessed): skip the per-call NaN check, which syncs with the device.
-    pipe = spineaug.Pipeline.from_config(entries, check_finite=False)
-    return pipe, enlarged_patch_size(patch_size, rotation, scale)
+        pipe = pipe.replace(RandomSpatial, rotation_deg=[[-180.0, 180.0], [0.0, 0.0], [0.0, 0.0]])
+    training = pipe.for_patch(patch_size)
+    return training.pipeline, training.read_size
 
 
-def flip_axes(config: dict[str, Any]) -> tuple[int, ...] | None:
-    """Spatial axes mirrored by the config's ``Flip`` entries (``None`` when nothing is mirrored)."""
-    axes = sorted({int(a) for e in config["transforms"] if e["name"] == "Flip" and e.get("p", 0) > 0 for a in e["axes"]})
+def flip_axes(pipeline: spineaug.Pipeline) -> tuple[int, ...] | None:
+    """Spatial axes mirrored by the pipeline's ``Flip`` entries (``None`` when nothing is mirrored)."""
+    axes = sorted({int(a) for t in pipeline.find(RandomFlip) if t.p > 0 for a in t.axes})
     return tuple(axes) or None
 
 
@@ -146,7 +140,7 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
                                  "a JSON/YAML config file), which is not set")  # fmt: skip
         elif os.environ.get(CONFIG_ENV):
             ignored = os.environ[CONFIG_ENV]
-        config = load_source(source)
+        pipeline = load_source(source)
         iterations = _iterations_from_env()
         patch = plans.get("configurations", {}).get(configuration, {}).get("patch_size")
         if patch is not None and len(patch) != 3:
@@ -154,7 +148,7 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         if self.label_manager.has_regions or self.is_cascaded:
             raise ValueError("spineaug trainers support plain label maps only (no region-based or cascaded training)")
-        self.spineaug_name, self.spineaug_config = source, config
+        self.spineaug_name, self.spineaug_source_pipeline = source, pipeline
         self.spineaug: spineaug.Pipeline | None = None  # built for the patch size in get_dataloaders
         self.spineaug_read_size: tuple[int, int, int] | None = None
         self.spineaug_axes: tuple[int, int, int] | None = None  # training-array axis of each anatomical axis
@@ -172,10 +166,12 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
         axes, note = dataset_array_axes(self.preprocessed_dataset_folder, self.plans_manager.transpose_forward)
         self.spineaug_axes = axes
         self.print_to_log_file(f"spineaug: {note}")
-        config = self.spineaug_config if axes is None else remap_config(self.spineaug_config, axes)
-        pipe, read = batch_pipeline(config, patch)
+        pipe = self.spineaug_source_pipeline
+        if axes is not None:
+            pipe = spineaug.Pipeline.from_config(remap_config(pipe.config(), axes))
+        pipe, read = batch_pipeline(pipe, patch)
         self.spineaug, self.spineaug_read_size = pipe.to(self.device), read
-        mirror_axes = flip_axes(pipe.config())
+        mirror_axes = flip_axes(pipe)
         self.inference_allowed_mirroring_axes = mirror_axes
         if any(self.configuration_manager.use_mask_for_norm):
             self.print_to_log_file("note: use_mask_for_norm is set; spineaug does not re-mask the image after "
