@@ -104,3 +104,61 @@ def test_the_preset_step_crops_the_enlarged_read_to_the_patch_and_downsamples_th
     assert set(targets[0].unique().tolist()) <= {0, 1, 2, 3}
     half = F.interpolate(targets[0].float(), [4, 4, 4], mode="nearest-exact").to(targets[0].dtype)
     assert torch.equal(targets[1], half)
+
+
+def test_a_resumed_trainer_continues_the_augmentation_stream(tmp_path, monkeypatch):
+    """Checkpoint after two steps, resume a fresh trainer from it: its next step sees what the first trainer's
+    third step saw (the generator state travels in the side file), and a trainer without it draws otherwise."""
+    monkeypatch.setattr(trainers.nnUNetTrainer, "save_checkpoint", lambda self, filename: None)
+    monkeypatch.setattr(trainers.nnUNetTrainer, "load_checkpoint", lambda self, source: None)
+    patch = (8, 8, 8)
+
+    def build(seed: int):
+        trainer, read = _trainer(trainers.load_source("xdomain"), patch, seed=seed)
+        trainer.local_rank, trainer.disable_checkpointing, trainer.spineaug_seed = 0, False, seed
+        trainer.spineaug_resume_state = None
+        trainer.print_to_log_file = lambda *args, **kwargs: None
+        return trainer, read
+
+    first, read = build(seed=3)
+    batches = [_batch(read, b=2, seed=k) for k in range(3)]
+    first.train_step(dict(batches[0]))
+    first.train_step(dict(batches[1]))
+    ckpt = tmp_path / "checkpoint_latest.pth"
+    first.save_checkpoint(str(ckpt))
+    side = trainers.generator_state_file(ckpt, 0)
+    assert side == tmp_path / "checkpoint_latest.spineaug_rank0.pt" and side.is_file()
+    first.train_step(dict(batches[2]))
+
+    resumed, _ = build(seed=99)
+    resumed.load_checkpoint(str(ckpt))
+    resumed.train_step(dict(batches[2]))
+    assert torch.equal(resumed.network.inputs[-1], first.network.inputs[-1])
+
+    fresh, _ = build(seed=99)
+    fresh.train_step(dict(batches[2]))
+    assert not torch.equal(fresh.network.inputs[-1], first.network.inputs[-1])
+
+    unbuilt, _ = build(seed=5)  # nnU-Net loads the checkpoint before it builds the pipeline: the state waits
+    unbuilt.spineaug = None
+    unbuilt.load_checkpoint(str(ckpt))
+    assert torch.equal(unbuilt.spineaug_resume_state, torch.load(side, weights_only=True)["generator"])
+
+
+def test_the_augmentation_seed_is_reproducible_and_differs_per_rank_and_fold():
+    seed = trainers.augmentation_seed
+    assert seed(0, 0, 0) == seed(0, 0, 0) == seed(None, 0, 0)
+    assert len({seed(0, 0, r) for r in range(8)}) == 8  # DDP ranks draw different parameters
+    assert len({seed(0, f, 0) for f in (0, 1, 2, 3, 4, "all")}) == 6
+    assert seed(1, 0, 0) != seed(0, 0, 0) and 0 <= seed(-(2**63), "all", 3) < 2**63
+
+
+def test_the_seed_environment_variable_is_validated(monkeypatch):
+    monkeypatch.setenv(trainers.SEED_ENV, "abc")
+    with pytest.raises(ValueError, match="SPINEAUG_SEED must be an integer, got 'abc'"):
+        trainers._seed_from_env()
+    monkeypatch.setenv(trainers.SEED_ENV, " 42 ")
+    assert trainers._seed_from_env() == 42
+    monkeypatch.setenv(trainers.SEED_ENV, str(2**70))
+    with pytest.raises(ValueError, match="SPINEAUG_SEED"):
+        trainers._seed_from_env()

@@ -22,13 +22,23 @@ left-right whatever the files' orientation and spacing; without orientation (ano
 as array axes, with a note in the training log. Test-time mirroring uses the array axes the rewritten ``Flip``
 entries mirror (none: no mirroring). The resolved augmentation config and the axis mapping are written to
 ``spineaug_augmentation.json`` in the fold's output folder.
+
+Reproducible and resumable: the augmentation's generator is seeded from ``SPINEAUG_SEED`` (else the config's
+``seed``, else 0), mixed with the fold and the process rank (:func:`augmentation_seed`: under DDP every rank draws
+its own parameters). Every checkpoint nnU-Net writes gets a side file per rank, ``<checkpoint>.spineaug_rank<r>.pt``
+(the generator state, a tensor), and ``nnUNetv2_train ... --c`` restores it, so a resumed run continues the
+augmentation stream where it stopped. nnU-Net's own data loader (which cases and patches it reads) is not resumed
+by nnU-Net, so a resumed run is not bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 import torch
 from torch.nn import functional as F
@@ -44,9 +54,11 @@ from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer  # noqa: E402
 
 from spineaug.transforms import RandomFlip, RandomSpatial  # noqa: E402
+from spineaug.validation import check_seed  # noqa: E402
 
 CONFIG_ENV = "SPINEAUG_CONFIG"
 ITERATIONS_ENV = "SPINEAUG_NNUNET_ITERATIONS"
+SEED_ENV = "SPINEAUG_SEED"
 CONFIG_FILE = "spineaug_augmentation.json"
 
 __all__ = [
@@ -106,6 +118,30 @@ def flip_axes(pipeline: spineaug.Pipeline) -> tuple[int, ...] | None:
     return tuple(axes) or None
 
 
+def augmentation_seed(base: int | None, fold: int | str, rank: int) -> int:
+    """The augmentation generator's seed for one training process: ``base`` (``None``: 0) mixed with the fold and
+    the process rank (``numpy.random.SeedSequence``), so folds and DDP ranks draw different, reproducible streams."""
+    entropy = [(0 if base is None else int(base)) % 2**64, zlib.crc32(str(fold).encode()), int(rank)]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] % 2**63)
+
+
+def generator_state_file(checkpoint: str | os.PathLike, rank: int) -> Path:
+    """Where the augmentation generator's state of ``rank`` is kept beside an nnU-Net checkpoint file."""
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem}.spineaug_rank{int(rank)}.pt")
+
+
+def _seed_from_env() -> int | None:
+    text = os.environ.get(SEED_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{SEED_ENV} must be an integer, got {text!r}") from None
+    return check_seed(value, SEED_ENV)
+
+
 def deep_supervision_targets(target: torch.Tensor, scales: list | None) -> torch.Tensor | list[torch.Tensor]:
     """Downsampled copies of ``target`` (B, 1, D, H, W), one per scale, as nnU-Net's DownsampleSegForDSTransform."""
     if scales is None:
@@ -142,6 +178,7 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
             ignored = os.environ[CONFIG_ENV]
         pipeline = load_source(source)
         iterations = _iterations_from_env()
+        env_seed = _seed_from_env()
         patch = plans.get("configurations", {}).get(configuration, {}).get("patch_size")
         if patch is not None and len(patch) != 3:
             raise ValueError(f"spineaug augments 3-D patches; configuration {configuration!r} has patch {patch}")
@@ -152,6 +189,9 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
         self.spineaug: spineaug.Pipeline | None = None  # built for the patch size in get_dataloaders
         self.spineaug_read_size: tuple[int, int, int] | None = None
         self.spineaug_axes: tuple[int, int, int] | None = None  # training-array axis of each anatomical axis
+        self.spineaug_seed = augmentation_seed(env_seed if env_seed is not None else pipeline.seed, fold,
+                                               self.local_rank)  # fmt: skip
+        self.spineaug_resume_state: torch.Tensor | None = None  # from load_checkpoint, applied once built
         if self.spineaug_epochs is not None:
             self.num_epochs = self.spineaug_epochs
         if iterations is not None:
@@ -171,6 +211,11 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
             pipe = spineaug.Pipeline.from_config(remap_config(pipe.config(), axes))
         pipe, read = batch_pipeline(pipe, patch)
         self.spineaug, self.spineaug_read_size = pipe.to(self.device), read
+        if self.spineaug_resume_state is not None:
+            pipe.generator.set_state(self.spineaug_resume_state)
+            self.print_to_log_file("spineaug: augmentation stream resumed from the checkpoint's generator state")
+        else:
+            pipe.generator.manual_seed(self.spineaug_seed)
         mirror_axes = flip_axes(pipe)
         self.inference_allowed_mirroring_axes = mirror_axes
         if any(self.configuration_manager.use_mask_for_norm):
@@ -196,6 +241,28 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
         targets = deep_supervision_targets(target, self._get_deep_supervision_scales())
         return super().train_step({**batch, "data": data, "target": targets})
 
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint (rank 0), and beside it every rank's augmentation generator state."""
+        super().save_checkpoint(filename)
+        if self.spineaug is not None and not self.disable_checkpointing:
+            state = {"generator": self.spineaug.generator.get_state(), "seed": self.spineaug_seed}
+            torch.save(state, generator_state_file(filename, self.local_rank))
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        """nnU-Net's checkpoint, and this rank's augmentation generator state when the checkpoint has one beside it
+        (a checkpoint passed as a dict, or one written without it: the stream starts from the seed, as logged)."""
+        super().load_checkpoint(filename_or_checkpoint)
+        side = generator_state_file(filename_or_checkpoint, self.local_rank) \
+            if isinstance(filename_or_checkpoint, (str, os.PathLike)) else None
+        if side is None or not side.is_file():
+            self.print_to_log_file("spineaug: no augmentation generator state beside the checkpoint; the "
+                                   "augmentation stream starts from its seed")  # fmt: skip
+            return
+        state = torch.load(side, map_location="cpu", weights_only=True)["generator"]
+        self.spineaug_resume_state = state
+        if self.spineaug is not None:  # already built: continue its stream now
+            self.spineaug.generator.set_state(state)
+
     def on_train_start(self):
         super().on_train_start()
         if self.local_rank == 0:
@@ -206,6 +273,7 @@ class nnUNetTrainerSpineAug(nnUNetTrainer):
                 "read_patch_size": list(self.spineaug_read_size),
                 "inference_mirroring_axes": self.inference_allowed_mirroring_axes,
                 "array_axes": None if self.spineaug_axes is None else dict(zip(ANATOMICAL, self.spineaug_axes)),
+                "seed": self.spineaug_seed,
                 "config": self.spineaug.config(),
             }
             Path(self.output_folder, CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
