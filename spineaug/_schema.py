@@ -135,6 +135,11 @@ STUDY_FILES = (
 )  # fmt: skip
 """The compact study results that ``spineaug study --export`` copies and ``spineaug report`` reads."""
 
+BASELINE_LIBRARIES = ("batchgenerators", "torchio", "monai", "kornia", "auglab")
+"""The baseline libraries, in the order every table and figure lists them: ``spineaug.baselines`` builds them,
+``spineaug bench --baselines`` accepts them, the benchmark report draws them (one registry; CONTRIBUTING.md lists
+what else names them)."""
+
 REFERENCE_TARGET = 5.0
 """Stencil, histogram and label-lookup transforms forced on within this multiple of their reference
 expression (:mod:`spineaug.bench.references`)."""

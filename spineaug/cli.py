@@ -12,6 +12,7 @@ import sys
 import warnings
 
 import spineaug
+from spineaug import _schema
 
 
 def one_line(text: str, width: int = 96) -> str:
@@ -368,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="reduced grid for CI (a few minutes)")
     p.add_argument("--pipelines", type=_csv_names, default=None, help="presets, comma-separated (default: nnunet,xdomain)")
     p.add_argument("--baselines", type=_csv_names, default=None,
-                   help="baselines, comma-separated (default: batchgenerators,torchio,monai,kornia,auglab; '' = none)")
+                   help=f"baselines, comma-separated (default: {','.join(_schema.BASELINE_LIBRARIES)}; '' = none)")
     p.add_argument("--sizes", type=_csv_ints, default=None, help="cube edges S of the scaling grid, comma-separated (default: 64,96,128)")
     p.add_argument("--batches", type=_csv_ints, default=None, help="batch sizes B, comma-separated (default: 1,2,4)")
     p.add_argument("--device", type=_csv_names, default=None, help="cpu, cuda or auto (default: auto)")

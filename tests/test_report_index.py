@@ -237,3 +237,13 @@ def test_a_partial_study_says_so_in_the_headline_caption(reports):
     grid.assign(status="fresh").to_csv(study / "grid.csv", index=False)
     text = index.write(reports, study_data=reports / "data" / "study", fidelity=reports / "fidelity").read_text()
     assert "partial:" not in text
+
+
+def test_the_benchmark_figures_draw_every_registered_baseline_in_the_registry_order():
+    from spineaug import _schema
+    from spineaug.baselines import LIBRARIES
+    from spineaug.report import bench_figures
+
+    assert LIBRARIES == _schema.BASELINE_LIBRARIES
+    assert bench_figures.ORDER == ["spineaug", *_schema.BASELINE_LIBRARIES]
+    assert set(bench_figures.ORDER) <= set(bench_figures.COLORS)  # a library without a colour would be grey

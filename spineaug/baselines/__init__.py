@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import importlib
 
+from spineaug._schema import BASELINE_LIBRARIES
 from spineaug.baselines._common import PIPELINES, Baseline, BaselineUnavailable, MappingRow, preset_entries
 
-LIBRARIES = ("batchgenerators", "torchio", "monai", "kornia", "auglab")
-"""Baseline names accepted by :func:`build` and ``spineaug bench --baselines``."""
+LIBRARIES = BASELINE_LIBRARIES
+"""Baseline names accepted by :func:`build` and ``spineaug bench --baselines`` (the registry of
+:data:`spineaug._schema.BASELINE_LIBRARIES`)."""
 
 
 def _module(library: str):

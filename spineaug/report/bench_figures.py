@@ -15,7 +15,7 @@ from pathlib import Path
 
 from spineaug import _schema
 
-ORDER = ["spineaug", "batchgenerators", "torchio", "monai", "kornia", "auglab"]
+ORDER = ["spineaug", *_schema.BASELINE_LIBRARIES]
 COLORS = {"spineaug": "#1b9e77", "batchgenerators": "#d95f02", "torchio": "#7570b3", "monai": "#e7298a",
           "kornia": "#66a61e", "auglab": "#e6ab02"}
 LABELS = {"batchgenerators": "batchgeneratorsv2", "auglab": "AugLab"}
