@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, validate_call
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, validate_call
 
 
 class ConfigError(ValueError):
@@ -206,3 +206,25 @@ def validation_message(owner: str, error: ValidationError) -> str:
         if line not in lines:
             lines.append(line)
     return "\n".join(lines)
+
+
+class ValidatedModel(BaseModel):
+    """Base of the validated configs above the engine (study, benchmark, executor options).
+
+    Frozen, unknown keys refused, and built from keywords only after every field is checked: a bad value raises
+    :attr:`error_type` (:class:`ConfigError` unless a subclass names its own ``ValueError``) with one line per
+    problem naming the key (:func:`validation_message`). The validated object is what the layers pass on.
+
+    For a config built on its own, not for a model nested in another one: pydantic runs a custom ``__init__`` for
+    nested models too, so a nested model's errors would lose their key path in the outer model's message (the
+    study's section models are plain ``BaseModel`` with the same ``model_config``; :func:`load_study` words them).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    error_type: ClassVar[type[ValueError]] = ConfigError
+
+    def __init__(self, /, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise self.error_type(validation_message(type(self).__name__, exc)) from None

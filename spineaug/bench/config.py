@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Any, Iterable
+from typing import Annotated, Any, ClassVar, Iterable
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
 import spineaug
 from spineaug import _io
 from spineaug.baselines import LIBRARIES
-from spineaug.validation import PositiveInt, RequiredSeed, validation_message
+from spineaug.validation import PositiveInt, RequiredSeed, ValidatedModel
 
 FULL_SIZES = (64, 96, 128)
 FULL_BATCHES = (1, 2, 4)
@@ -71,7 +71,7 @@ Calls = Annotated[tuple[Count, Count], AfterValidator(_early_before_late)]
 """``(early, late)`` call counts with ``early < late``."""
 
 
-class BenchConfig(BaseModel):
+class BenchConfig(ValidatedModel):
     """What one benchmark run measures.
 
     The headline case (``headline``) is timed at every thread count in ``threads`` with ``repeats`` calls (all of
@@ -106,6 +106,7 @@ class BenchConfig(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    error_type: ClassVar[type[ValueError]] = BenchError
 
     pipelines: tuple[Annotated[str, AfterValidator(_preset)], ...] = ("nnunet", "xdomain")
     baselines: tuple[Annotated[str, AfterValidator(_library)], ...] = LIBRARIES
@@ -126,12 +127,6 @@ class BenchConfig(BaseModel):
     drift_case: Case = (2, 64)
     seed: RequiredSeed = 0
     memory_fraction: Annotated[float, Field(gt=0, le=1)] = 0.6
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as exc:
-            raise BenchError(validation_message("BenchConfig", exc)) from None
 
     @staticmethod
     def quick(**overrides: Any) -> BenchConfig:

@@ -13,13 +13,15 @@ worker as it is), never a dict to validate again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from spineaug._io import atomic_write_text
 from spineaug.study.config import StudyConfig, load_study
 from spineaug.study.grid import Cell, cell_folder, cells
+from spineaug.validation import PositiveInt, ValidatedModel
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
 
@@ -126,13 +128,14 @@ def run_cell(study: StudyConfig, out: str, cell: Cell, progress: bool = True) ->
     return str(folder)
 
 
-@dataclass
-class SlurmOptions:
+class SlurmOptions(ValidatedModel):
+    """Resources of one SLURM job (one cell): partition, GPUs, CPUs, memory in GB and time limit in minutes."""
+
     partition: str | None = None
-    gpus: int = 1
-    cpus: int = 8
-    mem_gb: int = 32
-    time_min: int = 240
+    gpus: Annotated[int, Field(ge=0)] = 1
+    cpus: PositiveInt = 8
+    mem_gb: PositiveInt = 32
+    time_min: PositiveInt = 240
 
 
 def run_study(

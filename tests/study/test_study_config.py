@@ -226,3 +226,14 @@ def test_study_seeds_follow_the_engine_seed_rule(seed):
             load_study(spec)
     with pytest.raises(ConfigError, match="test_seed_start"):
         load_study(_study(data={"kind": "phantom", "spacing": 2.0, "test_seed_start": seed}))
+
+
+def test_slurm_options_are_validated_when_built():
+    from spineaug.study import SlurmOptions
+
+    assert SlurmOptions(partition="gpu", gpus=0).cpus == 8
+    with pytest.raises(ConfigError, match=r"SlurmOptions: cpus: Input should be greater than or equal to 1 \(got 0\)"):
+        SlurmOptions(cpus=0)
+    with pytest.raises(ConfigError, match="SlurmOptions: mem: Extra inputs are not permitted"):
+        SlurmOptions(mem=32)
+
