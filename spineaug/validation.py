@@ -14,7 +14,16 @@ import operator
 from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, validate_call
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    validate_call,
+)
 
 
 class ConfigError(ValueError):

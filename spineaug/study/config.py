@@ -48,10 +48,10 @@ Spacing = PositiveFloat | tuple[PositiveFloat, PositiveFloat, PositiveFloat]
 1 posterior-anterior, 2 inferior-superior)."""
 StudyClass = Literal["background", "vertebra", "disc", "canal"]
 STUDY_CLASSES: tuple[str, ...] = ("background", "vertebra", "disc", "canal")
+"""The study's classes; a class's index is its label value in training, evaluation and predicted label maps."""
 NonNegativeSeed = Annotated[RequiredSeed, Field(ge=0)]
 """A seed the study names files or anatomies after (``cells/<source>__<arm>__s<seed>``): an integer >= 0, with the
 engine's seed rule (:data:`spineaug.validation.RequiredSeed`: a bool, a float or a string is refused)."""
-"""The study's classes; a class's index is its label value in training, evaluation and predicted label maps."""
 
 
 class _Strict(BaseModel):
