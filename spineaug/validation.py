@@ -11,10 +11,19 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import AfterValidator, ConfigDict, Field, ValidationError, validate_call
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    validate_call,
+)
 
 
 class ConfigError(ValueError):
@@ -164,3 +173,67 @@ def check_seed(seed: object, key: str = "seed") -> int | None:
     if not low <= seed <= high:
         raise ConfigError(f"'{key}' must be an integer in [-2**63, 2**64 - 1] (a torch.Generator seed), got {seed}")
     return seed
+
+
+def _seed_key(info: ValidationInfo) -> str:
+    return info.field_name or "seed"
+
+
+def _nullable_seed(value: object, info: ValidationInfo) -> int | None:
+    return check_seed(value, _seed_key(info))
+
+
+def _required_seed(value: object, info: ValidationInfo) -> int:
+    key = _seed_key(info)
+    if value is None or isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise ConfigError(f"'{key}' must be an integer, got {value!r}")
+    return check_seed(value, key)
+
+
+# The check runs on the raw value (before pydantic's lax int conversion would turn True into 1 or 2.0 into 2), so a
+# model field refuses exactly what check_seed refuses.
+Seed = Annotated[int | None, BeforeValidator(_nullable_seed)]
+"""A seed field of a pydantic model: ``None`` or an integer :func:`check_seed` accepts (a bool, a float, a string or
+an integer outside ``torch.Generator``'s range is refused, naming the field)."""
+RequiredSeed = Annotated[int, BeforeValidator(_required_seed)]
+"""A seed field that must hold an integer (the rule of :data:`Seed` without ``None``)."""
+
+
+def validation_message(owner: str, error: ValidationError) -> str:
+    """One line per problem of a pydantic ``error``: ``owner: key.path: what is wrong (got value)``.
+
+    The message of a validator that raised (``unknown pipeline 'x'``...) is kept as written, without pydantic's
+    ``Value error,`` prefix; pydantic's own messages (``Input should be greater than or equal to 1``) get the value.
+    """
+    lines: list[str] = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "value_error":
+            line = f"{owner}: {where}: {item['ctx']['error']}"
+        else:
+            line = f"{owner}: {where}: {item['msg']} (got {item.get('input')!r})"
+        if line not in lines:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+class ValidatedModel(BaseModel):
+    """Base of the validated configs above the engine (study, benchmark, executor options).
+
+    Frozen, unknown keys refused, and built from keywords only after every field is checked: a bad value raises
+    :attr:`error_type` (:class:`ConfigError` unless a subclass names its own ``ValueError``) with one line per
+    problem naming the key (:func:`validation_message`). The validated object is what the layers pass on.
+
+    For a config built on its own, not for a model nested in another one: pydantic runs a custom ``__init__`` for
+    nested models too, so a nested model's errors would lose their key path in the outer model's message (the
+    study's section models are plain ``BaseModel`` with the same ``model_config``; :func:`load_study` words them).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    error_type: ClassVar[type[ValueError]] = ConfigError
+
+    def __init__(self, /, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise self.error_type(validation_message(type(self).__name__, exc)) from None

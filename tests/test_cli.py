@@ -93,12 +93,10 @@ def test_bench_then_report_on_a_tiny_run(tmp_path, capsys):
 
 def test_report_sends_a_quick_benchmark_run_elsewhere(tmp_path, capsys, monkeypatch):
     """`make bench-quick` then `make report` must not replace the committed reports/benchmark.md."""
-    from dataclasses import asdict
-
     from spineaug.bench.config import reduced_settings
     from spineaug.report import benchmark
 
-    assert reduced_settings(json.loads(json.dumps(asdict(bench.BenchConfig())))) == []
+    assert reduced_settings(json.loads(json.dumps(bench.BenchConfig().model_dump()))) == []
     written = []
     monkeypatch.setattr(benchmark, "write", lambda results, out: written.append(str(out)) or f"{out}/benchmark.md")
     results = tmp_path / "results"
@@ -106,7 +104,7 @@ def test_report_sends_a_quick_benchmark_run_elsewhere(tmp_path, capsys, monkeypa
     (results / "bench" / "pipelines.csv").write_text("x\n")
     argv = ["report", "--results", str(results), "--out", str(tmp_path / "reports"), "--study-data", str(tmp_path)]
     for config, target in ((bench.BenchConfig.quick(), "reports/reduced"), (bench.BenchConfig(), "reports")):
-        meta = {"config": json.loads(json.dumps(asdict(config)))}
+        meta = {"config": json.loads(json.dumps(config.model_dump()))}
         (results / "bench" / "meta.json").write_text(json.dumps(meta))
         assert cli.main(argv) == 0
         assert written[-1] == str(tmp_path / target)

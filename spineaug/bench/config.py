@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from dataclasses import asdict
+from typing import Annotated, Any, ClassVar, Iterable
 
 import torch
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
 import spineaug
 from spineaug import _io
 from spineaug.baselines import LIBRARIES
+from spineaug.validation import PositiveInt, RequiredSeed, ValidatedModel
 
 FULL_SIZES = (64, 96, 128)
 FULL_BATCHES = (1, 2, 4)
@@ -28,8 +30,48 @@ class BenchError(ValueError):
     """The benchmark request is invalid (unknown name, a case that cannot fit in memory...)."""
 
 
-@dataclass
-class BenchConfig:
+def _preset(name: str) -> str:
+    known = spineaug.presets()
+    if name not in known:
+        raise ValueError(f"unknown pipeline {name!r}; available presets: {known}")
+    return name
+
+
+def _library(name: str) -> str:
+    if name not in LIBRARIES:
+        raise ValueError(f"unknown baseline {name!r}; known baselines: {list(LIBRARIES)}")
+    return name
+
+
+def _device(name: str) -> str:
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda or auto")
+    return name
+
+
+def _at_least_one(values: tuple[int, ...]) -> tuple[int, ...]:
+    if not values:
+        raise ValueError("name at least one value")
+    return values
+
+
+def _early_before_late(calls: tuple[int, int]) -> tuple[int, int]:
+    if calls[0] >= calls[1]:
+        raise ValueError(f"must be (early, late) with early < late, got {calls!r}")
+    return calls
+
+
+Count = Annotated[PositiveInt, Strict()]
+"""A positive integer, given as an int (not a bool, a float or a string)."""
+Counts = Annotated[tuple[Count, ...], AfterValidator(_at_least_one)]
+"""At least one positive integer (sizes, batch sizes, thread counts)."""
+Case = tuple[Count, Count]
+"""``(B, S)``: a batch of B cubes of edge S."""
+Calls = Annotated[tuple[Count, Count], AfterValidator(_early_before_late)]
+"""``(early, late)`` call counts with ``early < late``."""
+
+
+class BenchConfig(ValidatedModel):
     """What one benchmark run measures.
 
     The headline case (``headline``) is timed at every thread count in ``threads`` with ``repeats`` calls (all of
@@ -58,27 +100,33 @@ class BenchConfig:
         drift_case: ``(B, S)`` of the drift run (small, so ``late`` calls take a minute or two).
         seed: Seed of the data and of every pipeline.
         memory_fraction: A case may need at most this fraction of the available memory (estimate).
+
+    The values are checked when the config is built (a bad one raises :class:`BenchError` naming the key);
+    :func:`validate` then checks the config against this machine (devices, memory).
     """
 
-    pipelines: tuple[str, ...] = ("nnunet", "xdomain")
-    baselines: tuple[str, ...] = LIBRARIES
-    sizes: tuple[int, ...] = FULL_SIZES
-    batches: tuple[int, ...] = FULL_BATCHES
-    headline: tuple[int, int] = HEADLINE
-    threads: tuple[int, ...] = (1, 2)
-    devices: tuple[str, ...] = ("auto",)
-    warmup: int = 1
-    repeats: int = 30
-    grid_repeats: int = 10
-    min_repeats: int = 5
-    max_seconds: float = 5.0
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    error_type: ClassVar[type[ValueError]] = BenchError
+
+    pipelines: tuple[Annotated[str, AfterValidator(_preset)], ...] = ("nnunet", "xdomain")
+    baselines: tuple[Annotated[str, AfterValidator(_library)], ...] = LIBRARIES
+    sizes: Counts = FULL_SIZES
+    batches: Counts = FULL_BATCHES
+    headline: Case = HEADLINE
+    threads: Counts = (1, 2)
+    devices: tuple[Annotated[str, AfterValidator(_device)], ...] = ("auto",)
+    warmup: Annotated[int, Strict(), Field(ge=0)] = 1
+    repeats: Count = 30
+    grid_repeats: Count = 10
+    min_repeats: Count = 5
+    max_seconds: Annotated[float, Field(gt=0)] = 5.0
     transforms: bool = True
     checks: bool = True
     memory: bool = True
-    drift_calls: tuple[int, int] = (100, 2000)
-    drift_case: tuple[int, int] = (2, 64)
-    seed: int = 0
-    memory_fraction: float = 0.6
+    drift_calls: Calls = (100, 2000)
+    drift_case: Case = (2, 64)
+    seed: RequiredSeed = 0
+    memory_fraction: Annotated[float, Field(gt=0, le=1)] = 0.6
 
     @staticmethod
     def quick(**overrides: Any) -> BenchConfig:
@@ -105,8 +153,10 @@ seed or memory guard)."""
 
 
 def differences(recorded: dict[str, Any], full: Any, keys: Iterable[str]) -> list[str]:
-    """``"key value (full run: value)"`` for every ``key`` whose recorded value differs from dataclass ``full``'s."""
-    reference = json.loads(json.dumps(asdict(full), default=str))
+    """``"key value (full run: value)"`` for every ``key`` whose recorded value differs from ``full``'s (a pydantic
+    model or a dataclass)."""
+    values = full.model_dump() if isinstance(full, BaseModel) else asdict(full)
+    reference = json.loads(json.dumps(values, default=str))
     plain = json.loads(json.dumps(recorded, default=str))
     return [f"{k} {plain[k]} (full run: {reference[k]})" for k in keys if k in plain and plain[k] != reference[k]]
 
@@ -151,28 +201,8 @@ def resolve_devices(devices: Iterable[str]) -> list[torch.device]:
 
 
 def validate(config: BenchConfig) -> list[torch.device]:
-    """Check names, sizes and memory before anything runs; raise :class:`BenchError` with a clear message."""
-    known = spineaug.presets()
-    for p in config.pipelines:
-        if p not in known:
-            raise BenchError(f"unknown pipeline {p!r}; available presets: {known}")
-    for b in config.baselines:
-        if b not in LIBRARIES:
-            raise BenchError(f"unknown baseline {b!r}; known baselines: {list(LIBRARIES)}")
-    pairs = (("headline", config.headline), ("drift_case", config.drift_case), ("drift_calls", config.drift_calls))
-    for name, value in pairs:
-        if len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
-            raise BenchError(f"{name} must be two positive integers, got {value!r}")
-    if config.drift_calls[0] >= config.drift_calls[1]:
-        raise BenchError(f"drift_calls must be (early, late) with early < late, got {config.drift_calls!r}")
-    for name, values in (("size", config.sizes), ("batch", config.batches), ("threads", config.threads)):
-        if not values:
-            raise BenchError(f"no {name} given")
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise BenchError(f"{name} must be a positive integer, got {v!r}")
-    if config.repeats < 1 or config.grid_repeats < 1 or config.warmup < 0 or config.min_repeats < 1:
-        raise BenchError("repeats, grid_repeats and min_repeats must be >= 1 and warmup >= 0")
+    """Check a (validated) config against this machine before anything runs: the devices exist and every case fits
+    in their memory; return the devices. Raises :class:`BenchError` with a clear message."""
     devices = resolve_devices(config.devices)
     cases = [(b, s) for b in config.batches for s in config.sizes] + [tuple(config.headline)]
     for device in devices:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -87,7 +86,7 @@ class Run:
         meta = {
             "run_id": self.run_id,
             "started": self.run_id[:15],
-            "config": asdict(self.config),
+            "config": self.config.model_dump(),
             **_io.system_info(),
             "notes": self.notes,
             "command": " ".join(sys.argv),

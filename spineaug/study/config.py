@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from spineaug.validation import ConfigError, ordered
+from spineaug.validation import ConfigError, RequiredSeed, ordered
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -49,6 +49,9 @@ Spacing = PositiveFloat | tuple[PositiveFloat, PositiveFloat, PositiveFloat]
 StudyClass = Literal["background", "vertebra", "disc", "canal"]
 STUDY_CLASSES: tuple[str, ...] = ("background", "vertebra", "disc", "canal")
 """The study's classes; a class's index is its label value in training, evaluation and predicted label maps."""
+NonNegativeSeed = Annotated[RequiredSeed, Field(ge=0)]
+"""A seed the study names files or anatomies after (``cells/<source>__<arm>__s<seed>``): an integer >= 0, with the
+engine's seed rule (:data:`spineaug.validation.RequiredSeed`: a bool, a float or a string is refused)."""
 
 
 class _Strict(BaseModel):
@@ -69,7 +72,7 @@ class PhantomData(_Strict):
     n_train: PositiveInt = 12
     n_val: PositiveInt = 3
     n_test: PositiveInt = 6
-    test_seed_start: Annotated[int, Field(ge=0)] = 10_000
+    test_seed_start: NonNegativeSeed = 10_000
     cache: str = "data/cache/phantom"
 
     @model_validator(mode="after")
@@ -355,15 +358,15 @@ class StudyConfig(_Strict):
     arms: list[str]
     arm_sources: dict[str, list[str]] = {}  # restrict an arm to some sources (e.g. an expensive reference arm)
     reference_arm: str = "nnunet"
-    seeds: list[Annotated[int, Field(ge=0)]] = [0]
-    arm_seeds: dict[str, list[Annotated[int, Field(ge=0)]]] = {}  # an arm's own seeds instead of ``seeds``
+    seeds: list[NonNegativeSeed] = [0]
+    arm_seeds: dict[str, list[NonNegativeSeed]] = {}  # an arm's own seeds instead of ``seeds``
     model: Model = Model()
     training: Training = Training()
     evaluation: Evaluation = Evaluation()
     base_dir: Annotated[str | None, Field(exclude=True)] = None
     """Folder of the study file (set by :func:`load_study`): relative arm files are found from it. Not part of the
     study's identity: ``model_dump`` leaves it out, so ``study.json`` and every hash are the same wherever the file
-    lies; pass it along explicitly (:func:`payload`) to rebuild the study in another process."""
+    lies. A pickled study keeps it: the runner hands each cell (and each submitit worker) the validated object."""
 
     @model_validator(mode="after")
     def _check(self) -> StudyConfig:
@@ -427,11 +430,6 @@ class StudyConfig(_Strict):
         if isinstance(self.data, NiftiData):
             names = [d for d in names if self.data.domains[d].n_val > 0]
         return names
-
-
-def payload(study: StudyConfig) -> dict[str, Any]:
-    """The study as plain data for another process (``model_dump`` plus ``base_dir``, which it leaves out)."""
-    return {**study.model_dump(mode="json"), "base_dir": study.base_dir}
 
 
 def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None) -> None:

@@ -5,20 +5,23 @@
 ``train_log.csv``, ``monitor_log.csv``, ``metrics.csv``, ``predictions/``) and the study-level ``metrics.csv``,
 ``curves.csv``, ``monitor.csv``, ``cells.csv``, ``summary.csv`` and ``summary.md``.
 Finished cells are never redone; a cell in training resumes from its checkpoint; evaluation resumes per case.
-The three executors (``inline``, ``local``, ``slurm``) run the same function per cell, :func:`run_cell`.
+The three executors (``inline``, ``local``, ``slurm``) run the same function per cell, :func:`run_cell`. The study is
+validated once, when it is loaded; every cell receives that validated :class:`StudyConfig` (pickled to a submitit
+worker as it is), never a dict to validate again.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from spineaug._io import atomic_write_text
 from spineaug.study.config import StudyConfig, load_study
-from spineaug.study.config import payload as study_payload
 from spineaug.study.grid import Cell, cell_folder, cells
+from spineaug.validation import PositiveInt, ValidatedModel
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
 
@@ -98,13 +101,22 @@ def _with_defaults(old: dict[str, Any], resolved: dict[str, Any]) -> dict[str, A
     return out
 
 
-def run_cell(study_dict: dict[str, Any], out: str, cell: Cell, progress: bool = True) -> str:
-    """Train and evaluate one cell (resuming whatever is there); the unit of work of every executor."""
+def run_cell(study: StudyConfig, out: str, cell: Cell, progress: bool = True) -> str:
+    """Train and evaluate one cell (resuming whatever is there); the unit of work of every executor.
+
+    Args:
+        study: The validated study (:func:`~spineaug.study.config.load_study`), as the runner holds it: a worker
+            process receives it pickled (its ``base_dir`` included), so no cell validates the study again.
+        out: The study's result folder.
+        cell: The cell to run.
+        progress: Show progress bars.
+    """
     from spineaug.study.data import load_monitor, load_split
     from spineaug.study.evaluate import evaluate_cell
     from spineaug.study.train import train_cell
 
-    study = StudyConfig.model_validate(study_dict)
+    if not isinstance(study, StudyConfig):
+        raise TypeError(f"run_cell takes a validated StudyConfig (load_study), got {type(study).__name__}")
     folder = cell_folder(Path(out), cell)
     if not (folder / "model.pt").is_file():
         train = load_split(study, cell.source, "train")
@@ -116,13 +128,14 @@ def run_cell(study_dict: dict[str, Any], out: str, cell: Cell, progress: bool = 
     return str(folder)
 
 
-@dataclass
-class SlurmOptions:
+class SlurmOptions(ValidatedModel):
+    """Resources of one SLURM job (one cell): partition, GPUs, CPUs, memory in GB and time limit in minutes."""
+
     partition: str | None = None
-    gpus: int = 1
-    cpus: int = 8
-    mem_gb: int = 32
-    time_min: int = 240
+    gpus: Annotated[int, Field(ge=0)] = 1
+    cpus: PositiveInt = 8
+    mem_gb: PositiveInt = 32
+    time_min: PositiveInt = 240
 
 
 def run_study(
@@ -148,7 +161,6 @@ def run_study(
     out = Path(out)
     prepare(study, out, progress=progress)
     todo = [c for c in cells(study) if cell_state(out, c) != "done"]
-    payload = study_payload(study)  # with base_dir: a worker finds the study's relative arm files
     if executor == "inline":
         grid = None
         if progress:
@@ -158,7 +170,7 @@ def run_study(
         failures = []
         for cell in todo:
             try:
-                run_cell(payload, str(out), cell, progress)
+                run_cell(study, str(out), cell, progress)
             except Exception as exc:  # noqa: BLE001 - one failed cell must not stop the others
                 failures.append((cell, exc))
             if grid is not None:
@@ -166,7 +178,7 @@ def run_study(
         if grid is not None:
             grid.close()
     else:
-        failures = _submit(payload, out, todo, executor, workers, slurm or SlurmOptions(), progress) if todo else []
+        failures = _submit(study, out, todo, executor, workers, slurm or SlurmOptions(), progress) if todo else []
     summarize(study, out, include_stale=include_stale)
     if failures:
         listing = "; ".join(f"{c.slug}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -175,8 +187,12 @@ def run_study(
     return out
 
 
-def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, slurm: SlurmOptions, progress):
+def _submit(study: StudyConfig, out: Path, todo: list[Cell], executor: str, workers: int, slurm: SlurmOptions,
+            progress: bool):
     """Run ``todo`` through submitit: a SLURM job array, or at most ``workers`` local processes at a time.
+
+    Each job receives the validated ``study`` pickled (with its ``base_dir``: a worker finds the study's relative
+    arm files).
 
     Returns the failed cells with their exceptions (a failed cell does not stop the others).
     """
@@ -201,7 +217,7 @@ def _submit(payload, out: Path, todo: list[Cell], executor: str, workers: int, s
         from tqdm.auto import tqdm
 
         grid = tqdm(total=len(todo), desc="study grid", unit="cell")
-    args = (payload, str(out))
+    args = (study, str(out))
     if executor == "slurm":  # the whole array at once; SLURM enforces the parallelism
         running = list(zip(todo, ex.map_array(run_cell, *zip(*[(*args, c, False) for c in todo]))))
         pending: list[Cell] = []

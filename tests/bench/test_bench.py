@@ -287,20 +287,35 @@ def test_op_count_does_not_grow_with_batch():
     [
         (dict(pipelines=("nope",)), "unknown pipeline 'nope'"),
         (dict(baselines=("nope",)), "unknown baseline 'nope'"),
-        (dict(sizes=(0,)), "size must be a positive integer"),
-        (dict(batches=()), "no batch given"),
+        (dict(sizes=(0,)), r"sizes\.0: Input should be greater than or equal to 1 \(got 0\)"),
+        (dict(sizes=(True,)), r"sizes\.0: Input should be a valid integer \(got True\)"),
+        (dict(batches=()), "batches: name at least one value"),
         (dict(sizes=(4096,)), "cannot fit in cpu memory"),
         (dict(devices=("tpu",)), "unknown device"),
-        (dict(threads=()), "no threads given"),
-        (dict(headline=(2, 0)), "headline must be two positive integers"),
+        (dict(threads=()), "threads: name at least one value"),
+        (dict(headline=(2, 0)), r"headline\.1: Input should be greater than or equal to 1"),
         (dict(drift_calls=(10, 5)), "early < late"),
+        (dict(seed=1.5), "'seed' must be an integer, got 1.5"),
+        (dict(repeat=3), "repeat: Extra inputs are not permitted"),
     ],
 )
 def test_bad_requests_fail_before_anything_is_written(tmp_path, override, message):
-    cfg = bench.BenchConfig(**{**TINY, **override})
+    """A bad value fails when the config is built, naming the key; a case too big for this machine when it runs."""
     with pytest.raises(bench.BenchError, match=message):
-        bench.run(cfg, tmp_path / "out", log=lambda s: None)
+        bench.run(bench.BenchConfig(**{**TINY, **override}), tmp_path / "out", log=lambda s: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_config_is_a_frozen_validated_model():
+    import pickle
+
+    cfg = bench.BenchConfig.quick(sizes=[16, 24])
+    assert cfg.sizes == (16, 24) and cfg.max_threads == 2  # lists become tuples: the config is hashable
+    assert pickle.loads(pickle.dumps(cfg)) == cfg and hash(cfg) == hash(bench.BenchConfig.quick(sizes=(16, 24)))
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.seed = 1  # type: ignore[misc]
+    with pytest.raises(bench.BenchError, match="unknown pipeline 'nope'"):
+        bench.BenchConfig.quick(pipelines=("nope",))
 
 
 def test_unknown_names_in_baselines_api():

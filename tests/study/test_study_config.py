@@ -143,8 +143,9 @@ def test_repository_studies_folder_is_the_bundled_one():
 def test_arm_files_resolve_relative_to_the_study_file(tmp_path, monkeypatch):
     import json
 
+    import pickle
+
     from spineaug.harness.augment import build_augmentation
-    from spineaug.study.config import payload
 
     folder = tmp_path / "mine"
     (folder / "arms").mkdir(parents=True)
@@ -155,7 +156,7 @@ def test_arm_files_resolve_relative_to_the_study_file(tmp_path, monkeypatch):
     monkeypatch.chdir(elsewhere)
     study = load_study(folder / "study.json")
     assert study.arms == ["nnunet", "arms/mixed.yaml"]  # the arm keeps its name (result rows, folders)
-    again = type(study).model_validate(payload(study))  # how a worker process rebuilds it
+    again = pickle.loads(pickle.dumps(study))  # what a worker process receives
     assert build_augmentation("arms/mixed.yaml", (16, 16, 16), base_dir=again.base_dir).config["mix"]["weak"] == "nnunet"
     with pytest.raises(ConfigError, match="config file not found: arms/other.yaml"):
         load_study(_study(arms=["nnunet", "arms/other.yaml"]))  # a dict has no folder: the cwd only
@@ -181,3 +182,58 @@ def test_bgv2_arm_without_nnunet_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "nnunetv2", None)  # as if the `nnunet` extra were not installed
     with pytest.raises(ValueError, match=r"bgv2-nnunet.*pip install -e '\.\[nnunet\]'"):
         load_study(_study(arms=["nnunet", "bgv2-nnunet"], training={"loader_workers": 1}))
+
+
+def test_a_validated_study_pickles_without_validating_again(tmp_path, monkeypatch):
+    """A submitit worker receives the runner's validated study as it is: the pickle round trip keeps every field
+    (``base_dir`` too, which ``model_dump`` leaves out) and runs no validation (no arm is built again)."""
+    import pickle
+
+    from spineaug.study import config as C
+
+    study = load_study(_study(sources=["t2w", "ct"], arms=["none", "nnunet"], seeds=[0, 3], arm_seeds={"none": [5]},
+                              base_dir=str(tmp_path)))  # fmt: skip
+
+    class Revalidated(Exception):  # not a ValueError: pydantic lets it through
+        pass
+
+    def refuse(*args, **kwargs):
+        raise Revalidated
+
+    monkeypatch.setattr(C, "_check_arm", refuse)
+    for again in (pickle.loads(pickle.dumps(study)), _submitit_round_trip(study, tmp_path)):
+        assert again == study and again.base_dir == str(tmp_path)
+        assert again.model_dump(mode="json") == study.model_dump(mode="json")
+    with pytest.raises(Revalidated):
+        C.StudyConfig.model_validate(study.model_dump())  # the check above would see a re-validation
+
+
+def _submitit_round_trip(study, tmp_path):
+    """The study as a submitit job receives it (submitit pickles the call with cloudpickle)."""
+    utils = pytest.importorskip("submitit.core.utils")
+    from spineaug.study.runner import run_cell
+
+    path = tmp_path / "job.pkl"
+    utils.DelayedSubmission(run_cell, study, str(tmp_path), None, False).dump(path)
+    return utils.DelayedSubmission.load(path).args[0]
+
+
+@pytest.mark.parametrize("seed", [True, 1.0, "1", -1, None, 2**64])
+def test_study_seeds_follow_the_engine_seed_rule(seed):
+    """Seeds are integers (a bool, a float or a string is refused, not converted), >= 0 (they name folders)."""
+    for spec in (_study(seeds=[seed]), _study(arm_seeds={"nnunet": [seed]})):
+        with pytest.raises(ConfigError, match="seeds"):
+            load_study(spec)
+    with pytest.raises(ConfigError, match="test_seed_start"):
+        load_study(_study(data={"kind": "phantom", "spacing": 2.0, "test_seed_start": seed}))
+
+
+def test_slurm_options_are_validated_when_built():
+    from spineaug.study import SlurmOptions
+
+    assert SlurmOptions(partition="gpu", gpus=0).cpus == 8
+    with pytest.raises(ConfigError, match=r"SlurmOptions: cpus: Input should be greater than or equal to 1 \(got 0\)"):
+        SlurmOptions(cpus=0)
+    with pytest.raises(ConfigError, match="SlurmOptions: mem: Extra inputs are not permitted"):
+        SlurmOptions(mem=32)
+

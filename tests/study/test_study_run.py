@@ -226,6 +226,33 @@ def test_nifti_data_errors_before_training(tmp_path):
     assert not (tmp_path / "out" / "cells").exists()
 
 
+@pytest.mark.parametrize("executor", ["inline", "debug"])
+def test_every_cell_receives_the_validated_study(tmp_path, tiny, monkeypatch, executor):
+    """The study is validated once, when loaded: the runner hands each cell that object (no cell re-validates)."""
+    from spineaug.study import config as C
+    from spineaug.study import runner
+
+    study = S.load_study({**tiny, "arms": ["none", "nnunet"], "seeds": [0, 1]})
+    received = []
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the study was validated again")
+
+    def fake_cell(study_arg, out, cell, progress=True):
+        received.append((study_arg, cell))
+        return out
+
+    monkeypatch.setattr(C, "_check_arm", refuse)
+    monkeypatch.setattr(runner, "run_cell", fake_cell)
+    monkeypatch.setattr(runner, "prepare", lambda *a, **k: None)
+    monkeypatch.setattr("spineaug.study.summary.summarize", lambda *a, **k: None)
+    S.run_study(study, tmp_path / "out", executor=executor, progress=False)
+    assert [c for _, c in received] == S.cells(study) and len(received) == 4
+    assert all(s is study for s, _ in received) if executor == "inline" else all(s == study for s, _ in received)
+    with pytest.raises(TypeError, match="validated StudyConfig"):
+        S.run_cell(study.model_dump(), str(tmp_path / "out"), S.cells(study)[0])
+
+
 def test_grid_can_grow_but_settings_cannot_change(tmp_path, tiny):
     """Adding an arm keeps finished cells; changing a shared setting under the same name is refused."""
     out = tmp_path / "out"
