@@ -35,8 +35,9 @@ from typing import Any
 import torch
 
 from spineaug import _io
-from spineaug.bench.config import BenchError, resolve_devices
+from spineaug.bench.config import BenchError, differences, resolve_devices
 from spineaug.harness.train import Network
+from spineaug.harness.train import phantom_samples as render_phantom
 
 ARMS = ("bgv2-nnunet", "nnunet", "xdomain", "none")
 """(a) nnU-Net's CPU pipeline in workers, (b) and (c) spineaug presets in the loop, (d) no augmentation."""
@@ -91,8 +92,6 @@ class TrainingConfig:
 
 def reduced_training_settings(recorded: dict[str, Any]) -> list[str]:
     """How a recorded training run (``training_meta.json``'s ``config``) is smaller than the default one."""
-    from spineaug.bench.config import differences
-
     keys = ("patch_size", "batch_size", "iterations", "warmup", "rounds", "arms", "channels", "cases", "phantom_shape")
     return differences(recorded, TrainingConfig(), keys)
 
@@ -136,10 +135,8 @@ def validate_training(config: TrainingConfig) -> torch.device:
 
 def phantom_samples(config: TrainingConfig) -> list[Any]:
     """The training cases: phantom spines in ``config.domain``, z-scored as the study's (the harness's path)."""
-    from spineaug.harness.train import phantom_samples as render
-
     seeds = range(config.seed, config.seed + config.cases)
-    return render(config.domain, seeds, shape=config.phantom_shape, spacing=config.spacing)
+    return render_phantom(config.domain, seeds, shape=config.phantom_shape, spacing=config.spacing)
 
 
 def network(config: TrainingConfig) -> Network:

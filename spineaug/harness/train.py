@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from spineaug import phantom
 from spineaug.data import PatchSampler, Sample, robust_zscore
 from spineaug.harness.augment import BASELINE_ARMS, Augmentation, WorkerAugmented, seed_worker
 
@@ -65,8 +66,6 @@ def phantom_sample(case_id: str, image: np.ndarray, label: np.ndarray, affine: n
 def phantom_samples(domain: str, seeds: Iterable[int], *, shape: tuple[int, int, int], spacing: float,
                     percentiles: Sequence[float] = ZSCORE_PERCENTILES) -> list[Sample]:  # fmt: skip
     """Render phantom spines (one per seed) in ``domain`` as training samples, ``phantom_<seed>`` each."""
-    from spineaug import phantom
-
     out = []
     for seed in seeds:
         case = phantom.make_case(seed, domain, shape=shape, spacing=spacing)

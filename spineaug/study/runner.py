@@ -19,8 +19,13 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from spineaug._io import atomic_write_text
-from spineaug.study.config import StudyConfig, load_study
+from spineaug.integrations import require
+from spineaug.study.config import PhantomData, StudyConfig, load_study
+from spineaug.study.data import load_monitor, load_split, prepare_phantom, splits_needed
+from spineaug.study.evaluate import evaluate_cell
 from spineaug.study.grid import Cell, cell_folder, cells
+from spineaug.study.provenance import cell_provenance
+from spineaug.study.train import train_cell
 from spineaug.validation import PositiveInt, ValidatedModel
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
@@ -48,9 +53,6 @@ def cell_state(out: Path, cell: Cell) -> str:
 
 def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
     """Write ``study.json`` and render the phantom cache (once, before any cell starts)."""
-    from spineaug.study.config import PhantomData
-    from spineaug.study.data import prepare_phantom, splits_needed
-
     out.mkdir(parents=True, exist_ok=True)
     resolved = study.model_dump(mode="json")
     previous = out / "study.json"
@@ -69,8 +71,6 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
             from tqdm.auto import tqdm
         prepare_phantom(study.data, splits_needed(study), progress=tqdm)
     else:  # read every case once now: a shape/affine mismatch or a bad label fails before any training starts
-        from spineaug.study.data import load_split
-
         for split, names in splits_needed(study).items():
             for name in names:
                 if split == "test" or study.data.domains[name].n_train > 0:
@@ -111,10 +111,6 @@ def run_cell(study: StudyConfig, out: str, cell: Cell, progress: bool = True) ->
         cell: The cell to run.
         progress: Show progress bars.
     """
-    from spineaug.study.data import load_monitor, load_split
-    from spineaug.study.evaluate import evaluate_cell
-    from spineaug.study.train import train_cell
-
     if not isinstance(study, StudyConfig):
         raise TypeError(f"run_cell takes a validated StudyConfig (load_study), got {type(study).__name__}")
     folder = cell_folder(Path(out), cell)
@@ -147,9 +143,7 @@ def run_study(
     Finished cells are kept whatever their provenance; the summary pools fresh ones only unless ``include_stale``
     (:func:`spineaug.study.summary.summarize`). Delete a stale cell's folder to train it again.
     """
-    from spineaug.study.summary import summarize
-
-    from spineaug.integrations import require
+    from spineaug.study.summary import summarize  # optional: pandas (study extra); loading a study needs none
 
     require("monai", "study", "the cross-domain study (network, loss, metrics)")
     if executor != "inline":
@@ -252,8 +246,6 @@ def _submit(study: StudyConfig, out: Path, todo: list[Cell], executor: str, work
 def status(study: StudyConfig | str | Path, out: str | Path) -> str:
     """A table of every cell: state (done, evaluating, training, missing), recorded commit and provenance status
     against the current code (fresh, stale: engine/phantom/settings changed, no provenance)."""
-    from spineaug.study.provenance import cell_provenance
-
     if not isinstance(study, StudyConfig):
         study = load_study(study)
     out = Path(out)

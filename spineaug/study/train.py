@@ -37,6 +37,7 @@ from spineaug.harness.train import (
 )
 from spineaug.study.config import StudyConfig
 from spineaug.study.grid import Cell
+from spineaug.study.provenance import current_provenance
 
 LOG_COLUMNS = _schema.STUDY_LOG_COLUMNS
 MONITOR_COLUMNS = _schema.STUDY_MONITOR_COLUMNS
@@ -111,8 +112,6 @@ def update_cell_json(folder: Path, cell: Cell, **changes: Any) -> dict[str, Any]
 def _record_start(study: StudyConfig, cell: Cell, folder: Path, resuming: bool) -> None:
     """Write the provenance of this training session into ``cell.json``: a new cell's as ``provenance``, a resumed
     session's appended to ``sessions``; a cell begun before provenance was recorded keeps ``provenance: null``."""
-    from spineaug.study.provenance import current_provenance
-
     now = current_provenance(study, cell.arm)
     path = folder / "cell.json"
     if not resuming:
