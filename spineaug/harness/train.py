@@ -96,7 +96,7 @@ class Network:
 
 def build_network(spec: NetworkSpec, in_channels: int = 1) -> nn.Module:
     """The segmentation network: ``in_channels`` in, :data:`N_CLASSES` logits out, stride 2 between levels."""
-    from monai.networks.nets import DynUNet, UNet
+    from monai.networks.nets import DynUNet, UNet  # optional: monai (study extra)
 
     filters = [int(f) for f in spec.filters]
     levels = len(filters)
@@ -114,7 +114,7 @@ def build_network(spec: NetworkSpec, in_channels: int = 1) -> nn.Module:
 
 def build_loss() -> nn.Module:
     """The training loss: MONAI ``DiceCELoss`` on softmax logits against integer labels (one-hot inside)."""
-    from monai.losses import DiceCELoss
+    from monai.losses import DiceCELoss  # optional: monai (study extra)
 
     return DiceCELoss(to_onehot_y=True, softmax=True)
 

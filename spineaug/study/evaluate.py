@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from spineaug import _schema
 from spineaug._io import atomic_write_csv, atomic_write_text
@@ -30,7 +31,7 @@ METRIC_COLUMNS = _schema.STUDY_METRIC_COLUMNS
 
 def case_metrics(pred: torch.Tensor, label: np.ndarray, spacing, hd95: bool) -> list[tuple[str, float, float]]:
     """Dice and HD95 (mm) per foreground class; a class absent from both gives Dice 1, absent from one NaN HD95."""
-    from monai.metrics import compute_dice, compute_hausdorff_distance
+    from monai.metrics import compute_dice, compute_hausdorff_distance  # optional: monai (study extra)
 
     p = nn.functional.one_hot(pred.long(), N_CLASSES).permute(3, 0, 1, 2)[None]
     y = nn.functional.one_hot(torch.from_numpy(label.astype(np.int64)), N_CLASSES).permute(3, 0, 1, 2)[None]
@@ -77,8 +78,6 @@ def evaluate_cell(
         atomic_write_csv(partial, [], METRIC_COLUMNS)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(tests), desc=f"eval {cell.slug}", unit="domain", leave=False, dynamic_ncols=True)
     for domain, load in tests.items():
         cases = load()

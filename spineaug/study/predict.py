@@ -18,6 +18,7 @@ from __future__ import annotations
 import pickle
 import re
 from collections.abc import Sequence
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from scipy.ndimage import affine_transform
+from tqdm.auto import tqdm
 
 from spineaug import _io
 from spineaug.data.nifti import load_nifti, resample, robust_zscore
@@ -118,9 +120,7 @@ def group_cases(files: Sequence[Path]) -> dict[str, list[Path]]:
 
 def _mirrored(model, image: torch.Tensor, spec: dict, device: torch.device, axes: Sequence[int]) -> torch.Tensor:
     """Class map averaged over the softmax of every mirrored copy along ``axes`` (nnU-Net's test-time mirroring)."""
-    from itertools import combinations
-
-    from monai.inferers import sliding_window_inference
+    from monai.inferers import sliding_window_inference  # optional: monai (study extra)
 
     roi, overlap, sw = tuple(spec["patch_size"]), spec.get("overlap", 0.25), spec.get("sw_batch_size", 2)
     x = image[None].to(device)
@@ -212,8 +212,6 @@ def predict(model_path: str | Path, inputs: str | Path, output: str | Path, *, p
         raise ValueError(f"--out {output} is the input folder: the label maps would overwrite the images")
     items = list(cases.items())
     if progress:
-        from tqdm.auto import tqdm
-
         items = tqdm(items, desc="predict", unit="case")
     return [segment_case(model, spec, files, Path(output) / name, device, mirror_axes=tuple(mirror_axes))
             for name, files in items]  # fmt: skip

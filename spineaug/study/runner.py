@@ -13,10 +13,13 @@ worker as it is), never a dict to validate again.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
+import torch
+from pydantic import BaseModel, Field
+from tqdm.auto import tqdm
 
 from spineaug._io import atomic_write_text
 from spineaug.integrations import require
@@ -66,10 +69,7 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
             )
     atomic_write_text(previous, json.dumps(resolved, indent=1))
     if isinstance(study.data, PhantomData):
-        tqdm = None
-        if progress:
-            from tqdm.auto import tqdm
-        prepare_phantom(study.data, splits_needed(study), progress=tqdm)
+        prepare_phantom(study.data, splits_needed(study), progress=tqdm if progress else None)
     else:  # read every case once now: a shape/affine mismatch or a bad label fails before any training starts
         for split, names in splits_needed(study).items():
             for name in names:
@@ -80,8 +80,6 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
 def _with_defaults(old: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
     """``old`` (a study.json written by an earlier version) with the keys added since then at their defaults, so
     a new optional setting (e.g. ``training.monitor_cases``) does not count as a change of the study."""
-    from pydantic import BaseModel
-
     def default(model_cls, key):
         info = model_cls.model_fields[key]
         value = info.get_default(call_default_factory=True)
@@ -158,8 +156,6 @@ def run_study(
     if executor == "inline":
         grid = None
         if progress:
-            from tqdm.auto import tqdm
-
             grid = tqdm(total=len(cells(study)), initial=len(cells(study)) - len(todo), desc="study grid", unit="cell")
         failures = []
         for cell in todo:
@@ -190,10 +186,7 @@ def _submit(study: StudyConfig, out: Path, todo: list[Cell], executor: str, work
 
     Returns the failed cells with their exceptions (a failed cell does not stop the others).
     """
-    import time
-
-    import submitit
-    import torch
+    import submitit  # optional: submitit (study extra), only for the local/slurm executors
 
     ex = submitit.AutoExecutor(folder=out / "submitit" / "%j", cluster=executor)
     n_gpus = torch.cuda.device_count() if executor == "local" else 0
@@ -208,8 +201,6 @@ def _submit(study: StudyConfig, out: Path, todo: list[Cell], executor: str, work
     failures = []
     grid = None
     if progress:
-        from tqdm.auto import tqdm
-
         grid = tqdm(total=len(todo), desc="study grid", unit="cell")
     args = (study, str(out))
     if executor == "slurm":  # the whole array at once; SLURM enforces the parallelism
