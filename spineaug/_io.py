@@ -11,10 +11,13 @@ import csv
 import io
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,6 @@ def check_writable_folder(path: str | Path, what: str = "--out") -> Path:
     For runners that work for minutes before writing: the nearest existing ancestor must be a folder that accepts
     a new file (probed by creating and removing a temporary file there; nothing else is created).
     """
-    import tempfile
-
     path = Path(path)
     probe = path
     while not probe.exists() and probe.parent != probe:
@@ -135,8 +136,6 @@ def cpu_model() -> str:
 
 def package_versions(packages: Iterable[str] = VERSIONED_PACKAGES) -> dict[str, str]:
     """Installed version of each package, or ``"missing"``."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for pkg in packages:
         try:
@@ -148,8 +147,6 @@ def package_versions(packages: Iterable[str] = VERSIONED_PACKAGES) -> dict[str, 
 
 def git_state(folder: str | Path | None = None) -> str | None:
     """``<commit>`` or ``<commit>+dirty`` of the checkout holding spineaug (``None`` outside a git checkout)."""
-    import subprocess
-
     folder = Path(folder) if folder is not None else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -163,7 +160,7 @@ def git_state(folder: str | Path | None = None) -> str | None:
 
 def system_info() -> dict[str, Any]:
     """Threads, CPUs, platform, Python, package versions, GPU and spineaug's git commit (for ``meta.json``)."""
-    import torch
+    import torch  # lazy: this file imports only the standard library (the AugLab worker loads it by path)
 
     return {
         "git": git_state(),

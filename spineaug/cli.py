@@ -10,9 +10,12 @@ import os
 import re
 import sys
 import warnings
+from pathlib import Path
 
 import spineaug
-from spineaug import _schema
+from spineaug import _io, _schema
+from spineaug.config import preset_config
+from spineaug.integrations import nnunet, require
 
 
 def one_line(text: str, width: int = 96) -> str:
@@ -28,8 +31,6 @@ def one_line(text: str, width: int = 96) -> str:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from spineaug.config import preset_config
-
     names = spineaug.presets()
     pad = max(map(len, names))
     for name in names:
@@ -50,8 +51,6 @@ def _unknown_name(source: str) -> str:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     source = args.config
     known = source in spineaug.TRANSFORMS or source in spineaug.presets()
     if not known and not Path(source).exists() and not source.endswith((".json", ".yaml", ".yml")):
@@ -67,13 +66,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
-    from spineaug.integrations import require
-
     require("matplotlib", "report", "spineaug preview")
-    from spineaug.preview import gallery
+    from spineaug.preview import gallery  # lazy: the phantom and scipy stay out of `spineaug --help`
 
     if args.phantom:
-        from spineaug.preview import phantom
+        from spineaug.preview import phantom  # lazy: as gallery above
 
         print(phantom.render(args.out, seed=args.case))
         return 0
@@ -120,7 +117,7 @@ def _headline(text: str) -> tuple[int, int]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from spineaug import bench
+    from spineaug import bench  # lazy: keeps `spineaug --help` light (the phantom, nibabel, scipy)
 
     if args.training:
         return _bench_training(args)
@@ -150,7 +147,7 @@ def _single(values: tuple[int, ...] | tuple[str, ...] | None, option: str) -> in
 
 
 def _bench_training(args: argparse.Namespace) -> int:
-    from spineaug import bench
+    from spineaug import bench  # lazy: as in _cmd_bench
 
     patch = _single(args.sizes, "--sizes")
     overrides = {k: v for k, v in dict(
@@ -164,12 +161,9 @@ def _bench_training(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from spineaug.integrations import require
-
     require("pandas", "report", "spineaug report")
     require("matplotlib", "report", "spineaug report")
+    # optional: pandas and matplotlib (report extra)
     from spineaug.report import benchmark, index
     from spineaug.report import fidelity as fidelity_report
 
@@ -199,7 +193,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
               file=sys.stderr)
     studies = Path(args.study_data)
     if any(studies.glob("*/summary.csv")):
-        from spineaug.report import study
+        from spineaug.report import study  # optional: pandas (report extra)
 
         print(study.write(studies, out))
     else:
@@ -209,7 +203,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_fidelity(args: argparse.Namespace) -> int:
-    from spineaug import fidelity
+    from spineaug import fidelity  # lazy: keeps `spineaug --help` light (baselines, AugLab importer)
 
     print(fidelity.run(args.out, draws=args.draws, seed=args.seed, auglab=not args.no_auglab))
     return 0
@@ -217,7 +211,7 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
 
 def _reduced_benchmark(results) -> list[str]:
     """How the benchmark run in ``results`` (``bench/`` or the folder itself) is smaller than a full run."""
-    from spineaug import _schema
+    # lazy: importing spineaug.bench loads the phantom, nibabel and scipy
     from spineaug.bench.config import reduced_settings
     from spineaug.bench.training import reduced_training_settings
 
@@ -232,7 +226,7 @@ def _reduced_benchmark(results) -> list[str]:
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
-    from spineaug import phantom
+    from spineaug import phantom  # lazy: keeps `spineaug --help` light (scipy)
 
     try:
         shape = tuple(int(v) for v in args.shape.split(","))
@@ -252,16 +246,14 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from spineaug import study
+    from spineaug import study  # lazy: keeps `spineaug --help` light (the harness, nibabel, scipy)
 
     if args.quick and args.study is not None:
         raise ValueError("give a study file or --quick, not both")
     cfg = study.load_study(args.study or ("studies/quick.yaml" if args.quick else "studies/default.yaml"))
     out = Path(args.out) / cfg.name
     for folder in args.resume_from or ():
-        from spineaug.study.archive import RECORDS, restore
+        from spineaug.study.archive import RECORDS, restore  # optional: pandas (study extra)
 
         folder = Path(folder)
         export = folder if (folder / RECORDS).is_file() else folder / cfg.name
@@ -277,8 +269,6 @@ def _cmd_study(args: argparse.Namespace) -> int:
             print(study.export(out, Path(args.export) / cfg.name, cfg))
         return 0
     if args.export:  # written after the whole study: check it before the study starts
-        from spineaug import _io
-
         _io.check_writable_folder(Path(args.export) / cfg.name, "--export")
     slurm = study.SlurmOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus, mem_gb=args.mem_gb,
                                time_min=args.time_min)  # fmt: skip
@@ -291,10 +281,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from spineaug.integrations import require
-
     require("monai", "study", "spineaug predict")
-    from spineaug.study.predict import predict
+    from spineaug.study.predict import predict  # lazy: as spineaug.study in _cmd_study
 
     axes = _csv_ints(args.mirror_axes) if args.tta else ()
     for path in predict(args.model, args.input, args.out, progress=not args.quiet, device=args.device,
@@ -304,8 +292,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_nnunet_install(args: argparse.Namespace) -> int:
-    from spineaug.integrations import nnunet
-
     try:
         if args.uninstall:
             path = nnunet.uninstall(args.folder)

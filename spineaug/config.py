@@ -58,7 +58,7 @@ def load_config(
         raise FileNotFoundError(f"{what} file not found: {path}")
     text = path.read_text()
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+        import yaml  # lazy: keeps `import spineaug` light (YAML configs only)
 
         try:
             data = yaml.safe_load(text)

@@ -158,3 +158,32 @@ def test_one_training_harness():
         assert owners == [owner.relative_to(ROOT.parent)], f"{what} is built in {owners}"
     for user in ("study/train.py", "bench/training_loop.py"):
         assert "spineaug.harness.train" in _imports(ROOT / user), f"{user} does not use the shared harness"
+
+
+# ---------------------------------------------------------------------------------------------- local imports
+
+REASONS = ("# optional:", "# lazy:", "# cycle:")
+"""Why an import sits inside a function: it keeps an optional stack optional, keeps ``import spineaug`` or a CLI
+start light, or breaks an import cycle."""
+UNSTATED = {"phantom/__init__.py"}
+"""Files whose function-local imports do not say why yet (the phantom's writer imports ``spineaug.data`` on use)."""
+
+
+def test_function_local_imports_say_why():
+    """Imports go at the top of their module; one inside a function names its reason (:data:`REASONS`) on its line,
+    on the line above, or on an earlier local import of the same function (a block of imports for one reason)."""
+    for path in sorted(ROOT.rglob("*.py")):
+        if str(path.relative_to(ROOT)) in UNSTATED:
+            continue
+        lines = path.read_text().splitlines()
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            stated = False
+            local = [n for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))]
+            for node in sorted(local, key=lambda n: n.lineno):
+                around = lines[node.lineno - 2 : node.end_lineno]
+                stated = stated or any(reason in line for line in around for reason in REASONS)
+                assert stated, (f"{path.relative_to(ROOT.parent)}:{node.lineno}: a function-local import without "
+                                f"its reason ({', '.join(REASONS)}); or move it to the top of the module")

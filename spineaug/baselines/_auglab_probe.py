@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import warnings
+from importlib.metadata import version
 
 # This folder holds spineaug's own ``auglab.py``; keep it off sys.path so ``import auglab`` finds the package.
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,8 +34,7 @@ def main(request_path: str) -> int:
     warnings.filterwarnings("ignore")
     with open(request_path) as f:
         req = json.load(f)
-    from importlib.metadata import version
-
+    # optional: AugLab's environment (torch, kornia, auglab), imported once this folder is off sys.path
     import kornia
     import numpy as np
     import torch

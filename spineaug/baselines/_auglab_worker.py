@@ -14,11 +14,13 @@ Usage (the runner in ``spineaug.bench`` does this):
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 import time
 import warnings
+from importlib.metadata import version
 
 # This folder holds spineaug's own ``auglab.py``; keep it off sys.path so ``import auglab`` finds the package.
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,8 +33,6 @@ def _load_io():
     This worker runs in ``.venv-auglab``, where spineaug is not importable (and importing the package would pull in
     its dependencies); ``_io.py`` imports only the standard library, so its file is loaded on its own.
     """
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("_spineaug_io", os.path.join(os.path.dirname(_HERE), "_io.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -46,12 +46,11 @@ def main(request_path: str) -> int:
     warnings.filterwarnings("ignore")
     with open(request_path) as f:
         req = json.load(f)
+    # optional: AugLab's environment (torch, kornia, auglab), imported once this folder is off sys.path
     import torch
 
     torch.set_num_threads(int(req.get("threads", torch.get_num_threads())))
     import kornia
-    from importlib.metadata import version
-
     from auglab.transforms.gpu.transforms import AugTransformsGPU
 
     device = torch.device(req.get("device", "cpu"))

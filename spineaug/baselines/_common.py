@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -127,8 +128,6 @@ def elastic_probability(spatial: Any) -> float:
 
 def import_or_unavailable(module: str, install_hint: str):
     """Import ``module`` or raise :class:`BaselineUnavailable` naming what to install."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -28,6 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from spineaug.baselines._common import Baseline, BaselineUnavailable, MappingRow, mapping_rows
 
 LIBRARY = "auglab"
@@ -226,8 +229,6 @@ def run(
         request = Path(tmp) / "request.json"
         data_path = ""
         if data:
-            import torch
-
             data_path = str(Path(tmp) / "data.pt")
             torch.save(data, data_path)
         request.write_text(json.dumps({
@@ -260,8 +261,6 @@ def probe(image: Any, label: Any, *, draws: int, matched: dict[str, dict[str, An
     Raises:
         BaselineUnavailable: The environment is missing or the worker failed.
     """
-    import numpy as np
-
     python = interpreter()
     if not python.exists():
         raise BaselineUnavailable(f"AugLab environment {python} not found; {HINT}")

@@ -14,8 +14,10 @@ For ``xdomain`` this is a *substitute*: nnU-Net's default pipeline is what users
 from __future__ import annotations
 
 import math
+from importlib.metadata import version
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -67,9 +69,6 @@ def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
     """The nnU-Net default pipeline as a batched call (per-sample loop inside, as nnU-Net's workers)."""
     rows = mapping(pipeline)
     import_or_unavailable("batchgeneratorsv2", "install batchgeneratorsv2 (pip install batchgeneratorsv2)")
-    from importlib.metadata import version
-
-    import numpy as np
 
     np.random.seed(seed)  # bgv2 draws from the global NumPy and torch RNGs; seed both once
     torch.manual_seed(seed)

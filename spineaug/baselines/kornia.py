@@ -8,6 +8,7 @@ with nearest-neighbour resampling; each geometric module resamples separately (k
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 import torch
@@ -90,7 +91,6 @@ def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
     """The closest kornia.augmentation pipeline, as a batched call on the input's device."""
     rows = mapping(pipeline)
     K = import_or_unavailable("kornia.augmentation", "install kornia (pip install kornia)")
-    from importlib.metadata import version
 
     pairs = translate(pipeline, K, TRANSLATORS)
     for img_mod, lbl_mod in pairs:

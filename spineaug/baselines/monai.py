@@ -9,6 +9,7 @@ left out and listed in the mapping.
 from __future__ import annotations
 
 import math
+from importlib.metadata import version
 from typing import Any
 
 import torch
@@ -146,7 +147,6 @@ def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
     """The closest MONAI pipeline, as a batched call (per-sample loop inside); runs on the input's device."""
     rows = mapping(pipeline)
     mt = import_or_unavailable("monai.transforms", "install monai (pip install monai)")
-    from importlib.metadata import version
 
     compose = mt.Compose(translate(pipeline, mt, TRANSLATORS))
     compose.set_random_state(seed=seed)

@@ -8,6 +8,7 @@ the mapping (``equivalent=None``), so the TorchIO pipeline does *less* work than
 from __future__ import annotations
 
 import math
+from importlib.metadata import version
 from typing import Any
 
 import torch
@@ -114,7 +115,6 @@ def build(pipeline: str, device: str = "cpu", seed: int = 0) -> Baseline:
     """The closest TorchIO pipeline, as a batched call (per-subject loop inside)."""
     rows = mapping(pipeline)
     tio = import_or_unavailable("torchio", "install torchio (pip install torchio)")
-    from importlib.metadata import version
 
     compose = tio.Compose(translate(pipeline, tio, TRANSLATORS))
     torch.manual_seed(seed)  # TorchIO draws from the global torch RNG

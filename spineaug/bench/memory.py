@@ -15,11 +15,13 @@ right measure, since a leak anywhere in the process is what stalls a long traini
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
+from torch.profiler import ProfilerActivity, profile
 
 from spineaug import _io
 
@@ -28,8 +30,6 @@ CUDA_METHOD = "torch.cuda.max_memory_allocated"
 
 
 def _cpu_peak(fn: Callable[[Tensor, Tensor], Any], image: Tensor, label: Tensor) -> int:
-    from torch.profiler import ProfilerActivity, profile
-
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         out = fn(image, label)
         del out
@@ -73,8 +73,6 @@ class Drift:
 
 def memory_drift(fn: Callable[[Tensor, Tensor], Any], image: Tensor, label: Tensor, early: int, late: int) -> Drift:
     """Call ``fn(image, label)`` ``late`` times; read RSS (and CUDA allocated memory) after ``early`` and ``late``."""
-    import time
-
     def read() -> tuple[int | None, int | None]:
         if image.is_cuda:
             torch.cuda.synchronize(image.device)

@@ -15,8 +15,11 @@ from torch import Tensor
 
 import spineaug
 from spineaug import _io, _schema, baselines
+from spineaug.baselines import auglab
 from spineaug.bench.cases import spineaug_fn
+from spineaug.bench.checks import run_checks, run_memory
 from spineaug.bench.config import BenchConfig, validate
+from spineaug.bench.costs import run_overhead, run_transforms
 from spineaug.bench.matched import matched_config, matched_preset, needs_matched
 from spineaug.bench.session import Outcome, Run
 from spineaug.bench.timing import Timing
@@ -90,8 +93,6 @@ def _impls(run: Run, device: torch.device, pipeline: str) -> tuple[list[Impl], l
             if library != "auglab":
                 run.note(f"{library} skipped for {pipeline} on {device.type}: {exc}")
             elif pipeline == "xdomain":
-                from spineaug.baselines import auglab
-
                 run.note(f"AugLab skipped: run `make auglab-env` ({exc})" if not auglab.available() else
                          f"AugLab skipped for {pipeline}: {exc}")
             continue
@@ -158,8 +159,6 @@ def _time_case(run: Run, device: torch.device, pipeline: str, impl: Impl, b: int
 
 def _run_auglab(run: Run, device: torch.device, pipeline: str, base: baselines.Baseline,
                 cases: list[tuple[int, int]], *, repeats: int, max_seconds: float) -> None:
-    from spineaug.baselines import auglab
-
     cfg = run.config
     try:
         data = {f"{b}x{s}": run.batch(b, s, torch.device("cpu")) for b, s in cases}
@@ -224,9 +223,6 @@ def run(config: BenchConfig, out: str | Path, log: Callable[[str], None] = print
 
 def _run(config: BenchConfig, devices: list[torch.device], out: Path,
          log: Callable[[str], None]) -> dict[str, Path]:
-    from spineaug.bench.checks import run_checks, run_memory
-    from spineaug.bench.costs import run_overhead, run_transforms
-
     run_ = Run(config, out, log)
     log(f"spineaug bench {run_.run_id}: torch {torch.__version__}, threads {list(config.threads)}, "
         f"devices {[d.type for d in devices]}, headline B={config.headline[0]} S={config.headline[1]}, "

@@ -29,21 +29,47 @@ CPU budget and writes the result files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import torch
+from pydantic import AfterValidator, ConfigDict, Field, Strict, model_validator
 
-from spineaug import _io
-from spineaug.bench.config import BenchError, resolve_devices
+from spineaug import _io, phantom
+from spineaug.bench.config import BenchError, Count, Counts, differences, resolve_devices
 from spineaug.harness.train import Network
+from spineaug.harness.train import phantom_samples as render_phantom
+from spineaug.validation import RequiredSeed, ValidatedModel
 
 ARMS = ("bgv2-nnunet", "nnunet", "xdomain", "none")
 """(a) nnU-Net's CPU pipeline in workers, (b) and (c) spineaug presets in the loop, (d) no augmentation."""
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
+def _arms(names: tuple[str, ...]) -> tuple[str, ...]:
+    if not names:
+        raise ValueError(f"name at least one arm; known arms: {list(ARMS)}")
+    unknown = [a for a in names if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown training arm(s) {unknown}; known arms: {list(ARMS)}")
+    return names
+
+
+def _domain(name: str) -> str:
+    if name not in phantom.DOMAINS:
+        raise ValueError(f"unknown phantom domain {name!r}; known: {sorted(phantom.DOMAINS)}")
+    return name
+
+
+def _device(name: str) -> str:
+    if name not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"must be cpu, cuda or auto for the training benchmark, got {name!r}")
+    return name
+
+
+Shape = tuple[Count, Count, Count]
+"""Three positive integers (a patch or a grid)."""
+
+
+class TrainingConfig(ValidatedModel):
     """One training-throughput run.
 
     Attributes:
@@ -61,22 +87,36 @@ class TrainingConfig:
         domain: Phantom domain of the training images.
         device: ``cpu``, ``cuda`` or ``auto`` (cuda when available, else cpu).
         seed: Seed of the data, the network's initial weights and the augmentation.
+
+    The values are checked when the config is built (a bad one raises :class:`BenchError` naming the key);
+    :func:`validate_training` then checks the config against this machine (CPU budgets, device).
     """
 
-    patch_size: tuple[int, int, int] = (48, 48, 48)
-    batch_size: int = 2
-    iterations: int = 10
-    warmup: int = 3
-    rounds: int = 2
-    cpu_budgets: tuple[int, ...] | None = None
-    arms: tuple[str, ...] = ARMS
-    channels: tuple[int, ...] = (8, 16, 32)
-    cases: int = 2
-    phantom_shape: tuple[int, int, int] = (64, 80, 128)
-    spacing: float = 2.0
-    domain: str = "t2w"
-    device: str = "auto"
-    seed: int = 0
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    error_type: ClassVar[type[ValueError]] = BenchError
+
+    patch_size: Shape = (48, 48, 48)
+    batch_size: Count = 2
+    iterations: Count = 10
+    warmup: Annotated[int, Strict(), Field(ge=0)] = 3
+    rounds: Count = 2
+    cpu_budgets: Counts | None = None
+    arms: Annotated[tuple[str, ...], AfterValidator(_arms)] = ARMS
+    channels: Counts = (8, 16, 32)
+    cases: Count = 2
+    phantom_shape: Shape = (64, 80, 128)
+    spacing: Annotated[float, Field(gt=0)] = 2.0
+    domain: Annotated[str, AfterValidator(_domain)] = "t2w"
+    device: Annotated[str, AfterValidator(_device)] = "auto"
+    seed: RequiredSeed = 0
+
+    @model_validator(mode="after")
+    def _patch_fits_the_network(self) -> TrainingConfig:
+        factor = 2 ** (len(self.channels) - 1)
+        if any(p % factor for p in self.patch_size):
+            raise ValueError(f"every patch edge must be divisible by {factor} (the UNet's {len(self.channels)} "
+                             f"levels), got patch_size {tuple(self.patch_size)}")
+        return self
 
     @staticmethod
     def quick(**overrides: Any) -> TrainingConfig:
@@ -91,8 +131,6 @@ class TrainingConfig:
 
 def reduced_training_settings(recorded: dict[str, Any]) -> list[str]:
     """How a recorded training run (``training_meta.json``'s ``config``) is smaller than the default one."""
-    from spineaug.bench.config import differences
-
     keys = ("patch_size", "batch_size", "iterations", "warmup", "rounds", "arms", "channels", "cases", "phantom_shape")
     return differences(recorded, TrainingConfig(), keys)
 
@@ -109,37 +147,21 @@ def worker_counts(budget: int) -> tuple[int, ...]:
 
 
 def validate_training(config: TrainingConfig) -> torch.device:
-    """Check the request before anything runs; return the training device. Raises :class:`BenchError`."""
-    unknown = [a for a in config.arms if a not in ARMS]
-    if unknown or not config.arms:
-        raise BenchError(f"unknown training arm(s) {unknown}; known arms: {list(ARMS)}")
-    if len(config.patch_size) != 3 or any(int(p) < 1 for p in config.patch_size):
-        raise BenchError(f"patch_size must be three positive integers, got {config.patch_size!r}")
-    factor = 2 ** (len(config.channels) - 1)
-    if any(int(p) % factor for p in config.patch_size):
-        raise BenchError(f"every patch edge must be divisible by {factor} (the UNet's {len(config.channels)} "
-                         f"levels), got patch_size {tuple(config.patch_size)}")
-    for name in ("batch_size", "iterations", "cases", "rounds"):
-        if int(getattr(config, name)) < 1:
-            raise BenchError(f"{name} must be >= 1, got {getattr(config, name)!r}")
-    if config.warmup < 0:
-        raise BenchError(f"warmup must be >= 0, got {config.warmup!r}")
+    """Check a (validated) config against this machine before anything runs: every CPU budget is available and the
+    device exists; return the training device. Raises :class:`BenchError`."""
     cpus = _io.available_cpus()
     for budget in config.cpu_budgets or ():
-        if not 1 <= int(budget) <= cpus:
-            raise BenchError(f"CPU budget {budget!r} must lie in 1..{cpus} (the CPUs this process may use)")
-    if config.device not in ("cpu", "cuda", "auto"):
-        raise BenchError(f"device must be cpu, cuda or auto for the training benchmark, got {config.device!r}")
+        if budget > cpus:
+            raise BenchError(f"cpu_budgets: CPU budget {budget!r} must lie in 1..{cpus} (the CPUs this process may "
+                             "use)")
     devices = resolve_devices([config.device])
     return devices[-1]  # auto: cuda when available, else cpu
 
 
 def phantom_samples(config: TrainingConfig) -> list[Any]:
     """The training cases: phantom spines in ``config.domain``, z-scored as the study's (the harness's path)."""
-    from spineaug.harness.train import phantom_samples as render
-
     seeds = range(config.seed, config.seed + config.cases)
-    return render(config.domain, seeds, shape=config.phantom_shape, spacing=config.spacing)
+    return render_phantom(config.domain, seeds, shape=config.phantom_shape, spacing=config.spacing)
 
 
 def network(config: TrainingConfig) -> Network:

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 
 from spineaug.bench.training import TrainingConfig, network
+from spineaug.harness.augment import build_augmentation
+from spineaug.harness.train import Trainer, build_network, training_arm, training_loader, training_steps
 
 
 class _TimedFn:
@@ -41,9 +43,6 @@ class _TimedFn:
 def time_setting(config: TrainingConfig, samples: list[Any], arm_name: str, workers: int,
                  device: torch.device) -> dict[str, Any]:
     """Train ``warmup + iterations`` steps of one arm with ``workers`` loader workers; the timing columns."""
-    from spineaug.harness.augment import build_augmentation
-    from spineaug.harness.train import Trainer, build_network, training_arm, training_loader, training_steps
-
     aug = build_augmentation(arm_name, config.patch_size)
     arm = training_arm(aug)
     timed_fn: _TimedFn | None = None

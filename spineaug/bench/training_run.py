@@ -17,7 +17,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +146,7 @@ def run_training(config: TrainingConfig, out: str | Path, log: Callable[[str], N
             rows.extend(best.values())
     folder = Path(out)
     files = {"training": _io.atomic_write_csv(folder / _schema.TRAINING_CSV, rows, _schema.TRAINING_COLUMNS)}
-    meta = {"run_id": run_id, "config": asdict(config),
+    meta = {"run_id": run_id, "config": config.model_dump(),
             "cpu_budgets": list(budgets), "cpu_pinning": pinning, "in_loop_loader_workers": IN_LOOP_WORKERS,
             **_io.system_info(), "command": " ".join(sys.argv)}
     files["meta"] = _io.atomic_write_text(folder / _schema.TRAINING_META, json.dumps(meta, indent=1, default=str) + "\n")

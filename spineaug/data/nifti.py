@@ -13,6 +13,7 @@ from typing import Literal
 
 import nibabel as nib
 import numpy as np
+from nibabel.openers import ImageOpener
 from scipy import ndimage
 
 
@@ -47,8 +48,6 @@ NONFINITE_POLICIES = ("raise", "zero", "keep")
 
 def _stored_header(img):
     """The header as stored in the file: ``nib.load`` fixes some fields (a zero pixdim becomes 1) before we see them."""
-    from nibabel.openers import ImageOpener
-
     try:
         holder = img.file_map.get("header", img.file_map["image"])
         with ImageOpener(holder.filename) as f:

@@ -19,13 +19,17 @@ the axis choice of thick slices and FOV crops) are compared by firing rate only.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 import spineaug
+from spineaug.baselines.auglab import MAPPING, probe
+from spineaug.config import preset_config
 from spineaug.fidelity.nnunet import RATE_SHAPE, Rate, changed, run_entry, volume
+from spineaug.integrations.auglab import auglab_to_config
 
 BORDER = 1
 """Voxels from a face that count as "border" (Scharr's kernel reaches one voxel)."""
@@ -88,10 +92,6 @@ def _entry_names(entries: list[dict[str, Any]]) -> str:
 
 def _translate(config: dict[str, Any]) -> list[dict[str, Any]]:
     """spineaug's entries for an AugLab config (the importer; its warnings are about keys AugLab ignores)."""
-    import warnings
-
-    from spineaug.integrations.auglab import auglab_to_config
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return [e for e in auglab_to_config(config)["transforms"] if e["name"] != "Spatial"]
@@ -105,9 +105,6 @@ def _run_entries(entries: list[dict[str, Any]], image: torch.Tensor, label: torc
 def measure(draws: int = DRAWS, seed: int = 0) -> tuple[list[Rate], list[AugLabMatch], dict[str, Any]]:
     """Run AugLab once (its environment) and spineaug here; returns firing rates, matched outputs and the reply's
     versions. Raises :class:`~spineaug.baselines.BaselineUnavailable` without the AugLab environment."""
-    from spineaug.baselines.auglab import MAPPING, probe
-    from spineaug.config import preset_config
-
     image, label = volume(RATE_SHAPE, seed + 1)
     reply = probe(image[None].numpy(), label[None].numpy(), draws=draws, seed=seed,
                   matched={c.key: {c.key.split("@")[0]: c.config} for c in COMPARISONS})

@@ -21,11 +21,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 import spineaug
 from spineaug import _schema
+from spineaug.baselines.batchgenerators import nnunet_transforms
+from spineaug.config import preset_config
+from spineaug.functional import spatial as FS
 
 MATCH_SHAPE = (32, 32, 32)
 RATE_SHAPE = (24, 24, 24)
@@ -114,8 +118,6 @@ def _rel(a: Tensor, b: Tensor, ref: Tensor, region: Tensor | None = None) -> flo
 
 def rotation_order_difference_deg(angles_deg: tuple[float, float, float] = SPATIAL_ANGLES_DEG) -> float:
     """Angle (degrees) of the rotation between spineaug's old order (``R_d R_h R_w``) and nnU-Net's."""
-    from spineaug.functional import spatial as FS
-
     a = FS.degrees_to_radians(torch.tensor([angles_deg], dtype=torch.float64))
     r = FS.rotation_matrix(a, order="w_first")[0].T @ FS.rotation_matrix(a, order="d_first")[0]
     return math.degrees(math.acos(max(-1.0, min(1.0, (float(torch.trace(r)) - 1) / 2))))
@@ -123,6 +125,7 @@ def rotation_order_difference_deg(angles_deg: tuple[float, float, float] = SPATI
 
 def matched(seed: int = 0) -> list[Match]:
     """Every matched-parameter comparison (see the module docstring)."""
+    # optional: batchgeneratorsv2 (nnunet extra)
     from batchgeneratorsv2.transforms.intensity.brightness import MultiplicativeBrightnessTransform
     from batchgeneratorsv2.transforms.intensity.contrast import ContrastTransform
     from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform
@@ -231,11 +234,6 @@ def changed(a: Tensor, b: Tensor) -> Tensor:
 
 def rates(draws: int = 400, seed: int = 0) -> list[Rate]:
     """Per-entry firing rates of nnU-Net's pipeline and of the ``nnunet`` preset over ``draws`` samples each."""
-    import numpy as np
-
-    from spineaug.baselines.batchgenerators import nnunet_transforms
-    from spineaug.config import preset_config
-
     image, label = volume(RATE_SHAPE, seed + 1)
     reference = nnunet_transforms(RATE_SHAPE).transforms[: len(_REFERENCE_ORDER)]
     entries = {e["name"]: e for e in preset_config("nnunet")["transforms"]}
@@ -273,9 +271,7 @@ class SigmaStats:
 
 def noise_sigma(draws: int = 400, seed: int = 0) -> SigmaStats:
     """The std of ``output - input`` for ``draws`` firings of each library's noise, with nnU-Net's sigma range."""
-    from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
-
-    from spineaug.config import preset_config
+    from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform  # optional: nnunet extra
 
     image, label = volume(RATE_SHAPE, seed + 2)
     entry = next(e for e in preset_config("nnunet")["transforms"] if e["name"] == "GaussianNoise")

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from spineaug import _io, _schema
+from spineaug.baselines import BaselineUnavailable
+from spineaug.fidelity import auglab as auglab_fidelity
+from spineaug.fidelity import nnunet as nnunet_fidelity
 
 
 def _verdict(ok: bool) -> str:
@@ -41,10 +44,9 @@ def sigma_row(s: Any) -> dict[str, Any]:
 
 def nnunet_rows(draws: int, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
     """Matched, rate and sigma rows of ``nnunet`` vs nnU-Net v2 (:mod:`spineaug.fidelity.nnunet`)."""
-    from spineaug.fidelity import nnunet
-
-    return ([match_row(m) for m in nnunet.matched(seed)], [rate_row("nnunet", r) for r in nnunet.rates(draws, seed)],
-            [sigma_row(nnunet.noise_sigma(draws, seed))])
+    return ([match_row(m) for m in nnunet_fidelity.matched(seed)],
+            [rate_row("nnunet", r) for r in nnunet_fidelity.rates(draws, seed)],
+            [sigma_row(nnunet_fidelity.noise_sigma(draws, seed))])
 
 
 def write_rows(out: str | Path, matched: list[dict], rates: list[dict], sigma: list[dict]) -> None:
@@ -57,11 +59,8 @@ def write_rows(out: str | Path, matched: list[dict], rates: list[dict], sigma: l
 
 def auglab_rows(draws: int, seed: int) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """Matched and rate rows of ``xdomain`` vs AugLab, and what was measured (or why not: no AugLab environment)."""
-    from spineaug.baselines import BaselineUnavailable
-    from spineaug.fidelity import auglab
-
     try:
-        rates, matches, reply = auglab.measure(draws, seed)
+        rates, matches, reply = auglab_fidelity.measure(draws, seed)
     except BaselineUnavailable as exc:
         return [], [], {"measured": False, "reason": str(exc)}
     matched = []

@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import Tensor
 
 import spineaug
+from spineaug.baselines.batchgenerators import nnunet_transforms
+from spineaug.config import load_config
+from spineaug.integrations import require
 from spineaug.transforms import RandomSpatial
+from spineaug.validation import ConfigError
 
 BASELINE_ARMS = {
     "bgv2-nnunet": "nnU-Net v2's default training augmentation (batchgeneratorsv2, as nnUNetTrainer builds it), "
@@ -81,8 +86,6 @@ def build_augmentation(
     if arm == "bgv2-nnunet":
         return _bgv2(patch)
     if arm.endswith((".json", ".yaml", ".yml")):
-        from spineaug.config import load_config
-
         path = arm_file(arm, base_dir)
         raw = load_config(path)
         if "mix" in raw:
@@ -129,8 +132,6 @@ class MixArm(BaseModel):
 
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str) -> MixArm:
-        from spineaug.validation import ConfigError
-
         extra = sorted(set(raw) - {"mix", "description"})
         if extra or not isinstance(raw["mix"], dict):
             raise ConfigError(f"{where}: a mixing arm holds only 'mix: {{strong, weak, fraction}}' (and "
@@ -176,12 +177,8 @@ def _mixed(arm: str, mix: MixArm, patch: tuple[int, int, int]) -> Augmentation:
 
 
 def _bgv2(patch: tuple[int, int, int]) -> Augmentation:
-    from spineaug.integrations import require
-
     for module in ("batchgeneratorsv2", "nnunetv2"):  # not in the `study` extra: the arm is optional
         require(module, "nnunet", "the study arm 'bgv2-nnunet' (nnU-Net's own augmentation)")
-    from spineaug.baselines.batchgenerators import nnunet_transforms
-
     transforms = nnunet_transforms(patch)
     # nnU-Net v2's 3-D defaults (its SpatialTransform's ranges) are the nnunet preset's: read what it reads.
     training = spineaug.Pipeline.from_preset("nnunet").for_patch(patch)
@@ -217,8 +214,6 @@ class WorkerAugmented(torch.utils.data.Dataset):
 
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: seed NumPy from the worker's torch seed (for batchgeneratorsv2)."""
-    import numpy as np
-
     np.random.seed(torch.initial_seed() % 2**32)
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from spineaug import phantom
 from spineaug.data import PatchSampler, Sample, robust_zscore
 from spineaug.harness.augment import BASELINE_ARMS, Augmentation, WorkerAugmented, seed_worker
 
@@ -65,8 +66,6 @@ def phantom_sample(case_id: str, image: np.ndarray, label: np.ndarray, affine: n
 def phantom_samples(domain: str, seeds: Iterable[int], *, shape: tuple[int, int, int], spacing: float,
                     percentiles: Sequence[float] = ZSCORE_PERCENTILES) -> list[Sample]:  # fmt: skip
     """Render phantom spines (one per seed) in ``domain`` as training samples, ``phantom_<seed>`` each."""
-    from spineaug import phantom
-
     out = []
     for seed in seeds:
         case = phantom.make_case(seed, domain, shape=shape, spacing=spacing)
@@ -97,7 +96,7 @@ class Network:
 
 def build_network(spec: NetworkSpec, in_channels: int = 1) -> nn.Module:
     """The segmentation network: ``in_channels`` in, :data:`N_CLASSES` logits out, stride 2 between levels."""
-    from monai.networks.nets import DynUNet, UNet
+    from monai.networks.nets import DynUNet, UNet  # optional: monai (study extra)
 
     filters = [int(f) for f in spec.filters]
     levels = len(filters)
@@ -115,7 +114,7 @@ def build_network(spec: NetworkSpec, in_channels: int = 1) -> nn.Module:
 
 def build_loss() -> nn.Module:
     """The training loss: MONAI ``DiceCELoss`` on softmax logits against integer labels (one-hot inside)."""
-    from monai.losses import DiceCELoss
+    from monai.losses import DiceCELoss  # optional: monai (study extra)
 
     return DiceCELoss(to_onehot_y=True, softmax=True)
 

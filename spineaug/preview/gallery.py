@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 import spineaug
+from spineaug import phantom
+from spineaug.data import load_nifti
 from spineaug.transforms import RandomSpatial
 
 _LABEL_COLOURS = ("#ff4040", "#40c0ff", "#ffd040", "#60ff60", "#ff60ff", "#ffffff")
@@ -48,7 +50,7 @@ def contour_labels(ax: Any, labels: np.ndarray, extent: tuple[float, float, floa
 
 def label_legend(fig: Any, values: Sequence[int] = (1, 2, 3)) -> None:
     """A legend of the contour colours below the panels (outside the data)."""
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # optional: matplotlib (report extra)
 
     handles = [Line2D([], [], color=label_colour(v), lw=2, label=f"{v}: {LABEL_NAMES.get(v, f'label {v}')}")
                for v in values]
@@ -75,8 +77,6 @@ class GalleryCase:
 
 def phantom_volume(seed: int = 0, domain: str = "t2w", shape: Sequence[int] | None = None) -> GalleryCase:
     """Generate a phantom case (requires :mod:`spineaug.phantom`)."""
-    from spineaug import phantom
-
     kwargs: dict[str, Any] = {} if shape is None else {"shape": tuple(shape)}
     case = phantom.make_case(seed, domain, **kwargs)
     return GalleryCase(case.image, case.label, tuple(case.spacing), f"phantom case {seed} ({case.domain})")
@@ -84,8 +84,6 @@ def phantom_volume(seed: int = 0, domain: str = "t2w", shape: Sequence[int] | No
 
 def nifti_volume(image: str | Path, label: str | Path | None = None) -> GalleryCase:
     """Read a NIfTI image (and label) with :func:`spineaug.data.load_nifti`, reoriented to RAS (axis 0 left-right)."""
-    from spineaug.data import load_nifti
-
     img = load_nifti(image, dtype=np.float32)
     lab = None
     if label is not None:
@@ -185,7 +183,7 @@ def render_gallery(
     Returns:
         The written path.
     """
-    import matplotlib
+    import matplotlib  # optional: matplotlib (report extra)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -267,7 +265,7 @@ def render_draws(
     Returns:
         The written path.
     """
-    import matplotlib
+    import matplotlib  # optional: matplotlib (report extra)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -15,14 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from spineaug import _io, _schema
+from spineaug import _io, _schema, phantom
 from spineaug.preview.gallery import contour_labels, label_legend
 
 
 def describe(seed: int, shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> dict[str, Any]:
     """The metadata of the figure: every domain's name, modality, channel and description, and the case."""
-    from spineaug import phantom
-
     info = _io.system_info()
     return {
         "command": f"spineaug preview --phantom --out reports/{_schema.PHANTOM_FIGURE}"
@@ -44,12 +42,10 @@ def describe(seed: int, shape: tuple[int, int, int], spacing: tuple[float, float
 def render(out: str | Path, seed: int = 0, columns: int = 5, shape: tuple[int, int, int] | None = None) -> Path:
     """Render case ``seed`` of the phantom in every domain to ``out`` (PNG) and write ``phantom.json`` beside it
     (``shape``: the phantom's grid, default :data:`spineaug.phantom.DEFAULT_SHAPE`)."""
-    import matplotlib
+    import matplotlib  # optional: matplotlib (report extra)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from spineaug import phantom
 
     cases = phantom.make_cases(seed) if shape is None else phantom.make_cases(seed, shape=shape)
     first = next(iter(cases.values()))

@@ -24,7 +24,7 @@ SPLIT_COLORS = {"data": "#bdbdbd", "augment": "#e6550d", "network": "#3182bd"}
 
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend (imported lazily: only the report needs it)."""
-    import matplotlib
+    import matplotlib  # optional: matplotlib (report extra)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -198,7 +198,7 @@ def transforms(tr, out: Path, device: str) -> Path | None:
     b, s = int(rows.batch.iloc[0]), int(rows["size"].iloc[0])
     ax.set_title(f"Each transform forced on (p = 1), B={b}, 1x{s}^3, {device}\n"
                  "label: mean and passes over the batch (the floor, x * c, is 1 pass)", fontsize=9)
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch  # optional: matplotlib (report extra)
 
     ax.legend(handles=[Patch(color=colour[k], label=k) for k in kinds], loc="upper left", bbox_to_anchor=(1.02, 1),
               fontsize=8, frameon=False, title="kind")

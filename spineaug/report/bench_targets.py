@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from spineaug import _schema
+from spineaug.report import training as training_report
 
 SPEED_TARGETS = {("nnunet", "batchgenerators"): 6.0, ("xdomain", "auglab"): 5.0, ("xdomain", "monai"): 1.0,
                  ("xdomain", "torchio"): 1.0, ("xdomain", "kornia"): 1.0}
@@ -162,9 +163,7 @@ def memory_section(mem) -> list[str]:
 
 def training_section(bench: Path) -> list[str]:
     """The training-throughput section (:func:`spineaug.report.training.markdown`), or the place it goes."""
-    from spineaug.report import training
-
-    text = training.markdown(bench)
+    text = training_report.markdown(bench)
     if text:
         return [text]
     return ["## Training throughput", "", TRAINING_HOOK, "", "*Not run for this report.*", ""]
@@ -269,6 +268,4 @@ def _reference_row(target: str, refd: Any) -> list[str]:
 
 def load_training(bench: Path) -> list[tuple[str, int, int, float]]:
     """``(device, cores, bgv2 workers, ratio (b)/(a))`` from the results folder's ``training.csv`` (empty without)."""
-    from spineaug.report import training
-
-    return training.ratio_rows(training.read_rows(bench))
+    return training_report.ratio_rows(training_report.read_rows(bench))

@@ -27,7 +27,7 @@ MAPPING_LABELS = {"batchgenerators": "batchgeneratorsv2 (nnU-Net default)", "aug
 
 
 def _load(results: Path):
-    import pandas as pd
+    import pandas as pd  # optional: pandas (report extra)
 
     bench = results / "bench" if (results / "bench" / "pipelines.csv").exists() else results
     if not (bench / "pipelines.csv").exists():

@@ -24,13 +24,13 @@ __all__ = [
 
 def summarize(*args, **kwargs):
     """See :func:`spineaug.study.summary.summarize` (imported on use: it needs pandas, the ``study`` extra)."""
-    from spineaug.study.summary import summarize as _summarize
+    from spineaug.study.summary import summarize as _summarize  # optional: pandas (study extra)
 
     return _summarize(*args, **kwargs)
 
 
 def export(*args, **kwargs):
     """See :func:`spineaug.study.summary.export`."""
-    from spineaug.study.summary import export as _export
+    from spineaug.study.summary import export as _export  # optional: pandas (study extra)
 
     return _export(*args, **kwargs)

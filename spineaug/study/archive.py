@@ -22,13 +22,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from spineaug import _schema
 from spineaug._io import atomic_write, atomic_write_csv, atomic_write_text
 from spineaug.study.config import StudyConfig
+from spineaug.study.data import load_split
 from spineaug.study.grid import Cell, cell_folder, cells
+from spineaug.study.provenance import FRESH, current_provenance, staleness
 
 RECORDS = "cells.json"
 EXAMPLES = "examples.npz"
@@ -55,10 +58,6 @@ def write_records(study: StudyConfig, out: Path, dest: Path) -> Path:
 def write_examples(study: StudyConfig, out: Path, dest: Path) -> Path | None:
     """``dest/examples.npz`` (see the module docstring), merged over an existing file; ``None`` if no cell saved
     predictions."""
-    import nibabel as nib
-
-    from spineaug.study.data import load_split
-
     path = dest / EXAMPLES
     arrays: dict[str, np.ndarray] = {}
     if path.is_file():
@@ -102,8 +101,6 @@ def restore(study: StudyConfig, export_dir: Path, out: Path) -> list[str]:
     training session it recorded matches the current engine, phantom and settings
     (:func:`spineaug.study.provenance.staleness`). Returns the restored cells' slugs.
     """
-    from spineaug.study.provenance import FRESH, current_provenance, staleness
-
     export_dir = Path(export_dir)
     if not (export_dir / RECORDS).is_file():
         raise FileNotFoundError(

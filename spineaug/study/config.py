@@ -38,6 +38,19 @@ from pydantic import (
     model_validator,
 )
 
+import spineaug
+from spineaug import phantom
+from spineaug.config import load_config
+from spineaug.data.datasets import SPIDER_LABELS, VERSE_LABELS
+from spineaug.data.nnunet_raw import (
+    SPLITS_FILE,
+    NnUNetRawDataset,
+    has_test_labels,
+    label_values,
+    read_dataset_json,
+    read_splits,
+)
+from spineaug.harness.augment import BASELINE_ARMS, arm_file, arm_slug, build_augmentation
 from spineaug.validation import ConfigError, RequiredSeed, ordered
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -77,8 +90,6 @@ class PhantomData(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> PhantomData:
-        from spineaug import phantom
-
         for name in self.domains or ():
             if name not in phantom.DOMAINS:
                 raise ValueError(f"unknown phantom domain {name!r}; known: {sorted(phantom.DOMAINS)}")
@@ -90,8 +101,6 @@ class PhantomData(_Strict):
         return self
 
     def domain_names(self) -> list[str]:
-        from spineaug import phantom
-
         return list(self.domains or phantom.DOMAINS)
 
 
@@ -165,8 +174,6 @@ class NiftiDomain(_Strict):
 
     def splits_file(self) -> Path | None:
         """The ``splits_final.json`` that chooses training and validation cases, or None (sorted case ids)."""
-        from spineaug.data.nnunet_raw import SPLITS_FILE
-
         if self.splits is not None:
             return Path(self.splits)
         found = Path(self.path) / SPLITS_FILE
@@ -178,8 +185,6 @@ class NiftiDomain(_Strict):
         Args:
             dataset_labels: ``dataset.json``'s label name -> value (nnU-Net raw data), for ``classes`` keyed by name.
         """
-        from spineaug.data.datasets import SPIDER_LABELS, VERSE_LABELS
-
         if self.classes is None:
             presets = {"verse": VERSE_LABELS, "spider": SPIDER_LABELS}
             return presets.get(self.label_map, self.label_map)  # type: ignore[arg-type]
@@ -211,14 +216,6 @@ class NiftiDomain(_Strict):
 
     def _check_nnunet(self) -> None:
         """What can be checked from ``dataset.json``, the split file and the file names, before any training."""
-        from spineaug.data.nnunet_raw import (
-            NnUNetRawDataset,
-            has_test_labels,
-            label_values,
-            read_dataset_json,
-            read_splits,
-        )
-
         root, name = Path(self.path), self.dataset_name()
         try:
             meta = read_dataset_json(root)
@@ -393,8 +390,6 @@ class StudyConfig(_Strict):
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
             _check_arm(arm, self.training.patch_size, self.base_dir)
-        from spineaug.harness.augment import arm_slug
-
         slugs = [arm_slug(a) for a in self.arms]
         if len(set(slugs)) != len(slugs):
             raise ValueError(f"arms: two arms would share a result folder (names {slugs}); rename a config file")
@@ -434,9 +429,6 @@ class StudyConfig(_Strict):
 
 def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None) -> None:
     """Build the arm's augmentation now (a bad preset, config or missing library fails here, not mid-study)."""
-    import spineaug
-    from spineaug.harness.augment import BASELINE_ARMS, arm_file, build_augmentation
-
     if arm.endswith((".json", ".yaml", ".yml")) and not arm_file(arm, base_dir).is_file():
         where = f" (looked in {base_dir}, {Path(base_dir).parent} and the working directory)" if base_dir else ""
         raise ValueError(f"arms: config file not found: {arm}{where}")
@@ -452,8 +444,6 @@ def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None 
     except ConfigError as exc:  # the arm's own config file
         raise ConfigError(f"arms: {arm}: {exc}") from None
     if arm.endswith((".json", ".yaml", ".yml")):
-        from spineaug.config import load_config
-
         seed = load_config(arm_file(arm, base_dir)).get("seed")
         if seed is not None:
             raise ValueError(f"arms: {arm}: seed {seed} has no effect in a study (each cell's training seed draws "
@@ -490,8 +480,6 @@ def load_study(source: str | Path | dict[str, Any]) -> StudyConfig:
     """
     where = "study"
     if not isinstance(source, dict):
-        from spineaug.config import load_config
-
         path = study_file(source)
         where = str(source)
         source = load_config(path)

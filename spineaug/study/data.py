@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from spineaug import phantom
 from spineaug._io import atomic_write
-from spineaug.data import Sample
+from spineaug.data import NnUNetRawDataset, PairedNiftiDataset, Sample, SegmentationDataset
+from spineaug.data.nnunet_raw import has_test_labels, label_values, read_dataset_json, read_splits
 from spineaug.harness.train import phantom_sample, zscored
 from spineaug.study.config import NiftiData, NiftiDomain, PhantomData, StudyConfig
 
@@ -33,8 +35,6 @@ def _phantom_seeds(cfg: PhantomData, split: str) -> list[int]:
 
 
 def _cache_dir(cfg: PhantomData) -> Path:
-    from spineaug import phantom
-
     grid = "x".join(str(n) for n in cfg.shape) + f"_{cfg.spacing:g}mm"
     return Path(cfg.cache) / f"v{phantom.VERSION}" / grid
 
@@ -57,8 +57,6 @@ def prepare_phantom(cfg: PhantomData, splits: dict[str, Sequence[str]], progress
     ``splits`` maps a split name to the domains that need it. One anatomy is built per seed and rendered in all
     the domains that need that seed.
     """
-    from spineaug import phantom
-
     needed: dict[int, list[str]] = {}
     for split, names in splits.items():
         for seed in _phantom_seeds(cfg, split):
@@ -102,8 +100,6 @@ def nnunet_case_ids(d: NiftiDomain, split: str) -> tuple[str, list[str] | None]:
     ``splits_final.json`` when there is one, else of the sorted case ids. Test cases are the labelled
     ``imagesTs``/``labelsTs`` cases when there are any, else the ``labelsTr`` cases neither trained nor validated on.
     """
-    from spineaug.data.nnunet_raw import NnUNetRawDataset, has_test_labels, read_splits
-
     everything = NnUNetRawDataset(d.path).case_ids  # lists the files (checks numTraining and the images)
     splits = d.splits_file()
     if splits is not None:
@@ -132,9 +128,6 @@ def nnunet_case_ids(d: NiftiDomain, split: str) -> tuple[str, list[str] | None]:
 
 
 def _nifti_dataset(d: NiftiDomain, split: str, spacing):
-    from spineaug.data import NnUNetRawDataset, PairedNiftiDataset, SegmentationDataset
-    from spineaug.data.nnunet_raw import label_values, read_dataset_json
-
     if not Path(d.path).is_dir():
         raise FileNotFoundError(f"folder not found: {d.path}")
     if d.format == "nnunet_raw":

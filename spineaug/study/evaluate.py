@@ -14,21 +14,24 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from spineaug import _schema
 from spineaug._io import atomic_write_csv, atomic_write_text
 from spineaug.data import Sample
+from spineaug.data.nifti import save_nifti
 from spineaug.harness.train import CLASS_NAMES, N_CLASSES
 from spineaug.study.config import StudyConfig
 from spineaug.study.grid import Cell
-from spineaug.study.train import build_model, device_for, predict_volume
+from spineaug.study.predict import read_model_file
+from spineaug.study.train import build_model, device_for, predict_volume, update_cell_json
 
 METRIC_COLUMNS = _schema.STUDY_METRIC_COLUMNS
 
 
 def case_metrics(pred: torch.Tensor, label: np.ndarray, spacing, hd95: bool) -> list[tuple[str, float, float]]:
     """Dice and HD95 (mm) per foreground class; a class absent from both gives Dice 1, absent from one NaN HD95."""
-    from monai.metrics import compute_dice, compute_hausdorff_distance
+    from monai.metrics import compute_dice, compute_hausdorff_distance  # optional: monai (study extra)
 
     p = nn.functional.one_hot(pred.long(), N_CLASSES).permute(3, 0, 1, 2)[None]
     y = nn.functional.one_hot(torch.from_numpy(label.astype(np.int64)), N_CLASSES).permute(3, 0, 1, 2)[None]
@@ -57,8 +60,6 @@ def evaluate_cell(
     started = time.perf_counter()
     device = device_for(study)
     torch.set_num_threads(study.training.threads)
-    from spineaug.study.predict import read_model_file
-
     state = read_model_file(folder / "model.pt", device, trusted=True)  # the study's own file
     model = build_model(study, state["spec"]["in_channels"]).to(device)
     model.load_state_dict(state["model"])
@@ -77,8 +78,6 @@ def evaluate_cell(
         atomic_write_csv(partial, [], METRIC_COLUMNS)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(tests), desc=f"eval {cell.slug}", unit="domain", leave=False, dynamic_ncols=True)
     for domain, load in tests.items():
         cases = load()
@@ -91,8 +90,6 @@ def evaluate_cell(
                      "" if np.isnan(h) else round(h, 4))
                     for name, d, h in case_metrics(pred, s.label, spacing, study.evaluation.hd95)]  # fmt: skip
             if i < study.evaluation.save_predictions:
-                from spineaug.data.nifti import save_nifti
-
                 out = folder / "predictions" / domain
                 save_nifti(out / f"{s.case_id}.nii.gz", pred.numpy().astype(np.uint8), s.affine)
             with partial.open("a", newline="") as f:  # one append per case: a kill loses at most this case
@@ -101,8 +98,6 @@ def evaluate_cell(
             bar.update(1)
     if bar is not None:
         bar.close()
-    from spineaug.study.train import update_cell_json
-
     update_cell_json(folder, cell, cost={"eval_s": round(time.perf_counter() - started, 3)})  # the last session's
     atomic_write_text(final, partial.read_text())
     partial.unlink()

@@ -18,11 +18,20 @@ from __future__ import annotations
 import pickle
 import re
 from collections.abc import Sequence
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import torch
+from scipy.ndimage import affine_transform
+from tqdm.auto import tqdm
+
+from spineaug import _io
+from spineaug.data.nifti import load_nifti, resample, robust_zscore
+from spineaug.study.config import Model
+from spineaug.study.train import N_CLASSES, build_model, predict_volume
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -49,9 +58,6 @@ def read_model_file(path: str | Path, device: torch.device | None = None, *, tru
 
 def load_model(path: str | Path, device: torch.device | None = None, *, trusted: bool = False):
     """A study model file (``cells/*/model.pt``) -> ``(model, spec)``; clear errors for anything else."""
-    from spineaug.study.config import Model
-    from spineaug.study.train import N_CLASSES, build_model
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -114,9 +120,7 @@ def group_cases(files: Sequence[Path]) -> dict[str, list[Path]]:
 
 def _mirrored(model, image: torch.Tensor, spec: dict, device: torch.device, axes: Sequence[int]) -> torch.Tensor:
     """Class map averaged over the softmax of every mirrored copy along ``axes`` (nnU-Net's test-time mirroring)."""
-    from itertools import combinations
-
-    from monai.inferers import sliding_window_inference
+    from monai.inferers import sliding_window_inference  # optional: monai (study extra)
 
     roi, overlap, sw = tuple(spec["patch_size"]), spec.get("overlap", 0.25), spec.get("sw_batch_size", 2)
     x = image[None].to(device)
@@ -138,12 +142,6 @@ def _mirrored(model, image: torch.Tensor, spec: dict, device: torch.device, axes
 def segment_case(model, spec: dict, files: Sequence[Path], target: Path, device: torch.device, *,
                  mirror_axes: Sequence[int] = ()) -> Path:  # fmt: skip
     """Segment one case (its channel files in order); writes ``target`` on the first channel's grid."""
-    import nibabel as nib
-    from scipy.ndimage import affine_transform
-
-    from spineaug.data.nifti import load_nifti, resample, robust_zscore
-    from spineaug.study.train import predict_volume
-
     files = list(files)
     if len(files) != spec["in_channels"]:
         raise ValueError(f"{target.name}: {len(files)} channel file(s) ({', '.join(f.name for f in files)}) but the "
@@ -205,8 +203,6 @@ def predict(model_path: str | Path, inputs: str | Path, output: str | Path, *, p
     """
     if any(a not in (0, 1, 2) for a in mirror_axes) or len(set(mirror_axes)) != len(mirror_axes):
         raise ValueError(f"mirror axes must be distinct values of 0, 1, 2, got {list(mirror_axes)}")
-    from spineaug import _io
-
     _io.check_writable_folder(output, "--out")  # before loading the model and reading the inputs
     device = resolve_device(device)
     model, spec = load_model(model_path, device, trusted=trusted)
@@ -216,8 +212,6 @@ def predict(model_path: str | Path, inputs: str | Path, output: str | Path, *, p
         raise ValueError(f"--out {output} is the input folder: the label maps would overwrite the images")
     items = list(cases.items())
     if progress:
-        from tqdm.auto import tqdm
-
         items = tqdm(items, desc="predict", unit="case")
     return [segment_case(model, spec, files, Path(output) / name, device, mirror_axes=tuple(mirror_axes))
             for name, files in items]  # fmt: skip

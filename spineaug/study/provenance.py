@@ -32,7 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from spineaug import phantom
 from spineaug._io import git_state
+from spineaug.harness.augment import build_augmentation
+from spineaug.study.config import PhantomData
+from spineaug.study.grid import cell_folder, cells
 
 FINGERPRINT_PATCH = (20, 20, 20)
 """Final patch of the fingerprint batch (small: the fingerprint of a strong arm takes well under a second)."""
@@ -77,8 +81,6 @@ def engine_fingerprint(arm: str, base_dir: str | None = None) -> str:
     Global RNG state and the thread count are restored afterwards, so calling this inside a training process
     changes nothing the training draws.
     """
-    from spineaug.harness.augment import build_augmentation
-
     with isolated_rng(1):
         aug = build_augmentation(arm, FINGERPRINT_PATCH, base_dir=base_dir)
         image, label = _fingerprint_batch(aug.read_size)
@@ -106,12 +108,8 @@ def settings_hash(study: Any) -> str:
 
 
 def phantom_version(study: Any) -> str | None:
-    from spineaug.study.config import PhantomData
-
     if not isinstance(study.data, PhantomData):
         return None
-    from spineaug import phantom
-
     return str(phantom.VERSION)
 
 
@@ -159,8 +157,6 @@ def cell_provenance(study: Any, out: str | Path, cell_list: list | None = None) 
     A resumed cell is judged by every session it trained in: if any session's fingerprint differs from the current
     one, the cell is stale. Fingerprints are computed once per arm per call, only for arms with recorded cells.
     """
-    from spineaug.study.grid import cell_folder, cells
-
     out = Path(out)
     fingerprints: dict[str, str] = {}
     currents: dict[str, dict[str, Any]] = {}

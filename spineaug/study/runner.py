@@ -13,14 +13,22 @@ worker as it is), never a dict to validate again.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
+import torch
+from pydantic import BaseModel, Field
+from tqdm.auto import tqdm
 
 from spineaug._io import atomic_write_text
-from spineaug.study.config import StudyConfig, load_study
+from spineaug.integrations import require
+from spineaug.study.config import PhantomData, StudyConfig, load_study
+from spineaug.study.data import load_monitor, load_split, prepare_phantom, splits_needed
+from spineaug.study.evaluate import evaluate_cell
 from spineaug.study.grid import Cell, cell_folder, cells
+from spineaug.study.provenance import cell_provenance
+from spineaug.study.train import train_cell
 from spineaug.validation import PositiveInt, ValidatedModel
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
@@ -48,9 +56,6 @@ def cell_state(out: Path, cell: Cell) -> str:
 
 def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
     """Write ``study.json`` and render the phantom cache (once, before any cell starts)."""
-    from spineaug.study.config import PhantomData
-    from spineaug.study.data import prepare_phantom, splits_needed
-
     out.mkdir(parents=True, exist_ok=True)
     resolved = study.model_dump(mode="json")
     previous = out / "study.json"
@@ -64,13 +69,8 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
             )
     atomic_write_text(previous, json.dumps(resolved, indent=1))
     if isinstance(study.data, PhantomData):
-        tqdm = None
-        if progress:
-            from tqdm.auto import tqdm
-        prepare_phantom(study.data, splits_needed(study), progress=tqdm)
+        prepare_phantom(study.data, splits_needed(study), progress=tqdm if progress else None)
     else:  # read every case once now: a shape/affine mismatch or a bad label fails before any training starts
-        from spineaug.study.data import load_split
-
         for split, names in splits_needed(study).items():
             for name in names:
                 if split == "test" or study.data.domains[name].n_train > 0:
@@ -80,8 +80,6 @@ def prepare(study: StudyConfig, out: Path, *, progress: bool = True) -> None:
 def _with_defaults(old: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
     """``old`` (a study.json written by an earlier version) with the keys added since then at their defaults, so
     a new optional setting (e.g. ``training.monitor_cases``) does not count as a change of the study."""
-    from pydantic import BaseModel
-
     def default(model_cls, key):
         info = model_cls.model_fields[key]
         value = info.get_default(call_default_factory=True)
@@ -111,10 +109,6 @@ def run_cell(study: StudyConfig, out: str, cell: Cell, progress: bool = True) ->
         cell: The cell to run.
         progress: Show progress bars.
     """
-    from spineaug.study.data import load_monitor, load_split
-    from spineaug.study.evaluate import evaluate_cell
-    from spineaug.study.train import train_cell
-
     if not isinstance(study, StudyConfig):
         raise TypeError(f"run_cell takes a validated StudyConfig (load_study), got {type(study).__name__}")
     folder = cell_folder(Path(out), cell)
@@ -147,9 +141,7 @@ def run_study(
     Finished cells are kept whatever their provenance; the summary pools fresh ones only unless ``include_stale``
     (:func:`spineaug.study.summary.summarize`). Delete a stale cell's folder to train it again.
     """
-    from spineaug.study.summary import summarize
-
-    from spineaug.integrations import require
+    from spineaug.study.summary import summarize  # optional: pandas (study extra); loading a study needs none
 
     require("monai", "study", "the cross-domain study (network, loss, metrics)")
     if executor != "inline":
@@ -164,8 +156,6 @@ def run_study(
     if executor == "inline":
         grid = None
         if progress:
-            from tqdm.auto import tqdm
-
             grid = tqdm(total=len(cells(study)), initial=len(cells(study)) - len(todo), desc="study grid", unit="cell")
         failures = []
         for cell in todo:
@@ -196,10 +186,7 @@ def _submit(study: StudyConfig, out: Path, todo: list[Cell], executor: str, work
 
     Returns the failed cells with their exceptions (a failed cell does not stop the others).
     """
-    import time
-
-    import submitit
-    import torch
+    import submitit  # optional: submitit (study extra), only for the local/slurm executors
 
     ex = submitit.AutoExecutor(folder=out / "submitit" / "%j", cluster=executor)
     n_gpus = torch.cuda.device_count() if executor == "local" else 0
@@ -214,8 +201,6 @@ def _submit(study: StudyConfig, out: Path, todo: list[Cell], executor: str, work
     failures = []
     grid = None
     if progress:
-        from tqdm.auto import tqdm
-
         grid = tqdm(total=len(todo), desc="study grid", unit="cell")
     args = (study, str(out))
     if executor == "slurm":  # the whole array at once; SLURM enforces the parallelism
@@ -252,8 +237,6 @@ def _submit(study: StudyConfig, out: Path, todo: list[Cell], executor: str, work
 def status(study: StudyConfig | str | Path, out: str | Path) -> str:
     """A table of every cell: state (done, evaluating, training, missing), recorded commit and provenance status
     against the current code (fresh, stale: engine/phantom/settings changed, no provenance)."""
-    from spineaug.study.provenance import cell_provenance
-
     if not isinstance(study, StudyConfig):
         study = load_study(study)
     out = Path(out)

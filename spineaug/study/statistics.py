@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from spineaug import _schema
+from spineaug.phantom import DOMAINS
 
 CLASSES = ("vertebra", "disc", "canal")
 """The task's foreground classes, in label order."""
@@ -55,8 +56,6 @@ ALL = "all"
 
 def domain_families(domains: Sequence[str]) -> dict[str, str]:
     """Each domain's modality family (``ct`` or ``mr``) from :data:`spineaug.phantom.DOMAINS`; others ``other``."""
-    from spineaug.phantom import DOMAINS
-
     return {d: (DOMAINS[d].modality if d in DOMAINS else "other") for d in domains}
 
 

@@ -30,8 +30,10 @@ import pandas as pd
 from spineaug import _schema
 from spineaug._io import atomic_write_text
 from spineaug.study import statistics
+from spineaug.study.archive import write_examples, write_records
 from spineaug.study.config import StudyConfig
 from spineaug.study.grid import cell_folder, cells
+from spineaug.study.provenance import cell_provenance
 from spineaug.study.statistics import anatomy  # noqa: F401 - re-exported: the anatomy of a case id
 
 SUMMARY_COLUMNS = _schema.STUDY_SUMMARY_COLUMNS
@@ -210,8 +212,6 @@ def grid_table(study: StudyConfig, cell_table: pd.DataFrame) -> pd.DataFrame:
 
 def cell_table(study: StudyConfig, out: Path) -> pd.DataFrame:
     """``cells.csv``: every finished cell with its commit, provenance status and cost."""
-    from spineaug.study.provenance import cell_provenance
-
     done = [c for c in cells(study) if (cell_folder(out, c) / "metrics.csv").is_file()]
     rows = cell_provenance(study, out, done)
     return pd.DataFrame(rows, columns=["slug", *_schema.STUDY_CELL_COLUMNS])[list(_schema.STUDY_CELL_COLUMNS)]
@@ -287,8 +287,6 @@ def export(out: Path, dest: Path, study: StudyConfig | None = None) -> Path:
     """
     dest.mkdir(parents=True, exist_ok=True)
     if study is not None:
-        from spineaug.study.archive import write_examples, write_records
-
         write_records(study, out, dest)
         write_examples(study, out, dest)
     for name in (n for n in _schema.STUDY_FILES if n != "curves.csv"):

@@ -14,6 +14,7 @@ wall-clock seconds in ``cell.json`` -> ``cost``.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from spineaug import _schema
 from spineaug._io import atomic_write, atomic_write_csv, atomic_write_text
@@ -37,6 +39,7 @@ from spineaug.harness.train import (
 )
 from spineaug.study.config import StudyConfig
 from spineaug.study.grid import Cell
+from spineaug.study.provenance import current_provenance
 
 LOG_COLUMNS = _schema.STUDY_LOG_COLUMNS
 MONITOR_COLUMNS = _schema.STUDY_MONITOR_COLUMNS
@@ -83,8 +86,6 @@ def _checkpoint_state(state: dict[str, Any]) -> dict[str, Any]:
 
 def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     """Load a resume checkpoint with ``weights_only=True`` (nothing is unpickled); the generator state on the CPU."""
-    import pickle
-
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -111,8 +112,6 @@ def update_cell_json(folder: Path, cell: Cell, **changes: Any) -> dict[str, Any]
 def _record_start(study: StudyConfig, cell: Cell, folder: Path, resuming: bool) -> None:
     """Write the provenance of this training session into ``cell.json``: a new cell's as ``provenance``, a resumed
     session's appended to ``sessions``; a cell begun before provenance was recorded keeps ``provenance: null``."""
-    from spineaug.study.provenance import current_provenance
-
     now = current_provenance(study, cell.arm)
     path = folder / "cell.json"
     if not resuming:
@@ -171,8 +170,6 @@ def train_cell(
                              device=device, first=start * tr.batch_size)  # fmt: skip
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=tr.iterations, initial=start, desc=cell.slug, unit="it", dynamic_ncols=True, leave=False)
     elapsed = rows[-1]["elapsed_s"] if rows else 0.0
     it = start
@@ -228,7 +225,7 @@ def train_cell(
 @torch.no_grad()
 def predict_volume(model: nn.Module, image: torch.Tensor, study_or_spec: Any, device: torch.device) -> torch.Tensor:
     """Sliding-window class map of one (C, X, Y, Z) image: (X, Y, Z) int64 on the CPU."""
-    from monai.inferers import sliding_window_inference
+    from monai.inferers import sliding_window_inference  # optional: monai (study extra)
 
     if isinstance(study_or_spec, StudyConfig):
         roi, overlap, sw = study_or_spec.training.patch_size, study_or_spec.evaluation.overlap, \
@@ -245,7 +242,7 @@ def predict_volume(model: nn.Module, image: torch.Tensor, study_or_spec: Any, de
 
 def validation_dice(study: StudyConfig, model: nn.Module, val: list[Sample], device: torch.device) -> float:
     """Mean foreground Dice over the validation cases (classes averaged per case, then cases)."""
-    from monai.metrics import compute_dice
+    from monai.metrics import compute_dice  # optional: monai (study extra)
 
     scores = []
     for s in val:

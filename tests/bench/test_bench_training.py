@@ -74,14 +74,44 @@ def test_budgets_and_worker_counts():
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (dict(patch_size=(17, 16, 16)), "divisible by 2"),
-    (dict(arms=("bgv2",)), "unknown training arm"),
-    (dict(cpu_budgets=(10_000,)), "CPU budget"),
-    (dict(iterations=0), "iterations must be >= 1"),
-    (dict(device="tpu"), "device must be"),
+    (dict(patch_size=(16, 0, 16)), r"patch_size\.1: Input should be greater than or equal to 1 \(got 0\)"),
+    (dict(arms=("bgv2",)), "arms: unknown training arm"),
+    (dict(arms=()), "arms: name at least one arm"),
+    (dict(cpu_budgets=(10_000,)), "cpu_budgets: CPU budget 10000 must lie in 1"),
+    (dict(cpu_budgets=()), "cpu_budgets: name at least one value"),
+    (dict(iterations=0), r"iterations: Input should be greater than or equal to 1 \(got 0\)"),
+    (dict(warmup=-1), r"warmup: Input should be greater than or equal to 0 \(got -1\)"),
+    (dict(batch_size=True), r"batch_size: Input should be a valid integer \(got True\)"),
+    (dict(device="tpu"), "device: must be cpu, cuda or auto"),
+    (dict(domain="xray"), "domain: unknown phantom domain 'xray'"),
+    (dict(seed=1.5), "seed: 'seed' must be an integer, got 1.5"),
+    (dict(iteration=3), "iteration: Extra inputs are not permitted"),
 ])
 def test_bad_training_requests_are_refused_before_running(overrides, message):
+    """A bad value fails when the config is built, naming the key; a budget this machine lacks when it is checked."""
     with pytest.raises(bench.BenchError, match=message):
         training.validate_training(bench.TrainingConfig.quick(**overrides))
+
+
+def test_training_config_is_a_frozen_validated_model():
+    import pickle
+
+    cfg = bench.TrainingConfig.quick(patch_size=[16, 16, 16], cpu_budgets=[1])
+    assert cfg.patch_size == (16, 16, 16) and cfg.cpu_budgets == (1,)  # lists become tuples: the config is hashable
+    assert pickle.loads(pickle.dumps(cfg)) == cfg and hash(cfg) == hash(bench.TrainingConfig.quick(cpu_budgets=(1,)))
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.seed = 1  # type: ignore[misc]
+
+
+def test_recorded_training_config_keeps_its_form():
+    """``training_meta.json`` records the config as the dataclass it replaced did: same keys, order and values."""
+    recorded = json.loads(json.dumps(bench.TrainingConfig().model_dump()))
+    assert recorded == {
+        "patch_size": [48, 48, 48], "batch_size": 2, "iterations": 10, "warmup": 3, "rounds": 2, "cpu_budgets": None,
+        "arms": ["bgv2-nnunet", "nnunet", "xdomain", "none"], "channels": [8, 16, 32], "cases": 2,
+        "phantom_shape": [64, 80, 128], "spacing": 2.0, "domain": "t2w", "device": "auto", "seed": 0,
+    }
+    assert list(recorded) == list(bench.TrainingConfig.model_fields)
 
 
 def test_cli_training_takes_one_patch_size(capsys, tmp_path):

@@ -13,7 +13,7 @@ from spineaug.integrations.nnunet.installer import install, uninstall
 
 def __getattr__(name: str) -> Any:
     if name.startswith("nnUNetTrainer"):
-        from spineaug.integrations.nnunet import trainers
+        from spineaug.integrations.nnunet import trainers  # optional: nnunetv2 (nnunet extra)
 
         return getattr(trainers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

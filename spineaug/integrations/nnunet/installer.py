@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from spineaug.integrations._extras import require
+
 MODULE = "spineaug_trainers.py"
 MARKER = "# written by `spineaug nnunet-install`; remove with `spineaug nnunet-install --uninstall`"
 CONTENT = f'''"""spineaug's nnU-Net trainers (nnUNetTrainerSpineAug, ...), so that nnUNetv2_train -tr finds them."""
@@ -25,8 +27,6 @@ except ImportError as exc:  # spineaug is gone: keep nnU-Net's own trainers usab
 
 def trainer_folder() -> Path:
     """nnunetv2's ``training/nnUNetTrainer`` package folder (the one nnU-Net searches for trainers)."""
-    from spineaug.integrations._extras import require
-
     nnunetv2 = require("nnunetv2", "nnunet", "spineaug nnunet-install")
     return Path(nnunetv2.__path__[0]) / "training" / "nnUNetTrainer"
 

@@ -51,6 +51,7 @@ require("nnunetv2", "nnunet", "spineaug.integrations.nnunet")
 
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms  # noqa: E402
 from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform  # noqa: E402
+from nnunetv2.configuration import ANISO_THRESHOLD  # noqa: E402
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer  # noqa: E402
 
 from spineaug.transforms import RandomFlip, RandomSpatial  # noqa: E402
@@ -91,8 +92,6 @@ def load_source(source: str) -> spineaug.Pipeline:
 
 def is_anisotropic(patch_size: tuple[int, int, int]) -> bool:
     """nnU-Net's test for a thin-slab patch (e.g. sagittal MRI): it then augments in-plane only ("dummy 2-D")."""
-    from nnunetv2.configuration import ANISO_THRESHOLD
-
     return max(patch_size) / patch_size[0] > ANISO_THRESHOLD
 
 

@@ -17,7 +17,7 @@ DPI = 110
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # optional: matplotlib (report extra)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -334,7 +334,7 @@ def examples(res: StudyResults, out: Path) -> Path | None:
     if not blocks or not arms:
         return None
     plt = _pyplot()
-    from matplotlib.colors import ListedColormap
+    from matplotlib.colors import ListedColormap  # optional: matplotlib (report extra)
     from matplotlib.patches import Patch
 
     fill = ListedColormap([(0, 0, 0, 0)] + [LABEL_COLOURS[k][1] for k in (1, 2, 3)])
