@@ -14,7 +14,8 @@ DOMAINS = ("ct", "t1w", "t2w")
 
 
 def _metrics(arms: dict[str, dict], sources=("ct", "t1w"), anatomies=4, seed=0) -> pd.DataFrame:
-    """Rows of ``metrics.csv``; each arm: ``{"seeds": [...], "shift": f(source, domain, seed) -> Dice points}``.
+    """Rows of ``metrics.csv``; each arm: ``{"seeds": [...], "shift": f(source, domain, seed) -> Dice points}``
+    (and optionally its own ``"sources"``).
 
     Every arm shares the same random baseline Dice per (source, seed, domain, anatomy, class), so an arm's
     difference to another is exactly the difference of their shifts, whatever the baseline: the comparison is
@@ -24,7 +25,7 @@ def _metrics(arms: dict[str, dict], sources=("ct", "t1w"), anatomies=4, seed=0) 
     base = {}
     rows = []
     for arm, spec in arms.items():
-        for src in sources:
+        for src in spec.get("sources", sources):
             for s in spec["seeds"]:
                 for dom in DOMAINS:
                     for a in range(anatomies):
@@ -93,3 +94,40 @@ def test_difference_reads_either_direction_and_verdicts():
     assert np.isnan(difference(table, "ct", "x", "nope", "ood")[0])
     assert verdict(0.01, 0.2) == "better" and verdict(-0.3, -0.01) == "worse"
     assert verdict(-0.01, 0.02) == "no clear difference" and verdict(float("nan"), 1.0) == "n/a"
+
+
+def test_a_single_source_study_has_no_pooled_rows():
+    m = _metrics({"a": {"seeds": [0], "shift": lambda *a: 0.0}, "b": {"seeds": [0], "shift": lambda *a: 0.1}},
+                 sources=("ct",))  # fmt: skip
+    pairs = comparisons(m, n_boot=100, arms=["a", "b"], sources=["ct"])
+    assert set(pairs["source"]) == {"ct"}
+    stats = statistics.seed_statistics(m, "a", statistics.domain_families(DOMAINS), n_boot=100, sources=["ct"])
+    assert set(stats["source"]) == {"ct"}
+
+
+def test_pooled_rows_need_every_study_source_not_only_those_that_ran():
+    m = _metrics({"a": {"seeds": [0], "shift": lambda *a: 0.0}, "b": {"seeds": [0], "shift": lambda *a: 0.1}})
+    partial = comparisons(m, n_boot=100, arms=["a", "b"], sources=["ct", "t1w", "t2w"])  # t2w not run yet
+    assert "all" not in set(partial["source"]) and {"ct", "t1w"} <= set(partial["source"])
+    assert "all" in set(comparisons(m, n_boot=100, arms=["a", "b"], sources=["ct", "t1w"])["source"])
+
+
+def test_a_pair_missing_on_one_source_is_still_compared_on_the_others():
+    m = _metrics({"ref": {"seeds": [0], "shift": lambda *a: 0.0},
+                  "late": {"seeds": [0], "shift": lambda *a: 0.25, "sources": ("t1w",)}})  # fmt: skip
+    pairs = comparisons(m, n_boot=100, arms=["ref", "late"], sources=["ct", "t1w"])
+    # no shared seeds on ct (the first source): that block is skipped, t1w is still compared
+    assert _row(pairs, "t1w", "late", "ref", "ood")["value"] == pytest.approx(0.25)
+    assert pairs[pairs["source"] == "ct"].empty
+
+
+def test_an_interval_that_touches_zero_is_no_clear_difference():
+    assert verdict(0.0, 0.2) == "no clear difference" and verdict(-0.2, 0.0) == "no clear difference"
+    assert verdict(1e-9, 0.2) == "better" and verdict(-0.2, -1e-9) == "worse"
+
+
+def test_real_data_cases_are_each_their_own_anatomy():
+    case = pd.Series(["ct_10003", "ct-lowdose_10003", "sub-01_T1w", "case_0007"])
+    domain = pd.Series(["ct", "ct-lowdose", "mri", "ct"])
+    # phantom ids "<domain>_<seed>" pair across domains; other ids are one anatomy per domain and case
+    assert statistics.anatomy(case, domain).tolist() == ["10003", "10003", "mri/sub-01_T1w", "ct/case_0007"]
