@@ -224,6 +224,22 @@ def test_timing_statistics_known_answers():
     low, high = Timing([1.0] * 50 + [3.0] * 50, None, "").mean_interval()
     # Mean 2, standard error 0.1: a 95 % interval is about 2 -+ 1.96 * 0.1 (a 90 % one, 2 -+ 0.164, is too narrow).
     assert low == pytest.approx(1.804, abs=0.025) and high == pytest.approx(2.196, abs=0.025)
+    # 200 ones and 200 threes: a resampled mean is 1 + K / 200 with K ~ Binomial(400, 1/2), whose 2.5 % and 97.5 %
+    # quantiles are 180 and 220: the interval is (1.90, 2.10) up to the bootstrap's own noise (a 96.7 % one gives
+    # (1.89, 2.105))
+    low, high = Timing([1.0] * 200 + [3.0] * 200, None, "").mean_interval()
+    assert low == pytest.approx(1.90, abs=0.006) and high == pytest.approx(2.10, abs=0.006)
+
+
+def test_timing_statistics_of_one_and_two_calls():
+    one = Timing([5.0], 7, "cuda")
+    assert one.mean_interval() == (5.0, 5.0) and one.quantile(0.25) == 5.0 == one.quantile(1.0)
+    summary = one.summary()
+    assert (summary["iqr_s"], summary["mean_ci_low_s"], summary["mean_ci_high_s"]) == ("0", "5", "5")
+    assert (summary["peak_mem_bytes"], summary["mem_kind"]) == ("7", "cuda")
+    two = Timing([3.0, 1.0], None, "")
+    assert (two.quantile(0.0), two.quantile(0.25), two.quantile(0.5), two.quantile(1.0)) == (1.0, 1.5, 2.0, 3.0)
+    assert two.summary()["peak_mem_bytes"] == ""
 
 
 class _FakeRun(Run):
