@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from spineaug import _schema
-from spineaug._io import atomic_write_text
+from spineaug._io import atomic_write_text, git_state
 from spineaug.study import statistics
 from spineaug.study.archive import write_examples, write_records
 from spineaug.study.config import StudyConfig
@@ -289,9 +289,12 @@ def export(out: Path, dest: Path, study: StudyConfig | None = None) -> Path:
     if study is not None:
         write_records(study, out, dest)
         write_examples(study, out, dest)
-    for name in (n for n in _schema.STUDY_FILES if n != "curves.csv"):
+    for name in (n for n in _schema.STUDY_FILES if n not in ("curves.csv", "study.json")):
         if (out / name).is_file():
             atomic_write_text(dest / name, (out / name).read_text())
+    if (out / "study.json").is_file():  # the export records the code that wrote it (each cell's own is in cells.json)
+        spec = {**json.loads((out / "study.json").read_text()), "exported_by_commit": git_state()}
+        atomic_write_text(dest / "study.json", json.dumps(spec, indent=1))
     if (out / "curves.csv").is_file():
         curves = compact_curves(pd.read_csv(out / "curves.csv"))
         atomic_write_text(dest / "curves.csv", curves.to_csv(index=False, float_format="%.5g"))
