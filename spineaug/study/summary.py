@@ -285,6 +285,7 @@ def export(out: Path, dest: Path, study: StudyConfig | None = None) -> Path:
     With ``study``, also each finished cell's record and example slices (:mod:`spineaug.study.archive`), what
     ``spineaug study --resume-from`` needs to go on from this export on a fresh checkout.
     """
+    commit = git_state()  # before this export changes any tracked file
     dest.mkdir(parents=True, exist_ok=True)
     if study is not None:
         write_records(study, out, dest)
@@ -293,7 +294,7 @@ def export(out: Path, dest: Path, study: StudyConfig | None = None) -> Path:
         if (out / name).is_file():
             atomic_write_text(dest / name, (out / name).read_text())
     if (out / "study.json").is_file():  # the export records the code that wrote it (each cell's own is in cells.json)
-        spec = {**json.loads((out / "study.json").read_text()), "exported_by_commit": git_state()}
+        spec = {**json.loads((out / "study.json").read_text()), "exported_by_commit": commit}
         atomic_write_text(dest / "study.json", json.dumps(spec, indent=1))
     if (out / "curves.csv").is_file():
         curves = compact_curves(pd.read_csv(out / "curves.csv"))
