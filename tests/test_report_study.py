@@ -77,7 +77,8 @@ def _export(root: Path, name: str, *, with_stats: bool = True) -> Path:
     spec = {"name": name, "description": f"fixture {name}", "sources": sorted(grid["source"].unique()),
             "arms": ["ref", "aug", "cpu"], "reference_arm": "ref", "seeds": [0, 1],
             "training": {"iterations": 40, "patch_size": [16, 16, 16]}, "model": {"name": "UNet", "filters": [4, 8]},
-            "data": {"domains": list(DOMAINS)}}  # fmt: skip
+            "data": {"domains": list(DOMAINS)},
+            "compute": {"cells": len(grid), "cpu_hours": 1.25, "definition": "wall seconds x threads"}}  # fmt: skip
     (dest / "study.json").write_text(json.dumps(spec))
     rng = np.random.default_rng(3)  # examples.npz: one saved test case per domain, each cell's prediction of it
     arrays = {}
@@ -122,6 +123,12 @@ def test_every_figure_is_written_and_referenced(page):
         assert f"]({path.name})" in text, what
     assert text.count("seeds [0, 1]; command `spineaug study studies/default.yaml") >= len(FIGURES)  # captions
     assert "`0123456789`" in text  # the cells' commit
+
+
+def test_header_says_what_the_study_cost(page):
+    text, _ = page
+    n = len(_metrics("default")[["source", "arm", "seed"]].drop_duplicates())
+    assert f"Compute: 1.2 CPU-hours for {n} finished cells (wall seconds x threads)." in text
 
 
 def test_example_predictions_show_the_source_and_one_domain_of_each_family():

@@ -139,6 +139,9 @@ def _count_stale(stale: pd.DataFrame | None, source: str, arm: str) -> int:
     return int(len(mine) if source == "all" else (mine["source"] == source).sum())
 
 
+CPU_HOURS = "training + evaluation wall seconds x threads, summed over the finished cells"
+
+
 def cpu_hours(cell_table: pd.DataFrame) -> float:
     """Sum over cells of (training + evaluation wall seconds) x threads, in hours (cells without a record: 0)."""
     if cell_table.empty:
@@ -196,8 +199,8 @@ def summary_markdown(
         n_stale = int((cell_table["provenance"] != "fresh").sum())
         how = "pooled with the fresh ones (include_stale)" if include_stale else "left out of every row above"
         lines += ["", f"Provenance: {len(cell_table) - n_stale} fresh cell(s); {n_stale} stale or without provenance, "
-                  f"{how} (see cells.csv). Compute: {cpu_hours(cell_table):.2f} CPU-hours "
-                  f"(training + evaluation wall seconds x threads, {len(cell_table)} cells)."]  # fmt: skip
+                  f"{how} (see cells.csv). Compute: {cpu_hours(cell_table):.2f} CPU-hours ({CPU_HOURS}; "
+                  f"{len(cell_table)} cells)."]  # fmt: skip
     lines += ["", "Paper (AugLab vs nnU-Net default augmentation): +155 % out-of-domain Dice, -0.008 % in domain, "
               "~10 % faster training with GPU augmentation.", ""]  # fmt: skip
     return "\n".join(lines)
@@ -295,6 +298,9 @@ def export(out: Path, dest: Path, study: StudyConfig | None = None) -> Path:
             atomic_write_text(dest / name, (out / name).read_text())
     if (out / "study.json").is_file():  # the export records the code that wrote it (each cell's own is in cells.json)
         spec = {**json.loads((out / "study.json").read_text()), "exported_by_commit": commit}
+        if (out / "cells.csv").is_file():  # what the finished cells cost, for the report's header
+            table = pd.read_csv(out / "cells.csv")
+            spec["compute"] = {"cells": len(table), "cpu_hours": round(cpu_hours(table), 2), "definition": CPU_HOURS}
         atomic_write_text(dest / "study.json", json.dumps(spec, indent=1))
     if (out / "curves.csv").is_file():
         curves = compact_curves(pd.read_csv(out / "curves.csv"))

@@ -236,3 +236,15 @@ def test_arm_seeds_choose_an_arms_cells_and_grow_the_grid(tmp_path):
     with pytest.raises(ValueError, match=r"other \['training'\]"):
         prepare(S.load_study(tiny_study(tmp_path, training={**tiny_study(tmp_path)["training"],
                                                             "monitor_cases": 0})), out, progress=False)  # fmt: skip
+
+
+def test_export_records_cpu_hours_of_the_finished_cells(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"name": "x"}))
+    # (3000 + 600) s x 2 threads + (1500 + 300) s x 1 thread = 9000 s = 2.5 CPU-hours
+    pd.DataFrame({"source": ["ct", "ct"], "arm": ["a", "b"], "seed": [0, 0], "train_s": [3000.0, 1500.0],
+                  "eval_s": [600.0, 300.0], "threads": [2, 1]}).to_csv(out / "cells.csv", index=False)  # fmt: skip
+    dest = S.export(out, tmp_path / "export")
+    compute = json.loads((dest / "study.json").read_text())["compute"]
+    assert compute["cpu_hours"] == 2.5 and compute["cells"] == 2

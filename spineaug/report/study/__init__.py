@@ -88,7 +88,15 @@ def _header(res: StudyResults, level: str) -> list[str]:
     return [f"{level} Study `{res.name}`", "", str(s.get("description", "")).strip(), "",
             f"Command: `{_run(res.name)}`; seeds {res.seeds or s.get('seeds')}, {training.get('iterations')} "
             f"iterations, patch {training.get('patch_size')}, model {model.get('name')} {model.get('filters')}; "
-            f"reference arm `{label(res.reference)}`.", ""]  # fmt: skip
+            f"reference arm `{label(res.reference)}`.{_compute(s)}", ""]  # fmt: skip
+
+
+def _compute(study: dict) -> str:
+    """The header's compute sentence, from the export's record of what its finished cells cost ("" when none)."""
+    c = study.get("compute")
+    if not c:
+        return ""
+    return f" Compute: {c['cpu_hours']:.1f} CPU-hours for {c['cells']} finished cells ({c['definition']})."
 
 
 def _section(res: StudyResults, out: Path, extra: list[StudyResults], level: str = "##",
