@@ -337,20 +337,22 @@ def zscore(x: Tensor) -> Tensor:
 
     Any spread counts, however small (a channel at 1e-9 scale, or 0.1 around 1e5, is standardised too). A constant
     channel gives 0: its one-pass std (:func:`mean_std`) is exactly 0; with the CPU's two-pass std, which can be
-    rounding error of the mean, the channel's minimum and maximum are compared too. Two passes after the statistics
-    (``x - mean``, then the scale in place). The result is finite for finite ``x`` (``|z| <= sqrt(n)``; a channel
-    whose variance overflows the dtype gets scale 0).
+    rounding error of the mean, the channel's minimum and maximum are compared too. On the CPU the statistics'
+    deviation ``x - mean`` is the result's start (one pass, the scale in place, after mean, deviation, norm, minimum
+    and maximum); off it, or under autograd, two passes after the statistics (``x - mean``, then the scale). The
+    result is finite for finite ``x`` (``|z| <= sqrt(n)``; a channel whose variance overflows the dtype gets scale 0).
 
     Returns:
         Tensor like ``x`` in :func:`work_dtype`.
     """
-    mean, std = mean_std(x)
+    scratch = stats_scratch(x)  # CPU: receives x - mean, which is also the result before scaling
+    mean, std = mean_std(x, scratch=scratch)
     constant = std == 0
     if not fused_reductions(x):
         lo, hi = min_max(x)
         constant |= hi == lo
     scale = torch.where(constant, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
-    deviation = work(x) - mean
+    deviation = work(x) - mean if scratch is None else scratch
     return deviation * scale if tracked(deviation) else deviation.mul_(scale)
 
 
