@@ -486,7 +486,8 @@ def polynomial_field(
 
 
 def apply_bias_field(
-    x: Tensor, log_field: Tensor, *, signed: bool = False, max_log: float = 30.0, bounded: bool = False
+    x: Tensor, log_field: Tensor, *, signed: bool = False, max_log: float = 30.0, bounded: bool = False,
+    fresh: bool = False,
 ) -> Tensor:
     """Multiply by a smooth gain field ``exp(log_field)``.
 
@@ -498,14 +499,22 @@ def apply_bias_field(
         max_log: Bound on the log-gain, so ``exp`` cannot overflow.
         bounded: The caller knows ``|log_field| <= max_log`` already (e.g. from the polynomial's coefficients):
             no clamp pass.
+        fresh: ``log_field`` is a float32 intermediate of the caller's that may be overwritten: the gain is
+            computed in place in it (no full-size allocation).
 
     Returns:
         Tensor like ``x`` in :func:`work_dtype`.
     """
     log_field = log_field.float()
-    gain = torch.exp(log_field if bounded else log_field.clamp(-max_log, max_log))[:, None]
+    if not bounded:
+        log_field = log_field.clamp(-max_log, max_log)  # a fresh tensor
+    own = (fresh or not bounded) and not tracked(log_field)
+    gain = (log_field.exp_() if own else torch.exp(log_field))[:, None]  # in place: no full-size allocation
     xf = work(x)
     if signed:
         return xf * gain.to(xf.dtype)
     lo, _ = min_max(xf)
-    return (xf - lo) * gain.to(xf.dtype) + lo
+    y = xf - lo
+    if tracked(y, gain):
+        return y * gain.to(xf.dtype) + lo
+    return y.mul_(gain.to(xf.dtype)).add_(lo)  # the rounding of the plain form, in the one fresh tensor
