@@ -337,20 +337,22 @@ def zscore(x: Tensor) -> Tensor:
 
     Any spread counts, however small (a channel at 1e-9 scale, or 0.1 around 1e5, is standardised too). A constant
     channel gives 0: its one-pass std (:func:`mean_std`) is exactly 0; with the CPU's two-pass std, which can be
-    rounding error of the mean, the channel's minimum and maximum are compared too. Two passes after the statistics
-    (``x - mean``, then the scale in place). The result is finite for finite ``x`` (``|z| <= sqrt(n)``; a channel
-    whose variance overflows the dtype gets scale 0).
+    rounding error of the mean, the channel's minimum and maximum are compared too. On the CPU the statistics'
+    deviation ``x - mean`` is the result's start (one pass, the scale in place, after mean, deviation, norm, minimum
+    and maximum); off it, or under autograd, two passes after the statistics (``x - mean``, then the scale). The
+    result is finite for finite ``x`` (``|z| <= sqrt(n)``; a channel whose variance overflows the dtype gets scale 0).
 
     Returns:
         Tensor like ``x`` in :func:`work_dtype`.
     """
-    mean, std = mean_std(x)
+    scratch = stats_scratch(x)  # CPU: receives x - mean, which is also the result before scaling
+    mean, std = mean_std(x, scratch=scratch)
     constant = std == 0
     if not fused_reductions(x):
         lo, hi = min_max(x)
         constant |= hi == lo
     scale = torch.where(constant, 0.0, 1.0 / std.clamp_min(torch.finfo(std.dtype).tiny))
-    deviation = work(x) - mean
+    deviation = work(x) - mean if scratch is None else scratch
     return deviation * scale if tracked(deviation) else deviation.mul_(scale)
 
 
@@ -484,7 +486,8 @@ def polynomial_field(
 
 
 def apply_bias_field(
-    x: Tensor, log_field: Tensor, *, signed: bool = False, max_log: float = 30.0, bounded: bool = False
+    x: Tensor, log_field: Tensor, *, signed: bool = False, max_log: float = 30.0, bounded: bool = False,
+    fresh: bool = False,
 ) -> Tensor:
     """Multiply by a smooth gain field ``exp(log_field)``.
 
@@ -496,14 +499,22 @@ def apply_bias_field(
         max_log: Bound on the log-gain, so ``exp`` cannot overflow.
         bounded: The caller knows ``|log_field| <= max_log`` already (e.g. from the polynomial's coefficients):
             no clamp pass.
+        fresh: ``log_field`` is a float32 intermediate of the caller's that may be overwritten: the gain is
+            computed in place in it (no full-size allocation).
 
     Returns:
         Tensor like ``x`` in :func:`work_dtype`.
     """
     log_field = log_field.float()
-    gain = torch.exp(log_field if bounded else log_field.clamp(-max_log, max_log))[:, None]
+    if not bounded:
+        log_field = log_field.clamp(-max_log, max_log)  # a fresh tensor
+    own = (fresh or not bounded) and not tracked(log_field)
+    gain = (log_field.exp_() if own else torch.exp(log_field))[:, None]  # in place: no full-size allocation
     xf = work(x)
     if signed:
         return xf * gain.to(xf.dtype)
     lo, _ = min_max(xf)
-    return (xf - lo) * gain.to(xf.dtype) + lo
+    y = xf - lo
+    if tracked(y, gain):
+        return y * gain.to(xf.dtype) + lo
+    return y.mul_(gain.to(xf.dtype)).add_(lo)  # the rounding of the plain form, in the one fresh tensor

@@ -465,7 +465,7 @@ class RandomBiasField(IntensityTransform):
         # |P| <= sum |c| on [-1, 1]^3: with CPU parameters the bound is known on the host, and the clamp is not needed
         largest = coefficients.abs().sum(dim=1)
         bounded = coefficients.device.type == "cpu" and (largest.numel() == 0 or float(largest.max()) <= 30.0)
-        return FI.apply_bias_field(x, log_field, signed=self.signed, bounded=bounded)
+        return FI.apply_bias_field(x, log_field, signed=self.signed, bounded=bounded, fresh=True)
 
 
 class RandomZScore(IntensityTransform):

@@ -23,6 +23,21 @@ def test_bias_field_matches_a_direct_sum_of_monomials():
     assert len(FI.monomial_exponents(3)) == 20
 
 
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("bounded", [False, True])
+def test_bias_field_overwrites_the_log_field_only_when_told_it_is_fresh(signed, bounded):
+    """The gain is computed in place only in a field the caller hands over (``fresh``); the result is the same bits."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 1, 4, 5, 6, generator=g) * 50 + 20
+    field = torch.randn(2, 4, 5, 6, generator=g) * 0.3
+    kept = field.clone()
+    out = FI.apply_bias_field(x, field, signed=signed, bounded=bounded)
+    assert torch.equal(field, kept)
+    handed = field.clone()
+    assert torch.equal(FI.apply_bias_field(x, handed, signed=signed, bounded=bounded, fresh=True), out)
+    assert torch.equal(x, torch.randn(2, 1, 4, 5, 6, generator=torch.Generator().manual_seed(4)) * 50 + 20)
+
+
 @given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 4), n=st.integers(1, 6))
 def test_batched_equals_per_sample_for_deterministic_cores(seed, b, n):
     g = torch.Generator().manual_seed(seed)
