@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCOPES: dict[str, list[str]] = {
     "spineaug/study/statistics.py": ["tests/study/test_study_statistics.py", "tests/study/test_comparisons.py"],
     "spineaug/report/bench_targets.py": ["tests/bench/test_bench_numbers.py"],
-    "spineaug/bench/costs.py": ["tests/bench/test_bench_numbers.py"],
+    "spineaug/bench/costs.py": ["tests/bench/test_bench_costs.py", "tests/bench/test_bench_numbers.py"],
     "spineaug/bench/timing.py": ["tests/bench/test_bench_numbers.py"],
     "spineaug/integrations/monai.py": ["tests/integrations/test_monai_behaviour.py", "tests/integrations/test_monai.py",
                                        "tests/test_ignored_inputs.py"],
