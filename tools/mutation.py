@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCOPES: dict[str, list[str]] = {
     "spineaug/study/statistics.py": ["tests/study/test_study_statistics.py", "tests/study/test_comparisons.py"],
     "spineaug/report/bench_targets.py": ["tests/bench/test_bench_numbers.py"],
-    "spineaug/bench/costs.py": ["tests/bench/test_bench_numbers.py"],
+    "spineaug/bench/costs.py": ["tests/bench/test_bench_costs.py", "tests/bench/test_bench_numbers.py"],
     "spineaug/bench/timing.py": ["tests/bench/test_bench_numbers.py"],
     "spineaug/integrations/monai.py": ["tests/integrations/test_monai_behaviour.py", "tests/integrations/test_monai.py",
                                        "tests/test_ignored_inputs.py"],
@@ -65,8 +65,11 @@ def run(module: str, minutes: float, jobs: int) -> dict[str, object]:
     mutmut = [sys.executable, "-m", "mutmut"]
     # Its own process group: at the time box, SIGINT lets mutmut stop its workers (results are saved per mutant).
     with open(work / "mutmut-run.log", "w") as log:  # its progress spinner, kept out of the summary
+        # One OpenMP thread: mutmut forks each mutant's test run from a process that has run torch, and a forked
+        # child can hang in torch's OpenMP pool (every mutant then reads as a timeout).
+        env = dict(os.environ, OMP_NUM_THREADS="1")
         proc = subprocess.Popen([*mutmut, "run", "--max-children", str(jobs)], cwd=work, start_new_session=True,
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         proc.wait(timeout=minutes * 60)
         cut = False

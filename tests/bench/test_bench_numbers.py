@@ -427,3 +427,148 @@ def test_verdict_rows_of_op_growth_and_training_throughput(frames):
     assert rows[f"{target}, cpu, 1 core(s)"] == ["1.25", "missed", "bgv2 with 1 worker(s); see the training table"]
     assert target not in rows
     assert _verdict_rows(frames)[target] == ["-", "not run", "`spineaug bench --training`"]
+
+
+# ------------------------------------------------------------------- every cell and column of the rendered tables
+
+
+def _table(lines: list[str], first_header: str) -> list[list[str]]:
+    """The rows (header first, rule dropped) of the markdown table whose header starts with ``first_header``."""
+    text = "\n".join(lines).splitlines()
+    start = next(i for i, line in enumerate(text) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in text[start:]:
+        if not line.startswith("|"):
+            break
+        if not line.startswith("|---"):
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_matched_table_of_a_preset_has_each_row_once_under_its_columns(frames):
+    raw = bench_targets.matched_tables(frames["ok"], "cpu", B, S)
+    lines = "\n".join(raw).splitlines()
+    assert lines[:2] == ["### `nnunet`", ""] and raw[-1] == ""
+    table = _table(lines, "implementation")
+    assert table[0] == ["implementation", "fidelity", "coverage", "threads", "mean [95% CI]", "vs whole preset",
+                        "spineaug matched work, mean [95% CI]", "vs matched work", "median", "n", "threads note"]
+    # One whole-preset row and one row per baseline at each thread count; spineaug rows are never baselines.
+    assert [(r[0], r[3]) for r in table[1:]] == [("spineaug `nnunet` (whole preset)", "1"), ("batchgenerators", "1"),
+                                                 ("spineaug `nnunet` (whole preset)", "2"), ("batchgenerators", "2")]
+    assert table[4] == ["batchgenerators", "partial", "c", "2", "30.0 ms [25.0 ms, 32.0 ms]", "3.00x",
+                        "4.0 ms [3.5 ms, 5.0 ms]", "**7.50x**", "30.0 ms", "30", bench_targets.THREAD_NOTES[
+                            "batchgenerators"]]
+    xdomain = _table(lines[lines.index("### `xdomain`"):], "implementation")
+    assert [r[0] for r in xdomain[1:]] == ["spineaug `xdomain` (whole preset)", "auglab", "torchio", "monai", "kornia"]
+    notes = {r[0]: r[10] for r in xdomain[1:]}
+    assert notes == {"spineaug `xdomain` (whole preset)": "", "auglab": bench_targets.THREAD_NOTES["auglab"],
+                     "torchio": bench_targets.THREAD_NOTES["torchio"], "monai": "", "kornia": ""}
+    assert lines[lines.index("### `xdomain`") + 1] == ""
+
+
+def test_overhead_and_memory_sections_have_their_headings_and_columns(frames):
+    raw = bench_targets.overhead_section(frames["ov"], frames["ok"], "cpu")
+    lines = "\n".join(raw).splitlines()
+    assert lines[:2] == ["## Pipeline overhead on cpu", ""] and raw[-1] == "" and raw[3] == ""
+    assert raw[raw.index(next(r for r in raw if r.startswith("| preset |"))) + 1] == ""
+    assert _table(lines, "preset") == [
+        ["preset", "case", "measured mean", "sum of expected", "overhead", "of the mean", "verdict"],
+        ["nnunet", "B=2 S=64, 2 threads", "10.0 ms", "8.3 ms", "1.7 ms", "17%", "missed"],
+        ["xdomain", "B=2 S=64, 2 threads", "20.0 ms", "19.0 ms", "1.0 ms", "5%", "met"]]
+    start = lines.index("<details><summary>nnunet: expected cost per entry</summary>")
+    assert lines[start + 1] == "" and lines[start + 7:start + 10] == ["", "</details>", ""]
+    assert _table(lines[start:], "#") == [  # largest expected cost first
+        ["#", "entry", "fires per sample", "forced on (mean)", "expected per call"],
+        ["0", "Spatial", "0.36", "10.0 ms", "3.6 ms"], ["2", "Flip", "0.875", "4.0 ms", "3.5 ms"],
+        ["1", "Gamma", "0.3", "4.0 ms", "1.2 ms"]]
+    raw = bench_targets.memory_section(frames["mem"])
+    lines = "\n".join(raw).splitlines()
+    assert lines[:2] == ["## Memory", ""] and raw[-1] == "" and raw[3] == ""
+    assert _table(lines, "device") == [
+        ["device", "preset", "check", "case", "calls", "value", "reference", "ratio / change", "target", "verdict",
+         "method"],
+        ["cpu", "nnunet", "peak_extra(preset)", "B=2 S=64", "5", "3.00 MiB", "2.00 MiB", "1.50x", "<= 4x batch",
+         "met", "m"]]
+
+
+def test_verdict_section_heading_columns_and_target_labels(frames):
+    raw = bench_targets.verdicts(frames["ok"], frames["tr"], frames["ov"], frames["en"], frames["mem"], [], B, S)
+    lines = "\n".join(raw).splitlines()
+    assert lines[:2] == ["## Verdicts (targets; CPU, B=2, 1x64^3, 2 threads)", ""] and raw[-1] == ""
+    assert raw[3] == ""
+    table = _table(lines, "target")
+    assert table[0] == ["target", "measured", "verdict", "where the time goes (missed)"]
+    labels = [r[0] for r in table[1:]]
+    assert f"label-lookup, histogram and stencil transforms within {_schema.REFERENCE_TARGET:g}x of the cheapest " \
+           "torch expression" in labels
+    assert f"resampling transforms within {_schema.RESAMPLING_TARGET:g}x of torch's affine_grid + one grid_sample " \
+           "per tensor" in labels
+
+
+def test_verdicts_without_any_pipeline_or_transform_rows(frames):
+    empty = frames["ok"].iloc[0:0]
+    text = bench_targets.verdicts(empty, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), [], B, S)
+    assert text[0] == "## Verdicts (targets; CPU, B=2, 1x64^3, 0 threads)"
+    rows = _verdict_rows(dict(frames, ok=empty, tr=pd.DataFrame(), ov=pd.DataFrame(), mem=pd.DataFrame()))
+    assert all(v == ["-", "not measured", ""] for k, v in rows.items() if "faster than" in k)
+    assert len([k for k in rows if "faster than" in k]) == len(bench_targets.SPEED_TARGETS)
+    assert [v for k, v in rows.items() if k.startswith(("label-lookup", "resampling"))] == \
+        [["-", "not measured", "no reference timings in transforms.csv"]] * 2
+    assert not any(k.startswith("every elementwise") for k in rows)
+
+
+def test_a_missed_speed_up_without_overhead_rows_says_so(frames):
+    rows = _verdict_rows(dict(frames, ov=pd.DataFrame()))
+    assert rows["`xdomain` >= 1x faster than kornia on matched work"] == ["0.95x (conservative 0.60x)", "missed", "-"]
+    assert bench_targets.where_time_goes(None) == "-"
+
+
+def test_reference_verdict_lists_the_transforms_over_the_limit_worst_first(frames):
+    limit = _schema.REFERENCE_TARGET
+    tr = pd.DataFrame([_tr("GaussianBlur", "stencil", 0.01, 10, 9, ref=limit + 0.5),
+                       _tr("UnsharpMask", "stencil", 0.01, 10, 9, ref=limit),                 # at the limit: fine
+                       _tr("ScharrEdge", "stencil", 0.01, 10, 9, ref=limit + 2.0),
+                       _tr("Spatial", "resampling", 0.02, 20, 9, ref=_schema.RESAMPLING_TARGET)])
+    rows = _verdict_rows(dict(frames, tr=tr))
+    stencil = next(v for k, v in rows.items() if k.startswith("label-lookup"))
+    assert stencil == [f"1 of 3 (up to {limit + 2.0:.1f}x)", "missed",
+                       f"ScharrEdge {limit + 2.0:.1f}x, GaussianBlur {limit + 0.5:.1f}x"]
+    resampling = next(v for k, v in rows.items() if k.startswith("resampling"))
+    assert resampling == [f"1 of 1 (up to {_schema.RESAMPLING_TARGET:.1f}x)", "met", ""]
+
+
+def test_overhead_pairs_with_the_preset_row_of_its_own_size(frames):
+    decoy = pd.DataFrame([_pl("spineaug", "nnunet", 0.5, 0.5, 0.5, size=32)])  # same batch and threads, other size
+    ok = pd.concat([decoy, frames["ok"]], ignore_index=True)
+    assert bench_targets.overhead(frames["ov"], ok, "cpu", "nnunet")["mean"] == 0.010
+
+
+def test_cuda_drift_verdict_row(frames):
+    mem = pd.DataFrame([dict(MEMORY[0], device="cuda", check="cuda_allocated_drift", ratio=0.015,
+                             target="<= 2% growth", verdict="met"),
+                        dict(MEMORY[0], check="peak_extra(forced)", ratio=9.0, verdict="missed")])  # not a target
+    rows = _verdict_rows(dict(frames, mem=mem))
+    assert rows["`nnunet` cuda_allocated_drift (cuda) <= 2% growth"] == ["+1.50%", "met", ""]
+    assert not any("peak_extra(forced)" in k for k in rows)
+
+
+def test_seconds_format_at_the_unit_boundaries():
+    assert [bench_targets.fmt_s(x) for x in (1e-3, 0.5, 0.9995, 1.0)] == ["1.0 ms", "500.0 ms", "999.5 ms", "1.00 s"]
+
+
+def test_passes_text_of_counted_missing_and_old_rows():
+    from types import SimpleNamespace
+
+    assert bench_targets.passes_text(SimpleNamespace(passes="7")) == "7"
+    assert bench_targets.passes_text(SimpleNamespace(passes=2.345)) == "2.35"
+    assert bench_targets.passes_text(SimpleNamespace(passes=float("nan"))) == "-"
+    assert bench_targets.passes_text(SimpleNamespace(passes="-")) == "-"
+    assert bench_targets.passes_text(SimpleNamespace()) == "-"  # transforms.csv from before the column
+
+
+def test_training_section_renders_the_training_table_when_present(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench_targets.training_report, "markdown", lambda bench: "## Training throughput\n\n| t |")
+    assert bench_targets.training_section(tmp_path) == ["## Training throughput\n\n| t |"]
+    monkeypatch.setattr(bench_targets.training_report, "markdown", lambda bench: "")
+    assert bench_targets.training_section(tmp_path) == [
+        "## Training throughput", "", bench_targets.TRAINING_HOOK, "", "*Not run for this report.*", ""]

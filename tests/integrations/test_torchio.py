@@ -122,3 +122,124 @@ def test_subjects_dataset_and_queue_train(tmp_path):
             optimizer.step()
             losses.append(loss.item())
     assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+
+
+GAMMA = {"transforms": [{"name": "Gamma", "p": 1.0}]}
+LABEL_GUIDED = {"transforms": [{"name": "LabelIntensityRemap", "p": 1.0}]}  # intensity only, needs the label
+
+
+def _coordinates(shape):
+    return torch.stack(torch.meshgrid(*[torch.arange(s, dtype=torch.float32) for s in shape], indexing="ij"))
+
+
+def test_affine_follows_a_crop_centred_on_the_foreground():
+    """The crop's place depends on the label: the new affine must be computed with it."""
+    shape = (20, 20, 20)
+    label = torch.zeros(1, *shape, dtype=torch.long)
+    label[0, 15:18, 2:5, 14:17] = 1  # a blob far from the centre
+    affine = torch.diag(torch.tensor([2.0, 1.5, 3.0, 1.0])).double().numpy()
+    subject = tio.Subject(image=tio.ScalarImage(tensor=_coordinates(shape), affine=affine),
+                          label=tio.LabelMap(tensor=label, affine=affine))
+    config = {"transforms": [{"name": "Spatial", "patch_size": [6, 6, 6], "p_rotation": 0, "p_scale": 0,
+                              "p_foreground": 1.0}]}  # fmt: skip
+    torch.manual_seed(0)
+    out = SpineAug(config=config)(subject)
+    assert out["label"].data.sum() > 0  # the crop holds the blob, far from the centre crop
+    first = out["image"].data[:, 0, 0, 0].double()  # the input voxel the output corner came from
+    corner = torch.from_numpy(out["image"].affine)[:3, 3]
+    assert torch.allclose(corner, torch.from_numpy(affine)[:3, :3] @ first)
+
+
+def test_the_seed_of_each_call_is_one_draw_of_torch_global_generator():
+    import copy
+
+    subject = _subject()
+    aug = SpineAug(preset="xdomain")
+    torch.manual_seed(5)
+    out = aug.apply_transform(copy.deepcopy(subject))  # what tio.Transform.__call__ runs on its copy
+    torch.manual_seed(5)
+    seed = int(torch.randint(0, 2**62, (1,)))
+    want, want_label = aug.pipeline(subject["image"].data[None], subject["label"].data[None].long(),
+                                    generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(out["image"].data, want[0]) and torch.equal(out["label"].data, want_label[0])
+
+
+def test_patch_size_applies_to_a_config_and_the_default_is_xdomain():
+    spatial = {"transforms": [{"name": "Spatial", "p_rotation": 0, "p_scale": 0}]}
+    out = SpineAug(config=spatial, patch_size=(8, 10, 12))(_subject())
+    assert out["image"].shape == out["label"].shape == (1, 8, 10, 12)
+    import spineaug
+
+    assert SpineAug().pipeline.config() == spineaug.Pipeline.from_preset("xdomain").config()
+
+
+def test_a_config_seed_warning_points_at_the_caller():
+    from spineaug.validation import NoEffectWarning
+
+    from spineaug.integrations import torchio as adapter
+
+    with pytest.warns(NoEffectWarning) as record:
+        SpineAug(config={"seed": 3, **GAMMA})
+    assert record[0].filename != adapter.__file__  # the caller's line, not the adapter's
+
+
+def test_image_and_label_keys_pick_among_several():
+    two = _subject()
+    two.add_image(tio.ScalarImage(tensor=torch.randn(1, 24, 24, 24)), "t2")
+    out = SpineAug(config=GAMMA, image_key="t2")(two)
+    assert torch.equal(out["image"].data, two["image"].data) and not torch.equal(out["t2"].data, two["t2"].data)
+    labels = _subject()
+    labels.add_image(tio.LabelMap(tensor=torch.zeros(1, 24, 24, 24, dtype=torch.long)), "empty")
+    with pytest.raises(ValueError, match=r"^SpineAug: the subject has 2 label maps \['label', 'empty'\]; pass "
+                                         r"label_key=$"):
+        SpineAug(config=LABEL_GUIDED)(labels)
+    # The chosen label map guides the transform: an empty one and the real one give different images.
+    torch.manual_seed(0)
+    with_real = SpineAug(config=LABEL_GUIDED, label_key="label")(labels)["image"].data
+    torch.manual_seed(0)
+    with_empty = SpineAug(config=LABEL_GUIDED, label_key="empty")(labels)["image"].data
+    assert not torch.equal(with_real, with_empty)
+    with pytest.raises(KeyError) as exc:
+        SpineAug(config=GAMMA, label_key="seg")(_subject())
+    assert exc.value.args[0] == "SpineAug: label_key 'seg' is not a LabelMap of the subject (label maps: ['label'])"
+    with pytest.raises(KeyError) as exc:
+        SpineAug(config=GAMMA, image_key="t1", exclude=["label"])(_subject())
+    assert exc.value.args[0] == ("SpineAug: image_key 't1' is not a ScalarImage of the subject (scalar images: "
+                                 "['image'], with exclude=['label'])")
+
+
+def test_a_geometric_pipeline_refuses_other_images_naming_them():
+    two = _subject()
+    two.add_image(tio.ScalarImage(tensor=torch.randn(1, 24, 24, 24)), "t2")
+    with pytest.raises(ValueError) as exc:
+        SpineAug(preset="nnunet", image_key="image")(two)
+    assert str(exc.value).startswith("SpineAug: the subject also holds ['t2']; the pipeline moves 'image' and "
+                                     "'label' geometrically")
+    one = _subject(label=False)
+    one.add_image(tio.ScalarImage(tensor=torch.randn(1, 24, 24, 24)), "t2")
+    with pytest.raises(ValueError) as exc:
+        SpineAug(preset="nnunet", image_key="image")(one)
+    assert str(exc.value).startswith("SpineAug: the subject also holds ['t2']; the pipeline moves 'image' "
+                                     "geometrically")
+
+
+def test_image_and_label_types_are_kept_and_labels_checked():
+    g = torch.Generator().manual_seed(0)
+    image = torch.randint(-1000, 1000, (1, 16, 16, 16), generator=g, dtype=torch.int16)  # CT in HU, as stored
+    label = torch.randint(0, 3, (1, 16, 16, 16), generator=g, dtype=torch.uint8)
+    out = SpineAug(preset="nnunet")(tio.Subject(image=tio.ScalarImage(tensor=image), label=tio.LabelMap(tensor=label)))
+    assert out["image"].data.dtype == torch.float32 and out["label"].data.dtype == torch.uint8
+    double = tio.Subject(image=tio.ScalarImage(tensor=image.double()))
+    assert SpineAug(config=GAMMA)(double)["image"].data.dtype == torch.float64
+    as_float = tio.Subject(image=tio.ScalarImage(tensor=image.float()), label=tio.LabelMap(tensor=label.float()))
+    out = SpineAug(preset="nnunet")(as_float)  # a float label map of whole numbers is a label map
+    assert out["label"].data.dtype == torch.float32 and torch.equal(out["label"].data, out["label"].data.round())
+    half = label.float()
+    half[0, 0, 0, 0] = 0.5
+    with pytest.raises(ValueError, match=r"^SpineAug: LabelMap 'label' holds non-integer values$"):
+        SpineAug(preset="nnunet")(tio.Subject(image=tio.ScalarImage(tensor=image.float()),
+                                              label=tio.LabelMap(tensor=half)))
+    small = tio.Subject(image=tio.ScalarImage(tensor=image.float()), label=tio.LabelMap(tensor=label[:, :8]))
+    with pytest.raises(ValueError, match=r"^SpineAug: LabelMap 'label' has shape \(8, 16, 16\) but 'image' has "
+                                         r"\(16, 16, 16\)$"):
+        SpineAug(config=GAMMA)(small)
