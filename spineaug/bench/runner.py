@@ -236,7 +236,10 @@ def _run(config: BenchConfig, devices: list[torch.device], out: Path,
             b, s = config.headline
             log(f"[{device.type}] per-transform table and overhead per preset at B={b} S={s}")
             run_transforms(run_, device)
-            run_overhead(run_, device)
+            for threads in config.threads:  # the gap between thread counts is parallel efficiency, not extra work
+                torch.set_num_threads(threads)
+                run_overhead(run_, device)
+            torch.set_num_threads(config.max_threads)
         if config.checks:
             log(f"[{device.type}] engine checks")
             run_checks(run_, device)

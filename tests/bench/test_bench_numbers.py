@@ -147,8 +147,8 @@ def test_floor_reference_overhead_and_memory_verdicts(frames):
     # The floor limit is inclusive: without Contrast (3.2x), Brightness at exactly 3.0x passes.
     inclusive = _verdict_rows(dict(frames, tr=frames["tr"][frames["tr"]["transform"] != "Contrast"]))
     assert inclusive["every elementwise transform within 3x of the floor pass"] == ["2 of 2 (up to 3.0x)", "met", ""]
-    assert rows["`nnunet` overhead <= 10% of the mean"][:2] == ["17%", "missed"]
-    assert rows["`xdomain` overhead <= 10% of the mean"] == ["5%", "met", ""]
+    assert rows["`nnunet` overhead <= 10% of the mean, 2 thread(s)"][:2] == ["17%", "missed"]
+    assert rows["`xdomain` overhead <= 10% of the mean, 2 thread(s)"] == ["5%", "met", ""]
     assert rows["`nnunet` peak_extra(preset) (cpu) <= 4x batch"] == ["1.50x", "met", ""]
 
 
@@ -205,7 +205,7 @@ def test_report_renders_the_known_answers_from_csv_files(tmp_path):
                      r"5\.00x\) \| met \|", md)
     assert re.search(r"\| `xdomain` >= 5x faster than auglab on matched work \| 4\.90x \(conservative 3\.20x\) \| "
                      r"missed \|", md)
-    assert "| `nnunet` overhead <= 10% of the mean | 17% | missed |" in md
+    assert "| `nnunet` overhead <= 10% of the mean, 2 thread(s) | 17% | missed |" in md
 
 
 # ------------------------------------------------------------------------------------------- the runner's numbers
@@ -325,7 +325,7 @@ def test_memory_and_overhead_tables_render_their_numbers(frames):
     assert bench_targets.memory_section(pd.DataFrame()) == []
     details = "\n".join(bench_targets.overhead_section(frames["ov"], frames["ok"], "cpu"))
     assert "| 0 | Spatial | 0.36 | 10.0 ms | 3.6 ms |" in details and "| 2 | Flip | 0.875 | 4.0 ms | 3.5 ms |" in details
-    assert "<summary>nnunet: expected cost per entry</summary>" in details
+    assert "<summary>nnunet, 2 thread(s): expected cost per entry</summary>" in details
     assert bench_targets.overhead_section(pd.DataFrame(), frames["ok"], "cpu") == []
 
 
@@ -389,7 +389,7 @@ def test_verdicts_of_missing_or_partial_inputs(frames):
 
 def test_verdict_rows_of_overhead_memory_and_the_elementwise_worst_three(frames):
     rows = _verdict_rows(frames)
-    assert rows["`nnunet` overhead <= 10% of the mean"] == [
+    assert rows["`nnunet` overhead <= 10% of the mean, 2 thread(s)"] == [
         "17%", "missed", "Spatial 3.6 ms, Flip 3.5 ms, Gamma 1.2 ms; overhead 1.7 ms of 10.0 ms"]
     tr = pd.concat([frames["tr"], pd.DataFrame([_tr("Inversion", "elementwise", 0.001, 1.0, 1)])])
     ov = pd.concat([frames["ov"], pd.DataFrame([_ov("nnunet", 3, "Noise", 0.1, 0.001)])])
@@ -398,12 +398,12 @@ def test_verdict_rows_of_overhead_memory_and_the_elementwise_worst_three(frames)
     rows = _verdict_rows(dict(frames, tr=tr, ov=ov, mem=pd.DataFrame([MEMORY[0], drift, forced])))
     assert rows["every elementwise transform within 3x of the floor pass"][:2] == ["3 of 4 (up to 3.2x)", "missed"]
     assert "Inversion" not in rows["every elementwise transform within 3x of the floor pass"][2]  # the worst 3 only
-    assert rows["`nnunet` overhead <= 10% of the mean"][2].startswith("Spatial 3.6 ms, Flip 3.5 ms, Gamma 1.2 ms;")
+    assert rows["`nnunet` overhead <= 10% of the mean, 2 thread(s)"][2].startswith("Spatial 3.6 ms, Flip 3.5 ms, Gamma 1.2 ms;")
     assert rows["`nnunet` rss_drift (cpu) <= 2% growth"] == ["+1.20%", "met", ""]
     assert not any("all forced on" in k for k in rows)  # the worst case is shown in the table, not judged
     at_ten = dict(frames, ok=pd.DataFrame([_pl("spineaug", "nnunet", 10.0, 9.0, 11.0)]),
                   ov=pd.DataFrame([_ov("nnunet", 0, "Spatial", 0.5, 10.0), _ov("nnunet", 1, "Gamma", 1.0, 4.0)]))
-    assert _verdict_rows(at_ten)["`nnunet` overhead <= 10% of the mean"] == ["10%", "met", ""]
+    assert _verdict_rows(at_ten)["`nnunet` overhead <= 10% of the mean, 2 thread(s)"] == ["10%", "met", ""]
 
 
 def test_verdict_rows_of_op_growth_and_training_throughput(frames):
@@ -475,7 +475,7 @@ def test_overhead_and_memory_sections_have_their_headings_and_columns(frames):
         ["preset", "case", "measured mean", "sum of expected", "overhead", "of the mean", "verdict"],
         ["nnunet", "B=2 S=64, 2 threads", "10.0 ms", "8.3 ms", "1.7 ms", "17%", "missed"],
         ["xdomain", "B=2 S=64, 2 threads", "20.0 ms", "19.0 ms", "1.0 ms", "5%", "met"]]
-    start = lines.index("<details><summary>nnunet: expected cost per entry</summary>")
+    start = lines.index("<details><summary>nnunet, 2 thread(s): expected cost per entry</summary>")
     assert lines[start + 1] == "" and lines[start + 7:start + 10] == ["", "</details>", ""]
     assert _table(lines[start:], "#") == [  # largest expected cost first
         ["#", "entry", "fires per sample", "forced on (mean)", "expected per call"],
@@ -572,3 +572,14 @@ def test_training_section_renders_the_training_table_when_present(monkeypatch, t
     monkeypatch.setattr(bench_targets.training_report, "markdown", lambda bench: "")
     assert bench_targets.training_section(tmp_path) == [
         "## Training throughput", "", bench_targets.TRAINING_HOOK, "", "*Not run for this report.*", ""]
+
+
+def test_overhead_is_judged_at_every_thread_count_it_was_measured(frames):
+    # The same entries forced on at one thread (their costs as at two), paired with the one-thread preset mean 0.020.
+    both = pd.concat([frames["ov"].assign(torch_threads=1), frames["ov"]], ignore_index=True)
+    rows = _verdict_rows(dict(frames, ov=both))
+    assert rows["`nnunet` overhead <= 10% of the mean, 1 thread(s)"][:2] == [f"{(0.020 - 0.0083) / 0.020:.0%}", "missed"]
+    assert rows["`nnunet` overhead <= 10% of the mean, 2 thread(s)"][:2] == ["17%", "missed"]
+    text = "\n".join(bench_targets.overhead_section(both, frames["ok"], "cpu"))
+    assert text.index("| nnunet | B=2 S=64, 1 threads |") < text.index("| nnunet | B=2 S=64, 2 threads |")
+    assert "<summary>nnunet, 1 thread(s): expected cost per entry</summary>" in text
