@@ -283,3 +283,24 @@ def test_ablation_states_the_in_domain_cost_in_both_studies(page):
     assert len(line) == 1
     # the fixture's ablation rows are the default's ct rows, so both studies give the same cost: no clear change
     assert line[0].endswith("(the intervals overlap: no clear change).")
+
+
+def test_an_ablation_arm_is_set_beside_its_declared_counterpart(tmp_path):
+    from spineaug.report.study import results, tables
+
+    main, other = (results.load(_export(tmp_path, n)) for n in ("default", "ablation-mixing"))
+    m_main, m_other = _metrics("default"), _metrics("ablation-mixing")
+    # The ablation's `aug` is set beside the main study's `cpu` (ct, seed 0 only): its numbers, not `aug`'s.
+    lines = tables.ood_in_both(main, other, {"aug": "cpu"})
+    line = next(s for s in lines if s.startswith("- `aug` trained on ct: out-of-domain Dice "))
+    expected_main = np.mean(_direct(m_main, "ct", "cpu")[0])
+    expected_other = np.mean(_direct(m_other, "ct", "aug")[0])
+    assert f"Dice {expected_main:.3f} [" in line and "in `default` (its arm: `cpu`), " in line
+    assert f", {expected_other:.3f} [" in line and line.endswith(")."), line
+    table = tables.against(main, other, {"aug": "cpu"})
+    row = next(s for s in table if s.startswith("| ct | aug (default: `cpu`) | "))
+    ood_cell = row.split(" | ")[3]  # trained on | arm | in-domain Dice | out-of-domain Dice: main / ablation
+    assert ood_cell.startswith(f"{expected_main:.3f} [") and f" / {expected_other:.3f} [" in ood_cell
+    # Without the declaration, `aug` is set beside its namesake.
+    plain = next(s for s in tables.ood_in_both(main, other) if s.startswith("- `aug` trained on ct: "))
+    assert f"Dice {np.mean(_direct(m_main, 'ct', 'aug')[0]):.3f} [" in plain and "its arm" not in plain

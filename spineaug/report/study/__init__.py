@@ -35,6 +35,8 @@ ABLATIONS = {
                        "on the other) keep the out-of-domain gain while giving back in-domain Dice?",
 }  # fmt: skip
 """Ablation study name -> the plain-language question it answers."""
+COUNTERPARTS = {"ablation-mixing": {"mix-xdomain-plus-nnunet": "xdomain-plus"}}
+"""Ablation study name -> {its arm without a namesake in the main study: the main study's arm it varies}."""
 
 INTERVAL = (
     "How to read the numbers: every value is the mean over training seeds of that seed's value (each seed's own "
@@ -123,13 +125,19 @@ def _section(res: StudyResults, out: Path, extra: list[StudyResults], level: str
         if main is None and res.comparisons is not None:
             lines += _head_to_head(res)
         if main is not None and main.stats is not None:
+            pairs = COUNTERPARTS.get(res.name)
             lines += [f"{sub} Beside `{main.name}`", "", f"The same source and arm in `{main.name}` and here (mean over "
-                      "seeds [95 % CI]); n/a where the arm is not in both.", "", *tables.against(main, res), ""]  # fmt: skip
-            cost = tables.in_domain_cost(main, res)
+                      "seeds [95 % CI]; an arm without a namesake there beside the arm it varies); n/a where the arm "
+                      "is not in both.", "", *tables.against(main, res, pairs), ""]  # fmt: skip
+            cost = tables.in_domain_cost(main, res, pairs)
             if cost:
                 lines += [f"The in-domain cost of each arm (its in-domain change vs `{label(res.reference)}`, mean "
                           "over seeds [95 % CI]) in both studies; 'smaller' or 'larger' only where the two intervals "
                           "do not overlap:", "", *cost, ""]  # fmt: skip
+            ood = tables.ood_in_both(main, res, pairs)
+            if ood:
+                lines += ["Its out-of-domain Dice (mean over seeds [95 % CI]) in both studies; 'higher' or 'lower' "
+                          "only where the two intervals do not overlap:", "", *ood, ""]  # fmt: skip
         fam = tables.families(res)
         if fam:
             lines += [f"{sub} CT family vs MR family targets", "",

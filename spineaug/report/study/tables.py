@@ -102,19 +102,31 @@ def legacy(res: StudyResults) -> list[str]:
     return lines
 
 
-def against(main: StudyResults, other: StudyResults) -> list[str]:
+def _namesake(arm: str, counterparts: dict[str, str] | None) -> str:
+    """The main study's arm an ablation arm is set beside: its counterpart where one is declared, else itself."""
+    return (counterparts or {}).get(label(arm), arm)
+
+
+def _as(arm: str, main_arm: str, where: str) -> str:
+    """How a row names the main study's arm: nothing for a namesake, else the counterpart (``where``: its study)."""
+    return "" if main_arm == arm else f" ({where}: `{label(main_arm)}`)"
+
+
+def against(main: StudyResults, other: StudyResults, counterparts: dict[str, str] | None = None) -> list[str]:
     """An ablation beside the main study: the same source x arm's Dice and gain in both (main first); per source
-    only, since the two studies' pooled rows may pool different sources."""
+    only, since the two studies' pooled rows may pool different sources. ``counterparts`` sets an ablation arm
+    without a namesake in the main study (by its label) beside the main study's arm it varies."""
     ref = label(other.reference)
     head = ["trained on", "arm", f"in-domain Dice: {main.name} / {other.name}",
             f"out-of-domain Dice: {main.name} / {other.name}", f"OOD gain vs `{ref}`: {main.name} / {other.name}"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for src, arm in [(s, a) for s, a in other.blocks() if s != ALL]:  # pooled rows may pool other sources
-        pairs = [(cell(main.stat(src, arm, m, t), d, sfx, sign, seeds=False),
+        mine = _namesake(arm, counterparts)
+        pairs = [(cell(main.stat(src, mine, m, t), d, sfx, sign, seeds=False),
                   cell(other.stat(src, arm, m, t), d, sfx, sign, seeds=False))
                  for m, t, d, sfx, sign in (("dice", "in_domain", 3, "", False), ("dice", "ood", 3, "", False),
                                             ("ood_gain_pct", "ood", 1, " %", True))]  # fmt: skip
-        lines.append(f"| {src} | {label(arm)} | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |")
+        lines.append(f"| {src} | {label(arm)}{_as(arm, mine, main.name)} | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |")
     return lines
 
 
@@ -178,21 +190,39 @@ def head_to_head_summary(res: StudyResults, comparators: list[str]) -> list[str]
     return lines
 
 
-def in_domain_cost(main: StudyResults, other: StudyResults) -> list[str]:
+def _separation(a: tuple, b: tuple, up: str, down: str) -> str:
+    """``up``/``down`` when ``b``'s interval lies wholly above/below ``a``'s, else "the intervals overlap"."""
+    if not any(math.isnan(x) for x in (*a[1:3], *b[1:3])) and (b[1] > a[2] or b[2] < a[1]):
+        return up if b[0] > a[0] else down
+    return "the intervals overlap: no clear change"
+
+
+def in_domain_cost(main: StudyResults, other: StudyResults, counterparts: dict[str, str] | None = None) -> list[str]:
     """Per source x arm of an ablation (the reference left out): the in-domain change vs the reference in the main
     study and in the ablation, and whether the two intervals separate."""
+    return _both(main, other, counterparts, "in_domain_change_pct", "in_domain", "in-domain change vs `{ref}`",
+                 ("smaller here", "larger here"), digits=2, suffix=" %", sign=True)
+
+
+def ood_in_both(main: StudyResults, other: StudyResults, counterparts: dict[str, str] | None = None) -> list[str]:
+    """Per source x arm of an ablation (the reference left out): out-of-domain Dice in the main study and in the
+    ablation, and whether the two intervals separate."""
+    return _both(main, other, counterparts, "dice", "ood", "out-of-domain Dice", ("higher here", "lower here"),
+                 digits=3, suffix="", sign=False)
+
+
+def _both(main, other, counterparts, measure: str, target: str, what: str, words: tuple[str, str], *, digits: int,
+          suffix: str, sign: bool) -> list[str]:  # fmt: skip
     lines = []
     ref = label(other.reference)
     for src, arm in [(s, a) for s, a in other.blocks() if s != ALL and a != other.reference]:
-        a = main.stat(src, arm, "in_domain_change_pct", "in_domain")
-        b = other.stat(src, arm, "in_domain_change_pct", "in_domain")
+        mine = _namesake(arm, counterparts)
+        a = main.stat(src, mine, measure, target)
+        b = other.stat(src, arm, measure, target)
         if math.isnan(a[0]) or math.isnan(b[0]):
             continue
-        if not any(math.isnan(x) for x in (*a[1:3], *b[1:3])) and (b[1] > a[2] or b[2] < a[1]):
-            change = "smaller here" if b[0] > a[0] else "larger here"
-        else:
-            change = "the intervals overlap: no clear change"
-        lines.append(f"- `{label(arm)}` trained on {src}: in-domain change vs `{ref}` "
-                     f"{cell(a, 2, ' %', sign=True, seeds=False)} in `{main.name}`, "
-                     f"{cell(b, 2, ' %', sign=True, seeds=False)} in `{other.name}` ({change}).")  # fmt: skip
+        lines.append(f"- `{label(arm)}` trained on {src}: {what.format(ref=ref)} "
+                     f"{cell(a, digits, suffix, sign=sign, seeds=False)} in `{main.name}`{_as(arm, mine, 'its arm')}, "
+                     f"{cell(b, digits, suffix, sign=sign, seeds=False)} in `{other.name}` "
+                     f"({_separation(a, b, *words)}).")  # fmt: skip
     return lines
