@@ -26,6 +26,15 @@ HEADLINE = (2, 128)
 MAPPING_LABELS = {"batchgenerators": "batchgeneratorsv2 (nnU-Net default)", "auglab": "AugLab GPU pipeline"}
 
 
+def _beside(t) -> str:
+    """The sentence on the floors timed beside each transform (runs that timed the floor once have none)."""
+    floors = t.loc[t.kind != _schema.FLOOR_KIND, "floor_median_s"].dropna().astype(float)
+    if floors.empty or floors.nunique() == 1:
+        return ""
+    return (f", with the floor timed again right after each transform and the row's ratio using that one (medians "
+            f"{fmt_s(floors.min())} to {fmt_s(floors.max())}: a drift in the machine's speed during the run cancels)")
+
+
 def _load(results: Path):
     import pandas as pd  # optional: pandas (report extra)
 
@@ -192,7 +201,7 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
             if not floor.empty:
                 lines += [f"Floor: one elementwise pass `x * c` over the batch = {fmt_s(float(floor.median_s.iloc[0]))} "
                           "(reads and writes every voxel once: the memory-traffic limit of any transform that must "
-                          "produce a new image). Ratio = transform time / floor. The 3x target applies to the "
+                          f"produce a new image). Ratio = transform time / floor{_beside(t)}. The 3x target applies to the "
                           "*elementwise* class. *x reference*: mean time / mean time of the cheapest plain-torch expression "
                 "of the same kind of work (spineaug/bench/references.py); the 5x target applies to the stencil, "
                 "histogram and label-lookup classes, 1.5x (one grid_sample-class pass per tensor) to resampling. "

@@ -103,7 +103,8 @@ def test_forced_with_an_invalid_entry_is_an_error_row_with_the_message(monkeypat
 
 # --- transforms.csv -----------------------------------------------------------------------------------------------
 
-FLOOR = [0.002] * 5                  # median 0.002
+FLOOR = [0.002] * 5                  # median 0.002: the floor row
+BESIDE = {"Gamma": [0.003] * 5, "GaussianBlur": [0.0015] * 5}  # the floor timed right after each entry
 FORCED = [0.001, 0.006, 0.020]       # median 0.006, mean 0.009
 REFERENCE = [0.004, 0.004, 0.004]    # mean 0.004
 
@@ -111,11 +112,16 @@ REFERENCE = [0.004, 0.004, 0.004]    # mean 0.004
 @pytest.fixture()
 def transforms_run(monkeypatch):
     """``run_transforms`` over a failing entry, an entry without a reference and one with, timings faked."""
-    record: dict[str, list] = dict(time_calls=[], forced=[], passes=[], build=[])
+    record: dict[str, list] = dict(time_calls=[], floors=[], forced=[], passes=[], build=[])
 
-    def fake_time_calls(fn, image, label, **kw):  # the floor first, then the reference
+    def fake_time_calls(fn, image, label, **kw):  # the references
         record["time_calls"].append(dict(fn=fn, image=image, label=label, **kw))
-        return Timing(FLOOR if len(record["time_calls"]) == 1 else REFERENCE, None, "")
+        return Timing(REFERENCE, None, "")
+
+    def fake_floor_pass(image, label, warmup, repeats):  # the floor row, then one right after each timed entry
+        record["floors"].append(dict(image=image, label=label, warmup=warmup, repeats=repeats))
+        after = [e["name"] for _, _, e in record["forced"] if e["name"] != "Brightness"]
+        return Timing(BESIDE[after[-1]] if record["forced"] else FLOOR, None, "")
 
     def fake_forced(run, device, entry):
         record["forced"].append((run, device, entry))
@@ -132,6 +138,7 @@ def transforms_run(monkeypatch):
     entries = [({"name": "Brightness", "p": 0.15}, "nnunet"), ({"name": "Gamma", "p": 0.3}, "nnunet"),
                ({"name": "GaussianBlur", "p": 0.1}, "xdomain")]
     monkeypatch.setattr(costs, "time_calls", fake_time_calls)
+    monkeypatch.setattr(costs, "floor_pass", fake_floor_pass)
     monkeypatch.setattr(costs, "_forced", fake_forced)
     monkeypatch.setattr(costs, "count_passes", fake_count_passes)
     monkeypatch.setattr(costs, "transform_entries", lambda presets: entries)
@@ -150,11 +157,12 @@ def test_transform_rows_known_answers(transforms_run):
     # A failing entry: a row with its status and note, no timing; the next entries still run.
     assert brightness == _columns(run, batch=2, size=8, transform="Brightness", kind="elementwise", source="nnunet",
                                   status="error", note="boom", floor_median_s="0.002")
+    # Each timed entry's ratio uses the floor timed right after it (its row's floor_median_s), not the first one.
     assert gamma == _columns(run, batch=2, size=8, transform="Gamma", kind="elementwise", source="nnunet",
-                             status="ok", note="", floor_median_s="0.002", **_summary(FORCED),
-                             ratio_to_floor="3", passes="7")                          # median 0.006 / 0.002
+                             status="ok", note="", floor_median_s="0.003", **_summary(FORCED),
+                             ratio_to_floor="2", passes="7")                          # median 0.006 / 0.003
     assert blur == _columns(run, batch=2, size=8, transform="GaussianBlur", kind="stencil", source="xdomain",
-                            status="ok", note="", floor_median_s="0.002", **_summary(FORCED), ratio_to_floor="3",
+                            status="ok", note="", floor_median_s="0.0015", **_summary(FORCED), ratio_to_floor="4",
                             passes="7", reference="three 1-D passes", reference_mean_s="0.004",
                             ratio_to_reference="2.25")                                # mean 0.009 / 0.004
 
@@ -163,24 +171,37 @@ def test_transform_timings_are_made_of_the_headline_batch_and_each_entry(transfo
     run, record, entries = transforms_run
     assert run.batches[0] == (2, 8, CPU)
     image, label = run.batch(2, 8, CPU)
-    floor, reference = record["time_calls"]
-    for call in (floor, reference):
+    reference, = record["time_calls"]
+    assert len(record["floors"]) == 3  # the floor row, then after Gamma and GaussianBlur (Brightness failed)
+    for call in (reference, *record["floors"]):
         assert torch.equal(call["image"], image) and torch.equal(call["label"], label)
-        assert (call["warmup"], call["repeats"]) == (2, 5)  # at least 5 calls, whatever the run's repeats
+    assert (reference["warmup"], reference["repeats"]) == (2, 5)  # at least 5 calls, whatever the run's repeats
+    assert all((f["warmup"], f["repeats"]) == (2, 3) for f in record["floors"])  # floor_pass takes the max itself
     assert [(r, d, e) for r, d, e in record["forced"]] == [(run, CPU, e) for e, _ in entries]
     (b_image, b_label), = record["build"]
     assert torch.equal(b_image, image) and torch.equal(b_label, label)
-    # The floor is one elementwise pass: a new tensor of the image's shape, equal to it within the factor.
-    out = floor["fn"](image, label)
-    assert out is not image and out.shape == image.shape and out.dtype == image.dtype
-    torch.testing.assert_close(out, image, rtol=2e-4, atol=0)
-    assert not torch.equal(out, image)
     # Passes are counted on the headline batch, for the entry forced on with the run's seed.
     for call, (entry, _) in zip(record["passes"], entries[1:]):
         assert torch.equal(call["image"], image) and torch.equal(call["label"], label)
         want, _ = spineaug_fn(forced_pipeline([entry], 5, CPU), 5)(image, label)
         got, _ = call["fn"](image, label)
         assert torch.equal(got, want)
+
+
+def test_the_floor_is_one_elementwise_pass_timed_at_least_five_times(monkeypatch):
+    calls = []
+    monkeypatch.setattr(costs, "time_calls", lambda fn, image, label, **kw: calls.append(dict(fn=fn, **kw)) or
+                        Timing([0.001] * 5, None, ""))
+    image = torch.randn(2, 1, 6, 6, 6, generator=torch.Generator().manual_seed(0))
+    label = (image > 0).long()
+    costs.floor_pass(image, label, 2, 3)
+    costs.floor_pass(image, label, 1, 9)
+    assert [(c["warmup"], c["repeats"]) for c in calls] == [(2, 5), (1, 9)]
+    # A new tensor of the image's shape, equal to it within the factor: reads and writes every voxel once.
+    out = calls[0]["fn"](image, label)
+    assert out is not image and out.shape == image.shape and out.dtype == image.dtype
+    torch.testing.assert_close(out, image, rtol=2e-4, atol=0)
+    assert not torch.equal(out, image)
 
 
 def test_transform_rows_use_at_least_the_run_repeats_for_floor_and_reference(monkeypatch):
@@ -204,10 +225,10 @@ def test_transform_progress_lines_carry_the_row_numbers(transforms_run):
     run, _, _ = transforms_run
     lines = [line.split() for line in run.lines]
     assert lines[0][:3] == ["transform", "Brightness", "error:"] and lines[0][-1] == "boom"
-    # Gamma: mean 9.00 ms, median 0.006 / floor median 0.002 = 3.0; no reference.
-    assert lines[1] == ["transform", "Gamma", "9.00", "ms", "mean", "=", "3.0", "x", "floor", "(median),", "7",
+    # Gamma: mean 9.00 ms, median 0.006 / its floor's median 0.003 = 2.0; no reference.
+    assert lines[1] == ["transform", "Gamma", "9.00", "ms", "mean", "=", "2.0", "x", "floor", "(median),", "7",
                         "passes"]
-    assert lines[2][:12] == ["transform", "GaussianBlur", "9.00", "ms", "mean", "=", "3.0", "x", "floor",
+    assert lines[2][:12] == ["transform", "GaussianBlur", "9.00", "ms", "mean", "=", "4.0", "x", "floor",
                              "(median),", "7", "passes,"]
     assert lines[2][12:] == ["2.25", "x", "reference", "(mean)"]
 
@@ -222,7 +243,7 @@ def test_a_transform_whose_passes_cannot_be_counted_keeps_its_timing_row(monkeyp
     run = _Run(_config())
     costs.run_transforms(run, CPU)
     gamma = run.transforms[1]
-    assert gamma["passes"] == "-" and gamma["ratio_to_floor"] == "3" and gamma["status"] == "ok"
+    assert gamma["passes"] == "-" and gamma["ratio_to_floor"] == "2" and gamma["status"] == "ok"  # 0.006 / 0.003
     assert re.fullmatch(r"\s*transform Gamma\s+passes not counted: out of memory counting passes x+", run.lines[0])
     assert run.lines[1].split()[-2:] == ["-", "passes"]
 

@@ -206,6 +206,19 @@ def test_report_renders_the_known_answers_from_csv_files(tmp_path):
     assert re.search(r"\| `xdomain` >= 5x faster than auglab on matched work \| 4\.90x \(conservative 3\.20x\) \| "
                      r"missed \|", md)
     assert "| `nnunet` overhead <= 10% of the mean, 2 thread(s) | 17% | missed |" in md
+    assert "Ratio = transform time / floor. The 3x target" in md  # one floor for every row: nothing to say
+
+
+def test_report_names_the_range_of_the_floors_timed_beside_each_transform(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    rows = [dict(r, floor_median_s=f) for r, f in zip(TRANSFORMS, [0.001, 0.0008, 0.0012, *[0.001] * 10])]
+    for name, frame in (("pipelines", PIPELINES), ("overhead", OVERHEAD), ("transforms", rows), ("memory", MEMORY)):
+        pd.DataFrame(frame).to_csv(bench / f"{name}.csv", index=False)
+    (bench / _schema.BENCH_META).write_text(json.dumps({"run_id": "r", "config": {"headline": [B, S]}}))
+    md = benchmark.write(tmp_path, tmp_path / "out").read_text()
+    assert ("Ratio = transform time / floor, with the floor timed again right after each transform and the row's "
+            "ratio using that one (medians 800 us to 1.2 ms:") in md  # the floor row's own 1 ms is not a row's floor
 
 
 # ------------------------------------------------------------------------------------------- the runner's numbers
