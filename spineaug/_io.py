@@ -158,6 +158,24 @@ def git_state(folder: str | Path | None = None) -> str | None:
     return commit + ("+dirty" if dirty else "") if commit else None
 
 
+ENGINE_PATHS = ("spineaug/functional", "spineaug/transforms", "spineaug/presets", "spineaug/pipeline.py",
+                "spineaug/batch.py", "spineaug/_sampling.py")
+"""The files whose code is the augmentation engine: a change there can change its speed or outputs."""
+
+
+def changed_since(commit: str, paths: Iterable[str] = ENGINE_PATHS, folder: str | Path | None = None) -> list[str] | None:
+    """Files under ``paths`` that differ between ``commit`` and the working tree (``None`` when git cannot say)."""
+    folder = Path(folder) if folder is not None else Path(__file__).resolve().parent
+    try:
+        root = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        out = subprocess.run(["git", "-C", root, "diff", "--name-only", commit.split("+")[0], "--", *paths],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line for line in out.splitlines() if line]
+
+
 def system_info() -> dict[str, Any]:
     """Threads, CPUs, platform, Python, package versions, GPU and spineaug's git commit (for ``meta.json``)."""
     import torch  # lazy: this file imports only the standard library (the AugLab worker loads it by path)

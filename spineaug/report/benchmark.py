@@ -136,6 +136,11 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
         "across machines.",
         "",
     ]
+    changed = _io.changed_since(str(meta["git"])) if meta.get("git") else None
+    if changed:
+        lines += [f"**Stale for the engine's speed:** {len(changed)} engine file(s) changed since this run's commit "
+                  f"({', '.join(f'`{c}`' for c in changed)}); re-run `make benchmark` for the current engine's "
+                  "timings.", ""]  # fmt: skip
     if meta.get("notes"):
         lines += ["## Notes from the run", ""] + [f"- {n}" for n in meta["notes"]] + [""]
     lines += bench_targets.verdicts(ok, tr, ov, en, mem, training, hb, hs)

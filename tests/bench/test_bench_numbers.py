@@ -597,3 +597,21 @@ def test_overhead_is_judged_at_every_thread_count_it_was_measured(frames):
     text = "\n".join(bench_targets.overhead_section(both, frames["ok"], "cpu"))
     assert text.index("| nnunet | B=2 S=64, 1 threads |") < text.index("| nnunet | B=2 S=64, 2 threads |")
     assert "<summary>nnunet, 1 thread(s): expected cost per entry</summary>" in text
+
+
+def test_report_marks_a_run_older_than_the_engine_as_stale(tmp_path, monkeypatch):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    for name, rows in (("pipelines", PIPELINES), ("overhead", OVERHEAD), ("transforms", TRANSFORMS),
+                       ("memory", MEMORY)):
+        pd.DataFrame(rows).to_csv(bench / f"{name}.csv", index=False)
+    (bench / _schema.BENCH_META).write_text(json.dumps({"run_id": "r", "git": "abc", "config": {"headline": [B, S]}}))
+    seen = []
+    monkeypatch.setattr(benchmark._io, "changed_since", lambda commit: seen.append(commit) or
+                        ["spineaug/functional/intensity.py"])
+    md = benchmark.write(tmp_path, tmp_path / "out").read_text()
+    assert seen == ["abc"]
+    assert "**Stale for the engine's speed:** 1 engine file(s) changed since this run's commit " \
+           "(`spineaug/functional/intensity.py`)" in md
+    monkeypatch.setattr(benchmark._io, "changed_since", lambda commit: [])
+    assert "Stale for" not in benchmark.write(tmp_path, tmp_path / "out2").read_text()
