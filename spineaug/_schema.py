@@ -24,12 +24,13 @@ WORK_MATCHED = "matched:"
 BENCH_TRANSFORM_COLUMNS = [
     "run_id", "device", "torch_threads", "transform", "kind", "source", "batch", "size", "repeats",
     "median_s", "q25_s", "q75_s", "mean_s", "mean_ci_low_s", "mean_ci_high_s", "floor_median_s", "ratio_to_floor",
-    "passes", "reference", "reference_mean_s", "ratio_to_reference", "status", "note",
+    "passes", "reference", "reference_mean_s", "ratio_to_reference", "reference_target", "status", "note",
 ]
 """``transforms.csv``: one row per (device, transform forced on), plus the elementwise floor; ``passes`` counts the
 call's passes over the batch (:func:`spineaug.bench.probes.count_passes`; the floor is 1); stencil, histogram,
-label-lookup and resampling transforms also carry their reference expression (:mod:`spineaug.bench.references`) and
-the ratio of means."""
+label-lookup, resampling and the transcendental elementwise transforms also carry their reference expression
+(:mod:`spineaug.bench.references`), the ratio of means and the multiple of the reference they must stay within
+(``reference_target``; empty in files written before it existed: then the target of the transform's kind)."""
 
 BENCH_ENGINE_COLUMNS = [
     "run_id", "device", "torch_threads", "pipeline", "check", "batch", "size", "value", "verdict", "note",
@@ -143,6 +144,10 @@ what else names them)."""
 REFERENCE_TARGET = 5.0
 """Stencil, histogram and label-lookup transforms forced on within this multiple of their reference
 expression (:mod:`spineaug.bench.references`)."""
+
+SAME_WORK_TARGET = 3.0
+"""Transforms whose reference expression is nearly their own work (histogram equalisation, the bias field, the
+axis-operator degradations, the transcendental elementwise maps) forced on within this multiple of it."""
 
 RESAMPLING_TARGET = 1.5
 """The "one grid_sample-class pass per tensor" target: resampling transforms forced on within this multiple of torch's

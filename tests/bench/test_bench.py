@@ -466,7 +466,8 @@ def test_reference_expressions_do_their_kind_of_work(name):
     from spineaug.bench import make_batch
     from spineaug.bench.references import REFERENCES
 
-    assert name in spineaug.TRANSFORMS and spineaug.TRANSFORMS[name].kind in ("stencil", "histogram", "label-lookup", "resampling")
+    assert name in spineaug.TRANSFORMS and spineaug.TRANSFORMS[name].kind in (
+        "stencil", "histogram", "label-lookup", "resampling", "low-res field", "elementwise")
     image, label = make_batch(2, 16, torch.device("cpu"), seed=0)
     out = REFERENCES[name].build(image, label)(image, label)
     assert out.shape[0] == 2 and out.shape[-3:] == image.shape[-3:] and torch.isfinite(out).all()
@@ -488,6 +489,51 @@ def test_reference_verdicts_apply_each_kinds_target():
     resampling = _reference_row("resampling", tr[tr.kind == "resampling"])
     assert resampling[1:] == ["1 of 2 (up to 2.0x)", "missed", "Affine 2.0x"]
     assert _reference_row("none", tr.iloc[0:0])[2] == "not measured"
+
+
+def test_each_reference_carries_its_kinds_target():
+    """5x for stencils and label lookups, 3x for the near-same-work references, 1.5x for grid resampling."""
+    from spineaug.bench.references import REFERENCES
+
+    targets = {name: ref.target for name, ref in REFERENCES.items()}
+    assert {n for n, t in targets.items() if t == 1.5} == {"Spatial", "Affine"}
+    assert {n for n, t in targets.items() if t == 3.0} == {
+        "HistogramEqualization", "BiasField", "LowResolution", "ThickSlice", "Gamma", "InverseGamma",
+        "IntensityFunction", "GaussianNoise"}
+    assert targets["ScharrEdge"] == targets["LabelAppearance"] == 5.0
+
+
+def test_reference_verdicts_group_rows_by_their_recorded_target():
+    """Each row is judged at the target it recorded (else its kind's), in the verdict row of its group; a
+    transcendental elementwise transform is judged against its function and named with that function's own cost."""
+    import pandas as pd
+
+    from spineaug import _schema
+    from spineaug.report import bench_targets
+
+    tr = pd.DataFrame({
+        "run_id": "r", "device": "cpu", "status": "ok", "torch_threads": "1",
+        "transform": ["ScharrEdge", "HistogramEqualization", "LowResolution", "Gamma", "Spatial", "Brightness"],
+        "kind": ["stencil", "histogram", "resampling", "elementwise", "resampling", "elementwise"],
+        "ratio_to_reference": ["4.0", "3.5", "1.2", "2.0", "1.4", None],
+        "reference_target": ["5", "3", "3", "3", "1.5", None],
+        "ratio_to_floor": ["30", "20", "10", "16", "100", "2.0"], "passes": ["3", "9", "4", "6", "12", "1"],
+    })
+    empty, ok = pd.DataFrame(), pd.DataFrame(columns=_schema.BENCH_PIPELINE_COLUMNS)
+    rows = bench_targets.verdicts(ok, tr, empty, empty, empty, [], 2, 128)
+    table = "\n".join(rows)
+    assert "| every elementwise transform within 3x of the floor pass | 1 of 2 (up to 16.0x) | missed | " \
+           "Gamma 16.0x (6 passes; its reference alone 8.0x), Brightness 2.0x (1 passes) |" in table
+    assert f"| {bench_targets.REFERENCE_GROUPS['stencil']} | 1 of 1 (up to 4.0x) | met |" in table
+    assert f"| {bench_targets.REFERENCE_GROUPS['same-work']} | 1 of 2 (up to 3.5x) | missed | " \
+           "HistogramEqualization 3.5x |" in table
+    assert f"| {bench_targets.REFERENCE_GROUPS['function']} | 1 of 1 (up to 2.0x) | met |" in table
+    assert f"| {bench_targets.REFERENCE_GROUPS['grid']} | 1 of 1 (up to 1.4x) | met |" in table
+    # a file without the column: the kind's target (the resampling row at 1.5x, the others at 5x)
+    old = tr.drop(columns="reference_target")
+    table = "\n".join(bench_targets.verdicts(ok, old, empty, empty, empty, [], 2, 128))
+    assert f"| {bench_targets.REFERENCE_GROUPS['stencil']} | 3 of 3 (up to 4.0x) | met |" in table
+    assert f"| {bench_targets.REFERENCE_GROUPS['grid']} | 2 of 2 (up to 1.4x) | met |" in table
 
 
 def test_pass_counter_counts_passes_over_the_batch():
@@ -514,7 +560,7 @@ def test_passes_text_reads_rows_with_and_without_the_column():
 
 
 def test_verdicts_without_transform_results_say_not_measured():
-    """A results folder without transforms.csv (or an empty one) renders both reference rows as not measured."""
+    """A results folder without transforms.csv (or an empty one) renders every reference row as not measured."""
     import pandas as pd
 
     from spineaug import _schema
@@ -523,4 +569,4 @@ def test_verdicts_without_transform_results_say_not_measured():
     ok = pd.DataFrame(columns=_schema.BENCH_PIPELINE_COLUMNS)
     text = "\n".join(bench_targets.verdicts(ok, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), [],
                                             2, 128))
-    assert text.count("no reference timings in transforms.csv") == 2
+    assert text.count("no reference timings in transforms.csv") == len(bench_targets.REFERENCE_GROUPS) == 4

@@ -142,7 +142,7 @@ def transforms_run(monkeypatch):
     monkeypatch.setattr(costs, "_forced", fake_forced)
     monkeypatch.setattr(costs, "count_passes", fake_count_passes)
     monkeypatch.setattr(costs, "transform_entries", lambda presets: entries)
-    monkeypatch.setattr(costs, "REFERENCES", {"GaussianBlur": Reference("three 1-D passes", build)})
+    monkeypatch.setattr(costs, "REFERENCES", {"GaussianBlur": Reference("three 1-D passes", build, 4.0)})
     run = _Run(_config(repeats=3, warmup=2))
     costs.run_transforms(run, CPU)
     return run, record, entries
@@ -164,7 +164,7 @@ def test_transform_rows_known_answers(transforms_run):
     assert blur == _columns(run, batch=2, size=8, transform="GaussianBlur", kind="stencil", source="xdomain",
                             status="ok", note="", floor_median_s="0.0015", **_summary(FORCED), ratio_to_floor="4",
                             passes="7", reference="three 1-D passes", reference_mean_s="0.004",
-                            ratio_to_reference="2.25")                                # mean 0.009 / 0.004
+                            ratio_to_reference="2.25", reference_target="4")          # mean 0.009 / 0.004
 
 
 def test_transform_timings_are_made_of_the_headline_batch_and_each_entry(transforms_run):
@@ -266,7 +266,9 @@ def test_overhead_rows_known_answers_with_a_failing_entry(monkeypatch):
         return Timing([mean / 2, mean / 2, mean * 2], None, ""), "ok", ""
 
     monkeypatch.setattr(costs, "_forced", fake_forced)
-    run = _Run(_config(pipelines=("nnunet", "xdomain")))
+    fixed: list[dict] = []
+    monkeypatch.setattr(session, "time_calls", _recording_time_calls(fixed, times=(0.001, 0.002, 0.006)))
+    run = _Run(_config(pipelines=("nnunet", "xdomain"), headline=(3, 16)))
     costs.run_overhead(run, CPU)
     nnunet = spineaug.Pipeline.from_preset("nnunet").config()["transforms"]
     xdomain = spineaug.Pipeline.from_preset("xdomain").config()["transforms"]
@@ -274,7 +276,7 @@ def test_overhead_rows_known_answers_with_a_failing_entry(monkeypatch):
     assert len(run.overhead) == len(nnunet) + len(xdomain)
     for position, (row, entry) in enumerate(zip(run.overhead, nnunet)):
         name = entry["name"]
-        want = _columns(run, pipeline="nnunet", position=position, transform=name, batch=2, size=8,
+        want = _columns(run, pipeline="nnunet", position=position, transform=name, batch=3, size=16,
                         firing_p=NNUNET_P[name], status="ok", note="")
         if name == "GaussianBlur":
             want.update(status="error", note="boom")
@@ -290,4 +292,11 @@ def test_overhead_rows_known_answers_with_a_failing_entry(monkeypatch):
     assert run.lines[0] == "  nnunet: sum of expected entry costs 25.2 ms"
     want_x = sum(costs.firing_probability(e) * (0.020 if e["name"] == "Spatial" else 0.010)
                  for e in xdomain if e["name"] != "GaussianBlur")
-    assert run.lines[1] == f"  xdomain: sum of expected entry costs {want_x * 1e3:.1f} ms"
+    assert run.lines[2] == f"  xdomain: sum of expected entry costs {want_x * 1e3:.1f} ms"
+    # The fixed cost: each whole preset on the headline batch at 8^3 (not the headline size), its mean in engine.csv.
+    assert [(c["image"].shape, c["fn"].__closure__ is not None) for c in fixed] == [((3, 1, 8, 8, 8), True)] * 2
+    assert run.batches[-2:] == [(3, costs.FIXED_COST_SIZE, CPU)] * 2 and costs.FIXED_COST_SIZE == 8
+    note = "mean seconds per call on a tiny batch: dispatch, parameter draws, host work"
+    assert run.engine == [_columns(run, pipeline=p, check="fixed_cost", batch=3, size=8, verdict="", note=note,
+                                   value="0.003") for p in ("nnunet", "xdomain")]
+    assert run.lines[1] == "  nnunet: fixed cost per call 3.00 ms (B=3, 8^3)"
