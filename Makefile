@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast mutants mutation benchmark bench-quick study study-status report fidelity phantom-figure asv auglab-env preview clean
+.PHONY: install test test-fast mutants mutation benchmark bench-quick asv-compare study study-status report fidelity phantom-figure asv auglab-env preview clean
 
 # AugLab (GPL-3.0, the paper's toolbox) needs kornia <= 0.8.2, .venv has kornia 0.9: it gets its own small env.
 # Only auglab and kornia are installed there (--no-deps); a .pth file appends .venv's site-packages, so torch & co.
@@ -116,6 +116,12 @@ asv: install
 	ASV_PYTHONPATH=$(CURDIR) $(BIN)/asv run --python=same --machine $(ASV_MACHINE) \
 	  --set-commit-hash $$(git rev-parse HEAD) --show-stderr $(ASV_ARGS)
 	$(BIN)/asv publish
+
+# asv's comparison of the two most recent commits recorded for ASV_MACHINE (or ASV_BASE against the newest), written
+# to reports/asv-compare.md, which the benchmark report links.
+ASV_BASE ?=
+asv-compare: install
+	ASV=$(BIN)/asv ASV_MACHINE=$(ASV_MACHINE) benchmarks/asv-compare.sh $(ASV_BASE)
 
 # The committed pictures that need the engine or the phantom to run (about a minute): each transform forced on,
 # random draws of whole presets on the study's 48^3 training patch, and the phantom in every domain.

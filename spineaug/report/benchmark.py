@@ -100,6 +100,10 @@ def caption_tables(lines: list[str], source: str, sources: dict[str, str] | None
     return out
 
 
+ASV_COMPARE = "asv-compare.md"
+"""asv's comparison of two recorded commits (``benchmarks/asv-compare.sh``), linked when it sits beside the report."""
+
+
 def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
     """Write ``benchmark.md`` and its figures; return the markdown path."""
     results, out = Path(results), Path(out)
@@ -141,6 +145,11 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
         lines += [f"**Stale for the engine's speed:** {len(changed)} engine file(s) changed since this run's commit "
                   f"({', '.join(f'`{c}`' for c in changed)}); re-run `make benchmark` for the current engine's "
                   "timings.", ""]  # fmt: skip
+    compare = out / ASV_COMPARE
+    if compare.is_file():
+        title = compare.read_text().splitlines()[0].lstrip("# ").strip() if compare.stat().st_size else ""
+        lines += [f"Change between commits, from asv's own statistics: [{ASV_COMPARE}]({ASV_COMPARE}) ({title}; "
+                  "`make asv`, then `make asv-compare`).", ""]
     if meta.get("notes"):
         lines += ["## Notes from the run", ""] + [f"- {n}" for n in meta["notes"]] + [""]
     lines += bench_targets.verdicts(ok, tr, ov, en, mem, training, hb, hs)

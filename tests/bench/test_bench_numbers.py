@@ -617,6 +617,12 @@ def test_report_marks_a_run_older_than_the_engine_as_stale(tmp_path, monkeypatch
            "(`spineaug/functional/intensity.py`)" in md
     monkeypatch.setattr(benchmark._io, "changed_since", lambda commit: [])
     assert "Stale for" not in benchmark.write(tmp_path, tmp_path / "out2").read_text()
+    # asv's comparison beside the report is linked, with its title; without it, no link
+    assert "asv-compare" not in benchmark.write(tmp_path, tmp_path / "out2").read_text()
+    (tmp_path / "out2" / "asv-compare.md").write_text("# asv: `aaa` against `bbb` on machine `vm`\n\n...")
+    assert "Change between commits, from asv's own statistics: [asv-compare.md](asv-compare.md) (asv: `aaa` " \
+           "against `bbb` on machine `vm`; `make asv`, then `make asv-compare`)." in \
+           benchmark.write(tmp_path, tmp_path / "out2").read_text()
 
 
 def _fixed(pipeline, value, *, threads=2, batch=B):
