@@ -66,9 +66,9 @@ _DIGIT = 16
 """Bits the radix select resolves per round: 2 rounds for float32 keys, 4 for float64."""
 _BINS = 1 << _DIGIT
 _SORT_BELOW = 0.25
-"""Rows with fewer values than this fraction of their radix-select counts (``(2K + 1) * 65536``) are sorted instead:
-there the sort is faster (measured crossover near 2 x 40^3 for K = 2, one thread) and the counts would outweigh the
-image."""
+"""Rows with fewer values than this fraction of their radix-select counts (``(2K + 1) * 65536``) take
+:func:`_select_short` (``topk`` or a sort) instead: faster there (measured crossover near 2 x 40^3 for K = 2, one
+thread), and the counts would outweigh the image."""
 
 
 def _keys(rows: Tensor) -> Tensor:
@@ -189,6 +189,35 @@ def _order_statistics(rows: Tensor, ranks: Tensor) -> Tensor:
     return _values(top, rows.dtype)
 
 
+def _select_short(rows: Tensor, index: Tensor) -> Tensor:
+    """Order statistics ``index`` ((B, J), 0-based) of short rows ((B, C, N)): each among the ``k`` smallest values
+    of each row (``topk``, sorted) or among the largest, ``k`` covering every rank on that side over the whole batch
+    (known on the host when ``index`` is a CPU tensor, as drawn parameters are: no device synchronisation); when the
+    two sides together would cover half of the row or more (or ``index`` lives on the device), one sort of every row.
+    """
+    b, c, n = rows.shape
+    k = index.shape[1]
+    k_low = k_high = n
+    if index.device.type == "cpu":  # the levels are known on the host
+        low_side = index < n - 1 - index  # nearer the smallest values
+        k_low = int(index[low_side].max()) + 1 if bool(low_side.any()) else 0
+        k_high = n - int(index[~low_side].min()) if bool((~low_side).any()) else 0
+    if 2 * (k_low + k_high) >= n:
+        srt = rows.sort(dim=2).values
+        return srt.gather(2, index.to(rows.device, non_blocking=True)[:, None, :].expand(b, c, k))
+    both = torch.zeros(b, c, k, dtype=rows.dtype, device=rows.device)
+    side = low_side.to(rows.device, non_blocking=True)[:, None, :].expand(b, c, k)
+    if k_low:
+        smallest = rows.topk(k_low, dim=2, largest=False).values  # ascending: position t is order t
+        i = index.clamp_max(k_low - 1).to(rows.device, non_blocking=True)[:, None, :].expand(b, c, k)
+        both = torch.where(side, smallest.gather(2, i), both)
+    if k_high:
+        largest = rows.topk(k_high, dim=2, largest=True).values  # descending: position t is order n - 1 - t
+        i = (n - 1 - index).clamp(0, k_high - 1).to(rows.device, non_blocking=True)[:, None, :].expand(b, c, k)
+        both = torch.where(side, both, largest.gather(2, i))
+    return both
+
+
 def quantiles(x: Tensor, q: Tensor) -> Tensor:
     """Per-sample, per-channel quantiles with linear interpolation (``torch.quantile``'s default), batched.
 
@@ -206,7 +235,8 @@ def quantiles(x: Tensor, q: Tensor) -> Tensor:
     times one elementwise pass; plus per-row work on ``B * C * (2K + 1) * 65536`` integer counts (a zero fill, one
     reduction, gathers of 256-count blocks), about 2.5 passes more at 2 x 64^3. float64 keys take 4 rounds (about
     twice the passes). Rows shorter than a quarter of their counts (``N < (2K + 1) * 16384``, ``_SORT_BELOW``:
-    2 x 40^3 and smaller for K = 2) are sorted instead, faster there, with the same values. A recorded forward
+    2 x 40^3 and smaller for K = 2) take :func:`_select_short` (``topk`` near the ends, or a sort), faster there,
+    with the same values. A recorded forward
     (autograd) adds one comparison per order statistic to pick a voxel holding each value, so the gradient reaches
     it as through a sort.
 
@@ -224,17 +254,17 @@ def quantiles(x: Tensor, q: Tensor) -> Tensor:
     below = pos.floor().long().clamp(0, n - 1)
     above = (below + 1).clamp_max(n - 1)
     frac = (pos - below.double()).to(x.device, rows.dtype, non_blocking=True)[:, None, :]
-    ranks = torch.cat([below, above], dim=1).to(x.device, non_blocking=True)  # (B, 2K): both neighbours
-    k = ranks.shape[1]
-    if n < _SORT_BELOW * (k + 1) * _BINS:  # short rows: one sort of every row gives the same order statistics
-        both = rows.detach().sort(dim=2).values.gather(2, ranks[:, None, :].expand(b, c, k))
+    index = torch.cat([below, above], dim=1)  # (B, 2K): both neighbours, on q's device
+    k = index.shape[1]
+    if n < _SORT_BELOW * (k + 1) * _BINS:
+        both = _select_short(rows, index)
     else:
-        per_row = ranks[:, None, :].expand(b, c, k).reshape(b * c, k).contiguous()  # ranks per row
-        both = _order_statistics(rows.detach().reshape(b * c, n), per_row).view(b, c, k)
-    if tracked(rows):  # the same values, read from a voxel holding each, so that autograd sees where they came from
-        match = rows[:, :, None, :] == both[..., None]  # (B, C, 2K, N)
-        held = rows.gather(2, match.int().argmax(dim=3))
-        both = torch.where(match.any(dim=3), held, both)  # NaN matches nothing
+        ranks = index.to(x.device, non_blocking=True)[:, None, :].expand(b, c, k).reshape(b * c, k).contiguous()
+        both = _order_statistics(rows.detach().reshape(b * c, n), ranks).view(b, c, k)
+        if tracked(rows):  # the same values, read from a voxel holding each, so that autograd sees their source
+            match = rows[:, :, None, :] == both[..., None]  # (B, C, 2K, N)
+            held = rows.gather(2, match.int().argmax(dim=3))
+            both = torch.where(match.any(dim=3), held, both)  # NaN matches nothing
     half = k // 2
     v0, v1 = both[..., :half], both[..., half:]
     return v0 + frac * (v1 - v0)

@@ -106,13 +106,16 @@ def _case(name):
 CASES = ["random", "zeros-90", "negative", "signed-zeros", "ct-float64", "single-voxel", "ties-across-bins", "integers"]
 
 
+@pytest.mark.parametrize("select", ["radix", "short"])
 @pytest.mark.parametrize("name", CASES)
-def test_quantiles_are_bit_identical_to_a_sort(name):
+def test_quantiles_are_bit_identical_to_a_sort(name, select):
     """Exact order statistics and the same interpolation: every bit as a sort's, ends (q = 0, 1) included, several
-    levels per sample, different levels per sample, levels sharing a value."""
+    levels per sample, different levels per sample, levels sharing a value; by the radix select and by the topk or
+    sort of short rows."""
     x, q = _case(name)
-    assert_identical(radix(x, q), x, q)
-    assert_identical(radix(x, q.float()), x, q.float())
+    fn = radix if select == "radix" else FH.quantiles
+    assert_identical(fn(x, q), x, q)
+    assert_identical(fn(x, q.float()), x, q.float())
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -178,7 +181,7 @@ def test_gradient_reaches_the_voxels_holding_the_quantiles():
     assert torch.equal(grads[0], grads[1])
 
 
-def test_long_rows_take_the_radix_select_and_short_rows_the_sort(monkeypatch):
+def test_long_rows_take_the_radix_select_and_short_rows_topk(monkeypatch):
     calls = []
     select = FH._order_statistics
     monkeypatch.setattr(FH, "_order_statistics", lambda rows, ranks: calls.append(rows.shape) or select(rows, ranks))
