@@ -192,8 +192,8 @@ class PercentileClampParams(Params):
 class RandomPercentileClamp(IntensityTransform):
     """Clamp each sample between random low and high percentiles of its own intensities (CATALOG.md 3.9).
 
-    Per sample ``q_low ~ U(0, max_amount)`` and ``q_high = 1 - U(0, max_amount)``; the quantiles come from one
-    batched sort.
+    Per sample ``q_low ~ U(0, max_amount)`` and ``q_high = 1 - U(0, max_amount)``; the quantiles are exact order
+    statistics from one batched radix select (:func:`spineaug.functional.histogram.quantiles`), no sort.
 
     Args:
         max_amount: Largest fraction of the intensity distribution clamped at each end.
