@@ -56,3 +56,61 @@ def test_a_config_seed_in_the_monai_and_torchio_adapters_is_named():
         SpineAugd(keys=("image",), config=config)
     with pytest.warns(NoEffectWarning, match=r"SpineAug: the config's seed \(5\) has no effect"):
         SpineAug(config=config)
+
+
+@pytest.mark.parametrize(("name", "text", "key"), [
+    ("study.yaml", "name: t\nsources: [t2w]\narms: [none]\narms: [none, nnunet]\n", "arms"),
+    ("pipeline.json", '{"transforms": [{"name": "Gamma", "p": 0.2, "p": 0.5}]}', "p"),
+])  # fmt: skip
+def test_a_key_written_twice_in_a_config_file_is_refused(tmp_path, name, text, key):
+    """JSON and YAML readers keep the last of two equal keys: the first was read by nobody."""
+    from spineaug.config import load_config
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=rf"{name}.*key '{key}' appears twice"):
+        load_config(tmp_path / name)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"targets": []}, r"targets: \[\] names no domain"),
+    ({"targets": ["ct", "ct"]}, r"targets: values must not repeat"),
+    ({"data": {"kind": "phantom", "domains": []}}, r"domains: \[\] names no domain"),
+    ({"data": {"kind": "phantom", "domains": ["t2w", "ct", "t2w"]}}, r"domains: values must not repeat"),
+    ({"seeds": []}, r"seeds: \[\] leaves the arms \['none', 'nnunet'\] without a cell"),
+    ({"arm_sources": {"none": []}}, r"arm_sources.none: name at least one source"),
+    ({"arm_sources": {"none": ["t2w", "t2w"]}}, r"arm_sources.none: .*without repeats"),
+])  # fmt: skip
+def test_empty_or_repeated_study_lists_are_refused(change, message):
+    study = {"name": "t", "sources": ["t2w"], "arms": ["none", "nnunet"], **change}
+    with pytest.raises(ConfigError, match=message):
+        load_study(study)
+    # every arm seeded by arm_seeds: an empty `seeds` leaves no arm without a cell
+    assert load_study({"name": "t", "sources": ["t2w"], "arms": ["none"], "reference_arm": "none", "seeds": [],
+                       "arm_seeds": {"none": [1]}})  # fmt: skip
+
+
+def test_paired_patterns_on_an_nnunet_raw_domain_are_refused(tmp_path):
+    data = {"kind": "nifti", "domains": {"ct": {"path": str(tmp_path), "image": "img/{id}.nii.gz", "n_train": 1,
+                                                "n_val": 1}}}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"'image' and 'label' patterns are for format 'paired'"):
+        load_study({"name": "t", "sources": ["ct"], "arms": ["nnunet"], "data": data})
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"pipelines": ()}, r"pipelines: name at least one value"),
+    ({"devices": ()}, r"devices: name at least one value"),
+    ({"sizes": (32, 32)}, r"sizes: values must not repeat"),
+    ({"threads": (1, 2, 1)}, r"threads: values must not repeat"),
+    ({"pipelines": ("nnunet", "nnunet")}, r"pipelines: values must not repeat"),
+    ({"baselines": ("monai", "monai")}, r"baselines: values must not repeat"),
+])  # fmt: skip
+def test_empty_or_repeated_bench_lists_are_refused(change, message):
+    from spineaug.bench import BenchConfig, BenchError
+    from spineaug.bench.training import TrainingConfig
+
+    with pytest.raises(BenchError, match=message):
+        BenchConfig.quick(**change)
+    assert BenchConfig.quick(baselines=()).baselines == ()  # no baseline: spineaug alone, as documented
+    with pytest.raises(BenchError, match=r"arms must not repeat"):
+        TrainingConfig.quick(arms=("none", "none"))
+    assert TrainingConfig.quick(channels=(4, 4)).channels == (4, 4)  # a UNet's levels may repeat a width

@@ -90,6 +90,10 @@ class PhantomData(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> PhantomData:
+        if self.domains is not None and not self.domains:
+            raise ValueError("domains: [] names no domain; leave it out for every phantom domain")
+        if self.domains is not None and len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"domains: values must not repeat, got {self.domains}")
         for name in self.domains or ():
             if name not in phantom.DOMAINS:
                 raise ValueError(f"unknown phantom domain {name!r}; known: {sorted(phantom.DOMAINS)}")
@@ -157,6 +161,9 @@ class NiftiDomain(_Strict):
             raise ValueError(f"data folder not found: {self.path}")
         if self.format == "paired" and (self.image is None or self.label is None):
             raise ValueError("format 'paired' needs 'image' and 'label' patterns with {id}")
+        if self.format == "nnunet_raw" and (self.image is not None or self.label is not None):
+            raise ValueError("'image' and 'label' patterns are for format 'paired'; an nnU-Net raw dataset is read "
+                             "from imagesTr/labelsTr (set format: paired to use them)")  # fmt: skip
         if (self.n_train == 0) != (self.n_val == 0):
             raise ValueError("n_train and n_val must both be 0 (target only) or both positive (usable as a source)")
         if self.classes is not None and self.label_map is not None:
@@ -383,9 +390,16 @@ class StudyConfig(_Strict):
             for name in self.sources:
                 if self.data.domains[name].n_train == 0:
                     raise ValueError(f"sources: domain {name!r} has n_train = 0, so it cannot be trained on")
-        for key, values in (("sources", self.sources), ("arms", self.arms), ("seeds", self.seeds)):
+        if self.targets is not None and not self.targets:
+            raise ValueError("targets: [] names no domain; leave it out to evaluate on every domain of the data")
+        for key, values in (("sources", self.sources), ("targets", self.targets or []), ("arms", self.arms),
+                            ("seeds", self.seeds)):  # fmt: skip
             if len(set(values)) != len(values):
                 raise ValueError(f"{key}: values must not repeat, got {values}")
+        seedless = [a for a in self.arms if a not in self.arm_seeds]
+        if not self.seeds and seedless:
+            raise ValueError(f"seeds: [] leaves the arms {seedless} without a cell; name at least one seed (or give "
+                             "each arm its arm_seeds)")  # fmt: skip
         if not self.arms:
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
@@ -405,6 +419,8 @@ class StudyConfig(_Strict):
         for arm, names in self.arm_sources.items():
             if arm not in self.arms:
                 raise ValueError(f"arm_sources: {arm!r} is not one of the arms {self.arms}")
+            if not names or len(set(names)) != len(names):
+                raise ValueError(f"arm_sources.{arm}: name at least one source, without repeats, got {names}")
             for name in names:
                 if name not in self.sources:
                     raise ValueError(f"arm_sources.{arm}: {name!r} is not one of the sources {self.sources}")
