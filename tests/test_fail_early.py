@@ -58,3 +58,42 @@ def test_predict_output_that_cannot_be_written_fails_before_loading_the_model(tm
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="--out"):
         predict.predict(tmp_path / "model.pt", tmp_path, tmp_path / "file" / "labels", progress=False)
+
+
+def test_preview_out_that_cannot_be_written_fails_before_rendering(tmp_path, monkeypatch, capsys):
+    from spineaug.preview import gallery, phantom
+
+    for name in ("phantom_volume", "nifti_volume", "render_gallery", "render_draws"):
+        monkeypatch.setattr(gallery, name, _started)
+    monkeypatch.setattr(phantom, "render", _started)
+    (tmp_path / "file").write_text("x")
+    for extra in ([], ["--phantom"], ["--draws", "2"]):
+        assert cli.main(["preview", "--out", str(tmp_path / "file" / "g.png"), *extra]) == 2
+        assert "is a file, not a folder" in capsys.readouterr().err
+    assert cli.main(["preview", "--out", str(tmp_path)]) == 2
+    assert "is a folder; name the PNG file" in capsys.readouterr().err
+
+
+def test_fidelity_out_that_cannot_be_written_fails_before_measuring(tmp_path, monkeypatch, capsys):
+    from spineaug.fidelity import runner
+
+    monkeypatch.setattr(runner, "nnunet_rows", _started)
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["fidelity", "--out", str(tmp_path / "file" / "f"), "--no-auglab"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert cli.main(["fidelity", "--out", str(tmp_path / "f"), "--draws", "0"]) == 2
+    assert "draws must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_report_out_that_cannot_be_written_fails_before_rendering(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    from spineaug.report import fidelity
+
+    monkeypatch.setattr(fidelity, "write", _started)
+    (tmp_path / "fid").mkdir()
+    (tmp_path / "fid" / "matched.csv").write_text("")
+    (tmp_path / "file").write_text("x")
+    code = cli.main(["report", "--fidelity", "--fidelity-data", str(tmp_path / "fid"), "--out",
+                     str(tmp_path / "file" / "reports")])  # fmt: skip
+    assert code == 2 and "is a file, not a folder" in capsys.readouterr().err

@@ -114,3 +114,40 @@ def test_empty_or_repeated_bench_lists_are_refused(change, message):
     with pytest.raises(BenchError, match=r"arms must not repeat"):
         TrainingConfig.quick(arms=("none", "none"))
     assert TrainingConfig.quick(channels=(4, 4)).channels == (4, 4)  # a UNet's levels may repeat a width
+
+
+def _started(*args, **kwargs):
+    raise AssertionError("the command ran with an option it ignores")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["bench", "--training", "--pipelines", "nnunet", "--threads", "1"], "--pipelines, --threads have no effect with --training"),
+    (["bench", "--quick", "--cores", "1"], "--cores has no effect without --training"),
+    (["study", "--quick", "--status", "--export", "x"], "--export has no effect with --status"),
+    (["study", "--quick", "--summarize", "--workers", "2"], "--workers has no effect with --summarize"),
+    (["study", "--quick", "--gpus", "2", "--executor", "local"], "--gpus has no effect with --executor local"),
+    (["study", "--quick", "--workers", "2"], "--workers has no effect with --executor inline"),
+    (["predict", "-m", "m.pt", "-i", "in", "-o", "out", "--mirror-axes", "2"], "--mirror-axes has no effect without --tta"),
+    (["preview", "--phantom", "--preset", "nnunet"], "--preset has no effect with --phantom"),
+    (["preview", "--presets", "nnunet"], "--presets has no effect without --draws"),
+    (["preview", "--draws", "2", "--whole-case"], "--whole-case has no effect with --draws"),
+    (["preview", "--config", "a.json", "--preset", "nnunet"], "--preset has no effect with --config"),
+    (["preview", "--image", "a.nii.gz", "--domain", "ct"], "--domain has no effect with --image"),
+    (["report", "--fidelity", "--allow-reduced"], "--allow-reduced has no effect with --fidelity"),
+])  # fmt: skip
+def test_a_command_line_option_the_subcommand_ignores_is_refused(argv, message, monkeypatch, capsys):
+    from spineaug import bench, study
+    from spineaug.cli import main
+
+    for module, names in ((bench, ("run", "run_training")), (study, ("load_study", "run_study", "status"))):
+        for name in names:
+            monkeypatch.setattr(module, name, _started)
+    if argv[0] in ("preview", "report"):
+        pytest.importorskip("matplotlib")
+    if argv[0] == "predict":
+        pytest.importorskip("monai")
+        from spineaug.study import predict
+
+        monkeypatch.setattr(predict, "predict", _started)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
