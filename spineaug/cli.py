@@ -312,6 +312,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
         print(study.status(cfg, out))
         return 0
     if args.summarize:
+        from spineaug.study.runner import cell_state  # lazy: as spineaug.study above
+
+        if not any(cell_state(out, c) == "done" for c in study.cells(cfg)):
+            raise ValueError(f"--summarize: no finished cell of study {cfg.name!r} in {out}; run the study (or "
+                             "--resume-from an export) first")  # fmt: skip
         study.summarize(cfg, out, include_stale=args.include_stale)
         print(out / "summary.md")
         if args.export:

@@ -97,3 +97,37 @@ def test_report_out_that_cannot_be_written_fails_before_rendering(tmp_path, monk
     code = cli.main(["report", "--fidelity", "--fidelity-data", str(tmp_path / "fid"), "--out",
                      str(tmp_path / "file" / "reports")])  # fmt: skip
     assert code == 2 and "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_predict_reads_its_inputs_before_loading_the_model(tmp_path, monkeypatch):
+    from spineaug.study import predict
+
+    monkeypatch.setattr(predict, "load_model", _started)
+    with pytest.raises(FileNotFoundError, match="input not found"):
+        predict.predict(tmp_path / "model.pt", tmp_path / "missing.nii.gz", tmp_path / "labels", progress=False)
+
+
+def test_predict_checks_every_case_before_segmenting_the_first(tmp_path, monkeypatch):
+    """A case with the wrong channels or grid failed after every case before it was segmented."""
+    nib = pytest.importorskip("nibabel")
+    import numpy as np
+
+    from spineaug.study import predict
+
+    monkeypatch.setattr(predict, "load_model", lambda *a, **k: (None, {"in_channels": 1}))
+    monkeypatch.setattr(predict, "segment_case", _started)
+    (tmp_path / "in").mkdir()
+    for name in ("a.nii.gz", "b_0000.nii.gz", "b_0001.nii.gz"):
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), str(tmp_path / "in" / name))
+    with pytest.raises(ValueError, match=r"b.nii.gz: 2 channel file\(s\)"):
+        predict.predict(tmp_path / "model.pt", tmp_path / "in", tmp_path / "labels", progress=False)
+
+
+def test_summarize_without_a_finished_cell_is_an_error(tmp_path, monkeypatch, capsys):
+    """It printed the path of a summary.md that it had not written."""
+    from spineaug import study
+
+    monkeypatch.setattr(study, "summarize", _started)
+    assert cli.main(["study", "--quick", "--out", str(tmp_path), "--summarize"]) == 2
+    assert "--summarize: no finished cell of study 'quick'" in capsys.readouterr().err
+    assert not (tmp_path / "quick" / "summary.md").exists()

@@ -160,19 +160,21 @@ def test_predict_bad_inputs(tmp_path):
 
     junk = tmp_path / "junk.pt"
     torch.save({"weights": 1}, junk)
+    (tmp_path / "in").mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)), str(tmp_path / "in" / "x.nii.gz"))
     with pytest.raises(ValueError, match="not a spineaug study model"):
-        predict(junk, tmp_path, tmp_path / "o", progress=False)
+        predict(junk, tmp_path / "in", tmp_path / "o", progress=False)
     model = _model(tmp_path)
     state = torch.load(model, weights_only=False)
     state["spec"]["model"]["filters"] = [8, 16]
     other = tmp_path / "other.pt"
     torch.save(state, other)
     with pytest.raises(ValueError, match="do not match the architecture"):
-        predict(other, tmp_path, tmp_path / "o", progress=False)
+        predict(other, tmp_path / "in", tmp_path / "o", progress=False)
     state["spec"]["n_classes"] = 7
     torch.save(state, other)
     with pytest.raises(ValueError, match="7 classes"):
-        predict(other, tmp_path, tmp_path / "o", progress=False)
+        predict(other, tmp_path / "in", tmp_path / "o", progress=False)
     with pytest.raises(FileNotFoundError, match="no .nii"):
         predict(model, tmp_path / "out", tmp_path / "o", progress=False)
 
