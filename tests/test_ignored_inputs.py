@@ -151,3 +151,15 @@ def test_a_command_line_option_the_subcommand_ignores_is_refused(argv, message, 
         monkeypatch.setattr(predict, "predict", _started)
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("fraction", "batch", "idle"), [(0.0, 2, "strong"), (1.0, 2, "weak"), (0.2, 2, "strong"),
+                                                         (0.8, 2, "weak")])  # fmt: skip
+def test_a_mixing_arm_whose_split_leaves_one_preset_idle_is_refused(tmp_path, fraction, batch, idle):
+    arm = tmp_path / "mix.yaml"
+    arm.write_text(f"mix: {{strong: xdomain, weak: nnunet, fraction: {fraction}}}\n")
+    study = {"name": "t", "sources": ["t2w"], "arms": ["nnunet", str(arm)], "training": {"batch_size": batch}}
+    with pytest.raises(ConfigError, match=rf"mix fraction {fraction} gives .* so the {idle} preset never runs"):
+        load_study(study)
+    assert load_study(dict(study, training={"batch_size": 4}) if fraction in (0.2, 0.8) else
+                      dict(study, arms=["nnunet"]))  # fmt: skip

@@ -50,7 +50,7 @@ from spineaug.data.nnunet_raw import (
     read_dataset_json,
     read_splits,
 )
-from spineaug.harness.augment import BASELINE_ARMS, arm_file, arm_slug, build_augmentation
+from spineaug.harness.augment import BASELINE_ARMS, MixedPipeline, arm_file, arm_slug, build_augmentation
 from spineaug.validation import ConfigError, RequiredSeed, ordered
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -403,7 +403,7 @@ class StudyConfig(_Strict):
         if not self.arms:
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
-            _check_arm(arm, self.training.patch_size, self.base_dir)
+            _check_arm(arm, self.training.patch_size, self.base_dir, self.training.batch_size)
         slugs = [arm_slug(a) for a in self.arms]
         if len(set(slugs)) != len(slugs):
             raise ValueError(f"arms: two arms would share a result folder (names {slugs}); rename a config file")
@@ -443,7 +443,7 @@ class StudyConfig(_Strict):
         return names
 
 
-def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None) -> None:
+def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None, batch_size: int = 2) -> None:
     """Build the arm's augmentation now (a bad preset, config or missing library fails here, not mid-study)."""
     if arm.endswith((".json", ".yaml", ".yml")) and not arm_file(arm, base_dir).is_file():
         where = f" (looked in {base_dir}, {Path(base_dir).parent} and the working directory)" if base_dir else ""
@@ -454,11 +454,18 @@ def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None 
             "or a .json/.yaml config file"
         )
     try:
-        build_augmentation(arm, patch_size, base_dir=base_dir)
+        aug = build_augmentation(arm, patch_size, base_dir=base_dir)
     except (RuntimeError, ImportError) as exc:  # a baseline library missing (its message names the extra)
         raise ValueError(f"arms: {arm!r} cannot run here: {exc}") from None
     except ConfigError as exc:  # the arm's own config file
         raise ConfigError(f"arms: {arm}: {exc}") from None
+    if isinstance(aug.batch, MixedPipeline):
+        mix, n_strong = aug.batch.mix, aug.batch.mix.n_strong(batch_size)
+        if n_strong in (0, batch_size):
+            idle, used = ("strong", mix.weak) if n_strong == 0 else ("weak", mix.strong)
+            raise ValueError(f"arms: {arm}: mix fraction {mix.fraction} gives {n_strong} of {batch_size} samples "
+                             f"(training.batch_size) to the strong preset, so the {idle} preset never runs; use "
+                             f"the preset {used!r} as the arm")  # fmt: skip
     if arm.endswith((".json", ".yaml", ".yml")):
         seed = load_config(arm_file(arm, base_dir)).get("seed")
         if seed is not None:
