@@ -131,3 +131,23 @@ def test_summarize_without_a_finished_cell_is_an_error(tmp_path, monkeypatch, ca
     assert cli.main(["study", "--quick", "--out", str(tmp_path), "--summarize"]) == 2
     assert "--summarize: no finished cell of study 'quick'" in capsys.readouterr().err
     assert not (tmp_path / "quick" / "summary.md").exists()
+
+
+def test_a_dataset_whose_label_grid_differs_fails_when_it_is_built(tmp_path, monkeypatch):
+    """The mismatch showed only when its case was read (mid-run); the headers tell it at once."""
+    import numpy as np
+
+    from spineaug.data import PairedNiftiDataset, datasets, save_nifti
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    for case in ("a", "b"):
+        save_nifti(tmp_path / "img" / f"{case}.nii.gz", np.ones((4, 4, 4), np.float32), affine)
+    save_nifti(tmp_path / "lab" / "a.nii.gz", np.zeros((4, 4, 4), np.uint8), affine)
+    # b's label: the same grid stored L-R reversed is fine (read in RAS); another shape is not
+    save_nifti(tmp_path / "lab" / "b.nii.gz", np.zeros((4, 4, 4), np.uint8), affine @ np.array(
+        [[-1, 0, 0, 3], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]))  # fmt: skip
+    monkeypatch.setattr(datasets, "load_nifti", _started)
+    assert len(PairedNiftiDataset(tmp_path, "img/{id}.nii.gz", "lab/{id}.nii.gz")) == 2
+    save_nifti(tmp_path / "lab" / "b.nii.gz", np.zeros((4, 4, 5), np.uint8), affine)
+    with pytest.raises(ValueError, match=r"shape mismatch: .*img/b.nii.gz has \(4, 4, 4\), .*lab/b.nii.gz has \(4, 4, 5\)"):
+        PairedNiftiDataset(tmp_path, "img/{id}.nii.gz", "lab/{id}.nii.gz")
