@@ -151,3 +151,15 @@ def test_a_dataset_whose_label_grid_differs_fails_when_it_is_built(tmp_path, mon
     save_nifti(tmp_path / "lab" / "b.nii.gz", np.zeros((4, 4, 5), np.uint8), affine)
     with pytest.raises(ValueError, match=r"shape mismatch: .*img/b.nii.gz has \(4, 4, 4\), .*lab/b.nii.gz has \(4, 4, 5\)"):
         PairedNiftiDataset(tmp_path, "img/{id}.nii.gz", "lab/{id}.nii.gz")
+
+
+def test_predict_refuses_a_cuda_device_the_machine_does_not_have(monkeypatch):
+    import torch
+
+    from spineaug.study import predict
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert predict.resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match=r"device 'cuda:3' requested but this machine has 1 CUDA device"):
+        predict.resolve_device("cuda:3")

@@ -163,3 +163,10 @@ def test_a_mixing_arm_whose_split_leaves_one_preset_idle_is_refused(tmp_path, fr
         load_study(study)
     assert load_study(dict(study, training={"batch_size": 4}) if fraction in (0.2, 0.8) else
                       dict(study, arms=["nnunet"]))  # fmt: skip
+
+
+def test_a_repeat_floor_above_the_cap_is_refused():
+    from spineaug.bench import BenchConfig, BenchError
+
+    with pytest.raises(BenchError, match=r"min_repeats \(5\) > grid_repeats \(3\)"):
+        BenchConfig.quick(min_repeats=5)

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Annotated, Any, ClassVar, Iterable
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 import spineaug
 from spineaug import _io
@@ -135,6 +135,13 @@ class BenchConfig(ValidatedModel):
     drift_case: Case = (2, 64)
     seed: RequiredSeed = 0
     memory_fraction: Annotated[float, Field(gt=0, le=1)] = 0.6
+
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> BenchConfig:
+        if self.min_repeats > self.grid_repeats:
+            raise ValueError(f"min_repeats ({self.min_repeats}) > grid_repeats ({self.grid_repeats}): a grid case "
+                             "stops at grid_repeats calls, so the floor would have no effect")  # fmt: skip
+        return self
 
     @staticmethod
     def quick(**overrides: Any) -> BenchConfig:
