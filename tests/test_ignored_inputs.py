@@ -170,3 +170,16 @@ def test_a_repeat_floor_above_the_cap_is_refused():
 
     with pytest.raises(BenchError, match=r"min_repeats \(5\) > grid_repeats \(3\)"):
         BenchConfig.quick(min_repeats=5)
+
+
+def test_monai_adapter_options_that_change_nothing():
+    pytest.importorskip("monai")
+    from spineaug.integrations.monai import SpineAugd
+
+    with pytest.raises(ValueError, match=r"a key is named twice"):
+        SpineAugd(keys=("image", "image", "label"), label_key="label", preset="none")
+    with pytest.warns(NoEffectWarning, match=r"SpineAugd: allow_missing_keys has no effect without a label key"):
+        SpineAugd(keys=("image",), preset="none", allow_missing_keys=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoEffectWarning)
+        SpineAugd(keys=("image", "label"), preset="none", prob=0.5, allow_missing_keys=True)
