@@ -183,3 +183,10 @@ def test_monai_adapter_options_that_change_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error", NoEffectWarning)
         SpineAugd(keys=("image", "label"), preset="none", prob=0.5, allow_missing_keys=True)
+
+
+def test_a_pipeline_config_without_a_transforms_list_is_refused(tmp_path):
+    """A file whose list sat under another name (or a study file passed by mistake) built the identity."""
+    with pytest.raises(ConfigError, match=r"the config has no 'transforms' list \(keys: \['description', 'seed'\]\)"):
+        spineaug.Pipeline.from_config({"seed": 1, "description": "strong"})
+    assert spineaug.Pipeline.from_config({"transforms": []})  # the identity, written out
