@@ -190,3 +190,12 @@ def test_a_pipeline_config_without_a_transforms_list_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"the config has no 'transforms' list \(keys: \['description', 'seed'\]\)"):
         spineaug.Pipeline.from_config({"seed": 1, "description": "strong"})
     assert spineaug.Pipeline.from_config({"transforms": []})  # the identity, written out
+
+
+@pytest.mark.parametrize(("config", "where"), [({}, r"\(top level\)"), ({"GPU": {}}, "GPU"),
+                                               ({"Comment": "only a comment"}, r"\(top level\)")])  # fmt: skip
+def test_an_auglab_config_without_a_module_is_named(config, where):
+    from spineaug.integrations.auglab import auglab_to_config
+
+    with pytest.warns(NoEffectWarning, match=rf"AugLab config: {where}: names no GPU module .* an empty pipeline"):
+        assert auglab_to_config(config)["transforms"] == []
