@@ -199,3 +199,11 @@ def test_an_auglab_config_without_a_module_is_named(config, where):
 
     with pytest.warns(NoEffectWarning, match=rf"AugLab config: {where}: names no GPU module .* an empty pipeline"):
         assert auglab_to_config(config)["transforms"] == []
+
+
+def test_more_monitored_cases_than_phantom_validation_anatomies_is_refused():
+    """The monitoring set is cut to the validation anatomies: the extra cases were silently never monitored."""
+    study = {"name": "t", "sources": ["t2w"], "arms": ["nnunet"], "data": {"kind": "phantom", "n_val": 2}}
+    with pytest.raises(ConfigError, match=r"training.monitor_cases \(3\) > data.n_val \(2\)"):
+        load_study(dict(study, training={"monitor_cases": 3}))
+    assert load_study(dict(study, training={"monitor_cases": 2}))

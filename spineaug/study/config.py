@@ -379,6 +379,10 @@ class StudyConfig(_Strict):
         if isinstance(self.data, PhantomData) and any(abs(self.data.spacing - s) > 1e-6 for s in spacings):
             raise ValueError(f"data.spacing ({self.data.spacing}) must equal preprocessing.spacing "
                              f"({self.preprocessing.spacing}) for the phantom: it is rendered at the study's spacing")  # fmt: skip
+        if isinstance(self.data, PhantomData) and self.training.monitor_cases > self.data.n_val:
+            raise ValueError(f"training.monitor_cases ({self.training.monitor_cases}) > data.n_val "
+                             f"({self.data.n_val}): the monitoring set is the source's validation anatomies, so "
+                             f"at most {self.data.n_val} are monitored")  # fmt: skip
         domains = self.data.domain_names()
         for key, names in (("sources", self.sources), ("targets", self.targets or [])):
             for name in names:
