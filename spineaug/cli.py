@@ -16,6 +16,7 @@ import spineaug
 from spineaug import _io, _schema
 from spineaug.config import preset_config
 from spineaug.integrations import nnunet, require
+from spineaug.validation import NoEffectWarning
 
 
 def one_line(text: str, width: int = 96) -> str:
@@ -83,6 +84,14 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         raise ValueError("--label needs --image")
     if args.config is None and args.preset not in spineaug.presets():
         raise ValueError(f"unknown preset {args.preset!r}; available presets: {', '.join(spineaug.presets())}")
+    if not args.draws:  # a bad config fails before the case is read and the panels are drawn
+        if args.config is not None:
+            with warnings.catch_warnings():  # the gallery forces every entry on: p 0 is no concern here
+                warnings.simplefilter("ignore", NoEffectWarning)
+                spineaug.Pipeline.from_config(args.config)
+        title, entries = gallery.preset_entries(args.config if args.config is not None else args.preset)
+    elif args.patch is not None and (len(args.patch) != 3 or min(args.patch) < 1):
+        raise ValueError(f"--patch must be three positive integers D,H,W, got {','.join(map(str, args.patch))}")
     if args.image is not None:
         volume = gallery.nifti_volume(args.image, args.label)
     else:
@@ -92,13 +101,9 @@ def _cmd_preview(args: argparse.Namespace) -> int:
             raise ValueError(f"the phantom is not available ({exc}); pass --image (and --label) NIfTI files") from None
     if args.draws:
         args.presets = args.presets or ("nnunet", "xdomain", "xdomain-plus")
-        unknown = [p for p in args.presets if p not in spineaug.presets()]
-        if unknown:
-            raise ValueError(f"unknown preset(s) {unknown}; available presets: {', '.join(spineaug.presets())}")
         print(gallery.render_draws(volume, args.presets, args.out, draws=args.draws, seed=args.seed or 0,
                                    patch=args.patch))  # fmt: skip
         return 0
-    title, entries = gallery.preset_entries(args.config if args.config is not None else args.preset)
     out = gallery.render_gallery(volume, entries, args.out, seed=args.seed or 0, title=title, whole_case=args.whole_case)
     print(out)
     return 0
@@ -117,12 +122,19 @@ def _refuse(given: list[str], why: str) -> None:
 
 def _check_preview_options(args: argparse.Namespace) -> None:
     """Refuse preview options the chosen mode never reads."""
+    if args.draws < 0:
+        raise ValueError(f"--draws must be >= 0 (0: the gallery of one preset), got {args.draws}")
     if args.phantom:
         _refuse(_given(args, "preset", "config", "image", "label", "domain", "whole_case", "seed", "draws", "presets",
                        "patch"), "with --phantom (it draws phantom case --case in every domain)")  # fmt: skip
         return
     if args.draws:
         _refuse(_given(args, "preset", "config", "whole_case"), "with --draws (it draws the presets of --presets)")
+        if args.presets is not None and (not args.presets or len(set(args.presets)) != len(args.presets)):
+            raise ValueError(f"--presets: name at least one preset, without repeats, got {','.join(args.presets)!r}")
+        unknown = [p for p in args.presets or () if p not in spineaug.presets()]
+        if unknown:
+            raise ValueError(f"unknown preset(s) {unknown}; available presets: {', '.join(spineaug.presets())}")
     else:
         _refuse(_given(args, "presets", "patch"), "without --draws")
     if args.config is not None:

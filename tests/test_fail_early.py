@@ -163,3 +163,18 @@ def test_predict_refuses_a_cuda_device_the_machine_does_not_have(monkeypatch):
     assert predict.resolve_device("cuda:0") == torch.device("cuda:0")
     with pytest.raises(ValueError, match=r"device 'cuda:3' requested but this machine has 1 CUDA device"):
         predict.resolve_device("cuda:3")
+
+
+def test_preview_refuses_a_bad_config_or_patch_before_reading_the_case(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    from spineaug.preview import gallery
+
+    for name in ("phantom_volume", "nifti_volume", "render_gallery", "render_draws"):
+        monkeypatch.setattr(gallery, name, _started)
+    (tmp_path / "bad.json").write_text('{"transforms": [{"name": "Gamma", "p": 2}]}')
+    assert cli.main(["preview", "--config", str(tmp_path / "bad.json"), "--out", str(tmp_path / "g.png")]) == 2
+    assert "Gamma" in capsys.readouterr().err
+    assert cli.main(["preview", "--draws", "2", "--patch", "16,16", "--out", str(tmp_path / "g.png")]) == 2
+    assert "--patch must be three positive integers" in capsys.readouterr().err
+    assert cli.main(["preview", "--draws", "2", "--presets", "nope", "--out", str(tmp_path / "g.png")]) == 2
+    assert "unknown preset(s) ['nope']" in capsys.readouterr().err

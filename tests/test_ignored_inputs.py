@@ -207,3 +207,19 @@ def test_more_monitored_cases_than_phantom_validation_anatomies_is_refused():
     with pytest.raises(ConfigError, match=r"training.monitor_cases \(3\) > data.n_val \(2\)"):
         load_study(dict(study, training={"monitor_cases": 3}))
     assert load_study(dict(study, training={"monitor_cases": 2}))
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--draws", "2", "--presets", ","], "--presets: name at least one preset, without repeats"),
+    (["--draws", "2", "--presets", "nnunet,nnunet"], "--presets: name at least one preset, without repeats"),
+    (["--draws", "-1"], "--draws must be >= 0"),
+])  # fmt: skip
+def test_preview_draws_of_no_preset_or_a_repeated_one_are_refused(tmp_path, monkeypatch, capsys, argv, message):
+    pytest.importorskip("matplotlib")
+    from spineaug.cli import main
+    from spineaug.preview import gallery
+
+    for name in ("phantom_volume", "render_gallery", "render_draws"):
+        monkeypatch.setattr(gallery, name, _started)
+    assert main(["preview", *argv, "--out", str(tmp_path / "g.png")]) == 2
+    assert message in capsys.readouterr().err
