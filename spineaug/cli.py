@@ -313,11 +313,19 @@ def _cmd_study(args: argparse.Namespace) -> int:
             _refuse(_given(args, "workers"), "with --executor inline (one cell at a time)")
     cfg = study.load_study(args.study or ("studies/quick.yaml" if args.quick else "studies/default.yaml"))
     out = Path(args.out) / cfg.name
+    exports = []
     for folder in args.resume_from or ():
-        from spineaug.study.archive import RECORDS, restore  # optional: pandas (study extra)
+        from spineaug.study.archive import RECORDS  # optional: pandas (study extra)
 
         folder = Path(folder)
         export = folder if (folder / RECORDS).is_file() else folder / cfg.name
+        if not (export / RECORDS).is_file():  # every export is checked before the first is restored
+            raise FileNotFoundError(f"--resume-from {folder}: no {RECORDS} in {folder} or {export} (an export "
+                                    "written by `spineaug study --export`)")  # fmt: skip
+        exports.append(export)
+    for export in exports:
+        from spineaug.study.archive import restore  # optional: pandas (study extra)
+
         restored = restore(cfg, export, out)
         print(f"restored {len(restored)} finished cell(s) from {export}", file=sys.stderr)
     if args.status:

@@ -178,3 +178,15 @@ def test_preview_refuses_a_bad_config_or_patch_before_reading_the_case(tmp_path,
     assert "--patch must be three positive integers" in capsys.readouterr().err
     assert cli.main(["preview", "--draws", "2", "--presets", "nope", "--out", str(tmp_path / "g.png")]) == 2
     assert "unknown preset(s) ['nope']" in capsys.readouterr().err
+
+
+def test_every_resume_from_export_is_checked_before_the_first_is_restored(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pandas")
+    from spineaug.study import archive
+
+    monkeypatch.setattr(archive, "restore", _started)
+    (tmp_path / "good" / "quick").mkdir(parents=True)
+    (tmp_path / "good" / "quick" / archive.RECORDS).write_text("{}")
+    code = cli.main(["study", "--quick", "--out", str(tmp_path / "res"), "--status", "--resume-from",
+                     str(tmp_path / "good"), "--resume-from", str(tmp_path / "missing")])  # fmt: skip
+    assert code == 2 and f"--resume-from {tmp_path / 'missing'}: no {archive.RECORDS}" in capsys.readouterr().err
