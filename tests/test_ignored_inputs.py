@@ -223,3 +223,10 @@ def test_preview_draws_of_no_preset_or_a_repeated_one_are_refused(tmp_path, monk
         monkeypatch.setattr(gallery, name, _started)
     assert main(["preview", *argv, "--out", str(tmp_path / "g.png")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_mixing_arm_of_one_preset_with_itself_is_refused(tmp_path):
+    arm = tmp_path / "mix.yaml"
+    arm.write_text("mix: {strong: nnunet, weak: nnunet, fraction: 0.5}\n")
+    with pytest.raises(ConfigError, match=r"strong and weak are both 'nnunet': the mix changes nothing"):
+        load_study({"name": "t", "sources": ["t2w"], "arms": ["none", str(arm)], "reference_arm": "none"})
