@@ -104,7 +104,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         print(gallery.render_draws(volume, args.presets, args.out, draws=args.draws, seed=args.seed or 0,
                                    patch=args.patch))  # fmt: skip
         return 0
-    out = gallery.render_gallery(volume, entries, args.out, seed=args.seed or 0, title=title, whole_case=args.whole_case)
+    out = gallery.render_gallery(volume, entries, args.out, seed=args.seed or 0, title=title,
+                                 whole_case=args.whole_case)  # fmt: skip
     print(out)
     return 0
 
@@ -125,13 +126,15 @@ def _check_preview_options(args: argparse.Namespace) -> None:
     if args.draws < 0:
         raise ValueError(f"--draws must be >= 0 (0: the gallery of one preset), got {args.draws}")
     if args.phantom:
-        _refuse(_given(args, "preset", "config", "image", "label", "domain", "whole_case", "seed", "draws", "presets",
-                       "patch"), "with --phantom (it draws phantom case --case in every domain)")  # fmt: skip
+        ignored = _given(args, "preset", "config", "image", "label", "domain", "whole_case", "seed", "draws",
+                         "presets", "patch")  # fmt: skip
+        _refuse(ignored, "with --phantom (it draws phantom case --case in every domain)")
         return
     if args.draws:
         _refuse(_given(args, "preset", "config", "whole_case"), "with --draws (it draws the presets of --presets)")
         if args.presets is not None and (not args.presets or len(set(args.presets)) != len(args.presets)):
-            raise ValueError(f"--presets: name at least one preset, without repeats, got {','.join(args.presets)!r}")
+            raise ValueError("--presets: name at least one preset, without repeats, got "
+                             f"{','.join(args.presets)!r}")  # fmt: skip
         unknown = [p for p in args.presets or () if p not in spineaug.presets()]
         if unknown:
             raise ValueError(f"unknown preset(s) {unknown}; available presets: {', '.join(spineaug.presets())}")

@@ -177,8 +177,8 @@ def build_pipeline_parts(
     if unknown:
         raise ConfigError(f"unknown top-level config key(s) {sorted(unknown)}; allowed: {sorted(TOP_LEVEL_KEYS)}")
     if "transforms" not in data:
-        raise ConfigError(f"the config has no 'transforms' list (keys: {sorted(data)}); write 'transforms: []' for "
-                          "the identity")  # fmt: skip
+        raise ConfigError(f"the config has no 'transforms' list (keys: {sorted(data)}); write 'transforms: []' "
+                          "for the identity")  # fmt: skip
     entries = data["transforms"]
     if not isinstance(entries, list):
         raise ConfigError(f"'transforms' must be a list of entries, got {type(entries).__name__}")

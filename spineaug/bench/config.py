@@ -116,7 +116,8 @@ class BenchConfig(ValidatedModel):
 
     pipelines: Annotated[tuple[Annotated[str, AfterValidator(_preset)], ...], AfterValidator(_at_least_one),
                          AfterValidator(_distinct)] = ("nnunet", "xdomain")
-    baselines: Annotated[tuple[Annotated[str, AfterValidator(_library)], ...], AfterValidator(_distinct)] = LIBRARIES
+    baselines: Annotated[tuple[Annotated[str, AfterValidator(_library)], ...],
+                         AfterValidator(_distinct)] = LIBRARIES
     sizes: Counts = FULL_SIZES
     batches: Counts = FULL_BATCHES
     headline: Case = HEADLINE

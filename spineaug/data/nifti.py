@@ -92,7 +92,8 @@ def _check_finite_voxels(data: np.ndarray, path: Path, nonfinite: str) -> np.nda
 def nifti_grid(path: str | Path, *, reorient: bool = True) -> tuple[tuple[int, ...], np.ndarray]:
     """The shape and affine :func:`load_nifti` returns for ``path``, from the header alone (no voxel is read).
 
-    For checks before the work: a dataset compares its files' grids when it is built, not case by case as it is read.
+    For checks before the work: a dataset compares its files' grids when it is built, not case by case as it is
+    read.
     """
     path = Path(path)
     if not path.is_file():

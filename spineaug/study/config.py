@@ -162,8 +162,8 @@ class NiftiDomain(_Strict):
         if self.format == "paired" and (self.image is None or self.label is None):
             raise ValueError("format 'paired' needs 'image' and 'label' patterns with {id}")
         if self.format == "nnunet_raw" and (self.image is not None or self.label is not None):
-            raise ValueError("'image' and 'label' patterns are for format 'paired'; an nnU-Net raw dataset is read "
-                             "from imagesTr/labelsTr (set format: paired to use them)")  # fmt: skip
+            raise ValueError("'image' and 'label' patterns are for format 'paired'; an nnU-Net raw dataset is "
+                             "read from imagesTr/labelsTr (set format: paired to use them)")  # fmt: skip
         if (self.n_train == 0) != (self.n_val == 0):
             raise ValueError("n_train and n_val must both be 0 (target only) or both positive (usable as a source)")
         if self.classes is not None and self.label_map is not None:
@@ -402,8 +402,8 @@ class StudyConfig(_Strict):
                 raise ValueError(f"{key}: values must not repeat, got {values}")
         seedless = [a for a in self.arms if a not in self.arm_seeds]
         if not self.seeds and seedless:
-            raise ValueError(f"seeds: [] leaves the arms {seedless} without a cell; name at least one seed (or give "
-                             "each arm its arm_seeds)")  # fmt: skip
+            raise ValueError(f"seeds: [] leaves the arms {seedless} without a cell; name at least one seed (or "
+                             "give each arm its arm_seeds)")  # fmt: skip
         if not self.arms:
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
@@ -447,7 +447,9 @@ class StudyConfig(_Strict):
         return names
 
 
-def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None, batch_size: int = 2) -> None:
+def _check_arm(
+    arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None, batch_size: int = 2
+) -> None:
     """Build the arm's augmentation now (a bad preset, config or missing library fails here, not mid-study)."""
     if arm.endswith((".json", ".yaml", ".yml")) and not arm_file(arm, base_dir).is_file():
         where = f" (looked in {base_dir}, {Path(base_dir).parent} and the working directory)" if base_dir else ""

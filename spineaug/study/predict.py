@@ -140,8 +140,8 @@ def _mirrored(model, image: torch.Tensor, spec: dict, device: torch.device, axes
 
 
 def check_case(files: Sequence[Path], in_channels: int, name: str):
-    """The first channel's NIfTI image (header read, data not loaded), after checking from the headers that the case
-    has the model's channel count, is 3-D and that its channels share one grid."""
+    """The first channel's NIfTI image (header only), once the headers show that the case has the model's channel
+    count, is 3-D and that its channels share one grid."""
     if len(files) != in_channels:
         raise ValueError(f"{name}: {len(files)} channel file(s) ({', '.join(f.name for f in files)}) but the "
                          f"model takes {in_channels}")  # fmt: skip
