@@ -16,6 +16,7 @@ import spineaug
 from spineaug import _io, _schema
 from spineaug.config import preset_config
 from spineaug.integrations import nnunet, require
+from spineaug.validation import NoEffectWarning
 
 
 def one_line(text: str, width: int = 96) -> str:
@@ -69,32 +70,80 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     require("matplotlib", "report", "spineaug preview")
     from spineaug.preview import gallery  # lazy: the phantom and scipy stay out of `spineaug --help`
 
+    _check_preview_options(args)
+    _io.check_writable_folder(Path(args.out).parent, f"--out {args.out}: folder")  # written last: check it first
+    if Path(args.out).is_dir():
+        raise IsADirectoryError(f"--out {args.out} is a folder; name the PNG file to write")
     if args.phantom:
         from spineaug.preview import phantom  # lazy: as gallery above
 
         print(phantom.render(args.out, seed=args.case))
         return 0
+    args.preset = args.preset or "xdomain"
     if args.label is not None and args.image is None:
         raise ValueError("--label needs --image")
     if args.config is None and args.preset not in spineaug.presets():
         raise ValueError(f"unknown preset {args.preset!r}; available presets: {', '.join(spineaug.presets())}")
+    if not args.draws:  # a bad config fails before the case is read and the panels are drawn
+        if args.config is not None:
+            with warnings.catch_warnings():  # the gallery forces every entry on: p 0 is no concern here
+                warnings.simplefilter("ignore", NoEffectWarning)
+                spineaug.Pipeline.from_config(args.config)
+        title, entries = gallery.preset_entries(args.config if args.config is not None else args.preset)
+    elif args.patch is not None and (len(args.patch) != 3 or min(args.patch) < 1):
+        raise ValueError(f"--patch must be three positive integers D,H,W, got {','.join(map(str, args.patch))}")
     if args.image is not None:
         volume = gallery.nifti_volume(args.image, args.label)
     else:
         try:
-            volume = gallery.phantom_volume(args.case, args.domain)
+            volume = gallery.phantom_volume(args.case, args.domain or "t2w")
         except ImportError as exc:
             raise ValueError(f"the phantom is not available ({exc}); pass --image (and --label) NIfTI files") from None
     if args.draws:
-        unknown = [p for p in args.presets if p not in spineaug.presets()]
-        if unknown:
-            raise ValueError(f"unknown preset(s) {unknown}; available presets: {', '.join(spineaug.presets())}")
-        print(gallery.render_draws(volume, args.presets, args.out, draws=args.draws, seed=args.seed, patch=args.patch))
+        args.presets = args.presets or ("nnunet", "xdomain", "xdomain-plus")
+        print(gallery.render_draws(volume, args.presets, args.out, draws=args.draws, seed=args.seed or 0,
+                                   patch=args.patch))  # fmt: skip
         return 0
-    title, entries = gallery.preset_entries(args.config if args.config is not None else args.preset)
-    out = gallery.render_gallery(volume, entries, args.out, seed=args.seed, title=title, whole_case=args.whole_case)
+    out = gallery.render_gallery(volume, entries, args.out, seed=args.seed or 0, title=title,
+                                 whole_case=args.whole_case)  # fmt: skip
     print(out)
     return 0
+
+
+def _given(args: argparse.Namespace, *names: str) -> list[str]:
+    """The options among ``names`` (attribute names) that the command line set: not None, not False, not 0."""
+    return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) not in (None, False, 0)]
+
+
+def _refuse(given: list[str], why: str) -> None:
+    """A ValueError naming options that would be read by nobody."""
+    if given:
+        raise ValueError(f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect {why}")
+
+
+def _check_preview_options(args: argparse.Namespace) -> None:
+    """Refuse preview options the chosen mode never reads."""
+    if args.draws < 0:
+        raise ValueError(f"--draws must be >= 0 (0: the gallery of one preset), got {args.draws}")
+    if args.phantom:
+        ignored = _given(args, "preset", "config", "image", "label", "domain", "whole_case", "seed", "draws",
+                         "presets", "patch")  # fmt: skip
+        _refuse(ignored, "with --phantom (it draws phantom case --case in every domain)")
+        return
+    if args.draws:
+        _refuse(_given(args, "preset", "config", "whole_case"), "with --draws (it draws the presets of --presets)")
+        if args.presets is not None and (not args.presets or len(set(args.presets)) != len(args.presets)):
+            raise ValueError("--presets: name at least one preset, without repeats, got "
+                             f"{','.join(args.presets)!r}")  # fmt: skip
+        unknown = [p for p in args.presets or () if p not in spineaug.presets()]
+        if unknown:
+            raise ValueError(f"unknown preset(s) {unknown}; available presets: {', '.join(spineaug.presets())}")
+    else:
+        _refuse(_given(args, "presets", "patch"), "without --draws")
+    if args.config is not None:
+        _refuse(_given(args, "preset"), "with --config")
+    if args.image is not None:
+        _refuse(_given(args, "domain", "case"), "with --image (they choose a phantom case)")
 
 
 def _csv_ints(text: str) -> tuple[int, ...]:
@@ -120,7 +169,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from spineaug import bench  # lazy: keeps `spineaug --help` light (the phantom, nibabel, scipy)
 
     if args.training:
+        _refuse(_given(args, "pipelines", "baselines", "headline", "threads", "max_seconds", "no_transforms",
+                       "no_checks"), "with --training")  # fmt: skip
         return _bench_training(args)
+    _refuse(_given(args, "cores"), "without --training")
     overrides = {k: v for k, v in dict(
         pipelines=args.pipelines, baselines=args.baselines, sizes=args.sizes, batches=args.batches,
         devices=args.device, repeats=args.repeats, warmup=args.warmup, max_seconds=args.max_seconds,
@@ -167,7 +219,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from spineaug.report import benchmark, index
     from spineaug.report import fidelity as fidelity_report
 
-    out = Path(args.out)
+    if args.fidelity:
+        _refuse(_given(args, "allow_reduced"), "with --fidelity (it renders the fidelity page only)")
+    out = _io.check_writable_folder(Path(args.out), "--out")  # pages are written after the figures: check first
     fidelity = Path(args.fidelity_data) if args.fidelity_data else out / "fidelity"
     if (fidelity / "matched.csv").exists() or (fidelity / "rates.csv").exists():
         print(fidelity_report.write(fidelity, out))
@@ -250,19 +304,42 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
     if args.quick and args.study is not None:
         raise ValueError("give a study file or --quick, not both")
+    slurm_options = _given(args, "partition", "gpus", "cpus", "mem_gb", "time_min")
+    if args.status:
+        _refuse(_given(args, "summarize", "export", "include_stale", "executor", "workers") + slurm_options,
+                "with --status (it only lists the cells)")  # fmt: skip
+    elif args.summarize:
+        _refuse(_given(args, "executor", "workers") + slurm_options, "with --summarize (it trains no cell)")
+    elif (args.executor or "inline") != "slurm":
+        _refuse(slurm_options, f"with --executor {args.executor or 'inline'} (they are SLURM resources)")
+        if (args.executor or "inline") == "inline":
+            _refuse(_given(args, "workers"), "with --executor inline (one cell at a time)")
     cfg = study.load_study(args.study or ("studies/quick.yaml" if args.quick else "studies/default.yaml"))
     out = Path(args.out) / cfg.name
+    exports = []
     for folder in args.resume_from or ():
-        from spineaug.study.archive import RECORDS, restore  # optional: pandas (study extra)
+        from spineaug.study.archive import RECORDS  # optional: pandas (study extra)
 
         folder = Path(folder)
         export = folder if (folder / RECORDS).is_file() else folder / cfg.name
+        if not (export / RECORDS).is_file():  # every export is checked before the first is restored
+            raise FileNotFoundError(f"--resume-from {folder}: no {RECORDS} in {folder} or {export} (an export "
+                                    "written by `spineaug study --export`)")  # fmt: skip
+        exports.append(export)
+    for export in exports:
+        from spineaug.study.archive import restore  # optional: pandas (study extra)
+
         restored = restore(cfg, export, out)
         print(f"restored {len(restored)} finished cell(s) from {export}", file=sys.stderr)
     if args.status:
         print(study.status(cfg, out))
         return 0
     if args.summarize:
+        from spineaug.study.runner import cell_state  # lazy: as spineaug.study above
+
+        if not any(cell_state(out, c) == "done" for c in study.cells(cfg)):
+            raise ValueError(f"--summarize: no finished cell of study {cfg.name!r} in {out}; run the study (or "
+                             "--resume-from an export) first")  # fmt: skip
         study.summarize(cfg, out, include_stale=args.include_stale)
         print(out / "summary.md")
         if args.export:
@@ -270,10 +347,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
         return 0
     if args.export:  # written after the whole study: check it before the study starts
         _io.check_writable_folder(Path(args.export) / cfg.name, "--export")
-    slurm = study.SlurmOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus, mem_gb=args.mem_gb,
-                               time_min=args.time_min)  # fmt: skip
-    study.run_study(cfg, out, executor=args.executor, workers=args.workers, slurm=slurm, progress=not args.quiet,
-                    include_stale=args.include_stale)  # fmt: skip
+    slurm = study.SlurmOptions(**{k: v for k, v in dict(partition=args.partition, gpus=args.gpus, cpus=args.cpus,
+                                                        mem_gb=args.mem_gb, time_min=args.time_min).items()
+                                  if v is not None})  # fmt: skip
+    study.run_study(cfg, out, executor=args.executor or "inline", workers=args.workers or 1, slurm=slurm,
+                    progress=not args.quiet, include_stale=args.include_stale)  # fmt: skip
     print(out / "summary.md")
     if args.export:
         print(study.export(out, Path(args.export) / cfg.name, cfg))
@@ -284,7 +362,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     require("monai", "study", "spineaug predict")
     from spineaug.study.predict import predict  # lazy: as spineaug.study in _cmd_study
 
-    axes = _csv_ints(args.mirror_axes) if args.tta else ()
+    if not args.tta:
+        _refuse(_given(args, "mirror_axes"), "without --tta")
+    try:
+        axes = _csv_ints(args.mirror_axes or "0") if args.tta else ()
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"--mirror-axes: {exc}") from None
     for path in predict(args.model, args.input, args.out, progress=not args.quiet, device=args.device,
                         mirror_axes=axes, trusted=args.trust_model):  # fmt: skip
         print(path)
@@ -328,20 +411,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("preview", help="render one case under each transform of a preset (forced on) to a PNG grid; "
                        "or random draws of whole presets (--draws); or the phantom in every domain (--phantom)")
-    p.add_argument("--preset", default="xdomain", help="preset name (default: xdomain)")
+    p.add_argument("--preset", default=None, help="preset name (default: xdomain)")
     p.add_argument("--config", default=None, help="a JSON/YAML config instead of --preset")
     p.add_argument("--out", default="gallery.png", help="output PNG (default: gallery.png)")
     p.add_argument("--image", default=None, help="NIfTI image to show instead of a phantom case")
     p.add_argument("--label", default=None, help="NIfTI label map for --image (needed by label-guided transforms)")
-    p.add_argument("--domain", default="t2w", help="phantom domain (default: t2w)")
+    p.add_argument("--domain", default=None, help="phantom domain (default: t2w)")
     p.add_argument("--case", type=int, default=0, help="phantom case seed (default: 0)")
     p.add_argument("--whole-case", action="store_true",
                    help="show the whole case in every panel (default: the final training patch from the middle of "
                         "the case, Spatial reading the enlarged patch around it as nnU-Net's loader does)")
-    p.add_argument("--seed", type=int, default=0, help="augmentation seed for every panel (default: 0)")
+    p.add_argument("--seed", type=int, default=None, help="augmentation seed for every panel (default: 0)")
     p.add_argument("--draws", type=int, default=0,
                    help="instead: N random draws of each whole preset of --presets on the same patch, one row each")
-    p.add_argument("--presets", type=_csv_names, default=("nnunet", "xdomain", "xdomain-plus"),
+    p.add_argument("--presets", type=_csv_names, default=None,
                    help="with --draws: presets, comma-separated (default: nnunet,xdomain,xdomain-plus)")
     p.add_argument("--patch", type=_csv_ints, default=None,
                    help="with --draws: the final patch D,H,W (default: the largest whose enlarged read fits the case)")
@@ -431,14 +514,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="summarise the finished cells without training any (with --export: copy the compact results)")
     p.add_argument("--include-stale", action="store_true",
                    help="pool stale cells and cells without provenance into the summary (default: leave them out)")
-    p.add_argument("--executor", default="inline", choices=["inline", "local", "slurm", "debug"],
+    p.add_argument("--executor", default=None, choices=["inline", "local", "slurm", "debug"],
                    help="inline (default), local (parallel processes via submitit), slurm (one job per cell), debug")
-    p.add_argument("--workers", type=int, default=1, help="cells at once (local) / array parallelism (slurm)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="cells at once (local) / array parallelism (slurm) (default: 1)")
     p.add_argument("--partition", default=None, help="slurm partition")
-    p.add_argument("--gpus", type=int, default=1, help="slurm GPUs per job (default: 1)")
-    p.add_argument("--cpus", type=int, default=8, help="slurm CPUs per job (default: 8)")
-    p.add_argument("--mem-gb", type=int, default=32, help="slurm memory per job in GB (default: 32)")
-    p.add_argument("--time-min", type=int, default=240, help="slurm time limit per job in minutes (default: 240)")
+    p.add_argument("--gpus", type=int, default=None, help="slurm GPUs per job (default: 1)")
+    p.add_argument("--cpus", type=int, default=None, help="slurm CPUs per job (default: 8)")
+    p.add_argument("--mem-gb", type=int, default=None, help="slurm memory per job in GB (default: 32)")
+    p.add_argument("--time-min", type=int, default=None, help="slurm time limit per job in minutes (default: 240)")
     p.add_argument("--export", default=None, help="also copy the compact results to EXPORT/<name> (e.g. reports/data/study)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _verbose(p)
@@ -454,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cpu, cuda (cuda:N) or auto (default: auto, cuda when present); -device as nnUNetv2_predict")
     p.add_argument("--tta", action="store_true",
                    help="test-time mirroring as nnU-Net does: average the softmax over mirrored copies")
-    p.add_argument("--mirror-axes", default="0",
+    p.add_argument("--mirror-axes", default=None,
                    help="axes mirrored with --tta, of the RAS grid (0 left-right, 1 posterior-anterior, 2 "
                         "inferior-superior; default 0, the one axis the study's presets flip)")
     p.add_argument("--trust-model", action="store_true",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from importlib import resources
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +62,53 @@ def load_config(
         import yaml  # lazy: keeps `import spineaug` light (YAML configs only)
 
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_unique_keys_loader(yaml))  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as exc:
             raise ConfigError(_yaml_error(path, exc)) from None
     else:
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}") from None
+        except _DuplicateKey as exc:
+            raise ConfigError(f"{path}: key {exc.args[0]!r} appears twice in one object; only the last would be "
+                              "read") from None  # fmt: skip
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the {what} must be {expected}, got {type(data).__name__}")
     return data
+
+
+class _DuplicateKey(Exception):
+    """A key given twice in one JSON object (``json`` would keep the last one silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` of :func:`json.loads` that refuses a repeated key."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _unique_keys_loader(yaml: Any) -> type:
+    """A ``yaml.SafeLoader`` that refuses a key repeated in one mapping (PyYAML keeps the last one silently)."""
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice in one mapping; only the last would be read",
+                        key_node.start_mark)  # fmt: skip
+                if isinstance(key, Hashable):
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def _yaml_error(path: Path, exc: Exception) -> str:
@@ -139,7 +176,10 @@ def build_pipeline_parts(
     unknown = set(data) - TOP_LEVEL_KEYS
     if unknown:
         raise ConfigError(f"unknown top-level config key(s) {sorted(unknown)}; allowed: {sorted(TOP_LEVEL_KEYS)}")
-    entries = data.get("transforms", [])
+    if "transforms" not in data:
+        raise ConfigError(f"the config has no 'transforms' list (keys: {sorted(data)}); write 'transforms: []' "
+                          "for the identity")  # fmt: skip
+    entries = data["transforms"]
     if not isinstance(entries, list):
         raise ConfigError(f"'transforms' must be a list of entries, got {type(entries).__name__}")
     seed = check_seed(data.get("seed"))

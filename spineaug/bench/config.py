@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Annotated, Any, ClassVar, Iterable
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 import spineaug
 from spineaug import _io
@@ -55,6 +55,12 @@ def _at_least_one(values: tuple[int, ...]) -> tuple[int, ...]:
     return values
 
 
+def _distinct(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"values must not repeat, got {list(values)}")
+    return values
+
+
 def _early_before_late(calls: tuple[int, int]) -> tuple[int, int]:
     if calls[0] >= calls[1]:
         raise ValueError(f"must be (early, late) with early < late, got {calls!r}")
@@ -63,8 +69,8 @@ def _early_before_late(calls: tuple[int, int]) -> tuple[int, int]:
 
 Count = Annotated[PositiveInt, Strict()]
 """A positive integer, given as an int (not a bool, a float or a string)."""
-Counts = Annotated[tuple[Count, ...], AfterValidator(_at_least_one)]
-"""At least one positive integer (sizes, batch sizes, thread counts)."""
+Counts = Annotated[tuple[Count, ...], AfterValidator(_at_least_one), AfterValidator(_distinct)]
+"""At least one positive integer, none repeated (sizes, batch sizes, thread counts)."""
 Case = tuple[Count, Count]
 """``(B, S)``: a batch of B cubes of edge S."""
 Calls = Annotated[tuple[Count, Count], AfterValidator(_early_before_late)]
@@ -108,13 +114,16 @@ class BenchConfig(ValidatedModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     error_type: ClassVar[type[ValueError]] = BenchError
 
-    pipelines: tuple[Annotated[str, AfterValidator(_preset)], ...] = ("nnunet", "xdomain")
-    baselines: tuple[Annotated[str, AfterValidator(_library)], ...] = LIBRARIES
+    pipelines: Annotated[tuple[Annotated[str, AfterValidator(_preset)], ...], AfterValidator(_at_least_one),
+                         AfterValidator(_distinct)] = ("nnunet", "xdomain")
+    baselines: Annotated[tuple[Annotated[str, AfterValidator(_library)], ...],
+                         AfterValidator(_distinct)] = LIBRARIES
     sizes: Counts = FULL_SIZES
     batches: Counts = FULL_BATCHES
     headline: Case = HEADLINE
     threads: Counts = (1, 2)
-    devices: tuple[Annotated[str, AfterValidator(_device)], ...] = ("auto",)
+    devices: Annotated[tuple[Annotated[str, AfterValidator(_device)], ...], AfterValidator(_at_least_one),
+                       AfterValidator(_distinct)] = ("auto",)
     warmup: Annotated[int, Strict(), Field(ge=0)] = 1
     repeats: Count = 30
     grid_repeats: Count = 10
@@ -127,6 +136,13 @@ class BenchConfig(ValidatedModel):
     drift_case: Case = (2, 64)
     seed: RequiredSeed = 0
     memory_fraction: Annotated[float, Field(gt=0, le=1)] = 0.6
+
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> BenchConfig:
+        if self.min_repeats > self.grid_repeats:
+            raise ValueError(f"min_repeats ({self.min_repeats}) > grid_repeats ({self.grid_repeats}): a grid case "
+                             "stops at grid_repeats calls, so the floor would have no effect")  # fmt: skip
+        return self
 
     @staticmethod
     def quick(**overrides: Any) -> BenchConfig:

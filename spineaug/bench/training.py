@@ -35,7 +35,7 @@ import torch
 from pydantic import AfterValidator, ConfigDict, Field, Strict, model_validator
 
 from spineaug import _io, phantom
-from spineaug.bench.config import BenchError, Count, Counts, differences, resolve_devices
+from spineaug.bench.config import BenchError, Count, Counts, _at_least_one, differences, resolve_devices
 from spineaug.harness.train import Network
 from spineaug.harness.train import phantom_samples as render_phantom
 from spineaug.validation import RequiredSeed, ValidatedModel
@@ -47,6 +47,8 @@ ARMS = ("bgv2-nnunet", "nnunet", "xdomain", "none")
 def _arms(names: tuple[str, ...]) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"name at least one arm; known arms: {list(ARMS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"arms must not repeat, got {list(names)}")
     unknown = [a for a in names if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown training arm(s) {unknown}; known arms: {list(ARMS)}")
@@ -102,7 +104,7 @@ class TrainingConfig(ValidatedModel):
     rounds: Count = 2
     cpu_budgets: Counts | None = None
     arms: Annotated[tuple[str, ...], AfterValidator(_arms)] = ARMS
-    channels: Counts = (8, 16, 32)
+    channels: Annotated[tuple[Count, ...], AfterValidator(_at_least_one)] = (8, 16, 32)  # levels may repeat
     cases: Count = 2
     phantom_shape: Shape = (64, 80, 128)
     spacing: Annotated[float, Field(gt=0)] = 2.0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spineaug.data.nifti import Volume, load_nifti, resample, robust_zscore
+from spineaug.data.nifti import Volume, load_nifti, nifti_grid, resample, robust_zscore
 
 VERSE_LABELS = {**{v: 1 for v in range(1, 29)}}
 """VerSe vertebra labels (1-7 C, 8-19 T, 20-25 L, 26 sacrum, 27 coccyx, 28 T13) -> 1 (vertebra)."""
@@ -74,6 +74,16 @@ class SegmentationDataset:
         self.spacing = spacing
         self.normalize = normalize
         self.label_map = None if label_map is None else {int(k): int(v) for k, v in label_map.items()}
+        self._check_grids()
+
+    def _check_grids(self) -> None:
+        """From the headers: every case's channels and label share one grid, so a mismatch shows when the dataset
+        is built, not when its case is reached mid-run."""
+        for _, image_paths, label_path in self.cases:
+            files = [*image_paths, *([] if label_path is None else [label_path])]
+            first = (files[0], *nifti_grid(files[0]))
+            for other in files[1:]:
+                _check_grid(first, (other, *nifti_grid(other)))
 
     def __len__(self) -> int:
         return len(self.cases)
@@ -122,10 +132,16 @@ class SegmentationDataset:
 
 
 def _check_same_grid(a: Volume, b: Volume) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"shape mismatch: {a.path} has {a.shape}, {b.path} has {b.shape}")
-    if not np.allclose(a.affine, b.affine, atol=1e-3, rtol=1e-4):
-        raise ValueError(f"affine mismatch between {a.path} and {b.path}:\n{a.affine}\nvs\n{b.affine}")
+    _check_grid((a.path, a.shape, a.affine), (b.path, b.shape, b.affine))
+
+
+def _check_grid(a: tuple[Path, tuple[int, ...], np.ndarray], b: tuple[Path, tuple[int, ...], np.ndarray]) -> None:
+    """Two files' ``(path, shape, affine)`` must describe one voxel grid."""
+    (path_a, shape_a, affine_a), (path_b, shape_b, affine_b) = a, b
+    if tuple(shape_a) != tuple(shape_b):
+        raise ValueError(f"shape mismatch: {path_a} has {tuple(shape_a)}, {path_b} has {tuple(shape_b)}")
+    if not np.allclose(affine_a, affine_b, atol=1e-3, rtol=1e-4):
+        raise ValueError(f"affine mismatch between {path_a} and {path_b}:\n{affine_a}\nvs\n{affine_b}")
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:

@@ -89,6 +89,36 @@ def _check_finite_voxels(data: np.ndarray, path: Path, nonfinite: str) -> np.nda
     return np.where(finite, data, np.zeros((), dtype=data.dtype))
 
 
+def nifti_grid(path: str | Path, *, reorient: bool = True) -> tuple[tuple[int, ...], np.ndarray]:
+    """The shape and affine :func:`load_nifti` returns for ``path``, from the header alone (no voxel is read).
+
+    For checks before the work: a dataset compares its files' grids when it is built, not case by case as it is
+    read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"NIfTI file not found: {path}")
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises a zoo of exception types for corrupt files
+        raise ValueError(f"cannot read NIfTI file {path}: {exc}") from exc
+    _check_geometry(img, path)
+    shape = tuple(int(n) for n in img.shape)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise ValueError(f"{path}: expected a 3-D volume, got shape {shape}")
+    if reorient:  # as nib.as_closest_canonical: axis i goes to ornt[i, 0], flipped where ornt[i, 1] is -1
+        ornt = nib.orientations.io_orientation(affine)
+        affine = affine @ nib.orientations.inv_ornt_aff(ornt, shape)
+        out = [0, 0, 0]
+        for i, (axis, _) in enumerate(ornt):
+            out[int(axis)] = shape[i]
+        shape = tuple(out)
+    return shape, affine
+
+
 def load_nifti(
     path: str | Path, *, reorient: bool = True, dtype=None, nonfinite: Literal["raise", "zero", "keep"] = "raise"
 ) -> Volume:

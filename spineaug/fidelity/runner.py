@@ -80,7 +80,9 @@ def auglab_rows(draws: int, seed: int) -> tuple[list[dict], list[dict], dict[str
 def run(out: str | Path = "results/fidelity", draws: int = 400, seed: int = 0, auglab: bool = True) -> Path:
     """Measure ``nnunet`` vs nnU-Net v2 and (when ``auglab`` and its environment exist) ``xdomain`` vs AugLab; write
     the result files into ``out`` and return the folder."""
-    out = Path(out)
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws must be a positive integer, got {draws!r}")
+    out = _io.check_writable_folder(Path(out), "--out")  # written after minutes of measuring: check first
     started = time.time()
     info = _io.system_info()  # before anything is written: the commit as it was measured
     matched, rates, sigma = nnunet_rows(draws, seed)

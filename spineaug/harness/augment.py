@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from torch import Tensor
 
 import spineaug
@@ -129,6 +129,13 @@ class MixArm(BaseModel):
         if v not in spineaug.presets():
             raise ValueError(f"must be a spineaug preset ({spineaug.presets()}), got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _two_presets(self) -> MixArm:
+        if self.strong == self.weak:
+            raise ValueError(f"strong and weak are both {self.strong!r}: the mix changes nothing; use the preset "
+                             "itself as the arm")  # fmt: skip
+        return self
 
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str) -> MixArm:

@@ -157,7 +157,12 @@ def auglab_to_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
             f"AugLab config: expected a JSON object of modules (or the path of a file holding one), "
             f"got {type(source).__name__}"
         )
-    gpu, spatial = _parts(load_config(source, what="AugLab config", expected="a JSON object of modules"))
+    data = load_config(source, what="AugLab config", expected="a JSON object of modules")
+    gpu, spatial = _parts(data)
+    cpu = "CPU" in data or bool(set(data) & _CPU_ONLY_KEYS)  # warned about in _parts
+    if not gpu and spatial is None and not cpu:
+        warn(NoEffectWarning, "GPU" if "GPU" in data else "(top level)",
+             f"names no GPU module and no {_SPATIAL}: the translation is an empty pipeline")  # fmt: skip
     unknown = sorted(set(gpu) - set(GPU_TRANSLATORS) - {_SPATIAL})
     if unknown:
         raise ConfigError(f"AugLab config: unknown module key(s) {unknown}; known: {sorted(GPU_TRANSLATORS)}")

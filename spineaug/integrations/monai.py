@@ -103,8 +103,13 @@ class SpineAugd(Randomizable, MapTransform):
                              "the images, so it is augmented and written back")  # fmt: skip
         if not keys or keys == (label_key,):
             raise ValueError(f"keys {keys!r} name no image to augment")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"keys {keys!r}: a key is named twice (it would be augmented as two channels)")
         if not 0.0 <= float(prob) <= 1.0:
             raise ValueError(f"prob must be in [0, 1], got {prob}")
+        if allow_missing_keys and label_key is None:
+            warnings.warn("SpineAugd: allow_missing_keys has no effect without a label key (only the label may be "
+                          "missing; every image key is required)", NoEffectWarning, stacklevel=2)  # fmt: skip
         MapTransform.__init__(self, keys, allow_missing_keys)
         if preset is not None and config is not None:
             raise ValueError("give either preset= or config=, not both")

@@ -50,7 +50,7 @@ from spineaug.data.nnunet_raw import (
     read_dataset_json,
     read_splits,
 )
-from spineaug.harness.augment import BASELINE_ARMS, arm_file, arm_slug, build_augmentation
+from spineaug.harness.augment import BASELINE_ARMS, MixedPipeline, arm_file, arm_slug, build_augmentation
 from spineaug.validation import ConfigError, RequiredSeed, ordered
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -90,6 +90,10 @@ class PhantomData(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> PhantomData:
+        if self.domains is not None and not self.domains:
+            raise ValueError("domains: [] names no domain; leave it out for every phantom domain")
+        if self.domains is not None and len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"domains: values must not repeat, got {self.domains}")
         for name in self.domains or ():
             if name not in phantom.DOMAINS:
                 raise ValueError(f"unknown phantom domain {name!r}; known: {sorted(phantom.DOMAINS)}")
@@ -157,6 +161,9 @@ class NiftiDomain(_Strict):
             raise ValueError(f"data folder not found: {self.path}")
         if self.format == "paired" and (self.image is None or self.label is None):
             raise ValueError("format 'paired' needs 'image' and 'label' patterns with {id}")
+        if self.format == "nnunet_raw" and (self.image is not None or self.label is not None):
+            raise ValueError("'image' and 'label' patterns are for format 'paired'; an nnU-Net raw dataset is "
+                             "read from imagesTr/labelsTr (set format: paired to use them)")  # fmt: skip
         if (self.n_train == 0) != (self.n_val == 0):
             raise ValueError("n_train and n_val must both be 0 (target only) or both positive (usable as a source)")
         if self.classes is not None and self.label_map is not None:
@@ -372,6 +379,10 @@ class StudyConfig(_Strict):
         if isinstance(self.data, PhantomData) and any(abs(self.data.spacing - s) > 1e-6 for s in spacings):
             raise ValueError(f"data.spacing ({self.data.spacing}) must equal preprocessing.spacing "
                              f"({self.preprocessing.spacing}) for the phantom: it is rendered at the study's spacing")  # fmt: skip
+        if isinstance(self.data, PhantomData) and self.training.monitor_cases > self.data.n_val:
+            raise ValueError(f"training.monitor_cases ({self.training.monitor_cases}) > data.n_val "
+                             f"({self.data.n_val}): the monitoring set is the source's validation anatomies, so "
+                             f"at most {self.data.n_val} are monitored")  # fmt: skip
         domains = self.data.domain_names()
         for key, names in (("sources", self.sources), ("targets", self.targets or [])):
             for name in names:
@@ -383,13 +394,20 @@ class StudyConfig(_Strict):
             for name in self.sources:
                 if self.data.domains[name].n_train == 0:
                     raise ValueError(f"sources: domain {name!r} has n_train = 0, so it cannot be trained on")
-        for key, values in (("sources", self.sources), ("arms", self.arms), ("seeds", self.seeds)):
+        if self.targets is not None and not self.targets:
+            raise ValueError("targets: [] names no domain; leave it out to evaluate on every domain of the data")
+        for key, values in (("sources", self.sources), ("targets", self.targets or []), ("arms", self.arms),
+                            ("seeds", self.seeds)):  # fmt: skip
             if len(set(values)) != len(values):
                 raise ValueError(f"{key}: values must not repeat, got {values}")
+        seedless = [a for a in self.arms if a not in self.arm_seeds]
+        if not self.seeds and seedless:
+            raise ValueError(f"seeds: [] leaves the arms {seedless} without a cell; name at least one seed (or "
+                             "give each arm its arm_seeds)")  # fmt: skip
         if not self.arms:
             raise ValueError("arms: name at least one augmentation arm")
         for arm in self.arms:
-            _check_arm(arm, self.training.patch_size, self.base_dir)
+            _check_arm(arm, self.training.patch_size, self.base_dir, self.training.batch_size)
         slugs = [arm_slug(a) for a in self.arms]
         if len(set(slugs)) != len(slugs):
             raise ValueError(f"arms: two arms would share a result folder (names {slugs}); rename a config file")
@@ -405,6 +423,8 @@ class StudyConfig(_Strict):
         for arm, names in self.arm_sources.items():
             if arm not in self.arms:
                 raise ValueError(f"arm_sources: {arm!r} is not one of the arms {self.arms}")
+            if not names or len(set(names)) != len(names):
+                raise ValueError(f"arm_sources.{arm}: name at least one source, without repeats, got {names}")
             for name in names:
                 if name not in self.sources:
                     raise ValueError(f"arm_sources.{arm}: {name!r} is not one of the sources {self.sources}")
@@ -427,7 +447,9 @@ class StudyConfig(_Strict):
         return names
 
 
-def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None) -> None:
+def _check_arm(
+    arm: str, patch_size: tuple[int, int, int], base_dir: str | None = None, batch_size: int = 2
+) -> None:
     """Build the arm's augmentation now (a bad preset, config or missing library fails here, not mid-study)."""
     if arm.endswith((".json", ".yaml", ".yml")) and not arm_file(arm, base_dir).is_file():
         where = f" (looked in {base_dir}, {Path(base_dir).parent} and the working directory)" if base_dir else ""
@@ -438,11 +460,18 @@ def _check_arm(arm: str, patch_size: tuple[int, int, int], base_dir: str | None 
             "or a .json/.yaml config file"
         )
     try:
-        build_augmentation(arm, patch_size, base_dir=base_dir)
+        aug = build_augmentation(arm, patch_size, base_dir=base_dir)
     except (RuntimeError, ImportError) as exc:  # a baseline library missing (its message names the extra)
         raise ValueError(f"arms: {arm!r} cannot run here: {exc}") from None
     except ConfigError as exc:  # the arm's own config file
         raise ConfigError(f"arms: {arm}: {exc}") from None
+    if isinstance(aug.batch, MixedPipeline):
+        mix, n_strong = aug.batch.mix, aug.batch.mix.n_strong(batch_size)
+        if n_strong in (0, batch_size):
+            idle, used = ("strong", mix.weak) if n_strong == 0 else ("weak", mix.strong)
+            raise ValueError(f"arms: {arm}: mix fraction {mix.fraction} gives {n_strong} of {batch_size} samples "
+                             f"(training.batch_size) to the strong preset, so the {idle} preset never runs; use "
+                             f"the preset {used!r} as the arm")  # fmt: skip
     if arm.endswith((".json", ".yaml", ".yml")):
         seed = load_config(arm_file(arm, base_dir)).get("seed")
         if seed is not None:

@@ -139,13 +139,12 @@ def _mirrored(model, image: torch.Tensor, spec: dict, device: torch.device, axes
     return (total / count).argmax(1)[0].cpu()
 
 
-def segment_case(model, spec: dict, files: Sequence[Path], target: Path, device: torch.device, *,
-                 mirror_axes: Sequence[int] = ()) -> Path:  # fmt: skip
-    """Segment one case (its channel files in order); writes ``target`` on the first channel's grid."""
-    files = list(files)
-    if len(files) != spec["in_channels"]:
-        raise ValueError(f"{target.name}: {len(files)} channel file(s) ({', '.join(f.name for f in files)}) but the "
-                         f"model takes {spec['in_channels']}")  # fmt: skip
+def check_case(files: Sequence[Path], in_channels: int, name: str):
+    """The first channel's NIfTI image (header only), once the headers show that the case has the model's channel
+    count, is 3-D and that its channels share one grid."""
+    if len(files) != in_channels:
+        raise ValueError(f"{name}: {len(files)} channel file(s) ({', '.join(f.name for f in files)}) but the "
+                         f"model takes {in_channels}")  # fmt: skip
     original = nib.load(str(files[0]))
     if len(original.shape) != 3:
         raise ValueError(f"{files[0]}: expected a 3-D image, got shape {original.shape}")
@@ -154,6 +153,14 @@ def segment_case(model, spec: dict, files: Sequence[Path], target: Path, device:
         if other.shape != original.shape or not np.allclose(other.affine, original.affine, atol=1e-4):
             raise ValueError(f"{f.name}: shape {other.shape} / affine differ from {files[0].name}'s; the channels of a "
                              "case must share one grid")  # fmt: skip
+    return original
+
+
+def segment_case(model, spec: dict, files: Sequence[Path], target: Path, device: torch.device, *,
+                 mirror_axes: Sequence[int] = ()) -> Path:  # fmt: skip
+    """Segment one case (its channel files in order); writes ``target`` on the first channel's grid."""
+    files = list(files)
+    original = check_case(files, spec["in_channels"], target.name)
     volumes = [resample(load_nifti(f, reorient=True, dtype=np.float32), spec["spacing"], order=1) for f in files]
     image = np.stack([robust_zscore(v.data, percentiles=tuple(spec["zscore_percentiles"])) for v in volumes])
     if mirror_axes:
@@ -185,6 +192,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} requested but this machine has {torch.cuda.device_count()} CUDA "
+                         "device(s)")  # fmt: skip
     return device
 
 
@@ -205,11 +215,13 @@ def predict(model_path: str | Path, inputs: str | Path, output: str | Path, *, p
         raise ValueError(f"mirror axes must be distinct values of 0, 1, 2, got {list(mirror_axes)}")
     _io.check_writable_folder(output, "--out")  # before loading the model and reading the inputs
     device = resolve_device(device)
-    model, spec = load_model(model_path, device, trusted=trusted)
-    cases = group_cases(_inputs(Path(inputs)))
+    cases = group_cases(_inputs(Path(inputs)))  # a missing or misnamed input shows before the model loads
     out = Path(output).resolve()
     if any(f.resolve().parent == out for files in cases.values() for f in files):
         raise ValueError(f"--out {output} is the input folder: the label maps would overwrite the images")
+    model, spec = load_model(model_path, device, trusted=trusted)
+    for name, files in cases.items():  # from the headers: a bad case fails now, not after the cases before it
+        check_case(files, spec["in_channels"], name)
     items = list(cases.items())
     if progress:
         items = tqdm(items, desc="predict", unit="case")

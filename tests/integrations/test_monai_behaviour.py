@@ -16,7 +16,7 @@ SHAPE = (1, 4, 4, 4)
 
 
 def _aug() -> SpineAugd:
-    return SpineAugd(keys=("image",), config=CONFIG, allow_missing_keys=True)
+    return SpineAugd(keys=("image",), config=CONFIG)
 
 
 def _factors(out: torch.Tensor) -> torch.Tensor:
@@ -69,7 +69,7 @@ def test_collated_batch_and_per_sample_calls_agree_in_distribution():
 def test_a_single_key_string_and_numpy_inputs():
     import numpy as np
 
-    out = SpineAugd(keys="image", config=CONFIG, allow_missing_keys=True).set_random_state(0)(
+    out = SpineAugd(keys="image", config=CONFIG).set_random_state(0)(
         {"image": torch.ones(SHAPE)})  # fmt: skip
     assert out["image"].shape == SHAPE
     aug = SpineAugd(keys=("image", "label"), config=CONFIG).set_random_state(0)
