@@ -91,7 +91,7 @@ def _headline_results(summary=None) -> StudyResults:
         ("t2w", "aug", "dice", "ood", 0.6, 0.5, 0.7, []),
         ("t2w", "aug", "ood_gain_pct", "ood", 100.0, 80.0, 120.0, [(0, 100.0)]),
         ("t2w", "aug", "ood_gain_per_source_pct", "ood", 55.0, 50.0, 60.0, []),  # not shown on a source's row
-        ("t2w", "aug", "in_domain_change_pct", "in_domain", -0.5556, -1.0, 0.25, [(0, -0.5556)]),
+        ("t2w", "aug", "in_domain_change_pct", "in_domain", -0.5556, -1.0, 0.25, [(0, -0.6), (1, -0.5)]),
         ("t2w", "aug", "in_domain_change_pct", "ood", 7.0, 6.0, 8.0, []),  # wrong target: never shown
         ("t2w", "aug", "dice", "in_domain", 0.1, 0.0, 0.2, [], "disc"),  # a class row: never in the headline
         ("all", "aug", "dice", "ood", 0.55, 0.45, 0.65, [(0, 0.5), (1, 0.6)]),
@@ -258,11 +258,42 @@ def test_in_domain_cost_and_ood_in_both_say_whether_the_intervals_separate():
     assert tables.in_domain_cost(main, other) == []  # without its counterpart, mix-late has nothing in main
 
 
+def test_in_domain_cost_and_ood_in_both_both_directions_signs_and_intervals():
+    """``wide``: separated both ways (down); ``thin``: means without intervals; ``gone``: not in the main study."""
+    main = _results("main", stats=_stats(
+        ("ct", "wide", "in_domain_change_pct", "in_domain", 2.0, 1.0, 3.0, [(0, 1.5), (1, 2.5)]),
+        ("ct", "wide", "dice", "ood", 0.6, 0.55, 0.65, [(0, 0.58), (1, 0.62)]),
+        ("ct", "thin", "in_domain_change_pct", "in_domain", 1.0, NAN, NAN, []),
+        ("ct", "thin", "dice", "ood", 0.5, NAN, NAN, []),
+    ), cells=[("ct", "wide", 0), ("ct", "thin", 0)])
+    other = _results("abl", stats=_stats(
+        ("ct", "gone", "in_domain_change_pct", "in_domain", 1.0, 0.0, 2.0, []),
+        ("ct", "gone", "dice", "ood", 0.5, 0.4, 0.6, []),
+        ("ct", "wide", "in_domain_change_pct", "in_domain", -5.0, -6.0, -4.0, [(0, -5.5), (1, -4.5)]),
+        ("ct", "wide", "dice", "ood", 0.4, 0.35, 0.45, [(0, 0.38), (1, 0.42)]),
+        ("ct", "thin", "in_domain_change_pct", "in_domain", 0.5, NAN, NAN, []),
+        ("ct", "thin", "dice", "ood", 0.25, NAN, NAN, []),
+    ), cells=[("ct", "gone", 0), ("ct", "wide", 0), ("ct", "thin", 0)])
+    assert tables.in_domain_cost(main, other) == [
+        "- `wide` trained on ct: in-domain change vs `ref` +2.00 % [+1.00, +3.00] in `main`, "
+        "-5.00 % [-6.00, -4.00] in `abl` (larger here).",
+        "- `thin` trained on ct: in-domain change vs `ref` +1.00 % in `main`, +0.50 % in `abl` "
+        "(the intervals overlap: no clear change).",
+    ]
+    assert tables.ood_in_both(main, other) == [
+        "- `wide` trained on ct: out-of-domain Dice 0.600 [0.550, 0.650] in `main`, 0.400 [0.350, 0.450] in `abl` "
+        "(lower here).",
+        "- `thin` trained on ct: out-of-domain Dice 0.500 in `main`, 0.250 in `abl` "
+        "(the intervals overlap: no clear change).",
+    ]
+
+
 @pytest.mark.parametrize("a, b, word", [
     ((0.5, 0.4, 0.6), (0.8, 0.7, 0.9), "up"), ((0.5, 0.4, 0.6), (0.2, 0.1, 0.3), "down"),
     ((0.5, 0.4, 0.6), (0.8, 0.6, 0.9), "overlap"), ((0.5, 0.4, 0.6), (0.2, 0.1, 0.4), "overlap"),
     ((0.5, 0.4, 0.6), (0.8, NAN, 0.9), "overlap"), ((0.5, 0.4, 0.6), (0.8, 0.7, NAN), "overlap"),
     ((0.5, NAN, 0.6), (0.8, 0.7, 0.9), "overlap"), ((0.5, 0.4, NAN), (0.2, 0.1, 0.3), "overlap"),
+    ((0.5, 0.4, 0.6), (0.2, NAN, 0.3), "overlap"),
 ])  # fmt: skip
 def test_separation_needs_disjoint_known_intervals(a, b, word):
     said = tables._separation((*a, []), (*b, []), "up", "down")
@@ -322,8 +353,23 @@ def test_head_to_head_against_two_comparators_keeps_their_rows_with_a_dash():
         "| all | ref | - | - | n/a | +0.300 [+0.200, +0.400] better |",
         "| all | aug | n/a | -0.300 [-0.400, -0.200] worse | - | - |",
     ]
-    assert tables.head_to_head(_results(stats=_h2h_results().stats, cells=[("ct", "ref", 0)]), ["ref"]) == \
-        tables.head_to_head(_h2h_results(), ["ref"])[:2]  # no comparisons.csv: no row at all
+    res = _h2h_results()
+    res.comparisons = None
+    for comparators in (["ref"], ["ref", "aug"]):  # no comparisons.csv: no row at all
+        assert tables.head_to_head(res, comparators) == tables.head_to_head(_h2h_results(), comparators)[:2]
+
+
+def test_head_to_head_leaves_out_rows_without_any_pair_and_goes_on():
+    res = _h2h_results()
+    res.comparisons = res.comparisons[res.comparisons["source"] != "t2w"]
+    assert [line.split(" | ")[:2] for line in tables.head_to_head(res, ["ref"])[2:]] == [
+        ["| ct", "mix"], ["| ct", "aug"], ["| all", "aug"]]  # t2w x aug: nothing to say
+
+
+def test_delta_with_a_mean_but_no_interval_has_no_verdict():
+    assert tables._delta((0.02, NAN, NAN)) == "+0.020 [n/a, n/a] n/a"
+    assert tables._delta((NAN, 0.1, 0.2)) == "n/a"
+    assert tables._delta((-0.25, -0.5, -0.125)) == "-0.250 [-0.500, -0.125] worse"
 
 
 def test_head_to_head_summary_one_line_per_arm_and_scope():

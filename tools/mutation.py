@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCOPES: dict[str, list[str]] = {
     "spineaug/study/statistics.py": ["tests/study/test_study_statistics.py", "tests/study/test_comparisons.py"],
-    "spineaug/study/evaluate.py": ["tests/study/test_study_evaluate.py"],
+    "spineaug/study/evaluate.py": ["tests/study/test_study_evaluate.py",
+                                   "tests/study/test_study_run.py::test_evaluation_resumes_per_case"],
     "spineaug/report/study/tables.py": ["tests/test_report_study_tables.py"],
     "spineaug/report/study/results.py": ["tests/test_report_study_tables.py"],
     "spineaug/report/bench_targets.py": ["tests/bench/test_bench_numbers.py"],
