@@ -448,6 +448,10 @@ def test_n_cases_counts_domain_cases_and_distinct_anatomies():
                      columns=["domain", "case", "class"]).assign(source="ct", arm="ref", seed=0, dice=0.5)  # fmt: skip
     assert _results(metrics=m).n_cases() == (7, 3)
     assert _results().n_cases() == (0, 0)
+    ids = ["ct_10000", "ct_10001", "t2w_10000", "t2w_10001", "t2w_10002", "mr_fs_10002", "solo"]
+    m = pd.DataFrame({"domain": [i.rsplit("_", 1)[0] for i in ids], "case": ids, "class": "disc"})
+    assert _results(metrics=m.assign(source="ct", arm="ref", seed=0, dice=0.5)).n_cases() == (7, 4)
+    # the anatomy is what follows the last "_" (a domain may hold one), the whole id without any
 
 
 def test_stat_reads_one_statistic_with_its_seeds():
@@ -543,7 +547,7 @@ def test_unusable_cells_from_grid_else_from_cells():
     res.grid = pd.DataFrame({"source": ["ct", "ct", "t2w"], "arm": ["ref", "aug", "ref"], "seed": [0, 0, 1],
                              "status": ["fresh", "missing", "stale: engine changed"]})  # fmt: skip
     bad = res.unusable_cells()
-    assert list(bad.index) == [0, 1]
+    assert list(bad.index) == [0, 1] and list(bad.columns) == ["source", "arm", "seed", "status"]
     assert bad[["arm", "status"]].values.tolist() == [["aug", "missing"], ["ref", "stale: engine changed"]]
 
 
@@ -562,8 +566,9 @@ def test_load_reads_what_is_there_and_leaves_the_rest_none(tmp_path):
     (folder / "curves.csv").write_text("")
     (folder / "domains.csv").write_text("domain,family\nct,ct\n")
     res = load(folder)
-    assert res.name == "named" and res.study["arms"] == ["ref"]
+    assert res.name == "named" and res.study["arms"] == ["ref"] and res.folder == folder
     assert res.monitor is None and res.curves is None and res.summary is None and res.grid is None
+    assert res.cells is None
     assert res.families == {"ct": "ct"}
     assert res.metrics["hd95"].dtype == float and math.isnan(res.metrics["hd95"][0])
     assert res.metrics["hd95"][1] == 2.5
@@ -572,6 +577,23 @@ def test_load_reads_what_is_there_and_leaves_the_rest_none(tmp_path):
     assert res.difference("ct", "aug", "ref", "ood") == (-0.5, -0.75, -0.25)
     (folder / "metrics.csv").write_text("source,arm,seed,domain,case,class,dice,hd95\n")
     (folder / "curves.csv").write_text("source,arm,seed,iteration,hd95\nct,ref,0,1,x\n")
+    (folder / "monitor.csv").write_text("source,arm,seed,iteration,domain,dice,hd95\nct,ref,0,1,t2w,0.5,3\n")
+    (folder / "summary.csv").write_text("source,arm,s_per_iteration\nct,ref,0.5\n")
+    (folder / "cells.csv").write_text("source,arm,seed,commit,provenance\nct,ref,0,abc,fresh\n")
+    (folder / "grid.csv").write_text("source,arm,seed,status\nct,ref,0,missing\n")
     res = load(folder)
     assert res.metrics is None and not res.has_results
     assert math.isnan(res.curves["hd95"][0]) and res.curves["hd95"].dtype == float
+    assert res.monitor["dice"].tolist() == [0.5] and res.monitor["hd95"].dtype == float
+    assert res.summary["s_per_iteration"].tolist() == [0.5] and res.commits == ["abc"]
+    assert res.unusable_cells()["status"].tolist() == ["missing"]
+
+
+def test_load_reads_seeds_as_text_even_without_a_mean_row(tmp_path):
+    """Seeds key the per-seed rows as text (``"0"``, beside ``"mean"``), also in a file that holds no mean row."""
+    (tmp_path / "stats.csv").write_text("source,arm,measure,target,class,seed,value,ci_low,ci_high\n"
+                                        "ct,ref,dice,ood,mean,0,0.5,,\nct,ref,dice,ood,mean,1,0.25,,\n")
+    (tmp_path / "comparisons.csv").write_text("source,arm,versus,target,seed,value,ci_low,ci_high\n"
+                                              "ct,ref,aug,ood,0,0.5,,\n")
+    res = load(tmp_path)
+    assert res.stats["seed"].tolist() == ["0", "1"] and res.comparisons["seed"].tolist() == ["0"]
