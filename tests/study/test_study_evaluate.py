@@ -1,15 +1,25 @@
-"""Per-class Dice and HD95 of one test case (:func:`spineaug.study.evaluate.case_metrics`), on hand-built volumes
-whose answers are known by construction: overlaps counted by hand, surface distances in voxels times the spacing."""
+"""Per-class Dice and HD95 of one test case (:func:`spineaug.study.evaluate.case_metrics`) and the rows a cell's
+evaluation writes (:func:`spineaug.study.evaluate.evaluate_cell`), on hand-built volumes whose answers are known by
+construction: overlaps counted by hand, surface distances in voxels times the spacing."""
 
 from __future__ import annotations
 
+import json
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
+import spineaug.study.evaluate as E
+from spineaug.data.datasets import Sample
+from spineaug.study import load_study
 from spineaug.study.evaluate import case_metrics
+from spineaug.study.grid import Cell
+from spineaug.study.train import build_model
+
+from .conftest import tiny_study
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")  # monai: empty classes
 
@@ -109,3 +119,63 @@ def test_each_class_is_scored_against_its_own_label_value():
     pred[7:10, 2:4, 2:6] = 0
     m = _metrics(pred, lab)
     assert [round(m[c][0], 6) for c in ("vertebra", "disc", "canal")] == [1.0, round(48 / 72, 6), 0.0]
+
+
+def _shifted_vertebra(lab: np.ndarray) -> np.ndarray:
+    pred = lab.copy()
+    pred[pred == 1] = 0
+    pred[2:6, 3:7, 2:6] = 1  # moved one voxel along the second axis: Dice 0.75
+    return pred
+
+
+def test_evaluate_cell_writes_one_rounded_row_per_case_and_class(tmp_path, monkeypatch):
+    """``evaluate_cell`` with a stand-in network whose prediction is known (it is carried in the image's second
+    channel): one ``metrics.csv`` row per domain x case x class, Dice to 6 digits, HD95 in mm (the spacing of each
+    voxel axis: the norms of the affine's columns) to 4 digits and empty when undefined; the first case of each
+    domain saved; an older model file holding other Python objects still loads (the study's own file)."""
+    study = load_study(tiny_study(tmp_path, evaluation={"bootstrap": 50, "save_predictions": 1}))
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    torch.save({"model": build_model(study, 2).state_dict(), "spec": {"in_channels": 2}, "note": Fraction(1, 3)},
+               folder / "model.pt")  # fmt: skip
+    seen = []
+
+    def predict(model, image, study_, device):
+        seen.append((next(model.parameters()).shape[1], study_ is study, device.type))
+        return image[1].long()
+
+    monkeypatch.setattr(E, "predict_volume", predict)
+    affine = np.eye(4)
+    affine[:3, :3] = [[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 3.0]]  # columns 1, 2, 3 mm; rows 2, 1, 3
+    lab = _label()
+    stray = np.zeros((8, 8, 20), np.uint8)
+    stray[2:6, 2:6, 2:6] = 1
+    stray_pred = stray.copy()
+    stray_pred[2, 2, 14] = stray_pred[4, 2, 14] = stray_pred[5, 5, 14] = 1
+
+    def sample(case, label, pred):
+        return Sample(case, np.stack([np.zeros_like(label), pred]).astype(np.float32), label, affine)
+
+    missing = lab.copy()
+    missing[missing == 3] = 0
+    tests = {"t2w": lambda: [sample("t2w_1", lab, _shifted_vertebra(lab)), sample("t2w_2", lab, missing)],
+             "ct": lambda: [sample("ct_1", stray, stray_pred)]}  # fmt: skip
+    out = E.evaluate_cell(study, Cell("t2w", "none", 3), folder, tests, progress=False)
+    assert out == folder / "metrics.csv" and not (folder / "metrics.partial.csv").exists()
+    assert seen == [(2, True, "cpu")] * 3
+    assert out.read_text().splitlines() == [
+        "source,arm,seed,domain,case,class,dice,hd95",
+        "t2w,none,3,t2w,t2w_1,vertebra,0.75,2.0", "t2w,none,3,t2w,t2w_1,disc,1.0,0.0",
+        "t2w,none,3,t2w,t2w_1,canal,1.0,0.0",
+        "t2w,none,3,t2w,t2w_2,vertebra,1.0,0.0", "t2w,none,3,t2w,t2w_2,disc,1.0,0.0",
+        "t2w,none,3,t2w,t2w_2,canal,0.0,",
+        f"t2w,none,3,ct,ct_1,vertebra,{round(128 / 131, 6)},{round(3 * 9 * (0.95 * 58 - 55), 4)}",
+        "t2w,none,3,ct,ct_1,disc,1.0,", "t2w,none,3,ct,ct_1,canal,1.0,",
+    ]  # HD95 of ct_1: 0.1 of the stray voxels' 9 voxels x 3 mm (see the percentile test above)
+    saved = sorted(p.relative_to(folder).as_posix() for p in (folder / "predictions").rglob("*.nii.gz"))
+    assert saved == ["predictions/ct/ct_1.nii.gz", "predictions/t2w/t2w_1.nii.gz"]
+    record = json.loads((folder / "cell.json").read_text())
+    assert (record["source"], record["arm"], record["seed"]) == ("t2w", "none", 3)
+    assert record["cost"]["eval_s"] >= 0
+    seen.clear()
+    assert E.evaluate_cell(study, Cell("t2w", "none", 3), folder, tests, progress=False) == out and seen == []
