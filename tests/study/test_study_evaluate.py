@@ -8,6 +8,7 @@ import json
 import math
 from fractions import Fraction
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -37,6 +38,13 @@ def _metrics(pred: np.ndarray, label: np.ndarray, spacing=(1.0, 2.0, 3.0), hd95:
     out = case_metrics(torch.from_numpy(pred.astype(np.int64)), label, spacing, hd95)
     assert [name for name, _, _ in out] == ["vertebra", "disc", "canal"]  # the label values 1, 2, 3 in order
     return {name: (d, h) for name, d, h in out}
+
+
+def _shifted_vertebra(lab: np.ndarray) -> np.ndarray:
+    pred = lab.copy()
+    pred[pred == 1] = 0
+    pred[2:6, 3:7, 2:6] = 1  # moved one voxel along the second axis: 48 of 64 voxels shared, Dice 0.75
+    return pred
 
 
 def test_a_perfect_prediction_has_dice_1_and_hd95_0_for_every_class():
@@ -109,6 +117,9 @@ def test_without_hd95_every_distance_is_nan_and_dice_is_unchanged():
     m = _metrics(pred, lab, hd95=False)
     assert [m[c][0] for c in ("vertebra", "disc", "canal")] == [1.0, 1.0, 0.0]
     assert all(math.isnan(m[c][1]) for c in ("vertebra", "disc", "canal"))
+    m = _metrics(_shifted_vertebra(lab), lab, hd95=False)  # every class in both
+    assert [m[c][0] for c in ("vertebra", "disc", "canal")] == [0.75, 1.0, 1.0]
+    assert all(math.isnan(m[c][1]) for c in ("vertebra", "disc", "canal"))
 
 
 def test_each_class_is_scored_against_its_own_label_value():
@@ -121,11 +132,14 @@ def test_each_class_is_scored_against_its_own_label_value():
     assert [round(m[c][0], 6) for c in ("vertebra", "disc", "canal")] == [1.0, round(48 / 72, 6), 0.0]
 
 
-def _shifted_vertebra(lab: np.ndarray) -> np.ndarray:
-    pred = lab.copy()
-    pred[pred == 1] = 0
-    pred[2:6, 3:7, 2:6] = 1  # moved one voxel along the second axis: Dice 0.75
-    return pred
+class _Clock:
+    """``time`` for :mod:`spineaug.study.evaluate`: its two ``perf_counter`` reads are 10 and 10.1234567 s."""
+
+    def __init__(self):
+        self.reads = iter([10.0, 10.1234567])
+
+    def perf_counter(self):
+        return next(self.reads)
 
 
 def test_evaluate_cell_writes_one_rounded_row_per_case_and_class(tmp_path, monkeypatch):
@@ -145,6 +159,7 @@ def test_evaluate_cell_writes_one_rounded_row_per_case_and_class(tmp_path, monke
         return image[1].long()
 
     monkeypatch.setattr(E, "predict_volume", predict)
+    monkeypatch.setattr(E, "time", _Clock())
     affine = np.eye(4)
     affine[:3, :3] = [[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 3.0]]  # columns 1, 2, 3 mm; rows 2, 1, 3
     lab = _label()
@@ -174,8 +189,32 @@ def test_evaluate_cell_writes_one_rounded_row_per_case_and_class(tmp_path, monke
     ]  # HD95 of ct_1: 0.1 of the stray voxels' 9 voxels x 3 mm (see the percentile test above)
     saved = sorted(p.relative_to(folder).as_posix() for p in (folder / "predictions").rglob("*.nii.gz"))
     assert saved == ["predictions/ct/ct_1.nii.gz", "predictions/t2w/t2w_1.nii.gz"]
+    nii = nib.load(folder / "predictions" / "ct" / "ct_1.nii.gz")
+    assert nii.get_data_dtype() == np.uint8 and np.array_equal(np.asarray(nii.dataobj), stray_pred)
     record = json.loads((folder / "cell.json").read_text())
     assert (record["source"], record["arm"], record["seed"]) == ("t2w", "none", 3)
-    assert record["cost"]["eval_s"] >= 0
+    assert record["cost"] == {"eval_s": 0.123}  # 10.1234567 - 10 s, to the millisecond
     seen.clear()
     assert E.evaluate_cell(study, Cell("t2w", "none", 3), folder, tests, progress=False) == out and seen == []
+
+
+def test_evaluate_cell_resumes_from_a_partial_file_without_a_complete_case(tmp_path, monkeypatch):
+    """A kill during the first case's rows leaves a header and a cut row: the case is computed again and
+    ``metrics.csv`` is the same as an uninterrupted evaluation's, header included."""
+    study = load_study(tiny_study(tmp_path))
+    monkeypatch.setattr(E, "predict_volume", lambda model, image, study_, device: image[0].long())
+    lab = _label()
+    tests = {"t2w": lambda: [Sample("t2w_1", _shifted_vertebra(lab)[None].astype(np.float32), lab, np.eye(4))]}
+    runs = {}
+    for name, partial in (("fresh", None), ("cut", "source,arm,seed,domain,case,class,dice,hd95\n"
+                                                   "t2w,none,0,t2w,t2w_1,vertebra,0.75\n")):  # fmt: skip
+        folder = tmp_path / name
+        folder.mkdir()
+        torch.save({"model": build_model(study, 1).state_dict(), "spec": {"in_channels": 1}}, folder / "model.pt")
+        if partial is not None:
+            (folder / "metrics.partial.csv").write_text(partial)
+        runs[name] = E.evaluate_cell(study, Cell("t2w", "none", 0), folder, tests, progress=False).read_text()
+    assert runs["cut"] == runs["fresh"]
+    assert runs["fresh"].splitlines() == ["source,arm,seed,domain,case,class,dice,hd95",
+                                          "t2w,none,0,t2w,t2w_1,vertebra,0.75,1.0",
+                                          "t2w,none,0,t2w,t2w_1,disc,1.0,0.0", "t2w,none,0,t2w,t2w_1,canal,1.0,0.0"]
