@@ -22,6 +22,7 @@ from spineaug.study.train import build_model
 
 from .conftest import tiny_study
 
+pytest.importorskip("monai.metrics")  # the study extra; imported here, not inside the first test's time
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")  # monai: empty classes
 
 
