@@ -219,3 +219,23 @@ def test_evaluate_cell_resumes_from_a_partial_file_without_a_complete_case(tmp_p
     assert runs["fresh"].splitlines() == ["source,arm,seed,domain,case,class,dice,hd95",
                                           "t2w,none,0,t2w,t2w_1,vertebra,0.75,1.0",
                                           "t2w,none,0,t2w,t2w_1,disc,1.0,0.0", "t2w,none,0,t2w,t2w_1,canal,1.0,0.0"]
+
+
+def test_evaluate_cell_runs_the_model_on_the_evaluation_device(tmp_path, monkeypatch):
+    """The network predicts on the device the study evaluates on (here ``meta``, a stand-in for a GPU)."""
+    study = load_study(tiny_study(tmp_path))
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    torch.save({"model": build_model(study, 1).state_dict(), "spec": {"in_channels": 1}}, folder / "model.pt")
+    seen = []
+
+    def predict(model, image, study_, device):
+        seen.append((next(model.parameters()).device.type, device.type))
+        return image[0].long()
+
+    monkeypatch.setattr(E, "device_for", lambda study_: torch.device("meta"))
+    monkeypatch.setattr(E, "predict_volume", predict)
+    lab = _label()
+    tests = {"t2w": lambda: [Sample("t2w_1", lab[None].astype(np.float32), lab, np.eye(4))]}
+    E.evaluate_cell(study, Cell("t2w", "none", 0), folder, tests, progress=False)
+    assert seen == [("meta", "meta")]
