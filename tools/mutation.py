@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCOPES: dict[str, list[str]] = {
     "spineaug/study/statistics.py": ["tests/study/test_study_statistics.py", "tests/study/test_comparisons.py"],
+    "spineaug/study/evaluate.py": ["tests/study/test_study_evaluate.py",
+                                   "tests/study/test_study_run.py::test_evaluation_resumes_per_case"],
+    "spineaug/report/study/tables.py": ["tests/test_report_study_tables.py"],
+    "spineaug/report/study/results.py": ["tests/test_report_study_tables.py"],
     "spineaug/report/bench_targets.py": ["tests/bench/test_bench_numbers.py"],
     "spineaug/bench/costs.py": ["tests/bench/test_bench_costs.py", "tests/bench/test_bench_numbers.py"],
     "spineaug/bench/timing.py": ["tests/bench/test_bench_numbers.py"],
@@ -35,7 +39,8 @@ SCOPES: dict[str, list[str]] = {
     "spineaug/integrations/nnunet/trainers.py": ["tests/integrations/test_nnunet_trainer_step.py",
                                                  "tests/integrations/test_nnunet.py"],
 }
-"""Module -> the fast tests that guard it (slow tests are deselected)."""
+"""Module -> the fast tests that guard it (slow tests are deselected). The study page's modules are guarded by
+their known-answer tests; ``tests/test_report_study.py`` renders whole pages (about 25 s a run), too slow per mutant."""
 
 
 def _toml_list(items: list[str]) -> str:
