@@ -32,7 +32,9 @@ table=$("$ASV" compare "$base" "$head" --machine "$MACHINE" --no-only-changed --
   echo "Head: $(git log -1 --format='%h %s' "$head")"
   echo
   echo "Ratio = head / base (below 1: faster at head); asv marks a change beyond its factor (1.1) and its statistics"
-  echo "with \`+\` (slower) or \`-\` (faster). One shared 2-core machine: changes under ~15 % are within its noise."
+  echo "with \`+\` (slower) or \`-\` (faster), \`x\` where the benchmark's own code changed (not comparable). The rows that run no"
+  echo "spineaug code (the elementwise floor pass, the training iteration of the \`none\` arm) show how much the machine"
+  echo "itself drifted between the two runs: read the other ratios against them."
   echo
   echo '```'
   printf '%s\n' "$table"
