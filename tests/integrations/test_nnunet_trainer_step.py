@@ -380,3 +380,30 @@ def test_patch_pipeline_helpers_known_answers(tmp_path):
     assert seed(-1, 0, 0) == seed(2**64 - 1, 0, 0) and seed(-(2**63), 1, 0) == seed(2**63, 1, 0)
     with pytest.raises(ValueError, match=re.escape(f"({', '.join(spineaug.presets())})")):
         trainers.load_source(str(tmp_path / "missing.json"))
+
+
+class _Moved:
+    """A batch entry that records how ``train_step`` moves it (nnU-Net's loader hands over CPU tensors) and returns
+    the tensor, so the step runs on the CPU whatever device it names."""
+
+    def __init__(self, tensor: torch.Tensor, calls: list) -> None:
+        self.tensor, self.calls = tensor, calls
+
+    def to(self, *args, **kwargs) -> torch.Tensor:
+        self.calls.append((args, kwargs))
+        return self.tensor
+
+
+def test_the_step_moves_data_and_target_to_the_training_device_without_blocking(monkeypatch):
+    """Both tensors go to the trainer's device (a GPU in training: named here, not used) with ``non_blocking``, so
+    the copy overlaps the previous step; nnU-Net's own step (stubbed: it would open that GPU) gets the result."""
+    trainer, read = _trainer(FLIP_ONLY, (8, 8, 8))
+    trainer.device = torch.device("cuda", 3)
+    handed = []
+    monkeypatch.setattr(trainers.nnUNetTrainer, "train_step", lambda self, b: handed.append(b) or {"loss": 0.0})
+    batch, calls = _batch(read), []
+    moved = dict(batch, data=_Moved(batch["data"], calls), target=_Moved(batch["target"], calls))
+    trainer.train_step(moved)
+    assert calls == [((torch.device("cuda", 3),), {"non_blocking": True})] * 2
+    (step,) = handed
+    assert step["data"].shape == (4, 1, 8, 8, 8) and [t.shape[2:] for t in step["target"]] == [(8, 8, 8), (4, 4, 4)]
