@@ -75,3 +75,45 @@ def test_a_single_key_string_and_numpy_inputs():
     aug = SpineAugd(keys=("image", "label"), config=CONFIG).set_random_state(0)
     out = aug({"image": np.ones(SHAPE, dtype=np.float32), "label": np.zeros(SHAPE, dtype=np.int16)})
     assert out["image"].shape == SHAPE and out["label"].dtype == torch.int16
+
+
+IDENTITY = {"transforms": []}
+
+
+def test_three_image_keys_come_back_with_their_own_channels_and_dtypes():
+    """No transform: every key must come back exactly as given, whatever its channels, dtype or the batch axis (three
+    keys of mixed dtypes: the common dtype is promoted pairwise)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 4, 4, 4, generator=g), torch.rand(1, 4, 4, 4, generator=g)
+    c = (1 + 1e-12 * torch.arange(64, dtype=torch.float64)).reshape(1, 4, 4, 4)  # needs float64 to survive
+    aug = SpineAugd(keys=["a", "b", "c", "lab"], label_key="lab", config=IDENTITY)
+    out = aug({"a": a, "b": b, "c": c, "lab": torch.zeros(1, 4, 4, 4)})
+    for k, x in (("a", a), ("b", b), ("c", c)):
+        assert out[k].dtype == x.dtype and torch.equal(out[k], x), k
+    # a collated batch: the keys are stacked along the channels, not the batch
+    out = aug({"a": a[None].repeat(2, 1, 1, 1, 1), "b": b[None].repeat(2, 1, 1, 1, 1), "c": c[None].repeat(2, 1, 1, 1, 1),
+               "lab": torch.zeros(2, 1, 4, 4, 4)})  # fmt: skip
+    assert out["a"].shape == (2, 2, 4, 4, 4) and torch.equal(out["b"][1], b) and torch.equal(out["c"][0], c)
+
+
+def test_a_non_float_image_is_augmented_as_float32_and_a_float64_one_stays_float64():
+    aug = SpineAugd(keys=["image"], config=IDENTITY)
+    ints = torch.arange(64, dtype=torch.int16).reshape(1, 4, 4, 4)
+    out = aug({"image": ints})["image"]
+    assert out.dtype == torch.float32 and torch.equal(out, ints.float())
+    doubles = torch.rand(1, 4, 4, 4, dtype=torch.float64)
+    assert aug({"image": doubles})["image"].dtype == torch.float64
+
+
+def test_shape_errors_name_the_keys_and_shapes():
+    aug = SpineAugd(keys=["t1", "t2", "lab"], label_key="lab", config=IDENTITY)
+    t1, lab = torch.rand(1, 4, 4, 4), torch.zeros(1, 4, 4, 4)
+    with pytest.raises(ValueError, match=r"^SpineAugd: image 't2' has shape \(1, 4, 4, 3\) but 't1' has "
+                                         r"\(1, 4, 4, 4\); images augmented together need the same grid$"):
+        aug({"t1": t1, "t2": torch.rand(1, 4, 4, 3), "lab": lab})
+    with pytest.raises(ValueError, match=r"^SpineAugd: image 't2' has shape \(4, 4, 4\) but 't1'"):
+        aug({"t1": t1, "t2": torch.rand(4, 4, 4), "lab": lab})  # same grid, no channel axis
+    with pytest.raises(ValueError, match=r"^SpineAugd: 'lab' has shape \(4, 4, 4\) but 't1' has \(1, 4, 4, 4\)$"):
+        aug({"t1": t1, "t2": t1, "lab": torch.zeros(4, 4, 4)})
+    with pytest.raises(ValueError, match=r"^SpineAugd: 'lab' holds non-integer values; a label map must be integer$"):
+        aug({"t1": t1, "t2": t1, "lab": lab + 0.5})
