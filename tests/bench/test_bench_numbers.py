@@ -687,4 +687,5 @@ def test_function_floor_is_the_reference_time_over_the_floor():
     # (time / floor) / (time / reference) = reference / floor
     assert bench_targets._function_floor(row) == "; its reference alone 3.0x"
     assert bench_targets._function_floor(pd.Series({"ratio_to_floor": 6.0})) == ""  # no reference timing
-    assert bench_targets._function_floor(pd.Series({"ratio_to_floor": 6.0, "ratio_to_reference": float("nan")})) == ""
+    nan = pd.Series({"ratio_to_floor": 6.0, "ratio_to_reference": float("nan")})
+    assert bench_targets._function_floor(nan) == ""

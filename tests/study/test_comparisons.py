@@ -134,7 +134,8 @@ def test_real_data_cases_are_each_their_own_anatomy():
 
 
 def _paired(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
-    """Arms ``x`` and ``y``, one seed on ``ct``: Dice of anatomy ``k`` on t1w is ``x[k]`` / ``y[k]`` (every class)."""
+    """Arms ``x`` and ``y``, one seed on ``ct``: Dice of anatomy ``k`` on t1w is ``x[k]`` / ``y[k]`` (every
+    class)."""
     rows = [{"source": "ct", "arm": arm, "seed": 0, "domain": dom, "case": f"{dom}_{k}", "class": cls,
              "dice": v[k] if dom == "t1w" else 0.5, "hd95": 1.0}
             for arm, v in (("x", x), ("y", y)) for dom in ("ct", "t1w") for k in range(len(v)) for cls in CLASSES]

@@ -279,7 +279,8 @@ def test_empty_metrics_and_absent_rows():
 
 
 def _domains(cells: dict[tuple[str, str, int], dict[str, float]], n: int = N_ANATOMIES, **extra) -> pd.DataFrame:
-    """Rows of each (source, arm, seed) cell on its own test domains: ``{domain: Dice}`` (every anatomy and class)."""
+    """Rows of each (source, arm, seed) cell on its own test domains: ``{domain: Dice}`` (every anatomy and
+    class)."""
     rows = [dict(source=src, arm=arm, seed=seed, domain=dom, case=f"{dom}_{10000 + k}", **{"class": cls},
                  dice=dice, hd95=1.0, **extra)
             for (src, arm, seed), doms in cells.items() for dom, dice in doms.items() for k in range(n)
