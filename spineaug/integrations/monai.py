@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ class SpineAugd(Randomizable, MapTransform):
                                  f"has {tuple(first.shape)}; images augmented together need the same grid")
         parts = [_plain(im) for im in images]
         parts = [p if p.is_floating_point() else p.float() for p in parts]
-        dtype = torch.promote_types(*[p.dtype for p in parts]) if len(parts) > 1 else parts[0].dtype
+        dtype = reduce(torch.promote_types, [p.dtype for p in parts])  # promote_types takes two dtypes at a time
         img = parts[0] if len(parts) == 1 else torch.cat([p.to(dtype) for p in parts], dim=-4)
         label = data[label_key] if label_key is not None else None
         lbl = None if label is None else _plain(label)

@@ -300,3 +300,58 @@ def test_overhead_rows_known_answers_with_a_failing_entry(monkeypatch):
     assert run.engine == [_columns(run, pipeline=p, check="fixed_cost", batch=3, size=8, verdict="", note=note,
                                    value="0.003") for p in ("nnunet", "xdomain")]
     assert run.lines[1] == "  nnunet: fixed cost per call 3.00 ms (B=3, 8^3)"
+
+
+def test_forced_pipelines_are_built_with_the_run_seed_on_the_run_device(monkeypatch):
+    made = []
+    monkeypatch.setattr(costs, "forced_pipeline", lambda entries, seed, device: made.append((seed, device)) or
+                        forced_pipeline(entries, seed, device))
+    monkeypatch.setattr(session, "time_calls", _recording_time_calls([]))
+    costs._forced(_Run(_config()), CPU, {"name": "Gamma", "p": 0.3})
+    assert made == [(5, CPU)]
+    made.clear()
+    monkeypatch.setattr(costs, "time_calls", lambda fn, image, label, **kw: Timing(FLOOR, None, ""))
+    monkeypatch.setattr(costs, "count_passes", lambda fn, image, label: 1.0)
+    monkeypatch.setattr(costs, "transform_entries", lambda presets: [({"name": "Gamma", "p": 0.3}, "nnunet")])
+    costs.run_transforms(_Run(_config()), CPU)
+    assert made == [(5, CPU), (5, CPU)]  # the timed pipeline and the one whose passes are counted
+
+
+def test_the_floor_is_timed_on_the_given_batch(monkeypatch):
+    calls = []
+    monkeypatch.setattr(costs, "time_calls", _recording_time_calls(calls))
+    image, label = torch.rand(2, 1, 4, 4, 4), torch.zeros(2, 1, 4, 4, 4, dtype=torch.long)
+    costs.floor_pass(image, label, 1, 5)
+    assert calls[0]["image"] is image and calls[0]["label"] is label
+
+
+def test_fixed_cost_times_the_whole_preset_once_per_case_with_at_least_five_calls(monkeypatch):
+    calls: list[dict] = []
+    monkeypatch.setattr(session, "time_calls", _recording_time_calls(calls, times=(0.01, 0.01, 0.01)))
+    moved = []
+    to = spineaug.Pipeline.to
+    monkeypatch.setattr(spineaug.Pipeline, "to", lambda self, device: moved.append(device) or to(self, device))
+    run = _Run(_config(repeats=3))
+    costs._fixed_cost(run, CPU, "nnunet", 2)
+    costs._fixed_cost(run, CPU, "nnunet", 2)  # the same case again: its timing is reused
+    assert len(calls) == 1 and calls[0]["repeats"] == 5 and moved == [CPU, CPU]
+    assert [r["value"] for r in run.engine] == ["0.01", "0.01"]
+    assert run.lines[0] == "  nnunet: fixed cost per call 10.00 ms (B=2, 8^3)"
+    # the timed call is the whole preset, drawing from the run's seed
+    image, label = run.batch(2, costs.FIXED_COST_SIZE, CPU)
+    want, _ = spineaug_fn(spineaug.Pipeline.from_preset("nnunet"), 5)(image, label)
+    got, _ = calls[0]["fn"](image, label)
+    assert torch.equal(got, want)
+    run = _Run(_config(repeats=8))
+    costs._fixed_cost(run, CPU, "nnunet", 2)
+    assert calls[-1]["repeats"] == 8
+
+
+def test_overhead_progress_line_is_the_sum_in_milliseconds(monkeypatch):
+    entries = spineaug.Pipeline.from_preset("nnunet").config()["transforms"]
+    mean = 0.1 / sum(costs.firing_probability(e) for e in entries)  # expected costs sum to 100 ms
+    monkeypatch.setattr(costs, "_forced", lambda run, device, entry: (Timing([mean] * 3, None, ""), "ok", ""))
+    monkeypatch.setattr(costs, "_fixed_cost", lambda *a: None)
+    run = _Run(_config())
+    costs.run_overhead(run, CPU)
+    assert run.lines == ["  nnunet: sum of expected entry costs 100.0 ms"]

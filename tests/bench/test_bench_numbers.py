@@ -655,3 +655,37 @@ def test_fixed_cost_verdict_divides_by_the_preset_mean_of_its_own_batch_and_thre
     # and it is one of the verdict rows
     assert "| `nnunet` fixed cost per call (the preset at B=2, 8^3) <= 5% of the mean, 2 thread(s) | 5.2%" in \
         "\n".join(bench_targets.verdicts(ok, pd.DataFrame(), pd.DataFrame(), en, pd.DataFrame(), [], B, S))
+
+
+def test_fixed_cost_pairs_with_the_cpu_preset_row_and_needs_a_check_column():
+    ok = pd.DataFrame([_pl("spineaug", "nnunet", 0.010, 0.01, 0.01, device="cuda"),  # a GPU row first: not it
+                       _pl("spineaug", "nnunet", 0.040, 0.03, 0.05)])
+    en = pd.DataFrame([_fixed("nnunet", 0.002)])
+    assert bench_targets.fixed_cost_rows(en, ok, S)[0][1:] == ["5.0% (2.0 ms of 40.0 ms at S=64)", "met", ""]
+    # an engine.csv without a check column (written before it) has no fixed-cost rows
+    assert bench_targets.fixed_cost_rows(en.drop(columns="check"), ok, S) == []
+
+
+def test_reference_target_reads_the_recorded_target_before_the_kind():
+    assert bench_targets.reference_target("elementwise", "7.5") == 7.5
+    assert bench_targets.reference_target("resampling", 2) == 2.0
+    assert bench_targets.reference_target("resampling", None) == _schema.RESAMPLING_TARGET
+    assert bench_targets.reference_target("stencil", float("nan")) == _schema.REFERENCE_TARGET
+
+
+def test_reference_groups_split_same_work_targets_by_kind():
+    group = bench_targets._reference_group
+    assert group("elementwise", _schema.SAME_WORK_TARGET) == "function"
+    assert group("intensity", _schema.SAME_WORK_TARGET) == "same-work"
+    assert group("elementwise", _schema.RESAMPLING_TARGET) == "grid"
+    assert group("elementwise", _schema.REFERENCE_TARGET) == "stencil"
+    assert set(bench_targets.REFERENCE_GROUPS) == {"function", "same-work", "grid", "stencil"}
+
+
+def test_function_floor_is_the_reference_time_over_the_floor():
+    row = pd.Series({"ratio_to_floor": 6.0, "ratio_to_reference": 2.0})
+    # (time / floor) / (time / reference) = reference / floor
+    assert bench_targets._function_floor(row) == "; its reference alone 3.0x"
+    assert bench_targets._function_floor(pd.Series({"ratio_to_floor": 6.0})) == ""  # no reference timing
+    nan = pd.Series({"ratio_to_floor": 6.0, "ratio_to_reference": float("nan")})
+    assert bench_targets._function_floor(nan) == ""

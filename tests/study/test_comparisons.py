@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spineaug.study import statistics
+from spineaug.study import statistics, summary
 from spineaug.study.statistics import comparisons, difference, verdict
 
 CLASSES = statistics.CLASSES
@@ -131,3 +131,57 @@ def test_real_data_cases_are_each_their_own_anatomy():
     domain = pd.Series(["ct", "ct-lowdose", "mri", "ct"])
     # phantom ids "<domain>_<seed>" pair across domains; other ids are one anatomy per domain and case
     assert statistics.anatomy(case, domain).tolist() == ["10003", "10003", "mri/sub-01_T1w", "ct/case_0007"]
+
+
+def _paired(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """Arms ``x`` and ``y``, one seed on ``ct``: Dice of anatomy ``k`` on t1w is ``x[k]`` / ``y[k]`` (every
+    class)."""
+    rows = [{"source": "ct", "arm": arm, "seed": 0, "domain": dom, "case": f"{dom}_{k}", "class": cls,
+             "dice": v[k] if dom == "t1w" else 0.5, "hd95": 1.0}
+            for arm, v in (("x", x), ("y", y)) for dom in ("ct", "t1w") for k in range(len(v)) for cls in CLASSES]
+    return pd.DataFrame(rows)
+
+
+def test_one_seed_comparison_is_the_cluster_bootstrap_of_the_per_anatomy_differences():
+    rng = np.random.default_rng(8)
+    x, y = rng.uniform(0.2, 0.8, 40), rng.uniform(0.2, 0.8, 40)
+    m, anat = _paired(x, y), np.arange(40).astype(str)  # the anatomies as case ids name them
+    # defaults: 2000 replicates, generator seed 0 (those of bootstrap_ci)
+    r = _row(comparisons(m, arms=["x", "y"]), "ct", "y", "x", "ood")
+    lo, hi = summary.bootstrap_ci(y - x, anat)
+    assert (r["value"], r["ci_low"], r["ci_high"]) == pytest.approx(((y - x).mean(), lo, hi), abs=1e-12)
+    # the given size and seed reach the bootstrap
+    r7 = _row(comparisons(m, n_boot=300, seed=7, arms=["x", "y"]), "ct", "y", "x", "ood")
+    lo7, hi7 = summary.bootstrap_ci(y - x, anat, 300, seed=7)
+    assert (r7["ci_low"], r7["ci_high"]) == pytest.approx((lo7, hi7), abs=1e-12)
+    assert (lo7, hi7) != pytest.approx((lo, hi), abs=1e-12)
+
+
+def test_a_seed_without_rows_of_a_target_keeps_its_own_label():
+    m = _metrics({"a": {"seeds": [0, 1], "shift": lambda *a: 0.0}, "b": {"seeds": [0, 1], "shift": lambda *a: 0.1}},
+                 sources=("ct",))  # fmt: skip
+    m = m[(m["seed"] == 1) | (m["domain"] == "ct")]  # seed 0 was only tested in-domain
+    table = comparisons(m, n_boot=50, arms=["a", "b"], sources=["ct"])
+    assert _row(table, "ct", "b", "a", "ood", seed="1")["value"] == pytest.approx(0.1)
+    assert np.isnan(_row(table, "ct", "b", "a", "ood", seed="0")["value"])
+    assert _row(table, "ct", "b", "a", "in_domain", seed="0")["value"] == pytest.approx(0.1)
+
+
+def test_empty_or_pairless_metrics_give_an_empty_table_with_the_columns():
+    m = _metrics({"a": {"seeds": [0], "shift": lambda *a: 0.0}})
+    for metrics in (m.iloc[:0], m):  # no rows; one arm: no pair
+        table = comparisons(metrics, n_boot=20)
+        assert table.empty and list(table.columns) == list(statistics._schema.STUDY_COMPARISON_COLUMNS)
+    assert statistics._common_seeds(m[["source", "arm", "seed"]], [], ["ct"]) == []
+
+
+def test_difference_picks_its_own_source_and_pair_and_is_nan_without_a_table():
+    head = dict(target="ood", seed="mean", seeds=1, anatomies=4)
+    table = pd.DataFrame([dict(head, source="ct", arm="c", versus="b", value=9.0, ci_low=8.0, ci_high=10.0),
+                          dict(head, source="t1w", arm="c", versus="a", value=2.0, ci_low=1.0, ci_high=3.0),
+                          dict(head, source="t1w", arm="c", versus="b", value=3.0, ci_low=2.5, ci_high=3.5)])
+    assert difference(table, "t1w", "c", "b", "ood") == (3.0, 2.5, 3.5)
+    assert difference(table, "t1w", "b", "c", "ood") == (-3.0, -3.5, -2.5)
+    for missing in (None, table.iloc[:0]):
+        got = difference(missing, "t1w", "c", "b", "ood")
+        assert len(got) == 3 and np.isnan(got).all()
