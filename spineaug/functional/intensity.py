@@ -302,8 +302,23 @@ def invert(x: Tensor, *, about_mean: bool) -> Tensor:
 
 
 def multiply(x: Tensor, factor: Tensor) -> Tensor:
-    """Scale intensities by a per-sample (B,) or per-channel (B, C) factor."""
-    return work(x) * per_sample(factor, x)
+    """Scale intensities by a per-sample (B,) or per-channel (B, C) positive factor; a sample that would hold a
+    NaN or an Inf afterwards is returned unchanged (factor 1), so the result is finite for a finite ``x``.
+
+    The product of the channel's largest magnitude decides it, exactly: rounding is monotone, so no voxel's product
+    exceeds that one's, and a NaN or Inf in ``x`` makes it non-finite too. The fallback thus costs the two read-only
+    reductions of :func:`min_max` and is folded into the one multiply pass (``x * 1`` is ``x``, bit for bit),
+    instead of a check of the result and a ``where`` pass.
+
+    Returns:
+        Tensor like ``x`` in :func:`work_dtype`.
+    """
+    xf = work(x)
+    f = per_sample(factor, x)
+    lo, hi = min_max(xf)
+    overflows = ~torch.isfinite(torch.maximum(lo.abs(), hi.abs()) * f)  # (B, C, 1, 1, 1)
+    keep = overflows.flatten(1).any(dim=1).view(-1, 1, 1, 1, 1)  # per sample, as the pipeline's fallback
+    return xf * torch.where(keep, torch.ones((), dtype=f.dtype, device=f.device), f)
 
 
 def adjust_contrast(x: Tensor, factor: Tensor, *, preserve_range: bool) -> Tensor:

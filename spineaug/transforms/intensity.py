@@ -316,6 +316,9 @@ class RandomBrightness(IntensityTransform):
     def transform(self, x: Tensor, values: BrightnessParams, label: Tensor | None) -> Tensor:
         return FI.multiply(x, values.multiplier)
 
+    def finite_output(self) -> bool:
+        return True  # a sample whose product would overflow keeps factor 1 (FI.multiply)
+
 
 @dataclass(frozen=True)
 class ContrastParams(Params):

@@ -91,6 +91,33 @@ def test_brightness_per_channel_draws_one_factor_per_channel():
     torch.testing.assert_close(out.image, x * m[..., None, None, None])
 
 
+def test_brightness_keeps_exactly_the_samples_whose_product_would_overflow():
+    """At the float32 edge, a sample is kept unchanged exactly when some voxel's product would be infinite (per
+    sample, whatever channel overflows); the others are multiplied, bit for bit; a NaN sample stays as it was."""
+    from spineaug.functional import intensity as FI
+
+    top = torch.finfo(torch.float32).max
+    f = torch.tensor([1.25, 1.25, 1.25, 0.5, 1.25])
+    edge = torch.tensor(top, dtype=torch.float32) / f[0]  # the largest magnitude near which x * 1.25 overflows
+    below, above = torch.nextafter(edge, torch.tensor(0.0)), torch.nextafter(edge, torch.tensor(float("inf")))
+    x = torch.rand(5, 2, 3, 4, 5) * 100
+    x[0, 1, 0, 0, 0] = -above  # a negative voxel past the edge, in the second channel
+    x[1, 0, 2, 3, 4] = above
+    x[2, 0, 1, 1, 1] = float("nan")
+    x[3, 0, 0, 0, 0] = top  # halved: finite
+    x[4, 1, 0, 1, 0] = -edge  # exactly the largest finite product
+    x[4, 0, 0, 0, 1] = below
+    direct = x * f.view(-1, 1, 1, 1, 1)
+    overflows = [bool((~torch.isfinite(direct[i])).any()) for i in range(5)]
+    y = FI.multiply(x, f)
+    for i in range(5):
+        want = x[i] if overflows[i] else direct[i]
+        assert torch.equal(y[i].view(torch.int32), want.view(torch.int32)), i
+    assert overflows == [True, True, True, False, False]  # the fixture reaches both sides of the edge
+    out, _ = run(TI.RandomBrightness(multiplier=(1.25, 1.25), p=1.0), x[[0, 1, 4]])
+    assert torch.isfinite(out.image).all()  # the transform path: no overflow reaches the output
+
+
 @pytest.mark.parametrize("preserve_range", [False, True])
 def test_contrast_stretches_about_the_mean(preserve_range):
     x, _ = make_batch(3)
