@@ -89,13 +89,8 @@ def _check_finite_voxels(data: np.ndarray, path: Path, nonfinite: str) -> np.nda
     return np.where(finite, data, np.zeros((), dtype=data.dtype))
 
 
-def nifti_grid(path: str | Path, *, reorient: bool = True) -> tuple[tuple[int, ...], np.ndarray]:
-    """The shape and affine :func:`load_nifti` returns for ``path``, from the header alone (no voxel is read).
-
-    For checks before the work: a dataset compares its files' grids when it is built, not case by case as it is
-    read.
-    """
-    path = Path(path)
+def _open(path: Path):
+    """The nibabel image of ``path`` (its header; voxels stay on disk), its geometry checked; errors name the file."""
     if not path.is_file():
         raise FileNotFoundError(f"NIfTI file not found: {path}")
     try:
@@ -103,6 +98,17 @@ def nifti_grid(path: str | Path, *, reorient: bool = True) -> tuple[tuple[int, .
     except Exception as exc:  # nibabel raises a zoo of exception types for corrupt files
         raise ValueError(f"cannot read NIfTI file {path}: {exc}") from exc
     _check_geometry(img, path)
+    return img
+
+
+def nifti_grid(path: str | Path, *, reorient: bool = True) -> tuple[tuple[int, ...], np.ndarray]:
+    """The shape and affine :func:`load_nifti` returns for ``path``, from the header alone (no voxel is read).
+
+    For checks before the work: a dataset compares its files' grids when it is built, not case by case as it is
+    read.
+    """
+    path = Path(path)
+    img = _open(path)
     shape = tuple(int(n) for n in img.shape)
     affine = np.asarray(img.affine, dtype=np.float64)
     if len(shape) == 4 and shape[3] == 1:
@@ -139,13 +145,7 @@ def load_nifti(
     path = Path(path)
     if nonfinite not in NONFINITE_POLICIES:
         raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
-    if not path.is_file():
-        raise FileNotFoundError(f"NIfTI file not found: {path}")
-    try:
-        img = nib.load(str(path))
-    except Exception as exc:  # nibabel raises a zoo of exception types for corrupt files
-        raise ValueError(f"cannot read NIfTI file {path}: {exc}") from exc
-    _check_geometry(img, path)
+    img = _open(path)
     try:
         if reorient:
             img = nib.as_closest_canonical(img)
