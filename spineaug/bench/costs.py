@@ -126,6 +126,5 @@ def _fixed_cost(run: Run, device: torch.device, pipeline: str, b: int) -> None:
                    note=note or "mean seconds per call on a tiny batch: dispatch, parameter draws, host work")
     if timing is not None:
         row.update(value=f"{timing.mean:.6g}")
-    run.engine.append(row)
-    if timing is not None:
         run.log(f"  {pipeline}: fixed cost per call {timing.mean * 1e3:.2f} ms (B={b}, {s}^3)")
+    run.engine.append(row)

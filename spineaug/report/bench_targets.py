@@ -327,8 +327,8 @@ def _reference_group(kind: str, limit: float) -> str:
 
 
 def _function_floor(row: Any) -> str:
-    """``; one <function> pass alone N x`` for an elementwise row with a reference expression (its time over the
-    floor's), else empty."""
+    """``; its reference alone N x`` for a row with a reference expression (the reference's time over the floor's:
+    ``ratio_to_floor / ratio_to_reference``), else empty."""
     try:
         alone = float(row.ratio_to_floor) / float(row.ratio_to_reference)
     except (AttributeError, TypeError, ValueError, ZeroDivisionError):
