@@ -35,13 +35,17 @@ label-lookup, resampling and the transcendental elementwise transforms also carr
 BENCH_ENGINE_COLUMNS = [
     "run_id", "device", "torch_threads", "pipeline", "check", "batch", "size", "value", "verdict", "note",
 ]
-"""``engine.csv``: op counts, their growth with B (verdict ``flat``/``grows``) and host synchronisations."""
+"""``engine.csv``: op counts, their growth with B (verdict ``flat``/``grows``), host synchronisations, and per preset
+the fixed cost per call (``fixed_cost``), the mean call with its steps clocked (``call_mean``) and the part of it
+outside the steps (``own_overhead``), in seconds."""
 
 BENCH_OVERHEAD_COLUMNS = [
     "run_id", "device", "torch_threads", "pipeline", "position", "transform", "batch", "size", "firing_p",
-    "forced_mean_s", "expected_s", "status", "note",
+    "forced_mean_s", "expected_s", "in_pipeline_s", "status", "note",
 ]
-"""``overhead.csv``: each preset entry forced on (its own parameters): expected cost = firing probability x mean."""
+"""``overhead.csv``: each preset entry forced on (its own parameters): expected cost = firing probability x mean;
+``in_pipeline_s``: the mean seconds per call of the entry's step inside the preset (the one resampling of all geometric
+entries is on the first of them; empty on the others and in files written before the column)."""
 
 BENCH_MEMORY_COLUMNS = [
     "run_id", "device", "torch_threads", "pipeline", "check", "batch", "size", "calls", "value_bytes",

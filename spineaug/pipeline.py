@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import os
 import dataclasses
+import time
 import typing
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,6 +60,54 @@ def _check_inputs(image: Tensor, label: Tensor | None, finite: bool) -> None:
     # passes on the CPU (x == x, abs, != inf, and): about 1.5 vs 25 ms at 2 x 128^3 (measured).
     if finite and not bool(torch.isfinite(image.amin()) & torch.isfinite(image.amax())):
         raise ValueError("image contains NaN or Inf values")
+
+
+@dataclass
+class StepClock:
+    """Wall time of the steps of every pipeline call made while it is active (see :func:`timing_steps`).
+
+    A step is one resampling for all geometric entries, or one other entry's ``apply``; parameter draws, input checks
+    and the glue between steps are not in any step, so a call's time minus the sum of its steps is the pipeline's own
+    overhead.
+
+    Attributes:
+        device: The device the calls run on; CUDA is synchronised before each reading of the clock.
+        calls: Per call, ``(entry positions, seconds)`` of each step, in the order they ran.
+    """
+
+    device: torch.device
+    calls: list[list[tuple[tuple[int, ...], float]]] = field(default_factory=list)
+
+    def now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def step(self, steps: list[tuple[tuple[int, ...], float]], positions: tuple[int, ...],
+             fn: Callable[[], Batch]) -> Batch:
+        """Run ``fn`` and append its seconds to ``steps`` under ``positions``."""
+        start = self.now()
+        out = fn()
+        steps.append((positions, self.now() - start))
+        return out
+
+
+_STEP_CLOCK: ContextVar[StepClock | None] = ContextVar("spineaug_step_clock", default=None)
+
+
+@contextmanager
+def timing_steps(device: torch.device | str = "cpu") -> Iterator[StepClock]:
+    """Within the block, every :class:`Pipeline` call records how long each of its steps takes (for the benchmark).
+
+    Outside it a call only reads one context variable. On CUDA the clock synchronises the device around each step,
+    which removes the overlap of host and device work that a normal call has.
+    """
+    clock = StepClock(torch.device(device))
+    token = _STEP_CLOCK.set(clock)
+    try:
+        yield clock
+    finally:
+        _STEP_CLOCK.reset(token)
 
 
 def _storage(t: Tensor) -> int:
@@ -377,18 +428,26 @@ class Pipeline(nn.Module):
             drawn[i] = self.transforms[i].sample_params(batch, generator) if given is None else given[i]
             return drawn[i]
 
+        clock = _STEP_CLOCK.get()
+        timed: list[tuple[tuple[int, ...], float]] = []
+        if clock is not None:
+            clock.calls.append(timed)
+
+        def run(positions: tuple[int, ...], step: Callable[[], Batch]) -> Batch:
+            return step() if clock is None else clock.step(timed, positions, step)
+
         # Geometric entries first: all drawn on the input, then one resampling for all of them.
         geometric = [i for i, t in enumerate(self.transforms) if t.geometric]
         if geometric:
             steps = [(self.transforms[i], draw(i)) for i in geometric]
-            batch = GeometricTransform.apply_together(batch, steps)
+            batch = run(tuple(geometric), lambda: GeometricTransform.apply_together(batch, steps))
         for i, t in enumerate(self.transforms):
             if t.geometric:
                 continue
             p = draw(i)
             # Once the image is an intermediate of this call, transforms may write into it (never the caller's).
             owned = _storage(batch.image) != caller and not batch.image.requires_grad
-            batch = t.apply(batch, p, inplace=owned)
+            batch = run((i,), lambda: t.apply(batch, p, inplace=owned))
         if return_params:
             return batch.image, batch.label, dict(zip(self.entry_keys(), drawn))
         return batch.image, batch.label

@@ -135,8 +135,13 @@ def auglab_measurement():
     if not AUGLAB_VENV.is_dir():
         pytest.skip(f"AugLab environment {AUGLAB_VENV} absent (make auglab-env); xdomain's probabilities, ranges "
                     "and order are checked in tests/test_xdomain_fidelity.py")
+    from spineaug.baselines import auglab as auglab_baseline
     from spineaug.fidelity import auglab as fidelity_auglab
 
+    source = auglab_baseline.installed_source()
+    if source != auglab_baseline.SNAPSHOT_SOURCE:
+        pytest.skip(f"AugLab is not the paper's commit: {AUGLAB_VENV} holds {source} (make auglab-env with "
+                    f"{auglab_baseline.snapshot_path()} present installs the snapshot that xdomain is compared with)")
     return fidelity_auglab.measure()
 
 

@@ -9,6 +9,7 @@ import torch
 
 import spineaug
 from spineaug import ConfigError
+from spineaug.pipeline import Pipeline, timing_steps
 from tests.conftest import make_batch
 
 
@@ -323,3 +324,24 @@ def test_eval_mode_does_not_switch_augmentation_off():
     aug = spineaug.Pipeline.from_config({"transforms": [{"name": "Flip", "p": 1.0, "axes": [0]}]}).eval()
     out, _ = aug(image, label, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out, image.flip(2))
+
+
+def test_timing_steps_clocks_each_step_of_each_call_and_changes_no_output():
+    aug = Pipeline.from_preset("nnunet", seed=3)
+    image = torch.rand(2, 1, 12, 12, 12, generator=torch.Generator().manual_seed(0))
+    label = (image > 0.5).long()
+    plain = aug(image, label, generator=torch.Generator().manual_seed(1))
+    with timing_steps() as clock:
+        clocked = aug(image, label, generator=torch.Generator().manual_seed(1))
+        aug(image[0], label[0], generator=torch.Generator().manual_seed(2))  # unbatched: one call, recorded once
+    aug(image, label, generator=torch.Generator().manual_seed(1))  # outside the block: not recorded
+    assert torch.equal(plain[0], clocked[0]) and torch.equal(plain[1], clocked[1])
+    assert len(clock.calls) == 2 and clock.device == torch.device("cpu")
+    # nnunet: Spatial (#0) and Flip (#8) resampled once, then each other entry in order.
+    for steps in clock.calls:
+        assert [positions for positions, _ in steps] == [(0, 8), (1,), (2,), (3,), (4,), (5,), (6,), (7,)]
+        assert all(seconds >= 0 for _, seconds in steps)
+    none = Pipeline.from_config({"transforms": [{"name": "Gamma", "p": 1.0}]}, seed=0)
+    with timing_steps("cpu") as clock:
+        none(image, label)
+    assert [p for p, _ in clock.calls[0]] == [(0,)]  # no geometric entry: no resampling step

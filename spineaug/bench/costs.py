@@ -9,6 +9,11 @@ firing-probability model misses (work that spreads worse over the threads when o
 the *fixed cost* is measured directly as well: the preset's mean on a batch of the same size at :data:`FIXED_COST_SIZE`
 voxels per side, where the tensor work is negligible and what remains is dispatch, parameter draws and host work per
 call (``engine.csv``, check ``fixed_cost``), an upper bound on the overhead that does not depend on the model.
+The pipeline's own overhead is also measured inside each call of the preset at the headline case
+(:func:`spineaug.pipeline.timing_steps`): the call's time minus the time of its steps (the one resampling, each other
+entry's ``apply``), i.e. parameter draws, input checks and the glue between steps (``engine.csv``, checks
+``call_mean`` and ``own_overhead``); the same calls give each entry's mean time inside the preset
+(``overhead.csv``, ``in_pipeline_s``), which shows where the firing model's residual goes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 
 import spineaug
 from spineaug import _schema
+from spineaug.pipeline import timing_steps
 from spineaug.bench.cases import forced_pipeline, kind, spineaug_fn, transform_entries
 from spineaug.bench.probes import count_passes
 from spineaug.bench.references import REFERENCES
@@ -98,27 +104,73 @@ def firing_probability(entry: dict[str, Any]) -> float:
 
 
 def run_overhead(run: Run, device: torch.device) -> None:
-    """Fill ``overhead.csv``: every entry of every preset forced on with its own parameters, and its expected cost."""
+    """Fill ``overhead.csv``: every entry of every preset forced on with its own parameters, its expected cost and
+    its mean time inside the preset; and in ``engine.csv`` the preset's own overhead and fixed cost per call."""
     b, s = run.config.headline
     for pipeline in run.config.pipelines:
+        inside, together = _inside_calls(run, device, pipeline)
         total = 0.0
         for position, entry in enumerate(spineaug.Pipeline.from_preset(pipeline).config()["transforms"]):
             p = firing_probability(entry)
             timing, status, note = _forced(run, device, entry)
+            if position in together:
+                note = "; ".join(filter(None, [note, together[position]]))
             row = run.base(device, pipeline=pipeline, position=position, transform=entry["name"], batch=b, size=s,
                            firing_p=f"{p:.4g}", status=status, note=note)
             if timing is not None:
                 total += p * timing.mean
                 row.update(forced_mean_s=f"{timing.mean:.6g}", expected_s=f"{p * timing.mean:.6g}")
+            if position in inside:
+                row.update(in_pipeline_s=f"{inside[position]:.6g}")
             run.overhead.append(row)
         run.log(f"  {pipeline}: sum of expected entry costs {total * 1e3:.1f} ms")
         _fixed_cost(run, device, pipeline, b)
 
 
+def _inside_calls(run: Run, device: torch.device, pipeline: str) -> tuple[dict[int, float], dict[int, str]]:
+    """Time the preset at the headline case with its steps clocked; append its mean call and own overhead to
+    ``engine.csv``.
+
+    Returns:
+        The mean seconds per call of each step, keyed by the position of its first entry (the one resampling holds
+        every geometric entry), and a note for each geometric entry saying which entries it was resampled with.
+    """
+    b, s = run.config.headline
+    aug = spineaug.Pipeline.from_preset(pipeline, check_finite=False).to(device)  # as the preset's timing
+    row = dict(pipeline=pipeline, batch=b, size=s, verdict="")
+    try:
+        image, label = run.batch(b, s, device)
+        with timing_steps(device) as clock:
+            timing = time_calls(spineaug_fn(aug, run.config.seed), image, label, warmup=run.config.warmup,
+                                repeats=run.config.repeats)
+    except Exception as exc:  # as run.measure: a failing case becomes a row, the run goes on
+        note = f"not measured: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        run.engine += [run.base(device, check=check, note=note, **row) for check in ("call_mean", "own_overhead")]
+        return {}, {}
+    calls = clock.calls[-len(timing.times):]  # the warm-up calls come first
+    n = len(calls)
+    inside: dict[int, float] = {}
+    together: dict[int, str] = {}
+    for steps in calls:
+        for positions, seconds in steps:
+            inside[positions[0]] = inside.get(positions[0], 0.0) + seconds / n
+            if len(positions) > 1:
+                names = [f"#{i} {aug.transforms[i].name}" for i in positions]
+                together.update({i: "one resampling: " + ", ".join(names) for i in positions})
+    own = sum(t - sum(sec for _, sec in steps) for t, steps in zip(timing.times, calls)) / n
+    run.engine.append(run.base(device, check="call_mean", value=f"{timing.mean:.6g}",
+                               note=f"mean seconds per call over {n} calls with the steps clocked", **row))
+    run.engine.append(run.base(device, check="own_overhead", value=f"{own:.6g}",
+                               note="mean seconds per call outside the steps: parameter draws, input checks, glue",
+                               **row))
+    run.log(f"  {pipeline}: own overhead {own * 1e3:.2f} ms of {timing.mean * 1e3:.1f} ms per call")
+    return inside, together
+
+
 def _fixed_cost(run: Run, device: torch.device, pipeline: str, b: int) -> None:
     """Append the preset's mean at ``b`` x :data:`FIXED_COST_SIZE`^3 to ``engine.csv`` (check ``fixed_cost``)."""
     s = FIXED_COST_SIZE
-    aug = spineaug.Pipeline.from_preset(pipeline).to(device)
+    aug = spineaug.Pipeline.from_preset(pipeline, check_finite=False).to(device)  # as the preset's timing
     timing, _, note = run.measure(spineaug_fn(aug, run.config.seed), lambda: run.batch(b, s, device), device,
                                   repeats=max(run.config.repeats, 5),
                                   key=(device.type, torch.get_num_threads(), "fixed:" + pipeline, b, s))

@@ -83,6 +83,9 @@ def time_calls(
 ) -> Timing:
     """Time ``fn`` on fresh clones of ``image``/``label`` (cloned outside the clock: some libraries work in place).
 
+    The result is released after the clock stops, as the inputs are cloned before it starts: freeing a call's
+    output (on the CPU, returning tens of MiB to the system) is the caller's business, not the call's.
+
     Each call draws fresh random parameters (the pipelines' generators advance). On CUDA the device is synchronised
     before starting and before stopping the clock, so the time covers the queued kernels.
     """
@@ -101,11 +104,11 @@ def time_calls(
         if cuda:
             torch.cuda.synchronize(image.device)
         t0 = time.perf_counter()
-        fn(x, y)
+        result = fn(x, y)
         if cuda:
             torch.cuda.synchronize(image.device)
         times.append(time.perf_counter() - t0)
-        del x, y
+        del x, y, result
         if i + 1 >= min_repeats and time.perf_counter() - started > max_seconds:
             break
     if cuda:

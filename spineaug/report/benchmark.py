@@ -132,8 +132,8 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
         "is bimodal: a call that fires a resampling costs many times one that does not). Scaling grid: S in "
         f"{cfg.get('sizes')}, B in {cfg.get('batches')}, at the most threads, up to {cfg.get('grid_repeats')} calls "
         f"(at least {cfg.get('min_repeats')}, stopping after {cfg.get('max_seconds')} s). Every call draws fresh "
-        "parameters; inputs are cloned outside the clock; all libraries keep the input size. spineaug runs with "
-        "`check_finite=False` (the training-loop setting).  ",
+        "parameters; inputs are cloned and outputs released outside the clock; all libraries keep the input size. "
+        "spineaug runs with `check_finite=False` (the training-loop setting).  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()),
         "",
         "Timings come from one run on a shared machine: compare ratios within the run, not absolute numbers "
@@ -205,7 +205,7 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                 f"- {r.pipeline} / {r.impl} ({r.work}) B={r.batch} S={r['size']}, {r.torch_threads} threads: "
                 f"{r.status} ({r.note})" for _, r in failed.iterrows()] + [""]
     for device in (list(dict.fromkeys(ov.device)) if not ov.empty else []):
-        lines += bench_targets.overhead_section(ov, ok, device)
+        lines += bench_targets.overhead_section(ov, ok, en, device)
     if not tr.empty:
         for device in dict.fromkeys(tr.device):
             t = tr[tr.device == device]

@@ -570,3 +570,35 @@ def test_verdicts_without_transform_results_say_not_measured():
     text = "\n".join(bench_targets.verdicts(ok, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), [],
                                             2, 128))
     assert text.count("no reference timings in transforms.csv") == len(bench_targets.REFERENCE_GROUPS) == 4
+
+
+def test_time_calls_clones_the_inputs_before_the_clock_and_releases_the_result_after_it(monkeypatch):
+    from spineaug.bench import timing
+
+    events: list[str] = []
+
+    class Result:
+        def __del__(self):
+            events.append("released")
+
+    ticks = iter(range(1000))
+
+    def clock():
+        events.append("clock")
+        return float(next(ticks))
+
+    image, label = torch.rand(1, 1, 2, 2, 2), torch.zeros(1, 1, 2, 2, 2, dtype=torch.long)
+    seen = []
+
+    def fn(x, y):
+        seen.append((x is image, torch.equal(x, image)))
+        events.append("call")
+        return Result()
+
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    out = timing.time_calls(fn, image, label, warmup=1, repeats=2)
+    assert seen == [(False, True)] * 3  # fresh clones with the input's values, warm-up included
+    calls = [k for k, e in enumerate(events) if e == "call"][1:]  # the timed calls, after the warm-up
+    # each timed call: the clock starts, the call runs, the clock stops, then its result is released
+    assert [events[k - 1:k + 3] for k in calls] == [["clock", "call", "clock", "released"]] * 2
+    assert len(out.times) == 2 and out.times == [1.0, 1.0]  # one tick between start and stop

@@ -19,6 +19,7 @@ from spineaug.bench.config import BenchConfig
 from spineaug.bench.references import Reference
 from spineaug.bench.session import Run
 from spineaug.bench.timing import Timing
+from spineaug.pipeline import StepClock
 
 CPU = torch.device("cpu")
 
@@ -268,8 +269,14 @@ def test_overhead_rows_known_answers_with_a_failing_entry(monkeypatch):
     monkeypatch.setattr(costs, "_forced", fake_forced)
     fixed: list[dict] = []
     monkeypatch.setattr(session, "time_calls", _recording_time_calls(fixed, times=(0.001, 0.002, 0.006)))
+    inside_calls = []
+    # The steps inside the preset (their own known answers below): nnunet's one resampling holds #0 and #8.
+    monkeypatch.setattr(costs, "_inside_calls", lambda run, device, pipeline: inside_calls.append(pipeline) or (
+        ({0: 0.05, 4: 0.002}, {0: "one resampling: #0 Spatial, #8 Flip", 8: "one resampling: #0 Spatial, #8 Flip"})
+        if pipeline == "nnunet" else ({}, {})))
     run = _Run(_config(pipelines=("nnunet", "xdomain"), headline=(3, 16)))
     costs.run_overhead(run, CPU)
+    assert inside_calls == ["nnunet", "xdomain"]
     nnunet = spineaug.Pipeline.from_preset("nnunet").config()["transforms"]
     xdomain = spineaug.Pipeline.from_preset("xdomain").config()["transforms"]
     assert [(r, d, e) for r, d, e in forced] == [(run, CPU, e) for e in nnunet + xdomain]
@@ -283,6 +290,10 @@ def test_overhead_rows_known_answers_with_a_failing_entry(monkeypatch):
         else:
             mean = 0.020 if name == "Spatial" else 0.010
             want.update(forced_mean_s=f"{mean:.6g}", expected_s=f"{float(NNUNET_P[name]) * mean:.6g}")
+        if position in (0, 8):
+            want.update(note="one resampling: #0 Spatial, #8 Flip")
+        if position in (0, 4):
+            want.update(in_pipeline_s={0: "0.05", 4: "0.002"}[position])
         assert row == want
     for position, (row, entry) in enumerate(zip(run.overhead[len(nnunet):], xdomain)):
         assert (row["pipeline"], row["position"], row["transform"]) == ("xdomain", position, entry["name"])
@@ -352,6 +363,57 @@ def test_overhead_progress_line_is_the_sum_in_milliseconds(monkeypatch):
     mean = 0.1 / sum(costs.firing_probability(e) for e in entries)  # expected costs sum to 100 ms
     monkeypatch.setattr(costs, "_forced", lambda run, device, entry: (Timing([mean] * 3, None, ""), "ok", ""))
     monkeypatch.setattr(costs, "_fixed_cost", lambda *a: None)
+    monkeypatch.setattr(costs, "_inside_calls", lambda *a: ({}, {}))
     run = _Run(_config())
     costs.run_overhead(run, CPU)
     assert run.lines == ["  nnunet: sum of expected entry costs 100.0 ms"]
+
+
+def _stepping_clock(monkeypatch, phase: dict) -> None:
+    """Make every clocked step last ``phase["step"]`` seconds exactly (the clock advances that much per reading)."""
+    def now(self):
+        phase["t"] += phase["step"]
+        return phase["t"]
+    phase["t"] = 0.0
+    monkeypatch.setattr(StepClock, "now", now)
+
+
+def test_inside_calls_split_each_timed_call_into_its_steps_and_the_pipelines_own_time(monkeypatch):
+    phase = {"step": 0.005}  # the warm-up calls' steps last 5 ms; the timed calls' 1 ms
+    _stepping_clock(monkeypatch, phase)
+    seen = []
+
+    def fake_time_calls(fn, image, label, *, warmup, repeats, **kw):
+        seen.append((tuple(image.shape), warmup, repeats))
+        for i in range(warmup + repeats):
+            phase["step"] = 0.005 if i < warmup else 0.001
+            fn(image.clone(), label.clone())
+        return Timing([0.010, 0.012, 0.014], None, "")
+
+    monkeypatch.setattr(costs, "time_calls", fake_time_calls)
+    run = _Run(_config(repeats=3, warmup=2, headline=(2, 8)))
+    inside, together = costs._inside_calls(run, CPU, "nnunet")
+    assert seen == [((2, 1, 8, 8, 8), 2, 3)] and run.batches == [(2, 8, CPU)]
+    # nnunet: one resampling for Spatial (#0) and Flip (#8), then the seven other entries: 8 steps of 1 ms per call.
+    assert sorted(inside) == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert all(v == pytest.approx(0.001) for v in inside.values())  # the 5 ms warm-up steps are not counted
+    assert together == {0: "one resampling: #0 Spatial, #8 Flip", 8: "one resampling: #0 Spatial, #8 Flip"}
+    # own overhead per call: 10, 12, 14 ms minus 8 ms of steps -> 4 ms on average, of a 12 ms mean call.
+    base = dict(pipeline="nnunet", batch=2, size=8, verdict="")
+    assert run.engine == [
+        _columns(run, check="call_mean", value="0.012", note="mean seconds per call over 3 calls with the steps clocked",
+                 **base),
+        _columns(run, check="own_overhead", value="0.004",
+                 note="mean seconds per call outside the steps: parameter draws, input checks, glue", **base)]
+    assert run.lines == ["  nnunet: own overhead 4.00 ms of 12.0 ms per call"]
+
+
+def test_inside_calls_that_fail_leave_rows_that_say_so(monkeypatch):
+    def failing(*a, **kw):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(costs, "time_calls", failing)
+    run = _Run(_config())
+    assert costs._inside_calls(run, CPU, "nnunet") == ({}, {})
+    assert [(r["check"], r.get("value"), r["note"]) for r in run.engine] == [
+        ("call_mean", None, "not measured: RuntimeError: boom"), ("own_overhead", None, "not measured: RuntimeError: boom")]
