@@ -97,9 +97,15 @@ def matched_tables(ok, device: str, b: int, s: int) -> list[str]:
     return lines
 
 
-def overhead(ov, ok, device: str, pipeline: str, threads: int | None = None) -> dict[str, Any] | None:
+def overhead(ov, ok, device: str, pipeline: str, threads: int | None = None, en=None) -> dict[str, Any] | None:
     """Measured mean, sum of expected entry costs and their gap for one preset at ``threads`` (default: the thread
-    count of its first overhead row), or ``None``."""
+    count of its first overhead row), or ``None``.
+
+    The mean is that of the clocked calls of the same phase of the run (``engine.csv`` check ``call_mean``, timed
+    just before the entries forced on) when ``en`` has it, else the preset's row in ``pipelines.csv`` (timed earlier
+    in the run: on a shared machine the same calls can run tens of percent faster or slower by then). ``source``
+    says which.
+    """
     if ov.empty or ok.empty:
         return None
     rows = ov[(ov.device == device) & (ov.pipeline == pipeline) & (ov.status == _schema.STATUS_OK)]
@@ -112,11 +118,28 @@ def overhead(ov, ok, device: str, pipeline: str, threads: int | None = None) -> 
                torch_threads=threads)
     if ref is None:
         return None
+    mean, source = float(ref.mean_s), "preset timing"
+    clocked = _clocked_mean(en, device, pipeline, threads, b, s)
+    if clocked == clocked:
+        mean, source = clocked, "clocked calls"
     expected = float(rows.expected_s.astype(float).sum())
-    mean = float(ref.mean_s)
     top = rows.assign(e=rows.expected_s.astype(float)).sort_values("e", ascending=False)
     return dict(mean=mean, expected=expected, gap=mean - expected, frac=(mean - expected) / mean, rows=top,
-                threads=threads, b=b, s=s)
+                threads=threads, b=b, s=s, source=source)
+
+
+def _clocked_mean(en, device: str, pipeline: str, threads: int, b: int, s: int) -> float:
+    """The ``call_mean`` of ``engine.csv`` for one preset and case, NaN when absent or not measured."""
+    if en is None or en.empty or "check" not in en:
+        return float("nan")
+    rows = en[(en.torch_threads.astype(float) == threads) & (en.batch.astype(float) == b) & (en["size"].astype(float) == s)]
+    r = _row(rows, device=device, pipeline=pipeline, check="call_mean")
+    if r is None:
+        return float("nan")
+    try:
+        return float(r.value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def fixed_cost_rows(en, ok, s: int) -> list[list[str]]:
@@ -210,11 +233,12 @@ def overhead_section(ov, ok, en, device: str) -> list[str]:
         return []
     summary, details = [], []
     for pipeline, threads in _overhead_cases(ov[ov.device == device]):
-        info = overhead(ov, ok, device, pipeline, threads)
+        info = overhead(ov, ok, device, pipeline, threads, en)
         if info is None:
             continue
         verdict = "met" if within_overhead(info["frac"]) else "missed"
-        summary.append([pipeline, f"B={info['b']} S={info['s']}, {info['threads']} threads", fmt_s(info["mean"]),
+        mean = fmt_s(info["mean"]) + (" (clocked calls)" if info["source"] == "clocked calls" else "")
+        summary.append([pipeline, f"B={info['b']} S={info['s']}, {info['threads']} threads", mean,
                         fmt_s(info["expected"]), fmt_s(info["gap"]), f"{info['frac']:.0%}", verdict])
         entries = [[r.position, r.transform, r.firing_p, fmt_s(float(r.forced_mean_s)), fmt_s(float(r.expected_s)),
                     fmt_s(inside(r)) if inside(r) == inside(r) else (r.note if "resampling" in str(r.note) else "-")]
@@ -225,8 +249,11 @@ def overhead_section(ov, ok, en, device: str) -> list[str]:
                     "</details>", ""]
     return [f"## Pipeline overhead on {device}", "",
             "Expected cost of an entry = its per-sample firing probability x its mean time forced on (its own "
-            "parameters, whole batch). Overhead = the preset's measured mean minus the sum of expected costs "
-            f"(target: <= {OVERHEAD_TARGET:.0%} of the mean). A negative overhead means the sum over-counts (e.g. "
+            "parameters, whole batch). Overhead here = the preset's measured mean minus the sum of expected costs "
+            f"(target: <= {OVERHEAD_TARGET:.0%} of the mean): the firing model's residual. The mean is that of the "
+            "clocked calls below where they were measured, timed in the same phase of the run as the entries "
+            "(the same calls timed earlier in the run, for the speed-ups, can differ by tens of percent on a shared "
+            "machine), else the preset's timing. A negative overhead means the sum over-counts (e.g. "
             "geometric entries forced on alone each pay a resampling that the pipeline fuses into one). Measured at "
             "each thread count: forced on, an entry works on every sample of the batch, while in the preset often "
             "one sample fires, so a gap that grows with the thread count is work that does not spread over the "
@@ -299,7 +326,7 @@ def verdicts(ok, tr, ov, en, mem, training, b: int, s: int) -> list[str]:
         met = ratio >= need
         measured = f"{ratio:.2f}x" + (f" (conservative {low:.2f}x)" if low == low else "")
         rows.append([target, measured, "met" if met else "missed",
-                     "" if met else where_time_goes(overhead(ov, ok, "cpu", pipeline, threads))])
+                     "" if met else where_time_goes(overhead(ov, ok, "cpu", pipeline, threads, en))])
     if not tr.empty:
         el = tr[(tr.kind == "elementwise") & (tr.status == _schema.STATUS_OK) & (tr.device == "cpu")]
         if not el.empty:
@@ -320,7 +347,7 @@ def verdicts(ok, tr, ov, en, mem, training, b: int, s: int) -> list[str]:
     for group, target in REFERENCE_GROUPS.items():
         rows.append(_reference_row(target, None if refd is None else refd[refd.group == group]))
     for pipeline, threads in _overhead_cases(ov[ov.device == "cpu"] if not ov.empty else ov):
-        info = overhead(ov, ok, "cpu", pipeline, threads)
+        info = overhead(ov, ok, "cpu", pipeline, threads, en)
         if info is not None:
             met = within_overhead(info["frac"])
             rows.append([f"`{pipeline}` mean minus the firing model's expected entry costs <= {OVERHEAD_TARGET:.0%} "

@@ -735,3 +735,22 @@ def test_the_time_inside_the_preset_is_shown_beside_the_expected_cost(frames):
     assert "| 0 | Spatial | 0.36 | 10.0 ms | 3.6 ms | 6.0 ms |" in details
     assert "| 1 | Gamma | 0.3 | 4.0 ms | 1.2 ms | 1.1 ms |" in details  # in position order, not by cost
     assert "| 2 | Flip | 0.875 | 4.0 ms | 3.5 ms | one resampling: #0 Spatial, #2 Flip |" in details
+
+
+def test_the_model_residual_uses_the_clocked_calls_of_its_own_case_when_measured(frames):
+    en = pd.DataFrame([_en("nnunet", "call_mean", 0.5, threads=1),            # decoys: another thread count,
+                       dict(_en("nnunet", "call_mean", 0.7), size=S * 2),      # another size,
+                       dict(_en("nnunet", "call_mean", 0.8), batch=B * 2),     # another batch,
+                       _en("xdomain", "call_mean", 0.9, device="cuda"),        # another device
+                       _en("nnunet", "call_mean", 0.012), _en("nnunet", "own_overhead", 0.001)])
+    info = bench_targets.overhead(frames["ov"], frames["ok"], "cpu", "nnunet", 2, en)
+    assert info["source"] == "clocked calls" and info["mean"] == 0.012
+    assert info["gap"] == pytest.approx(0.012 - 0.0083) and info["frac"] == pytest.approx(0.0037 / 0.012)
+    xdomain = bench_targets.overhead(frames["ov"], frames["ok"], "cpu", "xdomain", 2, en)
+    assert xdomain["source"] == "preset timing" and xdomain["mean"] == 0.020  # no clocked calls: the preset row
+    text = "\n".join(bench_targets.overhead_section(frames["ov"], frames["ok"], en, "cpu"))
+    assert "| nnunet | B=2 S=64, 2 threads | 12.0 ms (clocked calls) | 8.3 ms | 3.7 ms | 31% | missed |" in text
+    assert "| xdomain | B=2 S=64, 2 threads | 20.0 ms | 19.0 ms | 1.0 ms | 5% | met |" in text
+    rows = _verdict_rows(dict(frames, en=en))
+    assert rows["`nnunet` mean minus the firing model's expected entry costs <= 5% of the mean, 2 thread(s)"][:2] == [
+        "31%", "missed"]
