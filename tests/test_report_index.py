@@ -70,6 +70,20 @@ def _bench(folder: Path) -> None:
                       "q25_s": mean, "q75_s": mean, "mean_ci_low_s": mean * 0.9, "mean_ci_high_s": mean * 1.1,
                       "floor_median_s": 0.001, "ratio_to_floor": mean / 0.001, "passes": passes})
     _io.atomic_write_csv(folder / "transforms.csv", trows, _schema.BENCH_TRANSFORM_COLUMNS)
+    ov = dict.fromkeys(_schema.BENCH_OVERHEAD_COLUMNS, "")
+    ov.update(run_id="r1", device="cpu", torch_threads=2, pipeline="nnunet", batch=2, size=64, status="ok")
+    _io.atomic_write_csv(folder / "overhead.csv", [
+        {**ov, "position": 0, "transform": "Spatial", "firing_p": 0.36, "forced_mean_s": 0.03, "expected_s": 0.0108,
+         "in_pipeline_s": 0.012, "note": "one resampling: #0 Spatial, #1 Flip"},
+        {**ov, "position": 1, "transform": "Flip", "firing_p": 0.875, "forced_mean_s": 0.002, "expected_s": 0.00175,
+         "note": "one resampling: #0 Spatial, #1 Flip"},
+        {**ov, "position": 2, "transform": "Gamma", "firing_p": 0.3, "forced_mean_s": 0.004, "expected_s": 0.0012,
+         "in_pipeline_s": 0.0015}], _schema.BENCH_OVERHEAD_COLUMNS)
+    en = dict.fromkeys(_schema.BENCH_ENGINE_COLUMNS, "")
+    en.update(run_id="r1", device="cpu", torch_threads=2, pipeline="nnunet", batch=2, size=64)
+    _io.atomic_write_csv(folder / "engine.csv", [{**en, "check": "call_mean", "value": 0.0145},
+                                                 {**en, "check": "own_overhead", "value": 0.001}],
+                         _schema.BENCH_ENGINE_COLUMNS)
     (folder / _schema.BENCH_META).write_text(json.dumps({
         "run_id": "r1", "git": "abc123def456", "cpu_model": "Test CPU", "cpus_available": 2, "command": "spineaug bench",
         "config": {"headline": [2, 64], "repeats": 5, "sizes": [32, 64], "batches": [1, 2], "grid_repeats": 5}}))
@@ -107,7 +121,7 @@ def _fidelity(folder: Path) -> None:
 
 FIGURES = ("phantom.png", "gallery-draws.png", "study_default_heatmap.png", "study_default_tradeoff.png",
            "study_default_examples.png", "benchmark_speedups.png", "benchmark_transforms.png",
-           "benchmark_training.png")
+           "benchmark_time_split.png", "benchmark_training.png")
 """The figures the index shows (each with its caption)."""
 
 
@@ -189,7 +203,7 @@ def test_benchmark_page_draws_every_figure_with_a_caption(reports, tmp_path):
     out = tmp_path / "page"
     text = benchmark.write(reports / "bench", out).read_text()
     for name in ("benchmark_speedups.png", "benchmark_bars.png", "benchmark_scaling.png", "benchmark_transforms.png",
-                 "benchmark_training.png"):
+                 "benchmark_time_split.png", "benchmark_training.png"):
         assert (out / name).stat().st_size > 1000, name
         after = text.split(f"]({name})", 1)[1].lstrip("\n")
         assert after.startswith("*Figure:") and "commit" in after.split("\n")[0], name

@@ -5,6 +5,7 @@
 * :func:`scaling`: time versus volume size (at the headline batch) and versus batch size (at the headline size).
 * :func:`transforms`: each transform forced on, mean milliseconds per batch, with its passes over the batch.
 * :func:`training_split`: seconds per training iteration split into data wait, augmentation and network.
+* :func:`time_split`: where each preset's call goes: its largest steps inside the preset and its own overhead.
 
 Each returns the PNG path, or ``None`` when its inputs are absent. Legends sit outside the data.
 """
@@ -228,3 +229,43 @@ def training_split(rows: list[dict[str, str]], out: Path, labels: dict[str, str]
                  fontsize=9)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
     return _save(fig, out / "benchmark_training.png")
+
+
+def time_split(rows: list[dict], out: Path, device: str) -> Path | None:
+    """Stacked bars per (preset, threads) of :func:`spineaug.report.bench_targets.time_split`: the largest steps
+    inside the preset (one colour per entry across the bars), the other steps (grey), the pipeline's own overhead
+    (black)."""
+    if not rows:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 0.62 * len(rows) + 1.6))
+    palette = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4", "#b2df8a",
+               "#fb9a99", "#cab2d6", "#ffff99"]
+    named: dict[str, str] = {}  # entry -> its colour, the same in every bar
+    fixed = {"the other entries": "#bdbdbd", "own overhead": "black"}
+    used: set[str] = set()
+    y = list(range(len(rows)))[::-1]
+    for yi, r in zip(y, rows):
+        left = 0.0
+        for label, seconds in r["segments"]:
+            key = "the other entries" if label.endswith(" other entries") else label
+            used.add(key)
+            if key not in fixed and key not in named:
+                named[key] = palette[len(named) % len(palette)]
+            ms = seconds * 1e3
+            ax.barh(yi, ms, left=left, color=fixed.get(key) or named[key], edgecolor="white", linewidth=0.5)
+            left += ms
+        own_ms = r["segments"][-1][1] * 1e3
+        ax.text(left + 2, yi, f"own overhead {own_ms:.1f} ms of {r['call'] * 1e3:.0f} ms "
+                f"({own_ms / (r['call'] * 1e3):.1%})", va="center", fontsize=7)
+    ax.set_yticks(y, [f"{r['pipeline']}, {r['threads']} thread(s)" for r in rows], fontsize=8)
+    ax.set_xlim(0, max(sum(v for _, v in r["segments"]) for r in rows) * 1e3 * 1.45)
+    ax.set_xlabel("milliseconds per call (mean over the clocked calls)")
+    ax.set_title(f"Where a preset's call goes, {device}: its steps inside the preset, largest first (the one "
+                 "resampling\nholds every geometric entry), the other steps summed, then the pipeline's own overhead",
+                 fontsize=8.5)
+    from matplotlib.patches import Patch  # optional: matplotlib (report extra)
+
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in [*named.items(), *fixed.items()] if k in used], loc="upper left",
+              bbox_to_anchor=(1.02, 1), fontsize=7, frameon=False)
+    return _save(fig, out / f"benchmark_time_split{_suffix(device)}.png")

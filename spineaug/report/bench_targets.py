@@ -264,6 +264,43 @@ def overhead_section(ov, ok, en, device: str) -> list[str]:
                      summary), ""] + own_section(en, device) + details
 
 
+SPLIT_TOP = 6
+"""How many steps :func:`time_split` names per preset; the others are summed into one segment."""
+
+
+def time_split(ov, en, device: str) -> list[dict[str, Any]]:
+    """Where each preset's call goes, per thread count, from the clocked calls: its largest steps (mean seconds per
+    call inside the preset, ``overhead.csv`` ``in_pipeline_s``), the rest of its steps summed, and its own overhead
+    (``engine.csv``). One dict per (preset, threads) with both measured: ``pipeline``, ``threads``, ``call`` (the
+    clocked mean call) and ``segments``, ``[(label, seconds), ...]`` largest step first, own overhead last."""
+    if ov.empty or "in_pipeline_s" not in ov:
+        return []
+    own = {(o["pipeline"], o["threads"]): o for o in own_overhead(en, device) if o["frac"] == o["frac"]}
+    out = []
+    for pipeline, threads in _overhead_cases(ov[ov.device == device]):
+        o = own.get((pipeline, threads))
+        rows = ov[(ov.device == device) & (ov.pipeline == pipeline) & (ov.torch_threads.astype(int) == threads)]
+        steps = [(_step_label(r), inside(r)) for r in rows.itertuples() if inside(r) == inside(r)]
+        if o is None or not steps:
+            continue
+        steps.sort(key=lambda kv: -kv[1])
+        segments = steps[:SPLIT_TOP]
+        rest = steps[SPLIT_TOP:]
+        if rest:
+            segments.append((f"{len(rest)} other entries", sum(v for _, v in rest)))
+        segments.append(("own overhead", o["own"]))
+        out.append(dict(pipeline=pipeline, threads=threads, call=o["call"], segments=segments))
+    return out
+
+
+def _step_label(r: Any) -> str:
+    """An entry's name, or ``resampling (A, B)`` for the one resampling that holds several geometric entries."""
+    note = str(r.note) if isinstance(r.note, str) else ""
+    if note.startswith("one resampling: "):
+        return "resampling (" + ", ".join(part.split(" ", 1)[1] for part in note[16:].split(", ")) + ")"
+    return str(r.transform)
+
+
 def own_section(en, device: str) -> list[str]:
     """The pipeline's own overhead measured inside its calls, as a table (nothing for files without it)."""
     rows = [[o["pipeline"], o["threads"], fmt_s(o["call"]), fmt_s(o["call"] - o["own"]), fmt_s(o["own"]),

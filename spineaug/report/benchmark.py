@@ -4,7 +4,8 @@ Reads ``<results>/bench/{pipelines,transforms,engine,mapping}.csv`` and ``meta.j
 ``benchmark.md``, ``benchmark_speedups.png`` (the headline: matched-work speed-up per baseline with intervals),
 ``benchmark_bars.png`` (whole presets, seconds per batch at the headline case), ``benchmark_scaling.png`` (time
 versus volume size and batch size), ``benchmark_transforms.png`` (each transform forced on, milliseconds and passes),
-``benchmark_training.png`` (training-iteration split, when ``training.csv`` exists; :mod:`.bench_figures` draws
+``benchmark_training.png`` (training-iteration split, when ``training.csv`` exists),
+``benchmark_time_split.png`` (where each preset's call goes, when the steps were clocked; :mod:`.bench_figures` draws
 them) and a copy of the CSVs in ``<out>/bench/`` (small, meant to be committed next to the report).
 """
 
@@ -206,6 +207,12 @@ def write(results: str | Path = "results", out: str | Path = "reports") -> Path:
                 f"{r.status} ({r.note})" for _, r in failed.iterrows()] + [""]
     for device in (list(dict.fromkeys(ov.device)) if not ov.empty else []):
         lines += bench_targets.overhead_section(ov, ok, en, device)
+        lines += _figure(bench_figures.time_split(bench_targets.time_split(ov, en, device), out, device),
+                         "where a preset's call goes",
+                         f"where each preset's call goes on {device}: the mean time of each step inside the preset "
+                         f"(the {bench_targets.SPLIT_TOP} largest, the others summed) and the pipeline's own overhead "
+                         f"(the call minus its clocked steps: parameter draws, input checks, glue), over the clocked "
+                         f"calls of the headline case. {provenance(meta)}.")
     if not tr.empty:
         for device in dict.fromkeys(tr.device):
             t = tr[tr.device == device]

@@ -333,8 +333,8 @@ def render(inputs: Inputs) -> str:
     lines += ["### Speed benchmark ([benchmark.md](benchmark.md))", "",
               "Seconds per augmentation call of spineaug and each baseline library on the same batches; the headline "
               "is the speed-up on matched work (spineaug restricted to what the baseline expresses). The page adds "
-              "whole-preset times, scaling with volume and batch size, per-transform costs and the training-iteration "
-              "split.", ""]
+              "whole-preset times, scaling with volume and batch size, per-transform costs, where each preset's call "
+              "goes and the training-iteration split.", ""]
     cfg = bench_meta.get("config", {})
     lines += _figure(inputs, "benchmark_speedups.png", "matched-work speed-ups",
                      f"speed-up on matched work per baseline with conservative 95 % intervals, headline case "
@@ -343,6 +343,9 @@ def render(inputs: Inputs) -> str:
     lines += _figure(inputs, "benchmark_transforms.png", "per-transform cost",
                      f"milliseconds per call of each transform forced on, with its passes over the batch, same run. "
                      f"{bench_provenance(bench_meta)}.", "make benchmark")
+    lines += _figure(inputs, "benchmark_time_split.png", "where a preset's call goes",
+                     f"mean milliseconds of each step inside each preset and the pipeline's own overhead (the call "
+                     f"minus its clocked steps), same run. {bench_provenance(bench_meta)}.", "make benchmark")
     lines += _figure(inputs, "benchmark_training.png", "training-iteration split",
                      "seconds of one training iteration split into data wait, augmentation and network, per arm and "
                      "CPU budget (`spineaug bench --training`, the run named in the headline table).", "make benchmark")

@@ -754,3 +754,33 @@ def test_the_model_residual_uses_the_clocked_calls_of_its_own_case_when_measured
     rows = _verdict_rows(dict(frames, en=en))
     assert rows["`nnunet` mean minus the firing model's expected entry costs <= 5% of the mean, 2 thread(s)"][:2] == [
         "31%", "missed"]
+
+
+def test_time_split_names_the_largest_steps_sums_the_rest_and_ends_with_the_own_overhead():
+    ov = pd.DataFrame([dict(_ov("nnunet", i, f"T{i}", 0.5, 0.01), in_pipeline_s=v, note="")
+                       for i, v in enumerate([0.001, 0.009, 0.002, 0.008, 0.003, 0.007, 0.004, 0.006, 0.005])])
+    ov.loc[1, "note"] = "one resampling: #1 Spatial, #8 Flip"  # the step of the geometric entries
+    ov.loc[8, ["in_pipeline_s", "note"]] = [float("nan"), "one resampling: #1 Spatial, #8 Flip"]
+    decoy = pd.DataFrame([dict(_ov("nnunet", 0, "T0", 0.5, 0.01, threads=1), in_pipeline_s=0.5, note=""),
+                          dict(_ov("xdomain", 0, "Gamma", 0.5, 0.01), in_pipeline_s=0.5, note="")])
+    en = pd.DataFrame([_en("nnunet", "call_mean", 0.050), _en("nnunet", "own_overhead", 0.002),
+                       _en("nnunet", "call_mean", 0.9, threads=1)])  # no own overhead at 1 thread, none for xdomain
+    (split,) = bench_targets.time_split(pd.concat([ov, decoy], ignore_index=True), en, "cpu")
+    assert (split["pipeline"], split["threads"], split["call"]) == ("nnunet", 2, 0.050)
+    labels = [label for label, _ in split["segments"]]
+    assert labels == ["resampling (Spatial, Flip)", "T3", "T5", "T7", "T6", "T4", "2 other entries", "own overhead"]
+    seconds = [v for _, v in split["segments"]]
+    assert seconds[:6] == [0.009, 0.008, 0.007, 0.006, 0.004, 0.003]
+    assert seconds[6] == pytest.approx(0.002 + 0.001) and seconds[7] == 0.002  # T2 + T0; then the own overhead
+    assert bench_targets.time_split(ov.drop(columns=["in_pipeline_s"]), en, "cpu") == []  # files from before
+    assert bench_targets.time_split(ov, pd.DataFrame(), "cpu") == []
+
+
+def test_the_time_split_figure_is_drawn_from_the_clocked_calls(tmp_path):
+    ov = pd.DataFrame([dict(_ov("nnunet", 0, "Spatial", 0.5, 0.01), in_pipeline_s=0.006, note="")])
+    en = pd.DataFrame([_en("nnunet", "call_mean", 0.008), _en("nnunet", "own_overhead", 0.001)])
+    from spineaug.report import bench_figures
+
+    path = bench_figures.time_split(bench_targets.time_split(ov, en, "cpu"), tmp_path, "cpu")
+    assert path == tmp_path / "benchmark_time_split.png" and path.stat().st_size > 1000
+    assert bench_figures.time_split([], tmp_path, "cuda") is None
