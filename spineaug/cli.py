@@ -212,6 +212,48 @@ def _bench_training(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profiled_pipeline(source: str) -> spineaug.Pipeline:
+    """The pipeline ``spineaug profile`` times: a preset, a config file, or one transform with its defaults."""
+    if source in spineaug.presets():
+        return spineaug.Pipeline.from_preset(source, check_finite=False)
+    if source in spineaug.TRANSFORMS:
+        return spineaug.Pipeline.from_config({"transforms": [{"name": source}]}, check_finite=False)
+    if not Path(source).exists() and not source.endswith((".json", ".yaml", ".yml")):
+        raise ValueError(_unknown_name(source))
+    return spineaug.Pipeline.from_config(source, check_finite=False)
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    import torch
+
+    from spineaug.bench import cases, costs  # lazy: as in _cmd_bench
+
+    for option, value, least in (("--batch", args.batch, 1), ("--size", args.size, 8), ("--calls", args.calls, 1),
+                                 ("--warmup", args.warmup, 0), ("--threads", args.threads, 1)):
+        if value is not None and value < least:
+            raise ValueError(f"{option} must be at least {least}, got {value}")
+    aug = _profiled_pipeline(args.config)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: this machine has no CUDA device")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    image, label = cases.make_batch(args.batch, args.size, device, args.seed)
+    prof = costs.profile_steps(aug.to(device), image, label, seed=args.seed, warmup=args.warmup, repeats=args.calls)
+    names = [t.name for t in aug.transforms]
+    rows = [(("resampling: " if len(pos) > 1 or aug.transforms[pos[0]].geometric else "")
+             + ", ".join(f"#{i} {names[i]}" for i in pos), sec) for pos, sec in prof.steps.items()]
+    rows += [("own overhead (parameter draws, input checks, glue)", prof.own), ("call (mean)", prof.call_mean)]
+    pad = max(len(label) for label, _ in rows)
+    print(f"spineaug profile {args.config}: B={args.batch}, 1x{args.size}^3 phantom patches, {device.type}, "
+          f"{torch.get_num_threads()} thread(s), mean of {prof.calls} calls after {args.warmup} warm-up (seed "
+          f"{args.seed})")
+    print(f"{'step':<{pad}}  {'ms':>9}  {'share':>6}")
+    for label, sec in rows:
+        print(f"{label:<{pad}}  {sec * 1e3:9.2f}  {sec / prof.call_mean:6.1%}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     require("pandas", "report", "spineaug report")
     require("matplotlib", "report", "spineaug report")
@@ -460,6 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=_csv_ints, default=None,
                    help="with --training: CPU budgets, comma-separated (default: all, a quarter, 1)")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("profile", help="where a pipeline's time goes: the mean time of each of its steps (the one "
+                       "resampling, each other entry) and its own overhead, over calls on phantom patches")
+    p.add_argument("config", help="preset name, path to a .json/.yaml config, or one transform name (its defaults)")
+    p.add_argument("--batch", type=int, default=2, help="batch size B (default: 2)")
+    p.add_argument("--size", type=int, default=128, help="edge S of the cubic patches (default: 128)")
+    p.add_argument("--calls", type=int, default=20, help="timed calls (default: 20)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default: 2)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the patches and of the draws (default: 0)")
+    p.set_defaults(func=_cmd_profile)
 
     p = sub.add_parser("report", help="markdown + figures from result files: benchmark.md, study.md, fidelity.md and "
                        "the index README.md (renders only; missing inputs are listed, not fatal)")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
+import torch
 
 import spineaug
 from spineaug import bench, cli
@@ -147,3 +149,68 @@ def test_long_commands_take_quiet_verbose_and_out(tmp_path, monkeypatch, capsys)
     assert cli.main(["bench", "--out", str(tmp_path)]) == 2 and "error: bad size" in capsys.readouterr().err
     with pytest.raises(ValueError, match="bad size"):  # --verbose: the traceback instead of one line
         cli.main(["bench", "--out", str(tmp_path), "--verbose"])
+
+
+def test_profile_prints_each_step_its_share_and_the_own_overhead(monkeypatch, capsys):
+    from spineaug.bench import costs
+
+    seen = {}
+
+    def fake(aug, image, label, *, seed, warmup, repeats):
+        seen.update(config=aug.config(), shape=tuple(image.shape), label=label.dtype, seed=seed, warmup=warmup,
+                    repeats=repeats, check_finite=aug.check_finite)
+        return costs.StepProfile(call_mean=0.100, own=0.004, calls=repeats,
+                                 steps={(0, 8): 0.060, (1,): 0.010, (5,): 0.026})
+
+    monkeypatch.setattr(costs, "profile_steps", fake)
+    assert cli.main(["profile", "nnunet", "--batch", "3", "--size", "16", "--calls", "7", "--warmup", "1",
+                     "--seed", "4"]) == 0
+    assert seen == dict(config=spineaug.Pipeline.from_preset("nnunet").config(), shape=(3, 1, 16, 16, 16),
+                        label=torch.int64, seed=4, warmup=1, repeats=7, check_finite=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("spineaug profile nnunet: B=3, 1x16^3 phantom patches, cpu, ")
+    assert "mean of 7 calls after 1 warm-up (seed 4)" in lines[0]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:]]
+    assert rows == [["resampling: #0 Spatial, #8 Flip", "60.00", "60.0%"], ["#1 GaussianNoise", "10.00", "10.0%"],
+                    ["#5 LowResolution", "26.00", "26.0%"],
+                    ["own overhead (parameter draws, input checks, glue)", "4.00", "4.0%"],
+                    ["call (mean)", "100.00", "100.0%"]]
+
+
+def test_profile_runs_a_transform_or_a_config_for_real(tmp_path, capsys):
+    assert cli.main(["profile", "Gamma", "--size", "16", "--calls", "2", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "\n#0 Gamma " in out and "own overhead" in out
+    config = tmp_path / "two.yaml"
+    config.write_text("transforms:\n  - {name: Flip, p: 1.0}\n  - {name: Brightness, p: 1.0}\n")
+    assert cli.main(["profile", str(config), "--size", "16", "--calls", "3", "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "1 thread(s), mean of 3 calls" in lines[0]
+    steps = [line.split("  ")[0] for line in lines[2:]]
+    assert steps == ["resampling: #0 Flip", "#1 Brightness", "own overhead (parameter draws, input checks, glue)",
+                     "call (mean)"]
+    shares = [float(line.rsplit(" ", 1)[1].rstrip("%")) for line in lines[2:-1]]
+    assert sum(shares) == pytest.approx(100, abs=0.3)  # the steps and the own overhead make up the call
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["profile", "nnunet", "--calls", "0"], "--calls must be at least 1, got 0"),
+    (["profile", "nnunet", "--batch", "0"], "--batch must be at least 1, got 0"),
+    (["profile", "nnunet", "--size", "4"], "--size must be at least 8, got 4"),
+    (["profile", "nnunet", "--warmup", "-1"], "--warmup must be at least 0, got -1"),
+    (["profile", "nnunet", "--threads", "0"], "--threads must be at least 1, got 0"),
+    (["profile", "xdomian"], "did you mean 'xdomain'"),
+    (["profile", "missing.yaml"], "missing.yaml"),
+])
+def test_profile_refuses_bad_input_before_timing_anything(monkeypatch, capsys, argv, message):
+    from spineaug.bench import costs
+
+    monkeypatch.setattr(costs, "profile_steps", lambda *a, **k: pytest.fail("timed despite bad input"))
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_profile_on_a_cuda_device_the_machine_lacks_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main(["profile", "nnunet", "--device", "cuda"]) == 2
+    assert "--device cuda: this machine has no CUDA device" in capsys.readouterr().err

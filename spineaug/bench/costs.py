@@ -19,6 +19,7 @@ entry's ``apply``), i.e. parameter draws, input checks and the glue between step
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -127,8 +128,42 @@ def run_overhead(run: Run, device: torch.device) -> None:
         _fixed_cost(run, device, pipeline, b)
 
 
+@dataclass(frozen=True)
+class StepProfile:
+    """Where a pipeline's calls go, from :func:`profile_steps`.
+
+    Attributes:
+        call_mean: Mean seconds per call.
+        own: Mean seconds per call outside the steps: parameter draws, input checks, glue.
+        steps: Mean seconds per call of each step, keyed by the positions of its entries in the config (the one
+            resampling holds every geometric entry), in the order the steps run.
+        calls: The number of timed calls.
+    """
+
+    call_mean: float
+    own: float
+    steps: dict[tuple[int, ...], float]
+    calls: int
+
+
+def profile_steps(aug: spineaug.Pipeline, image: torch.Tensor, label: torch.Tensor, *, seed: int, warmup: int,
+                  repeats: int) -> StepProfile:
+    """Time ``aug`` on fresh clones of ``image``/``label`` (:func:`time_calls`, drawing from one generator seeded
+    ``seed``) with its steps clocked (:func:`spineaug.pipeline.timing_steps`); the warm-up calls are not counted."""
+    with timing_steps(image.device) as clock:
+        timing = time_calls(spineaug_fn(aug, seed), image, label, warmup=warmup, repeats=repeats)
+    calls = clock.calls[-len(timing.times):]  # the warm-up calls come first
+    n = len(calls)
+    steps: dict[tuple[int, ...], float] = {}
+    for call in calls:
+        for positions, seconds in call:
+            steps[positions] = steps.get(positions, 0.0) + seconds / n
+    own = sum(t - sum(sec for _, sec in call) for t, call in zip(timing.times, calls)) / n
+    return StepProfile(call_mean=timing.mean, own=own, steps=steps, calls=n)
+
+
 def _inside_calls(run: Run, device: torch.device, pipeline: str) -> tuple[dict[int, float], dict[int, str]]:
-    """Time the preset at the headline case with its steps clocked; append its mean call and own overhead to
+    """Profile the preset at the headline case (:func:`profile_steps`); append its mean call and own overhead to
     ``engine.csv``.
 
     Returns:
@@ -140,30 +175,21 @@ def _inside_calls(run: Run, device: torch.device, pipeline: str) -> tuple[dict[i
     row = dict(pipeline=pipeline, batch=b, size=s, verdict="")
     try:
         image, label = run.batch(b, s, device)
-        with timing_steps(device) as clock:
-            timing = time_calls(spineaug_fn(aug, run.config.seed), image, label, warmup=run.config.warmup,
-                                repeats=run.config.repeats)
+        prof = profile_steps(aug, image, label, seed=run.config.seed, warmup=run.config.warmup,
+                             repeats=run.config.repeats)
     except Exception as exc:  # as run.measure: a failing case becomes a row, the run goes on
         note = f"not measured: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         run.engine += [run.base(device, check=check, note=note, **row) for check in ("call_mean", "own_overhead")]
         return {}, {}
-    calls = clock.calls[-len(timing.times):]  # the warm-up calls come first
-    n = len(calls)
-    inside: dict[int, float] = {}
-    together: dict[int, str] = {}
-    for steps in calls:
-        for positions, seconds in steps:
-            inside[positions[0]] = inside.get(positions[0], 0.0) + seconds / n
-            if len(positions) > 1:
-                names = [f"#{i} {aug.transforms[i].name}" for i in positions]
-                together.update({i: "one resampling: " + ", ".join(names) for i in positions})
-    own = sum(t - sum(sec for _, sec in steps) for t, steps in zip(timing.times, calls)) / n
-    run.engine.append(run.base(device, check="call_mean", value=f"{timing.mean:.6g}",
-                               note=f"mean seconds per call over {n} calls with the steps clocked", **row))
-    run.engine.append(run.base(device, check="own_overhead", value=f"{own:.6g}",
+    inside = {positions[0]: seconds for positions, seconds in prof.steps.items()}
+    together = {i: "one resampling: " + ", ".join(f"#{j} {aug.transforms[j].name}" for j in positions)
+                for positions in prof.steps if len(positions) > 1 for i in positions}
+    run.engine.append(run.base(device, check="call_mean", value=f"{prof.call_mean:.6g}",
+                               note=f"mean seconds per call over {prof.calls} calls with the steps clocked", **row))
+    run.engine.append(run.base(device, check="own_overhead", value=f"{prof.own:.6g}",
                                note="mean seconds per call outside the steps: parameter draws, input checks, glue",
                                **row))
-    run.log(f"  {pipeline}: own overhead {own * 1e3:.2f} ms of {timing.mean * 1e3:.1f} ms per call")
+    run.log(f"  {pipeline}: own overhead {prof.own * 1e3:.2f} ms of {prof.call_mean * 1e3:.1f} ms per call")
     return inside, together
 
 
