@@ -12,6 +12,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import torch
+
 import spineaug
 from spineaug import _io, _schema
 from spineaug.config import preset_config
@@ -224,8 +226,6 @@ def _profiled_pipeline(source: str) -> spineaug.Pipeline:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    import torch
-
     from spineaug.bench import cases, costs  # lazy: as in _cmd_bench
 
     for option, value, least in (("--batch", args.batch, 1), ("--size", args.size, 8), ("--calls", args.calls, 1),
