@@ -132,7 +132,8 @@ def _clocked_mean(en, device: str, pipeline: str, threads: int, b: int, s: int) 
     """The ``call_mean`` of ``engine.csv`` for one preset and case, NaN when absent or not measured."""
     if en is None or en.empty or "check" not in en:
         return float("nan")
-    rows = en[(en.torch_threads.astype(float) == threads) & (en.batch.astype(float) == b) & (en["size"].astype(float) == s)]
+    case = (en.torch_threads.astype(float) == threads) & (en.batch.astype(float) == b) & (en["size"].astype(float) == s)
+    rows = en[case]
     r = _row(rows, device=device, pipeline=pipeline, check="call_mean")
     if r is None:
         return float("nan")
@@ -296,8 +297,10 @@ def time_split(ov, en, device: str) -> list[dict[str, Any]]:
 def _step_label(r: Any) -> str:
     """An entry's name, or ``resampling (A, B)`` for the one resampling that holds several geometric entries."""
     note = str(r.note) if isinstance(r.note, str) else ""
-    if note.startswith("one resampling: "):
-        return "resampling (" + ", ".join(part.split(" ", 1)[1] for part in note[16:].split(", ")) + ")"
+    marker = "one resampling: "
+    if marker in note:  # after a forced timing's own note, if any ("...; one resampling: #0 Spatial, #8 Flip")
+        held = note.split(marker, 1)[1].split(";")[0]
+        return "resampling (" + ", ".join(part.split(" ", 1)[1] for part in held.split(", ")) + ")"
     return str(r.transform)
 
 

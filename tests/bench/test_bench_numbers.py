@@ -759,7 +759,7 @@ def test_the_model_residual_uses_the_clocked_calls_of_its_own_case_when_measured
 def test_time_split_names_the_largest_steps_sums_the_rest_and_ends_with_the_own_overhead():
     ov = pd.DataFrame([dict(_ov("nnunet", i, f"T{i}", 0.5, 0.01), in_pipeline_s=v, note="")
                        for i, v in enumerate([0.001, 0.009, 0.002, 0.008, 0.003, 0.007, 0.004, 0.006, 0.005])])
-    ov.loc[1, "note"] = "one resampling: #1 Spatial, #8 Flip"  # the step of the geometric entries
+    ov.loc[1, "note"] = "forced: oom; one resampling: #1 Spatial, #8 Flip"  # the geometric step, after a note
     ov.loc[8, ["in_pipeline_s", "note"]] = [float("nan"), "one resampling: #1 Spatial, #8 Flip"]
     decoy = pd.DataFrame([dict(_ov("nnunet", 0, "T0", 0.5, 0.01, threads=1), in_pipeline_s=0.5, note=""),
                           dict(_ov("xdomain", 0, "Gamma", 0.5, 0.01), in_pipeline_s=0.5, note="")])
