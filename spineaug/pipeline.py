@@ -79,7 +79,6 @@ class StepClock:
     calls: list[list[tuple[tuple[int, ...], float]]] = field(default_factory=list)
 
     def now(self) -> float:
-        """Seconds on the host's performance counter, once the device has finished the work queued so far."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter()
@@ -98,12 +97,7 @@ _STEP_CLOCK: ContextVar[StepClock | None] = ContextVar("spineaug_step_clock", de
 
 @contextmanager
 def timing_steps(device: torch.device | str = "cpu") -> Iterator[StepClock]:
-    """Within the block, every :class:`Pipeline` call records how long each of its steps takes (``spineaug bench``
-    and ``spineaug profile`` read it)::
-
-        with timing_steps() as clock:
-            aug(image, label)
-        clock.calls[0]  # [((0, 8), seconds of the one resampling), ((1,), seconds of entry 1), ...]
+    """Within the block, every :class:`Pipeline` call records how long each of its steps takes (for the benchmark).
 
     Outside it a call only reads one context variable. On CUDA the clock synchronises the device around each step,
     which removes the overlap of host and device work that a normal call has.
