@@ -53,18 +53,26 @@ def _unknown_name(source: str) -> str:
             f"{', '.join(spineaug.presets())}; `spineaug presets` describes them)")  # fmt: skip
 
 
+def _pipeline_of(source: str, **kwargs) -> spineaug.Pipeline:
+    """The pipeline a ``config``/``profile`` argument names: a preset, one transform with its defaults, or a config
+    file; anything else is refused with the closest names."""
+    if source in spineaug.presets():
+        return spineaug.Pipeline.from_preset(source, **kwargs)
+    if source in spineaug.TRANSFORMS:
+        return spineaug.Pipeline.from_config({"transforms": [{"name": source}]}, **kwargs)
+    if not Path(source).exists() and not source.endswith((".json", ".yaml", ".yml")):
+        raise ValueError(_unknown_name(source))
+    return spineaug.Pipeline.from_config(source, **kwargs)
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     source = args.config
-    known = source in spineaug.TRANSFORMS or source in spineaug.presets()
-    if not known and not Path(source).exists() and not source.endswith((".json", ".yaml", ".yml")):
-        raise ValueError(_unknown_name(source))
     if source in spineaug.TRANSFORMS:  # a transform name: its parameters with their defaults, then its documentation
         cls = spineaug.TRANSFORMS[source]
         print(json.dumps(cls().config(), indent=2))
         print(inspect.getdoc(cls) or "")
         return 0
-    aug = spineaug.Pipeline.from_preset(source) if source in spineaug.presets() else spineaug.Pipeline.from_config(source)
-    print(json.dumps(aug.config(), indent=2))
+    print(json.dumps(_pipeline_of(source).config(), indent=2))
     return 0
 
 
@@ -214,17 +222,6 @@ def _bench_training(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profiled_pipeline(source: str) -> spineaug.Pipeline:
-    """The pipeline ``spineaug profile`` times: a preset, a config file, or one transform with its defaults."""
-    if source in spineaug.presets():
-        return spineaug.Pipeline.from_preset(source, check_finite=False)
-    if source in spineaug.TRANSFORMS:
-        return spineaug.Pipeline.from_config({"transforms": [{"name": source}]}, check_finite=False)
-    if not Path(source).exists() and not source.endswith((".json", ".yaml", ".yml")):
-        raise ValueError(_unknown_name(source))
-    return spineaug.Pipeline.from_config(source, check_finite=False)
-
-
 def _cmd_profile(args: argparse.Namespace) -> int:
     from spineaug.bench import cases, costs  # lazy: as in _cmd_bench
 
@@ -232,7 +229,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
                                  ("--warmup", args.warmup, 0), ("--threads", args.threads, 1)):
         if value is not None and value < least:
             raise ValueError(f"{option} must be at least {least}, got {value}")
-    aug = _profiled_pipeline(args.config)
+    aug = _pipeline_of(args.config, check_finite=False)  # as the benchmark times it
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: this machine has no CUDA device")
@@ -240,9 +237,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     image, label = cases.make_batch(args.batch, args.size, device, args.seed)
     prof = costs.profile_steps(aug.to(device), image, label, seed=args.seed, warmup=args.warmup, repeats=args.calls)
-    names = [t.name for t in aug.transforms]
-    rows = [(("resampling: " if len(pos) > 1 or aug.transforms[pos[0]].geometric else "")
-             + ", ".join(f"#{i} {names[i]}" for i in pos), sec) for pos, sec in prof.steps.items()]
+    rows = [(costs.step_name(aug, pos), sec) for pos, sec in prof.steps.items()]
     rows += [("own overhead (parameter draws, input checks, glue)", prof.own), ("call (mean)", prof.call_mean)]
     pad = max(len(label) for label, _ in rows)
     print(f"spineaug profile {args.config}: B={args.batch}, 1x{args.size}^3 phantom patches, {device.type}, "

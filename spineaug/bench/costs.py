@@ -162,6 +162,13 @@ def profile_steps(aug: spineaug.Pipeline, image: torch.Tensor, label: torch.Tens
     return StepProfile(call_mean=timing.mean, own=own, steps=steps, calls=n)
 
 
+def step_name(aug: spineaug.Pipeline, positions: tuple[int, ...]) -> str:
+    """A step of ``aug`` by its entries: ``"#3 Brightness"``, or ``"resampling: #0 Spatial, #8 Flip"`` for the one
+    resampling of its geometric entries."""
+    names = ", ".join(f"#{i} {aug.transforms[i].name}" for i in positions)
+    return f"resampling: {names}" if aug.transforms[positions[0]].geometric else names
+
+
 def _inside_calls(run: Run, device: torch.device, pipeline: str) -> tuple[dict[int, float], dict[int, str]]:
     """Profile the preset at the headline case (:func:`profile_steps`); append its mean call and own overhead to
     ``engine.csv``.
@@ -182,8 +189,8 @@ def _inside_calls(run: Run, device: torch.device, pipeline: str) -> tuple[dict[i
         run.engine += [run.base(device, check=check, note=note, **row) for check in ("call_mean", "own_overhead")]
         return {}, {}
     inside = {positions[0]: seconds for positions, seconds in prof.steps.items()}
-    together = {i: "one resampling: " + ", ".join(f"#{j} {aug.transforms[j].name}" for j in positions)
-                for positions in prof.steps if len(positions) > 1 for i in positions}
+    together = {i: "one " + step_name(aug, positions) for positions in prof.steps if len(positions) > 1
+                for i in positions}
     run.engine.append(run.base(device, check="call_mean", value=f"{prof.call_mean:.6g}",
                                note=f"mean seconds per call over {prof.calls} calls with the steps clocked", **row))
     run.engine.append(run.base(device, check="own_overhead", value=f"{prof.own:.6g}",

@@ -176,11 +176,11 @@ def own_overhead(en, device: str = "cpu") -> list[dict[str, Any]]:
     rows = en[en.device == device]
     out = []
     for r in rows[rows.check == "own_overhead"].itertuples():
-        call = _row(rows, check="call_mean", pipeline=r.pipeline, torch_threads=r.torch_threads)
+        mean = _clocked_mean(en, device, r.pipeline, int(r.torch_threads), int(r.batch), int(r.size))
         try:
-            own, mean = float(r.value), float(call.value) if call is not None else float("nan")
+            own = float(r.value)
         except (TypeError, ValueError):
-            own = mean = float("nan")
+            own = float("nan")
         out.append(dict(pipeline=r.pipeline, threads=int(r.torch_threads), own=own, call=mean,
                         frac=own / mean if mean else float("nan"), note=str(r.note)))
     return out
