@@ -1,4 +1,4 @@
-"""Mutation check: re-inject the bugs of issue 13 one at a time and report whether a fast test catches each.
+"""Mutation check: re-inject known engine and command-line bugs one at a time and report whether a fast test catches each.
 
 Each mutant patches a temporary copy of the repository (``spineaug/``, ``tests/``, ``pyproject.toml``; the working
 tree is never touched), then runs the fast tests that guard that guarantee. A mutant is *caught* when they fail.
@@ -179,9 +179,10 @@ MUTANTS: list[Mutant] = [
     Mutant("device-mismatch-unchecked", "spineaug/pipeline.py",
            (("if label.device != image.device:", "if False:"),), G, "test_image_and_label_on_different_devices"),
     Mutant("cli-config-preset", "spineaug/cli.py",
-           (("if source in spineaug.presets() else", "if source in () else"),), CLI, "test_config_of_a_preset"),
+           (("if source in spineaug.presets():", "if source in ():"),), CLI, "test_config_of_a_preset"),
     Mutant("cli-config-file", "spineaug/cli.py",
-           (("print(json.dumps(aug.config(), indent=2))", "print(json.dumps(aug.config()['transforms'], indent=2))"),),
+           (("print(json.dumps(_pipeline_of(source).config(), indent=2))",
+             "print(json.dumps(_pipeline_of(source).config()['transforms'], indent=2))"),),
            CLI, "test_config_of_a_file"),
     Mutant("cli-bench-flags", "spineaug/cli.py",
            (("sizes=args.sizes, batches=args.batches", "sizes=args.batches, batches=args.sizes"),),
