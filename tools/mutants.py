@@ -1,4 +1,5 @@
-"""Mutation check: re-inject known engine and command-line bugs one at a time and report whether a fast test catches each.
+"""Mutation check: re-inject known engine and command-line bugs one at a time and report whether a fast test
+catches each.
 
 Each mutant patches a temporary copy of the repository (``spineaug/``, ``tests/``, ``pyproject.toml``; the working
 tree is never touched), then runs the fast tests that guard that guarantee. A mutant is *caught* when they fail.
